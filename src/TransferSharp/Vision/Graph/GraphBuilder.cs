@@ -1,0 +1,185 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>A symbolic value while a graph is being built: the node that produces it and its shape.</summary>
+public readonly record struct Sym(string Name, long[] Shape)
+{
+    /// <summary>Channels (dimension 1).</summary>
+    public int Channels => (int)Shape[1];
+}
+
+/// <summary>
+/// Declares a layer graph in the style of Keras' functional API: each call adds a named node and
+/// returns its output. Names given inside <see cref="Scope"/> are prefixed with the scope path, so a
+/// family writes <c>b.Conv(x, "conv1", …)</c> inside <c>b.Scope("layer1.0")</c> and gets the
+/// reference's parameter names ("layer1.0.conv1.weight").
+/// </summary>
+public sealed class GraphBuilder
+{
+    private readonly string _name;
+    private readonly long[] _inputShape;
+    private readonly List<Node> _nodes = [];
+    private readonly Dictionary<string, long[]> _shapes = new(StringComparer.Ordinal);
+    private readonly List<LayerGroup> _groups = [];
+    private readonly List<string> _aux = [];
+    private readonly Stack<string> _scopes = new();
+    private string? _features;
+    private string? _classifier;
+
+    /// <summary>Starts a graph for inputs of [1, channels, height, width].</summary>
+    public GraphBuilder(string name, int channels, int height, int width)
+    {
+        _name = name;
+        _inputShape = [1, channels, height, width];
+        _shapes[ModelGraph.InputName] = _inputShape;
+        Input = new Sym(ModelGraph.InputName, _inputShape);
+    }
+
+    /// <summary>The image input.</summary>
+    public Sym Input { get; }
+
+    /// <summary>Prefixes the names of nodes added until the returned scope is disposed.</summary>
+    public IDisposable Scope(string prefix)
+    {
+        _scopes.Push(Qualify(prefix));
+        return new PopScope(_scopes);
+    }
+
+    private sealed class PopScope(Stack<string> scopes) : IDisposable
+    {
+        public void Dispose() => scopes.Pop();
+    }
+
+    /// <summary>The full name of a node declared here with a local name.</summary>
+    public string Qualify(string local) => _scopes.Count == 0 ? local : _scopes.Peek() + "." + local;
+
+    /// <summary>Adds any op. A null name picks a unique one from the op kind.</summary>
+    public Sym Add(Op op, string? name, params Sym[] inputs)
+    {
+        string full = name is null ? Unique(Qualify(op.Kind.ToLowerInvariant())) : Qualify(name);
+        if (_shapes.ContainsKey(full)) throw new GraphException($"graph '{_name}': node '{full}' declared twice");
+        long[] shape;
+        try
+        {
+            shape = op.InferShape(inputs.Select(i => i.Shape).ToList());
+        }
+        catch (GraphException e)
+        {
+            throw new GraphException($"graph '{_name}', node '{full}': {e.Message}");
+        }
+        _nodes.Add(new Node(full, op, inputs.Select(i => i.Name).ToArray()));
+        _shapes[full] = shape;
+        return new Sym(full, shape);
+    }
+
+    private string Unique(string baseName)
+    {
+        if (!_shapes.ContainsKey(baseName)) return baseName;
+        for (int i = 1; ; i++)
+        {
+            var candidate = baseName + "_" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (!_shapes.ContainsKey(candidate)) return candidate;
+        }
+    }
+
+    /// <summary>2-D convolution; padding defaults to symmetric (k−1)/2·dilation as timm does.</summary>
+    public Sym Conv(Sym x, string name, int outChannels, Size2 kernel, Size2? stride = null, PadSpec? padding = null,
+        int groups = 1, bool bias = false, Size2? dilation = null, double? weightStandardizationEps = null)
+    {
+        var d = dilation ?? new Size2(1, 1);
+        var pad = padding ?? PadSpec.Symmetric((kernel.H - 1) / 2 * d.H, (kernel.W - 1) / 2 * d.W);
+        return Add(new Conv2dOp(x.Channels, outChannels, kernel, stride ?? new Size2(1, 1), pad, d, groups, bias, weightStandardizationEps), name, x);
+    }
+
+    /// <summary>Convolution with explicit symmetric integer padding (torchvision style).</summary>
+    public Sym Conv(Sym x, string name, int outChannels, Size2 kernel, Size2 stride, int padding, int groups = 1, bool bias = false) =>
+        Conv(x, name, outChannels, kernel, stride, PadSpec.Symmetric(padding), groups, bias);
+
+    /// <summary>Convolution (no bias) → BatchNorm → optional activation, the unit most CNNs repeat.</summary>
+    public Sym ConvBnAct(Sym x, string convName, string bnName, int outChannels, Size2 kernel, Size2? stride = null,
+        PadSpec? padding = null, ActivationKind? act = ActivationKind.Relu, double eps = 1e-5, int groups = 1, string? actName = null)
+    {
+        x = Conv(x, convName, outChannels, kernel, stride, padding, groups);
+        x = BatchNorm(x, bnName, eps);
+        return act is { } a ? Act(x, a, actName) : x;
+    }
+
+    /// <summary>Batch normalisation.</summary>
+    public Sym BatchNorm(Sym x, string name, double eps = 1e-5, double momentum = 0.1) =>
+        Add(new BatchNormOp(x.Channels, eps, momentum), name, x);
+
+    /// <summary>Group normalisation.</summary>
+    public Sym GroupNorm(Sym x, string name, int groups, double eps = 1e-5) =>
+        Add(new GroupNormOp(groups, x.Channels, eps), name, x);
+
+    /// <summary>An activation.</summary>
+    public Sym Act(Sym x, ActivationKind kind, string? name = null, double alpha = 0, double beta = 0) =>
+        Add(new ActivationOp(kind, alpha, beta), name, x);
+
+    /// <summary>ReLU.</summary>
+    public Sym Relu(Sym x, string? name = null) => Act(x, ActivationKind.Relu, name);
+
+    /// <summary>ReLU6.</summary>
+    public Sym Relu6(Sym x, string? name = null) => Act(x, ActivationKind.Relu6, name);
+
+    /// <summary>Max pooling.</summary>
+    public Sym MaxPool(Sym x, Size2 kernel, Size2 stride, PadSpec? padding = null, bool ceilMode = false, string? name = null) =>
+        Add(new Pool2dOp(PoolKind.Max, kernel, stride, padding ?? PadSpec.None, ceilMode), name, x);
+
+    /// <summary>Average pooling.</summary>
+    public Sym AvgPool(Sym x, Size2 kernel, Size2 stride, PadSpec? padding = null, bool ceilMode = false,
+        bool countIncludePad = true, string? name = null) =>
+        Add(new Pool2dOp(PoolKind.Avg, kernel, stride, padding ?? PadSpec.None, ceilMode, countIncludePad), name, x);
+
+    /// <summary>Global average (or max) pooling, flattened to [N, C] unless keepDims.</summary>
+    public Sym GlobalPool(Sym x, PoolKind pool = PoolKind.Avg, bool keepDims = false, string? name = null) =>
+        Add(new GlobalPoolOp(pool, keepDims), name, x);
+
+    /// <summary>Sum of inputs.</summary>
+    public Sym Sum(params Sym[] xs) => Add(new BinaryOp(BinaryKind.Add), null, xs);
+
+    /// <summary>Sum of inputs, named.</summary>
+    public Sym Sum(string name, params Sym[] xs) => Add(new BinaryOp(BinaryKind.Add), name, xs);
+
+    /// <summary>Multiplication by a constant.</summary>
+    public Sym Scale(Sym x, double scale, string? name = null) => Add(new ScaleOp(scale), name, x);
+
+    /// <summary>Channel concatenation.</summary>
+    public Sym Concat(params Sym[] xs) => Add(new ConcatOp(1), null, xs);
+
+    /// <summary>Channel concatenation, named.</summary>
+    public Sym Concat(string name, params Sym[] xs) => Add(new ConcatOp(1), name, xs);
+
+    /// <summary>Flatten from dimension 1.</summary>
+    public Sym Flatten(Sym x, string? name = null) => Add(new FlattenOp(1), name, x);
+
+    /// <summary>Fully connected layer.</summary>
+    public Sym Linear(Sym x, string name, int outFeatures, bool bias = true) =>
+        Add(new LinearOp((int)x.Shape[^1], outFeatures, bias), name, x);
+
+    /// <summary>Dropout.</summary>
+    public Sym Dropout(Sym x, double p, string? name = null) => Add(new DropoutOp(p), name, x);
+
+    /// <summary>Explicit padding of the spatial dimensions.</summary>
+    public Sym Pad(Sym x, int top, int left, int bottom, int right, string? name = null) =>
+        Add(new PadOp(top, left, bottom, right), name, x);
+
+    /// <summary>Marks the last feature map (pooled features and feature extraction read it).</summary>
+    public void Features(Sym x) => _features = x.Name;
+
+    /// <summary>Marks the final linear layer (replaced by <see cref="GraphModule.ResetClassifier"/>).</summary>
+    public void Classifier(Sym x)
+    {
+        if (_nodes.Find(n => n.Name == x.Name)?.Op is not LinearOp) throw new GraphException($"'{x.Name}' is not a Linear node");
+        _classifier = x.Name;
+    }
+
+    /// <summary>Marks a training-only extra output.</summary>
+    public void AuxOutput(Sym x) => _aux.Add(x.Name);
+
+    /// <summary>Declares a layer group (node-name prefixes, unscoped), from input side to head.</summary>
+    public void Group(string name, params string[] prefixes) => _groups.Add(new LayerGroup(name, prefixes));
+
+    /// <summary>Finishes the graph with the given output.</summary>
+    public ModelGraph Build(Sym output) =>
+        new(_name, _inputShape, _nodes.ToArray(), output.Name, _features, _classifier, _groups.ToArray(), _aux.ToArray());
+}

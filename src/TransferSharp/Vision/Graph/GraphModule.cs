@@ -1,0 +1,406 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>What BatchNorm layers do when the model is in training mode.</summary>
+public enum BatchNormMode
+{
+    /// <summary>BatchNorm layers whose parameters are frozen stay in eval mode (running statistics
+    /// used and not updated); unfrozen ones train. The default, and what "frozen" should mean.</summary>
+    FollowFreeze,
+    /// <summary>Every BatchNorm layer follows the model's mode (PyTorch's behaviour: a frozen layer
+    /// still updates its statistics in training mode).</summary>
+    Train,
+    /// <summary>Every BatchNorm layer stays in eval mode, even when unfrozen.</summary>
+    Eval,
+}
+
+/// <summary>
+/// Runs a <see cref="ModelGraph"/> on TorchSharp with autograd. Parameters are registered under the
+/// node names, so <c>state_dict()</c> keys equal the reference implementation's. Offers what
+/// transfer learning needs: pooled features, feature taps at any node, a replaceable classifier,
+/// layer groups to freeze, an explicit BatchNorm policy, and a summary.
+/// </summary>
+public sealed class GraphModule : nn.Module<Tensor, Tensor>
+{
+    private ModelGraph _graph;
+    private Layer[] _layers;
+    private readonly Dictionary<string, nn.Module> _containers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Plan> _plans = new(StringComparer.Ordinal);
+    private readonly object _planLock = new();
+    private BatchNormMode _bnMode = BatchNormMode.FollowFreeze;
+
+    /// <summary>Instantiates the graph with freshly initialised parameters.</summary>
+    public GraphModule(ModelGraph graph) : base(graph.Name)
+    {
+        _graph = graph;
+        _layers = graph.Nodes.Select(n => n.Op.CreateLayer()).ToArray();
+        for (int i = 0; i < _layers.Length; i++) Attach(graph.Nodes[i].Name, _layers[i]);
+    }
+
+    /// <summary>The graph this module runs.</summary>
+    public ModelGraph Graph => _graph;
+
+    /// <summary>Size of pooled features (channels of the last feature map).</summary>
+    public int NumFeatures => _graph.NumFeatures;
+
+    /// <summary>Number of classes of the classifier, 0 when headless.</summary>
+    public int NumClasses => _graph.NumClasses;
+
+    /// <summary>The layer executing a node.</summary>
+    public Layer LayerOf(string node) => _layers[_graph.IndexOf(node)];
+
+    /// <summary>Names of the layer groups, from the input side to the head.</summary>
+    public IReadOnlyList<string> GroupNames => _graph.Groups.Select(g => g.Name).ToArray();
+
+    private static bool HasState(Layer layer) => layer.named_parameters().Any() || layer.named_buffers().Any();
+
+    private void Attach(string path, Layer layer)
+    {
+        if (!HasState(layer)) return;
+        var segments = path.Split('.');
+        nn.Module parent = this;
+        string prefix = "";
+        for (int s = 0; s < segments.Length - 1; s++)
+        {
+            prefix = prefix.Length == 0 ? segments[s] : prefix + "." + segments[s];
+            if (!_containers.TryGetValue(prefix, out var container))
+            {
+                container = new Container(segments[s]);
+                Register(parent, segments[s], container);
+                _containers[prefix] = container;
+            }
+            parent = container;
+        }
+        Register(parent, segments[^1], layer);
+        _containers[path] = layer;
+    }
+
+    private void Register(nn.Module parent, string name, nn.Module child)
+    {
+        switch (parent)
+        {
+            case GraphModule: SetChild(name, child); break;
+            case Container c: c.SetChild(name, child); break;
+            case Layer l: l.SetChild(name, child); break;
+        }
+    }
+
+    private void Detach(string path)
+    {
+        if (!_containers.Remove(path)) return;
+        int dot = path.LastIndexOf('.');
+        var name = path[(dot + 1)..];
+        nn.Module parent = dot < 0 ? this : _containers[path[..dot]];
+        switch (parent)
+        {
+            case GraphModule: if (_internal_submodules.ContainsKey(name)) _internal_submodules.Remove(name); break;
+            case Container c: c.RemoveChild(name); break;
+            case Layer l: l.RemoveChild(name); break;
+        }
+    }
+
+    private void SetChild(string name, nn.Module child)
+    {
+        if (_internal_submodules.ContainsKey(name)) _internal_submodules.Remove(name);
+        register_module(name, child);
+    }
+
+    /// <summary>A module that only holds children, to build the dotted module paths.</summary>
+    private sealed class Container : nn.Module
+    {
+        public Container(string name) : base(name) { }
+
+        public void SetChild(string name, nn.Module child)
+        {
+            if (_internal_submodules.ContainsKey(name)) _internal_submodules.Remove(name);
+            register_module(name, child);
+        }
+
+        public void RemoveChild(string name) { if (_internal_submodules.ContainsKey(name)) _internal_submodules.Remove(name); }
+    }
+
+    // ---------------------------------------------------------------- execution
+
+    private sealed record Plan(int[] Order, int[][] Sources, int[] LastUse, bool[] Keep, int[] OutputIndex, Dictionary<int, int> FeedSlot);
+
+    private Plan GetPlan(IReadOnlyCollection<string> feeds, IReadOnlyList<string> outputs)
+    {
+        var key = string.Join(",", feeds) + "|" + string.Join(",", outputs);
+        lock (_planLock)
+        {
+            if (_plans.TryGetValue(key, out var cached)) return cached;
+            var g = _graph;
+            var fed = new HashSet<string>(feeds, StringComparer.Ordinal);
+            // Walk back from the outputs, stopping at fed nodes.
+            var need = new bool[g.Nodes.Count];
+            var stack = new Stack<string>(outputs);
+            while (stack.Count > 0)
+            {
+                var name = stack.Pop();
+                if (fed.Contains(name)) continue;
+                if (name == ModelGraph.InputName)
+                    throw new GraphException($"graph '{g.Name}': the graph input is needed but not given");
+                int i = g.IndexOf(name);
+                if (need[i]) continue;
+                need[i] = true;
+                foreach (var input in g.Nodes[i].Inputs) stack.Push(input);
+            }
+            var order = Enumerable.Range(0, g.Nodes.Count).Where(i => need[i]).ToArray();
+            // Slots: node i lives in slot i; feeds of nodes use their own slot; the graph input uses slot N.
+            int inputSlot = g.Nodes.Count;
+            int SlotOf(string name) => name == ModelGraph.InputName ? inputSlot : g.IndexOf(name);
+            var feedSlot = new Dictionary<int, int>();
+            int f = 0;
+            foreach (var name in feeds) feedSlot[SlotOf(name)] = f++;
+            var sources = new int[g.Nodes.Count][];
+            var lastUse = Enumerable.Repeat(-1, g.Nodes.Count + 1).ToArray();
+            for (int k = 0; k < order.Length; k++)
+            {
+                var node = g.Nodes[order[k]];
+                sources[order[k]] = node.Inputs.Select(SlotOf).ToArray();
+                foreach (var s in sources[order[k]]) lastUse[s] = k;
+            }
+            var keep = new bool[g.Nodes.Count + 1];
+            var outputIndex = outputs.Select(SlotOf).ToArray();
+            foreach (var o in outputIndex) keep[o] = true;
+            foreach (var slot in feedSlot.Keys) keep[slot] = true; // caller-owned: never disposed or overwritten
+            var plan = new Plan(order, sources, lastUse, keep, outputIndex, feedSlot);
+            _plans[key] = plan;
+            return plan;
+        }
+    }
+
+    /// <summary>
+    /// Computes the named outputs from the given feeds (usually just "input"). Only the nodes the
+    /// outputs depend on run; every intermediate tensor is freed right after its last consumer.
+    /// </summary>
+    public Tensor[] Run(IReadOnlyDictionary<string, Tensor> feeds, IReadOnlyList<string> outputs)
+    {
+        var feedNames = feeds.Keys.ToArray();
+        var plan = GetPlan(feedNames, outputs);
+        var values = new Tensor?[_graph.Nodes.Count + 1];
+        foreach (var (slot, f) in plan.FeedSlot) values[slot] = feeds[feedNames[f]];
+        bool inference = !is_grad_enabled();
+        using var scope = NewDisposeScope();
+        var args = new List<Tensor>(4);
+        for (int k = 0; k < plan.Order.Length; k++)
+        {
+            int i = plan.Order[k];
+            var src = plan.Sources[i];
+            var layer = _layers[i];
+            args.Clear();
+            foreach (var s in src) args.Add(values[s] ?? throw new InvalidOperationException($"value of slot {s} was freed early"));
+            Tensor y;
+            try
+            {
+                if (inference && layer.CanRunInPlace && src.Length == 1 && plan.LastUse[src[0]] == k && !plan.Keep[src[0]])
+                    y = layer.ForwardInPlace(args[0]);
+                else
+                    y = layer.Forward(args);
+            }
+            catch (ExternalException e)
+            {
+                var shapes = string.Join(" ", args.Select(a => "[" + string.Join(",", a.shape) + "]"));
+                throw new GraphException($"graph '{_graph.Name}', node '{_graph.Nodes[i].Name}' ({layer.Op.Kind}) failed on input {shapes}: {e.Message.Split('\n')[0]}");
+            }
+            foreach (var a in args) if (ReferenceEquals(a, y)) { y = y.alias(); break; }
+            values[i] = y;
+            foreach (var s in src)
+            {
+                if (plan.LastUse[s] == k && !plan.Keep[s] && values[s] is { } dead)
+                {
+                    dead.Dispose();
+                    values[s] = null;
+                }
+            }
+        }
+        var results = new Tensor[plan.OutputIndex.Length];
+        for (int o = 0; o < results.Length; o++)
+        {
+            var v = values[plan.OutputIndex[o]]!;
+            // A requested output may be a feed or appear twice: hand out distinct handles.
+            results[o] = (plan.FeedSlot.ContainsKey(plan.OutputIndex[o]) || Array.IndexOf(plan.OutputIndex, plan.OutputIndex[o]) != o ? v.alias() : v)
+                .MoveToOuterDisposeScope();
+        }
+        return results;
+    }
+
+    /// <summary>Computes the named node outputs for an input batch.</summary>
+    public Tensor[] Run(Tensor input, params string[] outputs) =>
+        Run(new Dictionary<string, Tensor> { [ModelGraph.InputName] = input }, outputs);
+
+    /// <summary>The model output (logits) for a batch [N, C, H, W].</summary>
+    public override Tensor forward(Tensor input) => Run(input, _graph.Output)[0];
+
+    /// <summary>In training mode, the logits and the auxiliary outputs (Inception v3's AuxLogits);
+    /// in eval mode the auxiliary list is empty.</summary>
+    public (Tensor Logits, Tensor[] Aux) ForwardTrain(Tensor input)
+    {
+        if (!training || _graph.AuxOutputs.Count == 0) return (forward(input), []);
+        var all = Run(input, [_graph.Output, .. _graph.AuxOutputs]);
+        return (all[0], all[1..]);
+    }
+
+    /// <summary>The last feature map [N, F, h, w] (before pooling).</summary>
+    public Tensor ForwardFeatures(Tensor input) => Run(input, FeatureNodeOrThrow)[0];
+
+    /// <summary>Pooled features [N, NumFeatures]: global average (default) or max of the last feature map.</summary>
+    public Tensor PooledFeatures(Tensor input, PoolKind pool = PoolKind.Avg)
+    {
+        using var fmap = ForwardFeatures(input);
+        return GlobalPoolOp.GlobalPool(fmap, pool, keepDims: false);
+    }
+
+    /// <summary>The head: from a feature map (as <see cref="ForwardFeatures"/> returns) to the output.</summary>
+    public Tensor ForwardHead(Tensor featureMap) =>
+        Run(new Dictionary<string, Tensor> { [FeatureNodeOrThrow] = featureMap }, [_graph.Output])[0];
+
+    /// <summary>Outputs of any named nodes (feature taps), computed in one pass.</summary>
+    public Dictionary<string, Tensor> Taps(Tensor input, params string[] nodes)
+    {
+        var values = Run(input, nodes);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            if (!result.TryAdd(nodes[i], values[i])) values[i].Dispose();
+        }
+        return result;
+    }
+
+    private string FeatureNodeOrThrow => _graph.FeatureNode
+        ?? throw new GraphException($"graph '{_graph.Name}' marks no feature node; use Taps with a node name");
+
+    // ---------------------------------------------------------------- head
+
+    /// <summary>
+    /// Replaces the classifier with a new, randomly initialised linear layer of
+    /// <paramref name="numClasses"/> outputs; 0 removes it, so the output becomes the pre-logits features.
+    /// </summary>
+    public void ResetClassifier(int numClasses)
+    {
+        if (numClasses < 0) throw new ArgumentOutOfRangeException(nameof(numClasses), "must be ≥ 0");
+        var name = _graph.ClassifierNode ?? throw new GraphException($"graph '{_graph.Name}' has no classifier to replace");
+        var old = (LinearOp)_graph.Node(name).Op;
+        Op op = numClasses == 0 ? new IdentityOp() : new LinearOp(old.InFeatures, numClasses, old.Bias);
+        ReplaceNode(name, op);
+        _graph = _graph.With(nodes: _graph.Nodes.Select(n => n.Name == name ? n with { Op = op } : n).ToArray(),
+            clearClassifier: numClasses == 0);
+    }
+
+    private void ReplaceNode(string name, Op op)
+    {
+        int i = _graph.IndexOf(name);
+        var device = parameters().FirstOrDefault()?.device;
+        var layer = op.CreateLayer();
+        if (device is not null && device.type != DeviceType.CPU) layer.to(device);
+        layer.train(training);
+        Detach(name);
+        _layers[i].Dispose();
+        _layers[i] = layer;
+        Attach(name, layer);
+        lock (_planLock) _plans.Clear();
+    }
+
+    // ---------------------------------------------------------------- freezing and modes
+
+    /// <summary>What BatchNorm layers do in training mode; see <see cref="Graph.BatchNormMode"/>.</summary>
+    public BatchNormMode BatchNormMode
+    {
+        get => _bnMode;
+        set { _bnMode = value; train(training); }
+    }
+
+    /// <summary>Sets training or eval mode, then applies <see cref="BatchNormMode"/>.</summary>
+    public override void train(bool train = true)
+    {
+        base.train(train);
+        foreach (var layer in _layers)
+        {
+            bool mode = train;
+            if (train && layer is BatchNormLayer bn)
+            {
+                mode = _bnMode switch
+                {
+                    BatchNormMode.Eval => false,
+                    BatchNormMode.Train => true,
+                    _ => bn.parameters().Any(p => p.requires_grad),
+                };
+            }
+            layer.train(mode);
+        }
+    }
+
+    /// <summary>Freezes (no gradients) the named layer groups; all of them when none is named.</summary>
+    public void Freeze(params string[] groups) => SetTrainable(groups, false);
+
+    /// <summary>Unfreezes the named layer groups; all of them when none is named.</summary>
+    public void Unfreeze(params string[] groups) => SetTrainable(groups, true);
+
+    /// <summary>Freezes everything, then unfreezes the top <paramref name="count"/> groups (the head counts as one).</summary>
+    public void UnfreezeTop(int count)
+    {
+        var names = GroupNames;
+        if (count < 0 || count > names.Count)
+            throw new ArgumentOutOfRangeException(nameof(count), $"model '{_graph.Name}' has {names.Count} layer groups ({string.Join(", ", names)}); cannot unfreeze the top {count}");
+        Freeze();
+        Unfreeze(names.Skip(names.Count - count).ToArray());
+    }
+
+    /// <summary>Freezes everything below the named group and unfreezes it and everything above.</summary>
+    public void UnfreezeFrom(string group)
+    {
+        var names = GroupNames.ToList();
+        int i = names.FindIndex(n => string.Equals(n, group, StringComparison.OrdinalIgnoreCase));
+        if (i < 0) throw new ArgumentException($"model '{_graph.Name}' has no layer group '{group}'; groups: {string.Join(", ", names)}", nameof(group));
+        UnfreezeTop(names.Count - i);
+    }
+
+    private void SetTrainable(string[] groups, bool trainable)
+    {
+        var selected = new List<LayerGroup>();
+        foreach (var name in groups)
+        {
+            var g = _graph.Groups.FirstOrDefault(x => string.Equals(x.Name, name, StringComparison.OrdinalIgnoreCase))
+                ?? throw new ArgumentException($"model '{_graph.Name}' has no layer group '{name}'; groups: {string.Join(", ", GroupNames)}");
+            selected.Add(g);
+        }
+        foreach (var (name, p) in named_parameters())
+        {
+            if (groups.Length == 0 || selected.Contains(_graph.GroupOf(name)!)) p.requires_grad = trainable;
+        }
+        train(training);
+    }
+
+    /// <summary>The trainable and frozen state of each group.</summary>
+    public IReadOnlyList<(string Group, long Trainable, long Frozen)> GroupState()
+    {
+        var stats = _graph.Groups.Select(g => g.Name).ToDictionary(n => n, _ => (T: 0L, F: 0L));
+        foreach (var (name, p) in named_parameters())
+        {
+            var g = _graph.GroupOf(name)?.Name;
+            if (g is null) continue;
+            var s = stats[g];
+            stats[g] = p.requires_grad ? (s.T + p.numel(), s.F) : (s.T, s.F + p.numel());
+        }
+        return _graph.Groups.Select(g => (g.Name, stats[g.Name].T, stats[g.Name].F)).ToArray();
+    }
+
+    /// <summary>Number of parameters (trainable and frozen).</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>Layers, output shapes, parameter counts and MACs, for an input of the given [N, C, H, W] (default: native size, batch 1).</summary>
+    public ModelSummary Summary(long[]? inputShape = null) => ModelSummary.Of(this, inputShape ?? _graph.InputShape);
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            foreach (var l in _layers) l.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,183 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>A graph is malformed, or an op cannot take the shapes it is given.</summary>
+public class GraphException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public GraphException(string message) : base(message) { }
+}
+
+/// <summary>One named node: an op applied to the outputs of earlier nodes (or the graph input).</summary>
+/// <param name="Name">Unique name; for nodes with parameters it is the module path of the reference
+/// implementation ("layer1.0.conv1"), so parameter names are Name + ".weight" and so on.</param>
+/// <param name="Op">What the node computes.</param>
+/// <param name="Inputs">Names of the nodes (or the graph input) it reads, in order.</param>
+public sealed record Node(string Name, Op Op, IReadOnlyList<string> Inputs);
+
+/// <summary>A named group of layers, frozen or unfrozen together; members are node-name prefixes.</summary>
+public sealed record LayerGroup(string Name, IReadOnlyList<string> Prefixes)
+{
+    /// <summary>True when the node or parameter name lies in this group.</summary>
+    public bool Contains(string name) =>
+        Prefixes.Any(p => name == p || name.StartsWith(p + ".", StringComparison.Ordinal) || p.Length == 0);
+}
+
+/// <summary>
+/// A model as a layer graph: nodes in topological order, one image input, the logits output, and
+/// the landmarks transfer learning needs (the feature map, the classifier, the layer groups).
+/// Immutable; rewrites return new graphs.
+/// </summary>
+public sealed class ModelGraph
+{
+    /// <summary>Name of the graph input.</summary>
+    public const string InputName = "input";
+
+    /// <summary>Creates and validates a graph.</summary>
+    public ModelGraph(string name, long[] inputShape, IReadOnlyList<Node> nodes, string output, string? featureNode,
+        string? classifierNode, IReadOnlyList<LayerGroup> groups, IReadOnlyList<string>? auxOutputs = null)
+    {
+        Name = name;
+        InputShape = inputShape;
+        Nodes = nodes;
+        Output = output;
+        FeatureNode = featureNode;
+        ClassifierNode = classifierNode;
+        Groups = groups;
+        AuxOutputs = auxOutputs ?? [];
+        _index = new Dictionary<string, int>(StringComparer.Ordinal);
+        Validate();
+        Shapes = InferShapes(inputShape);
+    }
+
+    private readonly Dictionary<string, int> _index;
+
+    /// <summary>The graph's name (the zoo name for zoo models).</summary>
+    public string Name { get; }
+
+    /// <summary>The native input shape [1, C, H, W] the graph was built for; other sizes work where the ops allow.</summary>
+    public long[] InputShape { get; }
+
+    /// <summary>Nodes in execution order.</summary>
+    public IReadOnlyList<Node> Nodes { get; }
+
+    /// <summary>The node whose output is the model output (logits, or features when headless).</summary>
+    public string Output { get; }
+
+    /// <summary>The node whose output is the last feature map, before any pooling; null if unknown.</summary>
+    public string? FeatureNode { get; }
+
+    /// <summary>The final linear layer that <see cref="GraphModule.ResetClassifier"/> replaces; null when headless.</summary>
+    public string? ClassifierNode { get; }
+
+    /// <summary>Extra outputs computed only in training mode (Inception v3's auxiliary logits).</summary>
+    public IReadOnlyList<string> AuxOutputs { get; }
+
+    /// <summary>Layer groups, from the input side to the head.</summary>
+    public IReadOnlyList<LayerGroup> Groups { get; }
+
+    /// <summary>Output shape of every node (and the input) at <see cref="InputShape"/>.</summary>
+    public IReadOnlyDictionary<string, long[]> Shapes { get; }
+
+    /// <summary>Channels of the image input.</summary>
+    public int InChannels => (int)InputShape[1];
+
+    /// <summary>Number of channels of the feature map (the size of pooled features).</summary>
+    public int NumFeatures => FeatureNode is null ? (int)Shapes[Output][^1] : (int)Shapes[FeatureNode][1];
+
+    /// <summary>Number of outputs of the classifier (0 when headless).</summary>
+    public int NumClasses => ClassifierNode is null ? 0 : ((LinearOp)Node(ClassifierNode).Op).OutFeatures;
+
+    /// <summary>Index of a node in <see cref="Nodes"/>.</summary>
+    public int IndexOf(string name) =>
+        _index.TryGetValue(name, out var i) ? i : throw new GraphException($"graph '{Name}' has no node '{name}'");
+
+    /// <summary>True when the graph has a node of that name.</summary>
+    public bool HasNode(string name) => _index.ContainsKey(name);
+
+    /// <summary>The node of that name.</summary>
+    public Node Node(string name) => Nodes[IndexOf(name)];
+
+    /// <summary>The group a node or parameter name belongs to (the last matching group), or null.</summary>
+    public LayerGroup? GroupOf(string name)
+    {
+        LayerGroup? found = null;
+        foreach (var g in Groups) if (g.Contains(name)) found = g;
+        return found;
+    }
+
+    private void Validate()
+    {
+        for (int i = 0; i < Nodes.Count; i++)
+        {
+            var n = Nodes[i];
+            if (string.IsNullOrEmpty(n.Name) || n.Name == InputName)
+                throw new GraphException($"graph '{Name}': node {i} has an invalid name '{n.Name}'");
+            if (!_index.TryAdd(n.Name, i))
+                throw new GraphException($"graph '{Name}': two nodes are named '{n.Name}'");
+            if (n.Op.Arity >= 0 && n.Inputs.Count != n.Op.Arity)
+                throw new GraphException($"graph '{Name}': node '{n.Name}' ({n.Op.Kind}) takes {n.Op.Arity} inputs, has {n.Inputs.Count}");
+            if (n.Op.Arity < 0 && n.Inputs.Count == 0)
+                throw new GraphException($"graph '{Name}': node '{n.Name}' ({n.Op.Kind}) has no inputs");
+        }
+        for (int i = 0; i < Nodes.Count; i++)
+        {
+            foreach (var input in Nodes[i].Inputs)
+            {
+                if (input == InputName) continue;
+                if (!_index.TryGetValue(input, out var j))
+                    throw new GraphException($"graph '{Name}': node '{Nodes[i].Name}' reads '{input}', which no node produces");
+                if (j >= i)
+                    throw new GraphException($"graph '{Name}': node '{Nodes[i].Name}' reads '{input}', which comes later: the graph has a cycle or is not in topological order");
+            }
+        }
+        foreach (var name in new[] { Output, FeatureNode, ClassifierNode }.Concat(AuxOutputs))
+        {
+            if (name is not null && name != InputName && !_index.ContainsKey(name))
+                throw new GraphException($"graph '{Name}': it names '{name}' as a landmark, but has no such node");
+        }
+        if (ClassifierNode is not null && Node(ClassifierNode).Op is not LinearOp)
+            throw new GraphException($"graph '{Name}': classifier '{ClassifierNode}' is not a Linear layer");
+    }
+
+    /// <summary>Output shapes of all nodes for an input of the given shape [N, C, H, W].</summary>
+    public Dictionary<string, long[]> InferShapes(long[] inputShape)
+    {
+        var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal) { [InputName] = inputShape };
+        foreach (var n in Nodes)
+        {
+            var ins = n.Inputs.Select(i => shapes[i]).ToList();
+            try
+            {
+                shapes[n.Name] = n.Op.InferShape(ins);
+            }
+            catch (GraphException e)
+            {
+                throw new GraphException($"graph '{Name}', node '{n.Name}': {e.Message}");
+            }
+        }
+        return shapes;
+    }
+
+    /// <summary>A copy with some parts changed.</summary>
+    public ModelGraph With(IReadOnlyList<Node>? nodes = null, string? output = null, string? featureNode = null,
+        string? classifierNode = null, bool clearClassifier = false, IReadOnlyList<LayerGroup>? groups = null,
+        IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null) =>
+        new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, featureNode ?? FeatureNode,
+            clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs);
+
+    /// <summary>Indices of the nodes needed to compute the given outputs, in execution order.</summary>
+    public int[] Needed(IEnumerable<string> outputs)
+    {
+        var need = new bool[Nodes.Count];
+        var stack = new Stack<int>();
+        foreach (var o in outputs) if (o != InputName) stack.Push(IndexOf(o));
+        while (stack.Count > 0)
+        {
+            int i = stack.Pop();
+            if (need[i]) continue;
+            need[i] = true;
+            foreach (var input in Nodes[i].Inputs) if (input != InputName) stack.Push(_index[input]);
+        }
+        return Enumerable.Range(0, Nodes.Count).Where(i => need[i]).ToArray();
+    }
+}

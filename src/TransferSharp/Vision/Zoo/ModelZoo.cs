@@ -1,0 +1,112 @@
+using TransferSharp.Vision.Graph;
+
+namespace TransferSharp.Vision.Zoo;
+
+/// <summary>How to build a zoo model. Configuration as data, one record for every family.</summary>
+public sealed record ModelOptions
+{
+    /// <summary>Classes of the classifier; 0 builds the model without one (output = pre-logits features).</summary>
+    public int NumClasses { get; init; } = 1000;
+
+    /// <summary>Channels of the input image (1 for grayscale; pretrained first-layer weights are adapted).</summary>
+    public int InChannels { get; init; } = 3;
+
+    /// <summary>Input height and width the graph is built for (null: the family's native size). Other
+    /// sizes run too; this only sets the summary's shapes.</summary>
+    public int? ImageSize { get; init; }
+
+    /// <summary>Dropout before the classifier (null: the reference's default).</summary>
+    public double? DropRate { get; init; }
+
+    /// <summary>Keep Inception v3's auxiliary classifier (training mode only).</summary>
+    public bool AuxLogits { get; init; } = true;
+}
+
+/// <summary>A zoo architecture: its name, where it comes from, and how to build it.</summary>
+/// <param name="Name">Zoo name, as in PRODUCT.md ("resnet50").</param>
+/// <param name="Family">Family ("ResNet").</param>
+/// <param name="Reference">Implementation whose state dict and semantics it reproduces ("torchvision", "timm").</param>
+/// <param name="ReferenceModel">The reference's own model name ("legacy_xception").</param>
+/// <param name="Aliases">Other accepted names (the Keras Applications name first).</param>
+/// <param name="NativeSize">Native input resolution.</param>
+/// <param name="Builder">Builds the graph.</param>
+public sealed record ZooEntry(string Name, string Family, string Reference, string ReferenceModel, IReadOnlyList<string> Aliases,
+    int NativeSize, Func<ModelOptions, ModelGraph> Builder)
+{
+    /// <summary>Builds the graph with the given options.</summary>
+    public ModelGraph Build(ModelOptions? options = null) => Builder(options ?? new ModelOptions());
+}
+
+/// <summary>No zoo model has that name.</summary>
+public sealed class UnknownModelException(string message) : ArgumentException(message);
+
+/// <summary>
+/// The registry of architectures (timm's registry, Keras Applications' names). Each family file
+/// contributes its entries; names and aliases are case-insensitive.
+/// </summary>
+public static class ModelZoo
+{
+    private static readonly Lazy<IReadOnlyList<ZooEntry>> _entries = new(() =>
+    [
+        .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
+    ]);
+
+    private static readonly Lazy<Dictionary<string, ZooEntry>> _byName = new(() =>
+    {
+        var map = new Dictionary<string, ZooEntry>(StringComparer.OrdinalIgnoreCase);
+        foreach (var e in _entries.Value)
+        {
+            map.Add(e.Name, e);
+            foreach (var a in e.Aliases) map.TryAdd(a, e);
+        }
+        return map;
+    });
+
+    /// <summary>Every architecture, in registry order.</summary>
+    public static IReadOnlyList<ZooEntry> Entries => _entries.Value;
+
+    /// <summary>True when the name or alias is in the zoo.</summary>
+    public static bool Contains(string nameOrAlias) => _byName.Value.ContainsKey(nameOrAlias);
+
+    /// <summary>The entry for a name or alias (case-insensitive).</summary>
+    public static ZooEntry Get(string nameOrAlias)
+    {
+        if (_byName.Value.TryGetValue(nameOrAlias, out var e)) return e;
+        var close = _byName.Value.Keys
+            .Select(k => (k, d: EditDistance(k.ToLowerInvariant(), nameOrAlias.ToLowerInvariant())))
+            .Where(t => t.d <= 3).OrderBy(t => t.d).Take(3).Select(t => t.k).ToArray();
+        throw new UnknownModelException($"no model named '{nameOrAlias}' in the zoo"
+            + (close.Length > 0 ? $"; did you mean {string.Join(" or ", close)}?" : "")
+            + " Run `transfer models` for the list.");
+    }
+
+    /// <summary>Builds a model with freshly initialised weights (see <c>Pretrained</c> for trained ones).</summary>
+    public static GraphModule Create(string nameOrAlias, ModelOptions? options = null) => new(Get(nameOrAlias).Build(options));
+
+    private static int EditDistance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+            for (int j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+
+    /// <summary>Shared head: global average pool → (dropout) → linear classifier, marked as such.</summary>
+    internal static Sym PoolAndClassify(GraphBuilder b, Sym features, ModelOptions o, string fcName, double dropRate = 0, string? dropName = null)
+    {
+        b.Features(features);
+        var x = b.GlobalPool(features, PoolKind.Avg, keepDims: false, name: "global_pool");
+        double p = o.DropRate ?? dropRate;
+        if (p > 0 || dropName is not null) x = b.Dropout(x, p, dropName);
+        if (o.NumClasses <= 0) return x;
+        x = b.Linear(x, fcName, o.NumClasses);
+        b.Classifier(x);
+        return x;
+    }
+
+    internal static GraphBuilder Builder(string name, ModelOptions o, int nativeSize) =>
+        new(name, o.InChannels, o.ImageSize ?? nativeSize, o.ImageSize ?? nativeSize);
+}
