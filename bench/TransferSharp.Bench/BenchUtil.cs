@@ -1,0 +1,56 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace TransferSharp.Bench;
+
+/// <summary>Timing helpers and machine description shared by the suites.</summary>
+public static class BenchUtil
+{
+    /// <summary>Median seconds of <paramref name="repeats"/> runs after <paramref name="warmup"/> unmeasured ones.</summary>
+    public static double MedianSeconds(Action run, int warmup = 1, int repeats = 5)
+    {
+        for (int i = 0; i < warmup; i++) run();
+        var times = new List<double>();
+        for (int i = 0; i < repeats; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            times.Add(sw.Elapsed.TotalSeconds);
+        }
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
+    /// <summary>One line naming the machine, for docs/benchmarks.md.</summary>
+    public static string Machine()
+    {
+        string cpu = "unknown CPU";
+        if (File.Exists("/proc/cpuinfo"))
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        long memKb = 0;
+        if (File.Exists("/proc/meminfo"))
+            long.TryParse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], out memKb);
+        return $"{cpu}, {Environment.ProcessorCount} cores, {memKb / 1024 / 1024} GB, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
+    }
+
+    /// <summary>Runs a peer process (python3 script) and returns its stdout; throws with its stderr on failure.</summary>
+    public static string RunPeer(string file, string arguments, IDictionary<string, string>? env = null, int timeoutSeconds = 3600)
+    {
+        var psi = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeoutSeconds * 1000)) { p.Kill(true); throw new TimeoutException($"{file} {arguments} timed out"); }
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed ({p.ExitCode}): {stderr.Result}");
+        return stdout.Result;
+    }
+
+    /// <summary>Peak resident memory of this process (VmHWM), in MB.</summary>
+    public static double PeakRssMb()
+    {
+        if (!File.Exists("/proc/self/status")) return double.NaN;
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+        return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    }
+}

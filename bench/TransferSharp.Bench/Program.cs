@@ -1,0 +1,16 @@
+using TransferSharp.Bench;
+
+// Benchmarks measure ours against the peer in the same run and print a Markdown table for
+// docs/benchmarks.md. Speed targets live here, never in unit tests.
+//   dotnet run -c Release --project bench/TransferSharp.Bench -- <suite> [options]
+var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(StringComparer.OrdinalIgnoreCase)
+{
+};
+
+if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))
+{
+    Console.Error.WriteLine("usage: TransferSharp.Bench <suite> [options]\nsuites:");
+    foreach (var (name, s) in suites) Console.Error.WriteLine($"  {name,-12} {s.Help}");
+    return args.Length == 0 ? 0 : 2;
+}
+return suite.Run(args[1..]);

@@ -1,0 +1,37 @@
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TransferSharp.Runtime;
+
+namespace TransferSharp.Cli.Commands;
+
+/// <summary>`transfer doctor`: the facts that explain most "it does not load / it is slow" reports.</summary>
+public sealed class DoctorCommand : Command<CommonSettings>
+{
+    public override int Execute(CommandContext context, CommonSettings settings, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(settings.Threads);
+        var r = TorchRuntime.Report();
+        if (settings.Json)
+        {
+            Json.Print(r);
+            return 0;
+        }
+        var t = new Table().AddColumn("").AddColumn("").HideHeaders().Border(TableBorder.Simple);
+        void Row(string k, string v) => t.AddRow(new Markup($"[bold]{Markup.Escape(k)}[/]"), new Markup(Markup.Escape(v)));
+        Row("TransferSharp", r.TransferSharpVersion);
+        Row("TorchSharp", r.TorchSharpVersion);
+        Row("LibTorch", r.LibTorchVersion);
+        Row("libLibTorchSharp", r.LibTorchSharpPath ?? "(path unknown)");
+        Row("threads", $"{r.IntraOpThreads} intra-op, {r.InterOpThreads} inter-op, {r.ProcessorCount} logical CPUs");
+        Row("CUDA", r.CudaAvailable ? $"available, {r.CudaDevices} device(s)" : "not available (CPU build of LibTorch, or no GPU)");
+        Row("OS", r.Os);
+        Row("CPU", r.Cpu);
+        Row("libstdc++", r.SystemLibStdCxx is null ? "not found"
+            : $"{r.SystemLibStdCxx} ({(r.SystemHasGlibcxx3432 ? "has" : "lacks")} GLIBCXX_3.4.32)");
+        Row("Debian 12 fix", r.LibTorchSharpPatched ? "applied to the loaded libLibTorchSharp.so"
+            : r.SystemHasGlibcxx3432 ? "not needed" : "not applied (LibTorch loaded anyway)");
+        Row("weights cache", r.CacheDirectory + (r.Offline ? " (offline: TRANSFERSHARP_OFFLINE set)" : ""));
+        AnsiConsole.Write(t);
+        return 0;
+    }
+}

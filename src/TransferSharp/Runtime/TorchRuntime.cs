@@ -1,0 +1,144 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Runtime;
+
+/// <summary>What `transfer doctor` reports: which LibTorch loaded, from where, with how many threads.</summary>
+public sealed record RuntimeReport(
+    string TransferSharpVersion, string TorchSharpVersion, string LibTorchVersion, string? LibTorchSharpPath,
+    int IntraOpThreads, int InterOpThreads, int ProcessorCount, bool CudaAvailable, int CudaDevices,
+    string Os, string Cpu, string? SystemLibStdCxx, bool SystemHasGlibcxx3432, bool LibTorchSharpPatched,
+    string CacheDirectory, bool Offline);
+
+/// <summary>Device selection and facts about the loaded LibTorch.</summary>
+public static class TorchRuntime
+{
+    /// <summary>
+    /// Parses a device name: "cpu" (default), "cuda", "cuda:N", or "auto" (CUDA when this process
+    /// has a CUDA build of LibTorch and a GPU, else CPU). Asking for CUDA without it is an error
+    /// that says what to reference.
+    /// </summary>
+    public static Device ParseDevice(string? name)
+    {
+        var n = (name ?? "cpu").Trim().ToLowerInvariant();
+        if (n is "" or "cpu") return CPU;
+        if (n == "auto") return cuda.is_available() ? CUDA : CPU;
+        if (n.StartsWith("cuda", StringComparison.Ordinal))
+        {
+            if (!cuda.is_available())
+                throw new ArgumentException($"device '{name}' asked for, but this process has no CUDA: it loaded a CPU build of LibTorch or sees no GPU. "
+                    + "Reference a CUDA build of TorchSharp (e.g. the libtorch-cuda-12.8-linux-x64 package) instead of TorchSharp-cpu, or use --device cpu.");
+            return torch.device(n);
+        }
+        throw new ArgumentException($"unknown device '{name}': use cpu, cuda, cuda:N or auto");
+    }
+
+    /// <summary>Sets LibTorch's intra-op thread count (0 or less: leave LibTorch's default).</summary>
+    public static void SetThreads(int threads)
+    {
+        if (threads > 0) set_num_threads(threads);
+    }
+
+    /// <summary>Collects the runtime report (loads LibTorch if it is not loaded yet).</summary>
+    public static RuntimeReport Report()
+    {
+        var libVersion = __version__;
+        var path = LoadedLibraryPath("libLibTorchSharp");
+        var (stdcxx, has3432) = SystemLibStdCxx();
+        bool patched = path is not null && IsPatched(path);
+        return new RuntimeReport(
+            typeof(TorchRuntime).Assembly.GetName().Version?.ToString(3) ?? "?",
+            typeof(torch).Assembly.GetName().Version?.ToString() ?? "?",
+            libVersion, path, get_num_threads(), get_num_interop_threads(), Environment.ProcessorCount,
+            cuda.is_available(), cuda.is_available() ? cuda.device_count() : 0,
+            RuntimeInformation.OSDescription, CpuDescription(), stdcxx, has3432, patched,
+            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment);
+    }
+
+    private static string CpuDescription()
+    {
+        string model = "unknown CPU";
+        try
+        {
+            if (File.Exists("/proc/cpuinfo"))
+                model = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? model;
+        }
+        catch (IOException) { }
+        var features = new List<string>();
+        if (Avx2.IsSupported) features.Add("AVX2");
+        if (Avx512F.IsSupported) features.Add("AVX-512");
+        if (Fma.IsSupported) features.Add("FMA");
+        return $"{model} ({RuntimeInformation.ProcessArchitecture}{(features.Count > 0 ? ", " + string.Join(", ", features) : "")})";
+    }
+
+    private static string? LoadedLibraryPath(string stem)
+    {
+        try
+        {
+            if (!File.Exists("/proc/self/maps")) return null;
+            return File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                .Where(p => p.Length >= 6 && Path.GetFileName(p[5]).StartsWith(stem, StringComparison.Ordinal)).Select(p => p[5]).FirstOrDefault();
+        }
+        catch (IOException) { return null; }
+    }
+
+    private static (string? Path, bool Has3432) SystemLibStdCxx()
+    {
+        foreach (var p in new[] { "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib64/libstdc++.so.6", "/usr/lib/aarch64-linux-gnu/libstdc++.so.6" })
+        {
+            if (!File.Exists(p)) continue;
+            var bytes = File.ReadAllBytes(p);
+            return (p, bytes.AsSpan().IndexOf("GLIBCXX_3.4.32\0"u8) >= 0);
+        }
+        return (null, false);
+    }
+
+    private static bool IsPatched(string path)
+    {
+        // The build's fix marks the GLIBCXX_3.4.32 need weak; `ldd` would then say "weak version".
+        try
+        {
+            var b = File.ReadAllBytes(path);
+            return b.AsSpan().IndexOf("GLIBCXX_3.4.32\0"u8) >= 0 && WeakVersionNeed(b);
+        }
+        catch (IOException) { return false; }
+    }
+
+    private static bool WeakVersionNeed(byte[] b)
+    {
+        if (b.Length < 64 || b[4] != 2) return false;
+        long shoff = BitConverter.ToInt64(b, 0x28);
+        int shentsize = BitConverter.ToUInt16(b, 0x3a), shnum = BitConverter.ToUInt16(b, 0x3c);
+        for (int i = 0; i < shnum; i++)
+        {
+            int o = (int)(shoff + (long)i * shentsize);
+            if (BitConverter.ToUInt32(b, o + 4) != 0x6ffffffe) continue;
+            long off = BitConverter.ToInt64(b, o + 24);
+            uint link = BitConverter.ToUInt32(b, o + 40);
+            long strtab = BitConverter.ToInt64(b, (int)(shoff + (long)link * shentsize) + 24);
+            long vn = off;
+            while (true)
+            {
+                int cnt = BitConverter.ToUInt16(b, (int)vn + 2);
+                long a = vn + BitConverter.ToUInt32(b, (int)vn + 8);
+                for (int k = 0; k < cnt; k++)
+                {
+                    ushort flags = BitConverter.ToUInt16(b, (int)a + 4);
+                    uint name = BitConverter.ToUInt32(b, (int)a + 8);
+                    var s = (int)(strtab + name);
+                    int e = Array.IndexOf(b, (byte)0, s);
+                    if (System.Text.Encoding.ASCII.GetString(b, s, e - s) == "GLIBCXX_3.4.32") return (flags & 2) != 0;
+                    uint next = BitConverter.ToUInt32(b, (int)a + 12);
+                    if (next == 0) break;
+                    a += next;
+                }
+                uint vnext = BitConverter.ToUInt32(b, (int)vn + 12);
+                if (vnext == 0) break;
+                vn += vnext;
+            }
+        }
+        return false;
+    }
+}
