@@ -49,6 +49,7 @@ public static class ModelZoo
     private static readonly Lazy<IReadOnlyList<ZooEntry>> _entries = new(() =>
     [
         .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
+        .. TransferSharp.Onnx.OnnxZoo.Entries(),
     ]);
 
     private static readonly Lazy<Dictionary<string, ZooEntry>> _byName = new(() =>

@@ -1,0 +1,126 @@
+using TransferSharp.Vision.Graph;
+using TransferSharp.Vision.Zoo;
+
+namespace TransferSharp.Onnx;
+
+/// <summary>
+/// Zoo entries backed by ONNX files that install offline with TransferSharp. <c>resnet18_cntk</c> is
+/// the ImageNet-trained CNTK ResNet-18 that NuGet's <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c>
+/// ships (<c>ResNet18.onnx</c>, 512-d pool5 features, no classifier), preceded by that package's
+/// <c>ResNetPreprocess.onnx</c> (RGB→BGR, subtraction of a 224×224 mean image), imported into the graph
+/// so that the model takes RGB pixels in 0–255 (see <see cref="ResNet18CntkPreprocessing"/>).
+/// </summary>
+public static class OnnxZoo
+{
+    /// <summary>Zoo name of the CNTK ResNet-18.</summary>
+    public const string ResNet18CntkName = "resnet18_cntk";
+
+    /// <summary>Node-name prefix of the imported preprocessing graph.</summary>
+    public const string PreprocessPrefix = "preprocess";
+
+    private const string PackageName = "Microsoft.ML.DnnImageFeaturizer.ResNet18";
+    private static readonly Lazy<OnnxModel> _resnet18 = new(() => ImportResNet18Cntk());
+
+    internal static IEnumerable<ZooEntry> Entries()
+    {
+        yield return new ZooEntry(ResNet18CntkName, "ResNet", "CNTK (ML.NET DnnImageFeaturizer)", "ResNet18.onnx", [], 224, BuildResNet18Cntk);
+    }
+
+    /// <summary>Eval transform of <c>resnet18_cntk</c>: the shorter side resized to 224, a 224 center crop,
+    /// pixels kept in 0–255 in RGB order. Channel swap and mean-image subtraction happen inside the graph
+    /// (its <c>preprocess.*</c> nodes), exactly as ResNetPreprocess.onnx does them.</summary>
+    public static Vision.Preprocessing.Preprocessing ResNet18CntkPreprocessing { get; } = new()
+    {
+        ResizeSize = 224,
+        CropSize = 224,
+        PixelScale = 255,
+        Mean = [0.0, 0.0, 0.0],
+        Std = [1.0, 1.0, 1.0],
+    };
+
+    /// <summary>Folders searched for the DnnImageModels files: beside the application and beside this
+    /// assembly ($TRANSFERSHARP_DNN_MODELS first when set).</summary>
+    public static IReadOnlyList<string> SearchFolders
+    {
+        get
+        {
+            var list = new List<string>();
+            if (Environment.GetEnvironmentVariable("TRANSFERSHARP_DNN_MODELS") is { Length: > 0 } env) list.Add(env);
+            list.Add(Path.Combine(AppContext.BaseDirectory, "DnnImageModels"));
+            if (Path.GetDirectoryName(typeof(OnnxZoo).Assembly.Location) is { Length: > 0 } asm) list.Add(Path.Combine(asm, "DnnImageModels"));
+            return list.Distinct().ToArray();
+        }
+    }
+
+    /// <summary>Path of ResNet18.onnx.</summary>
+    public static string ResNet18OnnxPath => Find(Path.Combine("ResNet18Onnx", "ResNet18.onnx"));
+
+    /// <summary>Path of ResNetPreprocess.onnx.</summary>
+    public static string ResNetPreprocessOnnxPath => Find(Path.Combine("ResNetPrepOnnx", "ResNetPreprocess.onnx"));
+
+    private static string Find(string relative)
+    {
+        foreach (var dir in SearchFolders)
+        {
+            var p = Path.Combine(dir, relative);
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException(
+            $"{Path.GetFileName(relative)} was not found (looked in {string.Join(", ", SearchFolders.Select(d => Path.Combine(d, relative)))}). "
+            + $"It comes with the NuGet package {PackageName}, which TransferSharp references: build the application so the package's "
+            + "DnnImageModels folder is copied beside it, or set TRANSFERSHARP_DNN_MODELS to a folder holding ResNet18Onnx/ and ResNetPrepOnnx/.",
+            Path.GetFileName(relative));
+    }
+
+    /// <summary>Imports the preprocessing graph and ResNet18.onnx as one model (RGB 0–255 in, the 7×7×512
+    /// feature map's 1×1 average out; feature node = the last ReLU).</summary>
+    public static OnnxModel ImportResNet18Cntk()
+    {
+        var pre = OnnxImporter.Import(ResNetPreprocessOnnxPath, new OnnxImportOptions { Name = PreprocessPrefix });
+        var net = OnnxImporter.Import(ResNet18OnnxPath, new OnnxImportOptions { Name = ResNet18CntkName });
+        return OnnxModelChain.Chain(pre, PreprocessPrefix, net, ResNet18CntkName);
+    }
+
+    /// <summary>The imported model, parsed once per process.</summary>
+    public static OnnxModel ResNet18Cntk => _resnet18.Value;
+
+    private static ModelGraph BuildResNet18Cntk(ModelOptions o)
+    {
+        if (o.InChannels != 3) throw new ArgumentException($"{ResNet18CntkName} takes 3-channel images (its mean image is RGB)");
+        if (o.ImageSize is { } s && s != 224) throw new ArgumentException($"{ResNet18CntkName} takes 224×224 inputs only (its mean image is 224×224)");
+        var graph = ResNet18Cntk.Graph;
+        // The file ends in a 7×7 average pool; the graph's output is the pooled [N, 512] features, and a
+        // requested classifier is a new linear layer on them.
+        var features = GraphSurgery.CutAt(graph, graph.FeatureNode!);
+        return o.NumClasses > 0 ? GraphSurgery.WithClassifier(features, o.NumClasses, "fc", o.DropRate ?? 0)
+            : AppendPool(features);
+    }
+
+    private static ModelGraph AppendPool(ModelGraph g)
+    {
+        var nodes = g.Nodes.Append(new Node("global_pool", new GlobalPoolOp(PoolKind.Avg, KeepDims: false), [g.Output])).ToArray();
+        return new ModelGraph(g.Name, g.InputShape, nodes, "global_pool", g.Output, null,
+            [.. g.Groups, new LayerGroup("head", ["global_pool"])]);
+    }
+
+    /// <summary>Loads the pretrained body of <c>resnet18_cntk</c> into a module built from its zoo entry
+    /// (a classifier, when present, keeps its fresh initialisation).</summary>
+    public static void LoadResNet18CntkWeights(GraphModule module) => ResNet18Cntk.LoadInto(module, strict: module.Graph.ClassifierNode is null);
+
+    /// <summary>The zoo model with its pretrained weights, in eval mode.</summary>
+    public static GraphModule CreateResNet18Cntk(ModelOptions? options = null)
+    {
+        var module = ModelZoo.Create(ResNet18CntkName, options ?? new ModelOptions { NumClasses = 0 });
+        try
+        {
+            LoadResNet18CntkWeights(module);
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+        module.eval();
+        return module;
+    }
+}
