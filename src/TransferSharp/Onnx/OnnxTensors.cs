@@ -245,7 +245,8 @@ internal static class OnnxTensors
         var bytes = new byte[values.Length * 4];
         if (BitConverter.IsLittleEndian) MemoryMarshal.AsBytes(values).CopyTo(bytes);
         else for (int i = 0; i < values.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
-        t.RawData = Google.Protobuf.ByteString.CopyFrom(bytes);
+        // The array is never touched again: wrap it instead of copying (weights can be hundreds of MB).
+        t.RawData = Google.Protobuf.UnsafeByteOperations.UnsafeWrap(bytes);
         return t;
     }
 
