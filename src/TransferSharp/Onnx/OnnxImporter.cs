@@ -273,7 +273,7 @@ public static class OnnxImporter
                 {
                     if (!w.EndsWith(suffix, StringComparison.Ordinal)) continue;
                     var path = w[..^suffix.Length];
-                    if (path.Split('.').All(seg => seg.Length > 0 && Sanitize(seg) == seg && seg != ModelGraph.InputName) && !_used.Contains(path))
+                    if (path.Split('.').All(seg => seg.Length > 0 && seg.All(c => char.IsAsciiLetterOrDigit(c) || c == '_')) && path != ModelGraph.InputName && !_used.Contains(path))
                         return Unique(path);
                 }
             }
