@@ -330,6 +330,52 @@ public class CheckpointFormatTests
         }
     }
 
+    public static TheoryData<string, byte[]> AdversarialPickles()
+    {
+        const int n = 200_000;
+        var manyMarks = new List<byte> { 0x80, 0x02 };
+        for (int i = 0; i < n; i++) manyMarks.AddRange([(byte)'K', 1]);
+        for (int i = 0; i < n; i++) manyMarks.Add((byte)'(');
+        manyMarks.Add((byte)'.');
+        var deepLists = new List<byte> { 0x80, 0x02 };
+        for (int i = 0; i < n; i++) deepLists.Add((byte)']');
+        for (int i = 1; i < n; i++) deepLists.Add((byte)'a');
+        deepLists.Add((byte)'.');
+        var hugeString = new List<byte> { 0x80, 0x04, 0x8d };
+        hugeString.AddRange(BitConverter.GetBytes(1L << 40));
+        hugeString.Add((byte)'.');
+        return new()
+        {
+            { "200k items under 200k marks", manyMarks.ToArray() },
+            { "200k nested lists", deepLists.ToArray() },
+            { "a 1 TB string in a small file", hugeString.ToArray() },
+            { "memo read before write", [0x80, 0x02, (byte)'h', 7, (byte)'.'] },
+            { "unknown opcode", [0x80, 0x02, 0xff, (byte)'.'] },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(AdversarialPickles))]
+    public void Adversarial_pickles_fail_fast_with_a_typed_error(string what, byte[] pickle)
+    {
+        var dir = Paths.NewTempDir();
+        try
+        {
+            var path = Path.Combine(dir, "adversarial.pth");
+            using (var zip = ZipFile.Open(path, ZipArchiveMode.Create))
+            using (var s = zip.CreateEntry("a/data.pkl", CompressionLevel.NoCompression).Open())
+                s.Write(pickle);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var e = Assert.Throws<CheckpointFormatException>(() => Checkpoint.Read(path));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"{what}: took {clock.Elapsed}");
+            Assert.Contains(path, e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     // ------------------------------------------------------------------ truncated and damaged files
 
     public static TheoryData<string> GoodFiles() => new()

@@ -36,18 +36,7 @@ internal static class WeightFixtures
 
     public static Tensor Input() => tensor(Expected.Input).reshape(Expected.InputShape);
 
-    public static double MaxAbsDiff(Tensor actual, double[][] expected)
-    {
-        Assert.Equal(expected.Length, (int)actual.shape[0]);
-        Assert.Equal(expected[0].Length, (int)actual.shape[1]);
-        var a = actual.to(float64).contiguous().data<double>().ToArray();
-        double max = 0;
-        int cols = expected[0].Length;
-        for (int r = 0; r < expected.Length; r++)
-            for (int c = 0; c < cols; c++)
-                max = Math.Max(max, Math.Abs(a[r * cols + c] - expected[r][c]));
-        return max;
-    }
+    public static double MaxAbsDiff(Tensor actual, double[][] expected) => Vision.ParityTests.MaxAbsDiff(actual, expected);
 
     /// <summary>Runs the model in eval mode on the fixture input.</summary>
     public static Tensor Logits(GraphModule model, Tensor? input = null)

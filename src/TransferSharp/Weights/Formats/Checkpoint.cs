@@ -20,23 +20,27 @@ public static class Checkpoint
     {
         var full = Path.GetFullPath(path);
         if (!File.Exists(full)) throw new FileNotFoundException($"no checkpoint file at {full}", full);
-        Span<byte> head = stackalloc byte[16];
-        long length;
-        int n;
-        try
-        {
-            using var fs = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-            length = fs.Length;
-            n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not FileNotFoundException)
-        {
-            throw new CheckpointFormatException(full, $"cannot read the file: {e.Message}", e);
-        }
-        if (SafeTensors.LooksLikeSafeTensors(head[..n], length) || full.EndsWith(SafeTensors.Extension, StringComparison.OrdinalIgnoreCase))
+        var (head, length) = ReadHead(full, 16);
+        if (SafeTensors.LooksLikeSafeTensors(head, length) || full.EndsWith(SafeTensors.Extension, StringComparison.OrdinalIgnoreCase))
             return SafeTensors.Read(full);
         if (full.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
             throw new CheckpointFormatException(full, "ONNX files are model graphs, not checkpoints; import them as models instead");
         return TorchCheckpoint.Read(full);
+    }
+
+    /// <summary>The first bytes of a file (fewer if it is shorter) and its length.</summary>
+    internal static (byte[] Head, long Length) ReadHead(string path, int count)
+    {
+        try
+        {
+            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
+            var head = new byte[(int)Math.Min(count, fs.Length)];
+            fs.ReadExactly(head);
+            return (head, fs.Length);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not FileNotFoundException)
+        {
+            throw new CheckpointFormatException(path, $"cannot read the file: {e.Message}", e);
+        }
     }
 }

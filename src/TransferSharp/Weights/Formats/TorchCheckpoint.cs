@@ -22,20 +22,9 @@ public static class TorchCheckpoint
     public static StateDict Read(string path)
     {
         TensorBytes.EnsureLittleEndianHost();
-        Span<byte> head = stackalloc byte[512];
-        int n;
-        long length;
-        try
-        {
-            using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1);
-            length = fs.Length;
-            n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException && e is not CheckpointException)
-        {
-            throw new CheckpointFormatException(path, $"cannot read the file: {e.Message}", e);
-        }
-        head = head[..n];
+        var (bytes, length) = Checkpoint.ReadHead(path, 512);
+        ReadOnlySpan<byte> head = bytes;
+        int n = head.Length;
         if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return ReadZip(path, length);
         if (n >= 2 && head[0] == 0x80) return ReadLegacy(path, length);
         if (n >= 262 && head.Slice(257, 5).SequenceEqual("ustar"u8))
@@ -63,7 +52,7 @@ public static class TorchCheckpoint
             {
                 zip = new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: true);
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is InvalidDataException or IOException or NotSupportedException)
             {
                 throw new CheckpointFormatException(path, $"the zip archive is corrupt or truncated ({e.Message})", e);
             }
@@ -73,7 +62,7 @@ public static class TorchCheckpoint
                 {
                     return ReadZip(path, fileLength, zip);
                 }
-                catch (Exception e) when (e is InvalidDataException or IOException && e is not CheckpointException)
+                catch (Exception e) when (e is InvalidDataException or IOException or NotSupportedException && e is not CheckpointException)
                 {
                     throw new CheckpointFormatException(path, $"the zip archive is corrupt or truncated ({e.Message})", e);
                 }

@@ -24,8 +24,8 @@ internal sealed class RestrictedUnpickler
     private readonly long _limit;
     private readonly string _file;
     private readonly Func<object?, long, object?> _persistentLoad;
-    private readonly List<object?> _stack = [];
-    private readonly Stack<List<object?>> _marks = new();
+    private List<object?> _stack = [];
+    private readonly Stack<List<object?>> _marks = new(); // Python's metastack: the stacks below each MARK
     private readonly Dictionary<long, object?> _memo = [];
     private long _pos;
     private long _opStart;
@@ -69,8 +69,8 @@ internal sealed class RestrictedUnpickler
                 case 0x2e: // STOP
                     return Pop();
                 case 0x28: // MARK
-                    _marks.Push(new List<object?>(_stack));
-                    _stack.Clear();
+                    _marks.Push(_stack);
+                    _stack = [];
                     break;
                 case 0x30: // POP
                     if (_stack.Count > 0) _stack.RemoveAt(_stack.Count - 1);
@@ -454,9 +454,8 @@ internal sealed class RestrictedUnpickler
     private List<object?> PopMark()
     {
         if (_marks.Count == 0) throw Malformed("no mark on the stack");
-        var items = new List<object?>(_stack);
-        _stack.Clear();
-        _stack.AddRange(_marks.Pop());
+        var items = _stack;
+        _stack = _marks.Pop();
         return items;
     }
 
