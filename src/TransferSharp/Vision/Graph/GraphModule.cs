@@ -32,6 +32,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     private readonly object _planLock = new();
     private BatchNormMode _bnMode = BatchNormMode.FollowFreeze;
 
+    static GraphModule() => Runtime.TorchRuntime.TuneAllocator();
+
     /// <summary>Instantiates the graph with freshly initialised parameters.</summary>
     public GraphModule(ModelGraph graph) : base(graph.Name)
     {
