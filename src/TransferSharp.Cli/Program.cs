@@ -15,5 +15,9 @@ app.Configure(config =>
         .WithDescription("List the model zoo: names, Keras aliases, sizes, parameter counts and pretrained weight tags.")
         .WithExample("models")
         .WithExample("models", "--json");
+    config.AddCommand<SummaryCommand>("summary")
+        .WithDescription("Show a model's layers, output shapes, parameter counts, MACs, feature node and layer groups.")
+        .WithExample("summary", "--model", "resnet50")
+        .WithExample("summary", "--model", "ResNet50", "--size", "320", "--json");
 });
 return await app.RunAsync(args);

@@ -32,6 +32,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     private readonly object _planLock = new();
     private BatchNormMode _bnMode = BatchNormMode.FollowFreeze;
 
+    static GraphModule() => Runtime.TorchRuntime.TuneAllocator();
+
     /// <summary>Instantiates the graph with freshly initialised parameters.</summary>
     public GraphModule(ModelGraph graph) : base(graph.Name)
     {
@@ -124,7 +126,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
 
     // ---------------------------------------------------------------- execution
 
-    private sealed record Plan(int[] Order, int[][] Sources, int[] LastUse, bool[] Keep, int[] OutputIndex, Dictionary<int, int> FeedSlot);
+    private sealed record Plan(int[] Order, int[][] Sources, int[] LastUse, bool[] Keep, bool[] Fresh, int[] OutputIndex, Dictionary<int, int> FeedSlot);
 
     private Plan GetPlan(IReadOnlyCollection<string> feeds, IReadOnlyList<string> outputs)
     {
@@ -167,7 +169,11 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             var outputIndex = outputs.Select(SlotOf).ToArray();
             foreach (var o in outputIndex) keep[o] = true;
             foreach (var slot in feedSlot.Keys) keep[slot] = true; // caller-owned: never disposed or overwritten
-            var plan = new Plan(order, sources, lastUse, keep, outputIndex, feedSlot);
+            // Values with storage of their own (not views, not constants, not caller-owned feeds)
+            // are the only ones an op may overwrite in place.
+            var fresh = new bool[g.Nodes.Count + 1];
+            foreach (var i in order) fresh[i] = !g.Nodes[i].Op.OutputMayAlias && !feedSlot.ContainsKey(i);
+            var plan = new Plan(order, sources, lastUse, keep, fresh, outputIndex, feedSlot);
             _plans[key] = plan;
             return plan;
         }
@@ -196,10 +202,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             Tensor y;
             try
             {
-                if (inference && layer.CanRunInPlace && src.Length == 1 && plan.LastUse[src[0]] == k && !plan.Keep[src[0]])
-                    y = layer.ForwardInPlace(args[0]);
-                else
-                    y = layer.Forward(args);
+                int target = inference && layer.CanRunInPlace ? InPlaceTarget(plan, k, src, args, layer.Commutative) : -1;
+                y = target >= 0 ? layer.ForwardInPlace(args, target) : layer.Forward(args);
             }
             catch (ExternalException e)
             {
@@ -226,6 +230,29 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
                 .MoveToOuterDisposeScope();
         }
         return results;
+    }
+
+    /// <summary>Which input (if any) the op may overwrite: read by no later node, not kept, read
+    /// only once here, and already of the output's shape and dtype.</summary>
+    private static int InPlaceTarget(Plan plan, int step, int[] src, List<Tensor> args, bool commutative)
+    {
+        int candidates = commutative ? src.Length : 1;
+        for (int t = 0; t < candidates; t++)
+        {
+            int slot = src[t];
+            if (!plan.Fresh[slot] || plan.LastUse[slot] != step || plan.Keep[slot] || Array.IndexOf(src, slot) != Array.LastIndexOf(src, slot)) continue;
+            var shape = args[t].shape;
+            bool fits = true;
+            for (int j = 0; j < args.Count && fits; j++)
+            {
+                if (j == t) continue;
+                var other = args[j].shape;
+                fits = args[j].dtype == args[t].dtype && other.Length <= shape.Length
+                    && other.Select((d, q) => d == 1 || d == shape[shape.Length - other.Length + q]).All(b => b);
+            }
+            if (fits) return t;
+        }
+        return -1;
     }
 
     /// <summary>Computes the named node outputs for an input batch.</summary>

@@ -27,6 +27,10 @@ public abstract record Op
     /// <summary>A short human description of the arguments for summaries.</summary>
     public virtual string Describe() => "";
 
+    /// <summary>True when the output may share storage with an input or a buffer (views such as
+    /// reshape or slice, identity, constants): such values are never overwritten in place.</summary>
+    public virtual bool OutputMayAlias => false;
+
     internal static long Numel(long[] shape) { long n = 1; foreach (var d in shape) n *= d; return n; }
 
     internal static GraphException Bad(string message) => new(message);
@@ -359,19 +363,7 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
     }
 
     /// <inheritdoc />
-    public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
-    {
-        switch (Operation)
-        {
-            case BinaryKind.Add:
-                var sum = xs[0] + xs[1];
-                for (int i = 2; i < xs.Count; i++) sum.add_(xs[i]);
-                return sum;
-            case BinaryKind.Sub: return xs[0] - xs[1];
-            case BinaryKind.Mul: return xs[0] * xs[1];
-            default: return xs[0] / xs[1];
-        }
-    });
+    public override Layer CreateLayer() => new BinaryLayer(this);
 }
 
 /// <summary>Multiplies by a constant (Inception-ResNet's residual scale), optionally adding one.</summary>
@@ -417,6 +409,9 @@ public sealed record ConcatOp(int Axis = 1) : Op
 public sealed record FlattenOp(int StartDim = 1) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs)
     {
         var x = inputs[0];
@@ -435,6 +430,9 @@ public sealed record FlattenOp(int StartDim = 1) : Op
 /// <summary>Reshape to a fixed shape; 0 copies the input's dimension, -1 is inferred (ONNX rules).</summary>
 public sealed record ReshapeOp(long[] Shape) : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => Resolve(inputs[0]);
 
@@ -483,6 +481,9 @@ public sealed record ReshapeOp(long[] Shape) : Op
 public sealed record TransposeOp(int[] Perm) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => Perm.Select(p => inputs[0][p]).ToArray();
 
     /// <inheritdoc />
@@ -498,6 +499,9 @@ public sealed record TransposeOp(int[] Perm) : Op
 /// <summary>Takes a strided range along one axis (end exclusive, clamped as in ONNX/Python).</summary>
 public sealed record SliceOp(int Axis, long Start, long End, long Step = 1) : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs)
     {
@@ -560,6 +564,9 @@ public sealed record PadOp(int Top, int Left, int Bottom, int Right, double Valu
 public sealed record DropoutOp(double P) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
 
     /// <inheritdoc />
@@ -572,6 +579,9 @@ public sealed record DropoutOp(double P) : Op
 /// <summary>Passes its input through.</summary>
 public sealed record IdentityOp : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
 
@@ -607,6 +617,9 @@ public sealed record MatMulOp : Op
 public sealed record ConstantOp(long[] Shape) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override int Arity => 0;
 
     /// <inheritdoc />
@@ -628,6 +641,9 @@ public sealed record ConstantOp(long[] Shape) : Op
 /// <summary>Removes or inserts size-1 axes.</summary>
 public sealed record SqueezeOp(int[] Axes, bool Unsqueeze = false) : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override string Kind => Unsqueeze ? "Unsqueeze" : "Squeeze";
 
