@@ -44,8 +44,10 @@ internal static partial class PretrainedCatalog
     [GeneratedRegex(@"-([0-9a-f]{6,64})\.[A-Za-z0-9]+$")]
     private static partial Regex HashInFileName();
 
-    /// <summary>The SHA-256 prefix a torchvision download URL carries in its file name, if any. Only
-    /// download.pytorch.org is trusted to follow torch.hub's convention (check_hash=True).</summary>
+    /// <summary>The SHA-256 prefix a torchvision download URL carries in its file name, if any.
+    /// torchvision loads its weights enums with check_hash=True, so their names are trustworthy; other
+    /// files on the same host are not always (pytorch/vision#7744), so timm's URLs get a hash only when
+    /// they are one of torchvision's own.</summary>
     internal static string? Sha256PrefixFromUrl(string url)
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || !uri.Host.Equals("download.pytorch.org", StringComparison.OrdinalIgnoreCase)) return null;
@@ -61,15 +63,17 @@ internal static partial class PretrainedCatalog
         using var doc = JsonDocument.Parse(NaNToNull(reader.ReadToEnd()));
         var tags = new List<WeightTag>();
         var tvParams = new Dictionary<string, long>(StringComparer.Ordinal);
+        var tvHashes = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (var entry in doc.RootElement.GetProperty("torchvision").EnumerateObject())
         {
             var tag = TorchVisionTag(entry.Name, entry.Value);
             tags.Add(tag);
             if (tag.ParameterCount is long p) tvParams[tag.Architecture] = p;
+            tvHashes[tag.Files[0].Url] = tag.Files[0].Sha256Prefix;
         }
         foreach (var entry in doc.RootElement.GetProperty("timm").EnumerateObject())
         {
-            if (TimmTag(entry.Name, entry.Value, tvParams) is { } tag) tags.Add(tag);
+            if (TimmTag(entry.Name, entry.Value, tvParams, tvHashes) is { } tag) tags.Add(tag);
         }
         var defaults = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var arch in tags.Select(t => t.Architecture).Distinct())
@@ -127,7 +131,7 @@ internal static partial class PretrainedCatalog
         };
     }
 
-    private static WeightTag? TimmTag(string key, JsonElement e, Dictionary<string, long> tvParams)
+    private static WeightTag? TimmTag(string key, JsonElement e, Dictionary<string, long> tvParams, Dictionary<string, string?> tvHashes)
     {
         var (timmArch, tag) = Split(key);
         if (TimmSkipped.Contains(timmArch)) return null;
@@ -137,7 +141,7 @@ internal static partial class PretrainedCatalog
         {
             if (e.TryGetProperty(field, out var u) && u.ValueKind == JsonValueKind.String && u.GetString() is { Length: > 0 } url
                 && files.All(f => f.Url != url))
-                files.Add(new WeightFile(url, Sha256PrefixFromUrl(url)));
+                files.Add(new WeightFile(url, tvHashes.GetValueOrDefault(url)));
         }
         var inputSize = e.GetProperty("input_size");
         int numClasses = e.GetProperty("num_classes").GetInt32();

@@ -12,7 +12,8 @@ namespace TransferSharp.Weights;
 /// </summary>
 public sealed class WeightCache
 {
-    private static readonly Lazy<HttpClient> SharedClient = new(() => HttpDownloader.CreateClient(new DownloadOptions()));
+    private static readonly DownloadOptions Defaults = new();
+    private static readonly Lazy<HttpClient> SharedClient = new(() => HttpDownloader.CreateClient(Defaults));
     private readonly HttpClient _client;
 
     /// <summary>A cache at <paramref name="root"/> (default <see cref="DefaultRoot"/>), offline or not
@@ -22,8 +23,8 @@ public sealed class WeightCache
         Root = Path.GetFullPath(root ?? DefaultRoot);
         Offline = offline ?? OfflineFromEnvironment;
         Options = options ?? new DownloadOptions();
-        _client = options is null || options.ConnectTimeout == new DownloadOptions().ConnectTimeout
-            ? SharedClient.Value : HttpDownloader.CreateClient(Options);
+        // Connections are pooled in one client; only another connect timeout needs a client of its own.
+        _client = Options.ConnectTimeout == Defaults.ConnectTimeout ? SharedClient.Value : HttpDownloader.CreateClient(Options);
     }
 
     /// <summary>The cache as the environment configures it (TRANSFERSHARP_HOME, TRANSFERSHARP_OFFLINE).</summary>

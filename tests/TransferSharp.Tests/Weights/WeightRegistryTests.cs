@@ -93,6 +93,10 @@ public class WeightRegistryTests
         var tv = WeightRegistry.Get("resnet50", "tv_in1k");
         Assert.Equal("0676ba61", tv.Files[1].Sha256Prefix); // the torchvision file as fallback, with its hash
         Assert.Equal(25557032, tv.ParameterCount);
+        // An older torchvision file that no torchvision tag uses gets no hash check (not verified by torchvision).
+        var inception = WeightRegistry.Get("inception_v3", "tv_in1k");
+        Assert.EndsWith("inception_v3_google-1a9a5a14.pth", inception.Files[1].Url);
+        Assert.Null(inception.Files[1].Sha256Prefix);
     }
 
     [Fact]

@@ -49,7 +49,7 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
         {
             try
             {
-                await TransferAsync(url, partial, attempt, progress, ct).ConfigureAwait(false);
+                await TransferAsync(url, partial, destination, attempt, progress, ct).ConfigureAwait(false);
                 break;
             }
             catch (TransientException) when (attempt < options.MaxAttempts)
@@ -117,7 +117,7 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
         }
     }
 
-    private async Task TransferAsync(string url, string partial, int attempt, IProgress<DownloadProgress>? progress, CancellationToken ct)
+    private async Task TransferAsync(string url, string partial, string destination, int attempt, IProgress<DownloadProgress>? progress, CancellationToken ct)
     {
         long existing = File.Exists(partial) ? new FileInfo(partial).Length : 0;
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
@@ -135,6 +135,12 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
             catch (OperationCanceledException e) when (!ct.IsCancellationRequested)
             {
                 throw new TransientException("the server did not answer in time", null, e);
+            }
+            catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.NameResolutionError)
+            {
+                // Usually no network at all: retrying would only make the user wait.
+                throw new DownloadException(url, $"{url}: cannot resolve {new Uri(url).Host} ({e.Message}); is this machine offline? "
+                    + $"Download the file elsewhere and place it at {destination}, or set TRANSFERSHARP_OFFLINE=1 to fail at once.", null, e);
             }
             catch (HttpRequestException e)
             {
