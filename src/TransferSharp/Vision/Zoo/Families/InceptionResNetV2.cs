@@ -114,19 +114,6 @@ public static class InceptionResNetV2
         return b.Concat("mixed_6a", b0, b1, b2);
     }
 
-    private static Sym Block17(GraphBuilder b, Sym x, string name)
-    {
-        Sym b0, b1;
-        using (b.Scope(name))
-        {
-            b0 = Unit(b, x, "branch0", 192, 1);
-            b1 = Unit(b, x, "branch1.0", 128, 1);
-            b1 = Unit(b, b1, "branch1.1", 160, new Size2(1, 7), padding: P(0, 3));
-            b1 = Unit(b, b1, "branch1.2", 192, new Size2(7, 1), padding: P(3, 0));
-        }
-        return Residual(b, x, name, 0.10, true, b0, b1);
-    }
-
     private static Sym Mixed7a(GraphBuilder b, Sym x)
     {
         Sym b0, b1, b2, b3;
@@ -142,16 +129,22 @@ public static class InceptionResNetV2
         return b.Concat("mixed_7a", b0, b1, b2, b3);
     }
 
-    private static Sym Block8(GraphBuilder b, Sym x, string name, double scale, bool relu)
+    /// <summary>Block17 and Block8: a 1×1 branch beside a 1×1 → 1×k → k×1 branch, then the residual tail.</summary>
+    private static Sym FactorizedBlock(GraphBuilder b, Sym x, string name, int k, int[] widths, double scale, bool relu)
     {
         Sym b0, b1;
         using (b.Scope(name))
         {
-            b0 = Unit(b, x, "branch0", 192, 1);
-            b1 = Unit(b, x, "branch1.0", 192, 1);
-            b1 = Unit(b, b1, "branch1.1", 224, new Size2(1, 3), padding: P(0, 1));
-            b1 = Unit(b, b1, "branch1.2", 256, new Size2(3, 1), padding: P(1, 0));
+            b0 = Unit(b, x, "branch0", widths[0], 1);
+            b1 = Unit(b, x, "branch1.0", widths[1], 1);
+            b1 = Unit(b, b1, "branch1.1", widths[2], new Size2(1, k), padding: P(0, k / 2));
+            b1 = Unit(b, b1, "branch1.2", widths[3], new Size2(k, 1), padding: P(k / 2, 0));
         }
         return Residual(b, x, name, scale, relu, b0, b1);
     }
+
+    private static Sym Block17(GraphBuilder b, Sym x, string name) => FactorizedBlock(b, x, name, 7, [192, 128, 160, 192], 0.10, relu: true);
+
+    private static Sym Block8(GraphBuilder b, Sym x, string name, double scale, bool relu) =>
+        FactorizedBlock(b, x, name, 3, [192, 192, 224, 256], scale, relu);
 }

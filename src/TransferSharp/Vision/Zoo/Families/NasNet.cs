@@ -182,8 +182,9 @@ public static class NasNet
         Sym left, right;
         using (b.Scope(name))
         {
-            left = FactorizedReduction(b, b.Relu(xPrev, "act"), 2 * outLeft);
+            // conv_1x1 first: parameters follow node order, and timm registers it before the paths.
             right = ActConvBn(b, x, "conv_1x1", outRight);
+            left = FactorizedReduction(b, b.Relu(xPrev, "act"), 2 * outLeft);
         }
         return NormalCombs(b, name, left, right, outRight);
     }

@@ -61,6 +61,9 @@ public static class Xception
         Sym x = input, shortcut = input;
         using (b.Scope(name))
         {
+            // The shortcut first: timm registers skip/skipbn before rep, and parameters follow node order.
+            if (outChannels != inChannels || stride != 1)
+                shortcut = b.ConvBnAct(input, "skip", "skipbn", outChannels, 1, stride, PadSpec.None, act: null);
             int index = startWithRelu ? 0 : -1;
             for (int i = 0; i < reps; i++)
             {
@@ -71,8 +74,6 @@ public static class Xception
                 index += 3;
             }
             if (stride != 1) x = b.MaxPool(x, 3, stride, PadSpec.Symmetric(1), name: $"rep.{index}");
-            if (outChannels != inChannels || stride != 1)
-                shortcut = b.ConvBnAct(input, "skip", "skipbn", outChannels, 1, stride, PadSpec.None, act: null);
         }
         return b.Sum(name, x, shortcut);
     }
