@@ -2,6 +2,7 @@ using TorchSharp;
 using TransferSharp.Tests.Support;
 using TransferSharp.Vision.Zoo;
 using Xunit;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Tests.Vision;
@@ -11,7 +12,7 @@ namespace TransferSharp.Tests.Vision;
 /// state-dict names and shapes, and the same logits and pooled features on the deterministic fill.
 /// </summary>
 [Trait("Category", "Parity")]
-public class ParityTests
+public class ParityTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Fixtures()
     {
@@ -50,6 +51,7 @@ public class ParityTests
 
         double dl = MaxAbsDiff(logits, fx.Logits);
         double df = MaxAbsDiff(features, fx.Features);
+        output.WriteLine($"{fx.Model}: logits max |diff| {dl:G3} (tolerance {fx.ToleranceLogits:G3}), features {df:G3} (tolerance {fx.ToleranceFeatures:G3})");
         Assert.True(dl <= fx.ToleranceLogits, $"{fx.Model}: logits differ by {dl:G4} > tolerance {fx.ToleranceLogits:G4} (features: {df:G4} vs {fx.ToleranceFeatures:G4})");
         Assert.True(df <= fx.ToleranceFeatures, $"{fx.Model}: pooled features differ by {df:G4} > tolerance {fx.ToleranceFeatures:G4} (logits: {dl:G4} vs {fx.ToleranceLogits:G4})");
     }

@@ -311,7 +311,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         if (numClasses < 0) throw new ArgumentOutOfRangeException(nameof(numClasses), "must be ≥ 0");
         var name = _graph.ClassifierNode ?? throw new GraphException($"graph '{_graph.Name}' has no classifier to replace");
         var old = (LinearOp)_graph.Node(name).Op;
-        Op op = numClasses == 0 ? new IdentityOp() : new LinearOp(old.InFeatures, numClasses, old.Bias);
+        Op op = numClasses == 0 ? new IdentityOp() : old with { OutFeatures = numClasses };
         ReplaceNode(name, op);
         _graph = _graph.With(nodes: _graph.Nodes.Select(n => n.Name == name ? n with { Op = op } : n).ToArray(),
             clearClassifier: numClasses == 0);
