@@ -41,6 +41,9 @@ public class ParityTests(ITestOutputHelper output)
         var misShaped = fx.StateDict.Where(e => !ours[e.Name].shape.SequenceEqual(e.Shape))
             .Select(e => $"{e.Name}: ours [{string.Join(",", ours[e.Name].shape)}], reference [{string.Join(",", e.Shape)}]").ToList();
         Assert.True(misShaped.Count == 0, $"{fx.Model}: mis-shaped tensors: {string.Join("; ", misShaped.Take(10))}");
+        var ourOrder = ours.Keys.ToList();
+        int firstOutOfOrder = Enumerable.Range(0, fx.StateDict.Length).FirstOrDefault(k => ourOrder[k] != fx.StateDict[k].Name, -1);
+        Assert.True(firstOutOfOrder < 0, $"{fx.Model}: state-dict order differs from the reference at entry {firstOutOfOrder}: ours '{(firstOutOfOrder >= 0 ? ourOrder[firstOutOfOrder] : "")}', reference '{(firstOutOfOrder >= 0 ? fx.StateDict[firstOutOfOrder].Name : "")}'");
 
         ReferenceFill.FillStateDict(ours, fx.StateDict, fx.WeightSeed);
         model.eval();

@@ -73,7 +73,12 @@ public static class ResNetV2
                 using (b.Scope(block))
                 {
                     var preact = NormAct(x, "norm1");
-                    shortcut = i == 0 ? Conv(preact, "downsample.conv", outChannels, 1, stride) : x;
+                    shortcut = x;
+                    if (i == 0)
+                    {
+                        shortcut = Conv(preact, "downsample.conv", outChannels, 1, stride);
+                        b.RegisterBefore(block + ".downsample", block + ".norm1"); // timm declares it first
+                    }
                     y = Conv(preact, "conv1", mid, 1);
                     y = Conv(NormAct(y, "norm2"), "conv2", mid, 3, stride);
                     y = Conv(NormAct(y, "norm3"), "conv3", outChannels, 1);
