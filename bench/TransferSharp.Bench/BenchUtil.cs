@@ -34,15 +34,15 @@ public static class BenchUtil
     }
 
     /// <summary>Runs a peer process (python3 script) and returns its stdout; throws with its stderr on failure.</summary>
-    public static string RunPeer(string file, string arguments, IDictionary<string, string>? env = null, int timeoutSeconds = 3600)
+    public static string RunPeer(string file, IEnumerable<string> arguments, IDictionary<string, string>? env = null, int timeoutSeconds = 3600)
     {
         var psi = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeoutSeconds * 1000)) { p.Kill(true); throw new TimeoutException($"{file} {arguments} timed out"); }
-        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed ({p.ExitCode}): {stderr.Result}");
+        if (!p.WaitForExit(timeoutSeconds * 1000)) { p.Kill(true); throw new TimeoutException($"{file} {string.Join(' ', arguments)} timed out"); }
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} failed ({p.ExitCode}): {stderr.Result}");
         return stdout.Result;
     }
 

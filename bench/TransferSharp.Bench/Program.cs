@@ -5,6 +5,7 @@ using TransferSharp.Bench;
 //   dotnet run -c Release --project bench/TransferSharp.Bench -- <suite> [options]
 var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(StringComparer.OrdinalIgnoreCase)
 {
+    ["vision"] = ("eval images/s of zoo models vs TorchSharp hand-written and PyTorch: [MODEL...] [--batch 16] [--threads 2] [--no-peer]", VisionBench.Run),
 };
 
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))

@@ -30,6 +30,7 @@ public sealed class DoctorCommand : Command<CommonSettings>
             : $"{r.SystemLibStdCxx} ({(r.SystemHasGlibcxx3432 ? "has" : "lacks")} GLIBCXX_3.4.32)");
         Row("Debian 12 fix", r.LibTorchSharpPatched ? "applied to the loaded libLibTorchSharp.so"
             : r.SystemHasGlibcxx3432 ? "not needed" : "not applied (LibTorch loaded anyway)");
+        Row("malloc tuning", r.AllocatorTuned ? "on (large tensor buffers are reused, not returned to the kernel; TRANSFERSHARP_MALLOC_TUNING=0 disables)" : "off");
         Row("weights cache", r.CacheDirectory + (r.Offline ? " (offline: TRANSFERSHARP_OFFLINE set)" : ""));
         AnsiConsole.Write(t);
         return 0;

@@ -32,12 +32,15 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     private readonly object _planLock = new();
     private BatchNormMode _bnMode = BatchNormMode.FollowFreeze;
 
+    static GraphModule() => Runtime.TorchRuntime.TuneAllocator();
+
     /// <summary>Instantiates the graph with freshly initialised parameters.</summary>
     public GraphModule(ModelGraph graph) : base(graph.Name)
     {
         _graph = graph;
         _layers = graph.Nodes.Select(n => n.Op.CreateLayer()).ToArray();
-        for (int i = 0; i < _layers.Length; i++) Attach(graph.Nodes[i].Name, _layers[i]);
+        var order = graph.RegistrationOrder ?? graph.Nodes.Select(n => n.Name).ToArray();
+        foreach (var name in order) Attach(name, _layers[graph.IndexOf(name)]);
     }
 
     /// <summary>The graph this module runs.</summary>
@@ -124,7 +127,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
 
     // ---------------------------------------------------------------- execution
 
-    private sealed record Plan(int[] Order, int[][] Sources, int[] LastUse, bool[] Keep, int[] OutputIndex, Dictionary<int, int> FeedSlot);
+    private sealed record Plan(int[] Order, int[][] Sources, int[] LastUse, bool[] Keep, bool[] Fresh, int[] OutputIndex, Dictionary<int, int> FeedSlot);
 
     private Plan GetPlan(IReadOnlyCollection<string> feeds, IReadOnlyList<string> outputs)
     {
@@ -167,7 +170,11 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             var outputIndex = outputs.Select(SlotOf).ToArray();
             foreach (var o in outputIndex) keep[o] = true;
             foreach (var slot in feedSlot.Keys) keep[slot] = true; // caller-owned: never disposed or overwritten
-            var plan = new Plan(order, sources, lastUse, keep, outputIndex, feedSlot);
+            // Values with storage of their own (not views, not constants, not caller-owned feeds)
+            // are the only ones an op may overwrite in place.
+            var fresh = new bool[g.Nodes.Count + 1];
+            foreach (var i in order) fresh[i] = !g.Nodes[i].Op.OutputMayAlias && !feedSlot.ContainsKey(i);
+            var plan = new Plan(order, sources, lastUse, keep, fresh, outputIndex, feedSlot);
             _plans[key] = plan;
             return plan;
         }
@@ -196,10 +203,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             Tensor y;
             try
             {
-                if (inference && layer.CanRunInPlace && src.Length == 1 && plan.LastUse[src[0]] == k && !plan.Keep[src[0]])
-                    y = layer.ForwardInPlace(args[0]);
-                else
-                    y = layer.Forward(args);
+                int target = inference && layer.CanRunInPlace ? InPlaceTarget(plan, k, src, args, layer.Commutative) : -1;
+                y = target >= 0 ? layer.ForwardInPlace(args, target) : layer.Forward(args);
             }
             catch (ExternalException e)
             {
@@ -228,12 +233,54 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         return results;
     }
 
+    /// <summary>Which input (if any) the op may overwrite: read by no later node, not kept, read
+    /// only once here, and already of the output's shape and dtype.</summary>
+    private static int InPlaceTarget(Plan plan, int step, int[] src, List<Tensor> args, bool commutative)
+    {
+        int candidates = commutative ? src.Length : 1;
+        for (int t = 0; t < candidates; t++)
+        {
+            int slot = src[t];
+            if (!plan.Fresh[slot] || plan.LastUse[slot] != step || plan.Keep[slot] || Array.IndexOf(src, slot) != Array.LastIndexOf(src, slot)) continue;
+            var shape = args[t].shape;
+            bool fits = true;
+            for (int j = 0; j < args.Count && fits; j++)
+            {
+                if (j == t) continue;
+                var other = args[j].shape;
+                fits = args[j].dtype == args[t].dtype && other.Length <= shape.Length
+                    && other.Select((d, q) => d == 1 || d == shape[shape.Length - other.Length + q]).All(b => b);
+            }
+            if (fits) return t;
+        }
+        return -1;
+    }
+
     /// <summary>Computes the named node outputs for an input batch.</summary>
     public Tensor[] Run(Tensor input, params string[] outputs) =>
         Run(new Dictionary<string, Tensor> { [ModelGraph.InputName] = input }, outputs);
 
     /// <summary>The model output (logits) for a batch [N, C, H, W].</summary>
     public override Tensor forward(Tensor input) => Run(input, _graph.Output)[0];
+
+    /// <summary>
+    /// The state dict in PyTorch's order: for each module, its parameters, then its buffers, then its
+    /// children in registration order — the order of the reference's own <c>state_dict()</c>
+    /// (TorchSharp's default lists all parameters before all buffers).
+    /// </summary>
+    public override Dictionary<string, Tensor> state_dict(Dictionary<string, Tensor>? destination = null, string? prefix = null)
+    {
+        destination ??= new Dictionary<string, Tensor>();
+        AddInReferenceOrder(this, prefix ?? "", destination);
+        return destination;
+    }
+
+    private static void AddInReferenceOrder(nn.Module module, string prefix, Dictionary<string, Tensor> destination)
+    {
+        foreach (var (name, p) in module.named_parameters(recurse: false)) destination[prefix + name] = p;
+        foreach (var (name, b) in module.named_buffers(recurse: false, include_nonpersistent: false)) destination[prefix + name] = b;
+        foreach (var (name, child) in module.named_children()) AddInReferenceOrder(child, prefix + name + ".", destination);
+    }
 
     /// <summary>In training mode, the logits and the auxiliary outputs (Inception v3's AuxLogits);
     /// in eval mode the auxiliary list is empty.</summary>
@@ -284,7 +331,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         if (numClasses < 0) throw new ArgumentOutOfRangeException(nameof(numClasses), "must be ≥ 0");
         var name = _graph.ClassifierNode ?? throw new GraphException($"graph '{_graph.Name}' has no classifier to replace");
         var old = (LinearOp)_graph.Node(name).Op;
-        Op op = numClasses == 0 ? new IdentityOp() : new LinearOp(old.InFeatures, numClasses, old.Bias);
+        Op op = numClasses == 0 ? new IdentityOp() : old with { OutFeatures = numClasses };
         ReplaceNode(name, op);
         _graph = _graph.With(nodes: _graph.Nodes.Select(n => n.Name == name ? n with { Op = op } : n).ToArray(),
             clearClassifier: numClasses == 0);

@@ -21,11 +21,15 @@ public abstract class Layer : nn.Module
     /// <summary>Runs the op. Must return a new tensor handle (never one of its inputs).</summary>
     public abstract Tensor Forward(IReadOnlyList<Tensor> inputs);
 
-    /// <summary>True when <see cref="ForwardInPlace"/> may overwrite its input (inference only).</summary>
+    /// <summary>True when <see cref="ForwardInPlace"/> may overwrite one of its inputs (inference only).</summary>
     public virtual bool CanRunInPlace => false;
 
-    /// <summary>Runs the op overwriting the input; only called when no one else reads it.</summary>
-    public virtual Tensor ForwardInPlace(Tensor input) => throw new NotSupportedException();
+    /// <summary>True when the op is symmetric in its inputs, so any of them may be the one overwritten.</summary>
+    public virtual bool Commutative => false;
+
+    /// <summary>Runs the op writing its result into <c>inputs[target]</c>, which no one else reads
+    /// and which already has the output's shape. Returns a new handle to that storage.</summary>
+    public virtual Tensor ForwardInPlace(IReadOnlyList<Tensor> inputs, int target) => throw new NotSupportedException();
 
     internal static Parameter NewParameter(long[] shape) => new(empty(shape), requires_grad: true);
 
@@ -204,7 +208,7 @@ public sealed class LinearLayer : Layer
     {
         _op = op;
         double bound = 1.0 / Math.Sqrt(op.InFeatures);
-        var weight = NewParameter([op.OutFeatures, op.InFeatures]);
+        var weight = NewParameter(op.WeightAs1x1Conv ? [op.OutFeatures, op.InFeatures, 1, 1] : [op.OutFeatures, op.InFeatures]);
         using (no_grad()) weight.uniform_(-bound, bound);
         register_parameter("weight", weight);
         if (op.Bias)
@@ -216,8 +220,13 @@ public sealed class LinearLayer : Layer
     }
 
     /// <inheritdoc />
-    public override Tensor Forward(IReadOnlyList<Tensor> inputs) =>
-        F.linear(inputs[0], get_parameter("weight")!, _op.Bias ? get_parameter("bias") : null);
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        var weight = get_parameter("weight")!;
+        if (!_op.WeightAs1x1Conv) return F.linear(inputs[0], weight, _op.Bias ? get_parameter("bias") : null);
+        using var matrix = weight.flatten(1);
+        return F.linear(inputs[0], matrix, _op.Bias ? get_parameter("bias") : null);
+    }
 }
 
 /// <summary>Element-wise activations.</summary>
@@ -236,7 +245,7 @@ public sealed class ActivationLayer : Layer
     public override Tensor Forward(IReadOnlyList<Tensor> inputs) => Apply(inputs[0], false);
 
     /// <inheritdoc />
-    public override Tensor ForwardInPlace(Tensor input) => Apply(input, true);
+    public override Tensor ForwardInPlace(IReadOnlyList<Tensor> inputs, int target) => Apply(inputs[0], true);
 
     private Tensor Apply(Tensor x, bool inPlace)
     {
@@ -343,4 +352,50 @@ public sealed class ConstantLayer : Layer
 
     /// <inheritdoc />
     public override Tensor Forward(IReadOnlyList<Tensor> inputs) => get_buffer("value")!.alias();
+}
+
+/// <summary>Element-wise arithmetic; in inference it can accumulate into an input nobody else reads.</summary>
+public sealed class BinaryLayer : Layer
+{
+    private readonly BinaryOp _op;
+
+    /// <summary>Creates the layer.</summary>
+    public BinaryLayer(BinaryOp op) : base(op) { _op = op; }
+
+    /// <inheritdoc />
+    public override bool CanRunInPlace => true;
+
+    /// <inheritdoc />
+    public override bool Commutative => _op.Operation is BinaryKind.Add or BinaryKind.Mul;
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> xs)
+    {
+        switch (_op.Operation)
+        {
+            case BinaryKind.Add:
+                var sum = xs[0] + xs[1];
+                for (int i = 2; i < xs.Count; i++) sum.add_(xs[i]);
+                return sum;
+            case BinaryKind.Sub: return xs[0] - xs[1];
+            case BinaryKind.Mul: return xs[0] * xs[1];
+            default: return xs[0] / xs[1];
+        }
+    }
+
+    /// <inheritdoc />
+    public override Tensor ForwardInPlace(IReadOnlyList<Tensor> xs, int target)
+    {
+        var acc = xs[target];
+        switch (_op.Operation)
+        {
+            case BinaryKind.Add:
+                for (int i = 0; i < xs.Count; i++) if (i != target) acc.add_(xs[i]);
+                break;
+            case BinaryKind.Mul: acc.mul_(xs[1 - target]); break;
+            case BinaryKind.Sub: acc.sub_(xs[1]); break;
+            default: acc.div_(xs[1]); break;
+        }
+        return acc.alias();
+    }
 }

@@ -27,6 +27,10 @@ public abstract record Op
     /// <summary>A short human description of the arguments for summaries.</summary>
     public virtual string Describe() => "";
 
+    /// <summary>True when the output may share storage with an input or a buffer (views such as
+    /// reshape or slice, identity, constants): such values are never overwritten in place.</summary>
+    public virtual bool OutputMayAlias => false;
+
     internal static long Numel(long[] shape) { long n = 1; foreach (var d in shape) n *= d; return n; }
 
     internal static GraphException Bad(string message) => new(message);
@@ -144,8 +148,11 @@ public sealed record GroupNormOp(int Groups, int Channels, double Eps = 1e-5, bo
     public override string Describe() => $"{Groups} groups, {Channels}";
 }
 
-/// <summary>Fully connected layer on the last dimension (weight [out, in]).</summary>
-public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true) : Op
+/// <summary>Fully connected layer on the last dimension (weight [out, in]). With
+/// <paramref name="WeightAs1x1Conv"/> the weight is kept as [out, in, 1, 1], the layout of heads that
+/// apply a 1×1 convolution to the pooled map (timm's ResNetV2 "head.fc"), so their checkpoints load as
+/// they are; the computation is the same.</summary>
+public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true, bool WeightAs1x1Conv = false) : Op
 {
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs)
@@ -164,7 +171,7 @@ public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true)
     public override Layer CreateLayer() => new LinearLayer(this);
 
     /// <inheritdoc />
-    public override string Describe() => $"{InFeatures}→{OutFeatures}";
+    public override string Describe() => $"{InFeatures}→{OutFeatures}" + (WeightAs1x1Conv ? ", 1×1 conv weight" : "");
 }
 
 /// <summary>Element-wise activations.</summary>
@@ -359,19 +366,7 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
     }
 
     /// <inheritdoc />
-    public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
-    {
-        switch (Operation)
-        {
-            case BinaryKind.Add:
-                var sum = xs[0] + xs[1];
-                for (int i = 2; i < xs.Count; i++) sum.add_(xs[i]);
-                return sum;
-            case BinaryKind.Sub: return xs[0] - xs[1];
-            case BinaryKind.Mul: return xs[0] * xs[1];
-            default: return xs[0] / xs[1];
-        }
-    });
+    public override Layer CreateLayer() => new BinaryLayer(this);
 }
 
 /// <summary>Multiplies by a constant (Inception-ResNet's residual scale), optionally adding one.</summary>
@@ -417,6 +412,9 @@ public sealed record ConcatOp(int Axis = 1) : Op
 public sealed record FlattenOp(int StartDim = 1) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs)
     {
         var x = inputs[0];
@@ -435,6 +433,9 @@ public sealed record FlattenOp(int StartDim = 1) : Op
 /// <summary>Reshape to a fixed shape; 0 copies the input's dimension, -1 is inferred (ONNX rules).</summary>
 public sealed record ReshapeOp(long[] Shape) : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => Resolve(inputs[0]);
 
@@ -483,6 +484,9 @@ public sealed record ReshapeOp(long[] Shape) : Op
 public sealed record TransposeOp(int[] Perm) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => Perm.Select(p => inputs[0][p]).ToArray();
 
     /// <inheritdoc />
@@ -498,6 +502,9 @@ public sealed record TransposeOp(int[] Perm) : Op
 /// <summary>Takes a strided range along one axis (end exclusive, clamped as in ONNX/Python).</summary>
 public sealed record SliceOp(int Axis, long Start, long End, long Step = 1) : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs)
     {
@@ -560,6 +567,9 @@ public sealed record PadOp(int Top, int Left, int Bottom, int Right, double Valu
 public sealed record DropoutOp(double P) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
 
     /// <inheritdoc />
@@ -572,6 +582,9 @@ public sealed record DropoutOp(double P) : Op
 /// <summary>Passes its input through.</summary>
 public sealed record IdentityOp : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
 
@@ -607,6 +620,9 @@ public sealed record MatMulOp : Op
 public sealed record ConstantOp(long[] Shape) : Op
 {
     /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
     public override int Arity => 0;
 
     /// <inheritdoc />
@@ -628,6 +644,9 @@ public sealed record ConstantOp(long[] Shape) : Op
 /// <summary>Removes or inserts size-1 axes.</summary>
 public sealed record SqueezeOp(int[] Axes, bool Unsqueeze = false) : Op
 {
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
     /// <inheritdoc />
     public override string Kind => Unsqueeze ? "Unsqueeze" : "Squeeze";
 

@@ -1,0 +1,137 @@
+using TorchSharp;
+using TransferSharp.Vision.Graph;
+using TransferSharp.Vision.Preprocessing;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Vision.Inference;
+
+/// <summary>One class and its probability.</summary>
+public sealed record ClassScore(int Index, string Label, double Probability);
+
+/// <summary>The top classes for one image.</summary>
+public sealed record Prediction(string Source, IReadOnlyList<ClassScore> Top);
+
+/// <summary>How a <see cref="Predictor"/> runs.</summary>
+public sealed record PredictorOptions
+{
+    /// <summary>Device ("cpu", "cuda", "cuda:N", "auto").</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>Images per forward pass.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Fold BatchNorm into convolutions (exact up to rounding; faster).</summary>
+    public bool FoldBatchNorm { get; init; } = true;
+
+    /// <summary>Channels-last memory layout (faster on CPUs with oneDNN).</summary>
+    public bool ChannelsLast { get; init; } = true;
+}
+
+/// <summary>
+/// A reusable, thread-safe inference object: built once from a model (folded and laid out for
+/// speed, in eval mode, no gradients), then called for any number of images from any thread.
+/// Nothing is reloaded per call; every tensor of a call is freed when the call returns.
+/// </summary>
+public sealed class Predictor : IDisposable
+{
+    private readonly GraphModule _model;
+    private readonly Device _device;
+    private readonly bool _channelsLast;
+
+    /// <summary>Builds the predictor (the source model is not modified and may be disposed afterwards).</summary>
+    public Predictor(GraphModule model, Preprocessing.Preprocessing preprocessing, IReadOnlyList<string>? labels = null, PredictorOptions? options = null)
+    {
+        Options = options ?? new PredictorOptions();
+        Preprocessing = preprocessing;
+        Labels = labels ?? [];
+        _device = Runtime.TorchRuntime.ParseDevice(Options.Device);
+        _channelsLast = Options.ChannelsLast && _device.type == DeviceType.CPU;
+        _model = Options.FoldBatchNorm ? InferenceOptimizer.FoldBatchNorm(model) : Clone(model);
+        if (_device.type != DeviceType.CPU) _model.to(_device);
+        if (_channelsLast) InferenceOptimizer.ToChannelsLast(_model);
+        _model.eval();
+        foreach (var p in _model.parameters()) p.requires_grad = false;
+    }
+
+    private static GraphModule Clone(GraphModule model)
+    {
+        var copy = new GraphModule(model.Graph);
+        var src = model.state_dict();
+        using var _ = no_grad();
+        foreach (var (name, t) in copy.state_dict()) t.copy_(src[name]);
+        return copy;
+    }
+
+    /// <summary>The options it was built with.</summary>
+    public PredictorOptions Options { get; }
+
+    /// <summary>The eval transform applied to image files.</summary>
+    public Preprocessing.Preprocessing Preprocessing { get; }
+
+    /// <summary>Class names (index → label); "class N" where none is known.</summary>
+    public IReadOnlyList<string> Labels { get; }
+
+    /// <summary>The optimised model it runs.</summary>
+    public GraphModule Model => _model;
+
+    /// <summary>Model outputs for a preprocessed batch [N, C, H, W] (CPU tensor; result on CPU).</summary>
+    public Tensor Forward(Tensor batch) => Run(batch, m => m.forward);
+
+    /// <summary>Pooled features [N, F] for a preprocessed batch.</summary>
+    public Tensor Features(Tensor batch, PoolKind pool = PoolKind.Avg) => Run(batch, m => x => m.PooledFeatures(x, pool));
+
+    private Tensor Run(Tensor batch, Func<GraphModule, Func<Tensor, Tensor>> f)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = batch.device.type == _device.type ? batch : batch.to(_device);
+        if (_channelsLast) x = InferenceOptimizer.ChannelsLast(x);
+        var y = f(_model)(x);
+        if (y.device.type != DeviceType.CPU) y = y.cpu();
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
+    {
+        var results = new List<Prediction>(imagePaths.Count);
+        for (int start = 0; start < imagePaths.Count; start += Options.BatchSize)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var chunk = imagePaths.Skip(start).Take(Options.BatchSize).ToArray();
+            using var batch = ImageTransforms.LoadBatch(chunk, Preprocessing);
+            using var logits = Forward(batch);
+            results.AddRange(TopK(logits, chunk, top));
+        }
+        return results;
+    }
+
+    /// <summary>Top-k classes for logits [N, classes].</summary>
+    public IReadOnlyList<Prediction> TopK(Tensor logits, IReadOnlyList<string> sources, int top)
+    {
+        if (logits.dim() != 2) throw new InvalidOperationException($"the model outputs shape [{string.Join(",", logits.shape)}], not class scores; it has no classifier (train a head first)");
+        using var probs = logits.softmax(1);
+        int k = (int)Math.Min(top, probs.shape[1]);
+        var (values, indices) = probs.topk(k, 1);
+        using (values)
+        using (indices)
+        {
+            var v = values.data<float>().ToArray();
+            var ix = indices.data<long>().ToArray();
+            var list = new List<Prediction>();
+            for (int i = 0; i < sources.Count; i++)
+            {
+                var scores = Enumerable.Range(0, k).Select(j =>
+                {
+                    int c = (int)ix[i * k + j];
+                    return new ClassScore(c, c < Labels.Count ? Labels[c] : $"class {c}", v[i * k + j]);
+                }).ToArray();
+                list.Add(new Prediction(sources[i], scores));
+            }
+            return list;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _model.Dispose();
+}
