@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Diagnostics;
 using Spectre.Console;
 using Spectre.Console.Cli;
+using TransferSharp.Onnx;
 using TransferSharp.Runtime;
 using TransferSharp.Vision;
 using TransferSharp.Vision.Inference;
@@ -35,8 +36,14 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         [DefaultValue(16)]
         public int BatchSize { get; init; } = 16;
 
+        [CommandOption("--engine <ENGINE>")]
+        [Description("torchsharp (default) or onnxruntime: run the model in ONNX Runtime (an .onnx file as it is; any other model exported to ONNX first).")]
+        [DefaultValue("torchsharp")]
+        public string Engine { get; init; } = "torchsharp";
+
         public override ValidationResult Validate()
         {
+            if (Engine is not ("torchsharp" or "onnxruntime")) return ValidationResult.Error("--engine must be torchsharp or onnxruntime");
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required, e.g. --model resnet50");
             if (Images.Length == 0) return ValidationResult.Error("give at least one image file");
             if (Top < 1) return ValidationResult.Error("--top must be at least 1");
@@ -48,17 +55,41 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        using var model = ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
-        using var predictor = model.CreatePredictor(new PredictorOptions { Device = settings.Device, BatchSize = settings.BatchSize });
+        IReadOnlyList<Prediction> predictions;
+        string description, preprocessing;
         var sw = Stopwatch.StartNew();
-        var predictions = predictor.Predict(settings.Images, settings.Top, cancellation);
+        if (settings.Engine == "onnxruntime")
+        {
+            var ortOptions = new OnnxRuntimeOptions { Threads = settings.Threads };
+            bool onnxFile = settings.Model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && File.Exists(settings.Model);
+            using var model = onnxFile ? null : ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
+            using var ort = model is null ? OnnxRuntimePredictor.FromFile(settings.Model, ortOptions, settings.BatchSize)
+                : OnnxRuntimePredictor.FromModel(model, ortOptions, settings.BatchSize);
+            if (model is not null) RequireClassifier(model.Module.Graph, model.Description);
+            else if (ort.Engine.Metadata.ContainsKey("transfersharp.model") && ort.Engine.OutputName == "output")
+                RequireClassifier(null, settings.Model);
+            sw.Restart();
+            predictions = ort.Predict(settings.Images, settings.Top, cancellation);
+            description = (model?.Description ?? Path.GetFileName(settings.Model)) + " in ONNX Runtime";
+            preprocessing = ort.Preprocessing.ToString();
+        }
+        else
+        {
+            using var model = ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
+            RequireClassifier(model.Module.Graph, model.Description);
+            using var predictor = model.CreatePredictor(new PredictorOptions { Device = settings.Device, BatchSize = settings.BatchSize });
+            sw.Restart();
+            predictions = predictor.Predict(settings.Images, settings.Top, cancellation);
+            description = model.Description;
+            preprocessing = model.Preprocessing.ToString();
+        }
         var seconds = sw.Elapsed.TotalSeconds;
         if (settings.Json)
         {
-            Json.Print(new { model = model.Description, preprocessing = model.Preprocessing.ToString(), predictions });
+            Json.Print(new { model = description, preprocessing, predictions });
             return 0;
         }
-        ConsoleUi.Err.MarkupLine($"[grey]{Markup.Escape(model.Description)}; {Markup.Escape(model.Preprocessing.ToString())}; {predictions.Count} image(s) in {seconds:F2} s[/]");
+        ConsoleUi.Err.MarkupLine($"[grey]{Markup.Escape(description)}; {Markup.Escape(preprocessing)}; {predictions.Count} image(s) in {seconds:F2} s[/]");
         foreach (var p in predictions)
         {
             var t = new Table().Title(Markup.Escape(p.Source)).AddColumn("class").AddColumn(new TableColumn("probability").RightAligned()).AddColumn("index");
@@ -66,5 +97,12 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
             AnsiConsole.Write(t);
         }
         return 0;
+    }
+
+    /// <summary>A model whose output is its pooled features (resnet18_cntk, a headless export) has no classes to show.</summary>
+    private static void RequireClassifier(TransferSharp.Vision.Graph.ModelGraph? graph, string description)
+    {
+        if (graph is null || graph.ClassifierNode is null && graph.Node(graph.Output).Op is TransferSharp.Vision.Graph.GlobalPoolOp)
+            throw new InvalidOperationException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
     }
 }

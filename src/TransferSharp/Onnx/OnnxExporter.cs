@@ -30,6 +30,9 @@ public sealed record OnnxExportOptions
     /// <summary>The eval transform to record in metadata_props ("transfersharp.preprocessing", JSON).</summary>
     public PreprocessingRecord? Preprocessing { get; init; }
 
+    /// <summary>Class names of the outputs, recorded in metadata_props ("transfersharp.labels", JSON array).</summary>
+    public IReadOnlyList<string>? Labels { get; init; }
+
     /// <summary>Further metadata_props entries.</summary>
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
 }
@@ -57,6 +60,9 @@ public static class OnnxExporter
 
     /// <summary>metadata_props key holding the preprocessing as JSON.</summary>
     public const string PreprocessingKey = "transfersharp.preprocessing";
+
+    /// <summary>metadata_props key holding the class names as a JSON array.</summary>
+    public const string LabelsKey = "transfersharp.labels";
 
     private static readonly JsonSerializerOptions _json = new()
     {
@@ -93,6 +99,10 @@ public static class OnnxExporter
     public static PreprocessingRecord? ReadPreprocessing(IReadOnlyDictionary<string, string> metadata) =>
         metadata.TryGetValue(PreprocessingKey, out var json) ? JsonSerializer.Deserialize<PreprocessingRecord>(json, _json) : null;
 
+    /// <summary>The class names recorded by <see cref="Export"/>, or an empty list.</summary>
+    public static IReadOnlyList<string> ReadLabels(IReadOnlyDictionary<string, string> metadata) =>
+        metadata.TryGetValue(LabelsKey, out var json) ? JsonSerializer.Deserialize<string[]>(json) ?? [] : [];
+
     internal static OnnxProto.ModelProto Build(GraphModule module, OnnxExportOptions options)
     {
         if (options.Opset < MinOpset || options.Opset > MaxOpset)
@@ -111,6 +121,7 @@ public static class OnnxExporter
         Meta("transfersharp.model", module.Graph.Name);
         if (module.Graph.FeatureNode is { } f) Meta("transfersharp.feature_node", f);
         if (options.Preprocessing is { } p) Meta(PreprocessingKey, JsonSerializer.Serialize(p, _json));
+        if (options.Labels is { Count: > 0 } labels) Meta(LabelsKey, JsonSerializer.Serialize(labels));
         if (options.Metadata is { } extra) foreach (var (k, v) in extra) Meta(k, v);
         return model;
     }

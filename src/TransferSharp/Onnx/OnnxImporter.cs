@@ -164,7 +164,8 @@ public static class OnnxImporter
             var state = _state.Where(kv => needed.Contains(kv.Key[..kv.Key.LastIndexOf('.')]))
                 .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
             var producer = $"{_model.ProducerName} {_model.ProducerVersion}".Trim();
-            return new OnnxModel(_file, graph, state, _opset, producer, input.Name, outputName, _nodeNames);
+            var metadata = _model.MetadataProps.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal);
+            return new OnnxModel(_file, graph, state, _opset, producer, input.Name, outputName, _nodeNames, metadata);
         }
 
         private string Resolve(ModelGraph graph, string name)

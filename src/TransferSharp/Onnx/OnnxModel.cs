@@ -28,8 +28,9 @@ public sealed record OnnxImportOptions
 public sealed class OnnxModel
 {
     internal OnnxModel(string file, ModelGraph graph, IReadOnlyDictionary<string, ConstTensor> state, int opset, string producer,
-        string onnxInput, string onnxOutput, IReadOnlyDictionary<string, string> nodeNames)
+        string onnxInput, string onnxOutput, IReadOnlyDictionary<string, string> nodeNames, IReadOnlyDictionary<string, string> metadata)
     {
+        Metadata = metadata;
         File = file;
         Graph = graph;
         State = state;
@@ -62,6 +63,15 @@ public sealed class OnnxModel
 
     /// <summary>Name of the ONNX graph output the graph's output stands for.</summary>
     public string OnnxOutput { get; }
+
+    /// <summary>The file's metadata_props (TransferSharp exports record preprocessing and labels there).</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>The preprocessing recorded in the file, or null.</summary>
+    public Vision.Preprocessing.Preprocessing? Preprocessing => OnnxExporter.ReadPreprocessing(Metadata);
+
+    /// <summary>Class names recorded in the file (empty when none).</summary>
+    public IReadOnlyList<string> Labels => OnnxExporter.ReadLabels(Metadata);
 
     /// <summary>ONNX node names and tensor names → graph node names.</summary>
     public IReadOnlyDictionary<string, string> NodeNames { get; }
@@ -139,7 +149,7 @@ internal static class OnnxModelChain
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in first.NodeNames) names[k] = Rename(v);
         foreach (var (k, v) in second.NodeNames) names[k] = v == ModelGraph.InputName ? firstOut : v;
-        return new OnnxModel(second.File, graph, state, second.Opset, second.Producer, first.OnnxInput, second.OnnxOutput, names);
+        return new OnnxModel(second.File, graph, state, second.Opset, second.Producer, first.OnnxInput, second.OnnxOutput, names, second.Metadata);
     }
 }
 

@@ -105,7 +105,17 @@ public sealed class OnnxRuntimeEngine : IDisposable
         using (var c = input.to(float32).cpu().contiguous()) data = c.data<float>().ToArray();
         using var value = OrtValue.CreateTensorValueFromMemory(data, input.shape);
         using var run = new RunOptions();
-        using var results = _session.Run(run, [InputName], [value], [output]);
+        IDisposableReadOnlyCollection<OrtValue> results;
+        try
+        {
+            results = _session.Run(run, [InputName], [value], [output]);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new InvalidOperationException($"{Path}: ONNX Runtime cannot run input [{string.Join(",", input.shape)}] "
+                + $"(the model takes [{string.Join(",", InputShape.Select(d => d < 0 ? "N" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]): {e.Message}", e);
+        }
+        using var _ = results;
         var r = results[0];
         var shape = r.GetTensorTypeAndShape().Shape;
         var values = r.GetTensorDataAsSpan<float>().ToArray();

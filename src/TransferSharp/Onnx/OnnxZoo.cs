@@ -1,5 +1,6 @@
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Zoo;
+using TransferSharp.Weights;
 
 namespace TransferSharp.Onnx;
 
@@ -21,11 +22,6 @@ public static class OnnxZoo
     private const string PackageName = "Microsoft.ML.DnnImageFeaturizer.ResNet18";
     private static readonly Lazy<OnnxModel> _resnet18 = new(() => ImportResNet18Cntk());
 
-    internal static IEnumerable<ZooEntry> Entries()
-    {
-        yield return new ZooEntry(ResNet18CntkName, "ResNet", "CNTK (ML.NET DnnImageFeaturizer)", "ResNet18.onnx", [], 224, BuildResNet18Cntk);
-    }
-
     /// <summary>Eval transform of <c>resnet18_cntk</c>: the shorter side resized to 224, a 224 center crop,
     /// pixels kept in 0–255 in RGB order. Channel swap and mean-image subtraction happen inside the graph
     /// (its <c>preprocess.*</c> nodes), exactly as ResNetPreprocess.onnx does them.</summary>
@@ -37,6 +33,54 @@ public static class OnnxZoo
         Mean = [0.0, 0.0, 0.0],
         Std = [1.0, 1.0, 1.0],
     };
+
+    /// <summary>Tag of the bundled CNTK weights ("resnet18_cntk.cntk_in1k").</summary>
+    public const string ResNet18CntkTag = "cntk_in1k";
+
+    internal static IEnumerable<ZooEntry> Entries()
+    {
+        // The zoo lists its entries once, lazily: the bundled weights join the registry at the same time.
+        WeightRegistry.Register(ResNet18CntkWeights, makeDefault: true);
+        yield return new ZooEntry(ResNet18CntkName, "ResNet", "CNTK (ML.NET DnnImageFeaturizer)", "ResNet18.onnx", [], 224, BuildResNet18Cntk);
+    }
+
+    /// <summary>The bundled weights as a registry tag: a local file (the ONNX initializers, written once
+    /// as <c>bundled/resnet18_cntk.cntk_in1k.safetensors</c> in the weight cache), the CNTK
+    /// preprocessing, no classifier (features only).</summary>
+    public static WeightTag ResNet18CntkWeights => _weights.Value;
+
+    private static readonly Lazy<WeightTag> _weights = new(() => new WeightTag
+    {
+        Architecture = ResNet18CntkName,
+        Tag = ResNet18CntkTag,
+        Source = WeightSource.Local,
+        SourceArchitecture = "ResNet18.onnx (Microsoft.ML.DnnImageFeaturizer.ResNet18 0.23.1)",
+        LocalFile = BundledCheckpoint,
+        Preprocessing = ResNet18CntkPreprocessing,
+        NumClasses = 0,
+        FeaturesOnly = true,
+        License = "mit",
+        Recipe = "CNTK ResNet-18 trained on ImageNet-1k, shipped by ML.NET's DnnImageFeaturizer; 512-d pool5 features",
+    });
+
+    private static readonly object _bundleLock = new();
+
+    /// <summary>The bundled weights as a safetensors checkpoint in the weight cache (written on first use,
+    /// rewritten when the ONNX file is newer).</summary>
+    public static string BundledCheckpoint()
+    {
+        var onnx = ResNet18OnnxPath;
+        var path = Path.Combine(WeightCache.FromEnvironment().Root, "bundled", $"{ResNet18CntkName}.{ResNet18CntkTag}.safetensors");
+        lock (_bundleLock)
+        {
+            if (File.Exists(path) && File.GetLastWriteTimeUtc(path) >= File.GetLastWriteTimeUtc(onnx)) return path;
+            using var scope = TorchSharp.torch.NewDisposeScope();
+            var tensors = ResNet18Cntk.State.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => KeyValuePair.Create(kv.Key, TorchSharp.torch.tensor(kv.Value.AsFloats()).reshape(kv.Value.Shape)));
+            SafeTensors.Write(path, tensors, new Dictionary<string, string> { ["source"] = onnx, ["format"] = "pt" });
+        }
+        return path;
+    }
 
     /// <summary>Folders searched for the DnnImageModels files: beside the application and beside this
     /// assembly ($TRANSFERSHARP_DNN_MODELS first when set).</summary>

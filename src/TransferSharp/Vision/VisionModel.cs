@@ -14,7 +14,7 @@ public sealed class VisionModel : IDisposable
 {
     /// <summary>Opens model files that are not checkpoints of a zoo architecture (trained models, ONNX).
     /// Each returns null when the file is not its kind.</summary>
-    internal static readonly List<Func<string, ModelOptions?, CancellationToken, VisionModel?>> FileLoaders = [];
+    internal static readonly List<Func<string, ModelOptions?, CancellationToken, VisionModel?>> FileLoaders = [Onnx.OnnxVisionModels.TryLoad];
 
     /// <summary>Wraps parts that belong together.</summary>
     public VisionModel(GraphModule module, Preprocessing.Preprocessing preprocessing, IReadOnlyList<string> labels, string description, LoadedWeights? weights = null)

@@ -47,6 +47,9 @@ public static class PretrainedWeights
     public static (GraphModule Model, LoadedWeights Weights) Create(string architecture, string weights = "imagenet", ModelOptions? options = null,
         IProgress<DownloadProgress>? progress = null, CancellationToken ct = default)
     {
+        // Weights without a classifier (features only, e.g. resnet18_cntk) build the model headless by default.
+        if (options is null && WeightRegistry.TryGet(architecture, weights, out var tag) && tag.NumClasses == 0)
+            options = new ModelOptions { NumClasses = 0 };
         var model = ModelZoo.Create(architecture, options);
         try
         {

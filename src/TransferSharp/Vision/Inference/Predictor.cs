@@ -107,7 +107,11 @@ public sealed class Predictor : IDisposable
     }
 
     /// <summary>Top-k classes for logits [N, classes].</summary>
-    public IReadOnlyList<Prediction> TopK(Tensor logits, IReadOnlyList<string> sources, int top)
+    public IReadOnlyList<Prediction> TopK(Tensor logits, IReadOnlyList<string> sources, int top) => TopK(logits, sources, top, Labels);
+
+    /// <summary>Top-k classes for logits [N, classes], labelled from <paramref name="labels"/> (shared with
+    /// the ONNX Runtime predictor).</summary>
+    internal static IReadOnlyList<Prediction> TopK(Tensor logits, IReadOnlyList<string> sources, int top, IReadOnlyList<string> labels)
     {
         if (logits.dim() != 2) throw new InvalidOperationException($"the model outputs shape [{string.Join(",", logits.shape)}], not class scores; it has no classifier (train a head first)");
         using var probs = logits.softmax(1);
@@ -124,7 +128,7 @@ public sealed class Predictor : IDisposable
                 var scores = Enumerable.Range(0, k).Select(j =>
                 {
                     int c = (int)ix[i * k + j];
-                    return new ClassScore(c, c < Labels.Count ? Labels[c] : $"class {c}", v[i * k + j]);
+                    return new ClassScore(c, c < labels.Count ? labels[c] : $"class {c}", v[i * k + j]);
                 }).ToArray();
                 list.Add(new Prediction(sources[i], scores));
             }

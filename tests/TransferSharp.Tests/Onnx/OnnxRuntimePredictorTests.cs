@@ -1,0 +1,73 @@
+using TransferSharp.Onnx;
+using TransferSharp.Tests.Support;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Tests.Onnx;
+
+/// <summary>The paths the CLI takes: an exported .onnx file opened as a <see cref="VisionModel"/>
+/// (TorchSharp) and by <see cref="OnnxRuntimePredictor"/> (--engine onnxruntime) predicts the same
+/// classes with the same labels; resnet18_cntk loads through the weight registry with no download.</summary>
+[Trait("Category", "Onnx")]
+public class OnnxRuntimePredictorTests
+{
+    [Fact]
+    public void Exported_file_predicts_the_same_in_both_engines()
+    {
+        var dir = Paths.NewTempDir();
+        try
+        {
+            using var scope = NewDisposeScope();
+            manual_seed(5);
+            using var source = ModelZoo.Create("mobilenet_v2", new ModelOptions { NumClasses = 4 });
+            source.eval();
+            var labels = new[] { "ant", "bee", "cat", "dog" };
+            var preprocessing = global::TransferSharp.Vision.Preprocessing.Preprocessing.ImageNet with { ResizeSize = 240, CropSize = 224 };
+            var file = Path.Combine(dir, "small.onnx");
+            OnnxExporter.Export(source, file, new OnnxExportOptions { Preprocessing = preprocessing, Labels = labels, Opset = 13 });
+
+            var images = TestImages.PhotoNames.Select(TestImages.PathOf).ToArray();
+            using var model = VisionModel.Load(file);
+            Assert.Equal(preprocessing, model.Preprocessing with { Mean = preprocessing.Mean, Std = preprocessing.Std });
+            Assert.Equal(labels, model.Labels);
+            using var torchPredictor = model.CreatePredictor();
+            var ours = torchPredictor.Predict(images, top: 2);
+            using var ort = OnnxRuntimePredictor.FromFile(file, batchSize: 3);
+            var theirs = ort.Predict(images, top: 2);
+            using var fromModel = OnnxRuntimePredictor.FromModel(model, batchSize: 8);
+            var again = fromModel.Predict(images, top: 2);
+            Assert.Equal(images.Length, theirs.Count);
+            for (int i = 0; i < images.Length; i++)
+            {
+                Assert.Equal(ours[i].Top.Select(c => c.Label), theirs[i].Top.Select(c => c.Label));
+                Assert.Equal(ours[i].Top[0].Probability, theirs[i].Top[0].Probability, 4);
+                Assert.Equal(theirs[i].Top.Select(c => c.Index), again[i].Top.Select(c => c.Index));
+            }
+            var features = ort.ExtractFeatures(images);
+            Assert.Equal(new long[] { images.Length, 1280 }, features.shape);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Resnet18_cntk_loads_its_bundled_weights_through_the_registry()
+    {
+        using var scope = NewDisposeScope();
+        using var model = VisionModel.Load("resnet18_cntk");
+        Assert.Equal(0, model.Module.NumClasses);
+        Assert.Equal(OnnxZoo.ResNet18CntkPreprocessing, model.Preprocessing);
+        Assert.Contains(global::TransferSharp.Weights.WeightRegistry.For("resnet18_cntk"), t => t.Name == "resnet18_cntk.cntk_in1k");
+        using var direct = OnnxZoo.CreateResNet18Cntk();
+        var x = TestImages.Batch(["chelsea"]);
+        using var _ = no_grad();
+        model.Module.eval();
+        var diffs = model.Module.state_dict().Where(kv => kv.Value.dtype == float32 && !kv.Value.equal(direct.state_dict()[kv.Key]).all().item<bool>()).Select(kv => kv.Key).ToList();
+        Assert.True(diffs.Count == 0, string.Join(", ", diffs.Take(10)));
+        Assert.True(model.Module.forward(x).allclose(direct.PooledFeatures(x), 1e-5, 1e-5));
+    }
+}
