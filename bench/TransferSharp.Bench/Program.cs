@@ -6,6 +6,7 @@ using TransferSharp.Bench;
 var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(StringComparer.OrdinalIgnoreCase)
 {
     ["vision"] = ("eval images/s of zoo models vs TorchSharp hand-written and PyTorch: [MODEL...] [--batch 16] [--threads 2] [--no-peer]", VisionBench.Run),
+    ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
 
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))

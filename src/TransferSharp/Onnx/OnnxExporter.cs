@@ -326,15 +326,17 @@ public static class OnnxExporter
                     break;
                 case LinearOp l:
                 {
+                    // Heads stored as a 1×1 convolution (timm's ResNetV2) keep a [out, in, 1, 1] weight.
+                    var weight = l.WeightAs1x1Conv ? Param(name, "weight").reshape(l.OutFeatures, l.InFeatures) : Param(name, "weight");
                     if (inShapes[0].Length == 2)
                     {
-                        var inputs = new List<string> { x[0], Init(name + ".weight", Param(name, "weight")) };
+                        var inputs = new List<string> { x[0], Init(name + ".weight", weight) };
                         if (l.Bias) inputs.Add(Init(name + ".bias", Param(name, "bias")));
                         Out("Gemm", [.. inputs], A("transB", 1));
                     }
                     else
                     {
-                        using var wt = Param(name, "weight").t();
+                        using var wt = weight.t();
                         var y = Node("MatMul", [x[0], Init(name + ".weight_t", wt)], l.Bias ? Fresh(name + "_matmul") : Fresh(name));
                         _tensor[name] = l.Bias ? Node("Add", [y, Init(name + ".bias", Param(name, "bias"))], Fresh(name)) : y;
                     }
@@ -353,6 +355,7 @@ public static class OnnxExporter
                         A("kernel_shape", [p.Kernel.H, p.Kernel.W]), A("strides", [p.Stride.H, p.Stride.W]), A("ceil_mode", p.CeilMode ? 1 : 0),
                     };
                     Window(attrs, p.Padding);
+                    if (p.Pool == PoolKind.Max && TryEmitPaddedMaxPool(node, p, outShape)) break;
                     if (p.Pool == PoolKind.Max)
                     {
                         var d = p.EffectiveDilation;
@@ -450,6 +453,50 @@ public static class OnnxExporter
             }
         }
 
+        /// <summary>
+        /// A constant Pad feeding a MaxPool (timm's BiT stem: zero pad, then an unpadded max pool). ONNX
+        /// Runtime's PadFusion folds such a Pad into the pool's own padding, which pads with −∞, not the
+        /// pad value, and changes the result wherever a window holds only padding and negative values.
+        /// Written instead as MaxPool over the unpadded input with the combined padding, then Max with a
+        /// constant holding the pad value for windows that touch the padded ring (−∞ elsewhere): the same
+        /// numbers, and nothing for the optimizer to fuse.
+        /// </summary>
+        private bool TryEmitPaddedMaxPool(Node node, Pool2dOp p, long[] outShape)
+        {
+            var padName = node.Inputs[0];
+            if (padName == ModelGraph.InputName || _graph.Node(padName).Op is not PadOp { Mode: "constant" } pad) return false;
+            if (p.Padding.Kind != PadKind.Explicit || p.EffectiveDilation != new Size2(1, 1)) return false;
+            var src = _graph.Node(padName).Inputs[0];
+            var srcShape = _graph.Shapes[src];
+            long h = srcShape[2], w = srcShape[3];
+            int top = pad.Top + p.Padding.Top, left = pad.Left + p.Padding.Left;
+            int bottom = pad.Bottom + p.Padding.Bottom, right = pad.Right + p.Padding.Right;
+            if (new[] { pad.Top, pad.Left, pad.Bottom, pad.Right }.Any(v => v < 0)) return false;
+            long oh = outShape[2], ow = outShape[3];
+            var border = new float[oh * ow];
+            for (long i = 0; i < oh; i++)
+            {
+                for (long j = 0; j < ow; j++)
+                {
+                    bool touches = false;
+                    for (long r = i * p.Stride.H - top; r < i * p.Stride.H - top + p.Kernel.H && !touches; r++)
+                    {
+                        for (long c = j * p.Stride.W - left; c < j * p.Stride.W - left + p.Kernel.W && !touches; c++)
+                        {
+                            bool inPadded = r >= -pad.Top && r < h + pad.Bottom && c >= -pad.Left && c < w + pad.Right;
+                            bool inInput = r >= 0 && r < h && c >= 0 && c < w;
+                            touches = inPadded && !inInput;
+                        }
+                    }
+                    border[i * ow + j] = touches ? (float)pad.Value : float.NegativeInfinity;
+                }
+            }
+            var pooled = Node("MaxPool", [_tensor[src]], Fresh(node.Name + "_unpadded"), A("kernel_shape", [p.Kernel.H, p.Kernel.W]),
+                A("strides", [p.Stride.H, p.Stride.W]), A("pads", [top, left, bottom, right]), A("ceil_mode", p.CeilMode ? 1 : 0));
+            _tensor[node.Name] = Node("Max", [pooled, InitFloats(node.Name + ".border", [1, 1, oh, ow], border)], Fresh(node.Name));
+            return true;
+        }
+
         private void EmitActivation(string name, ActivationOp a, string x)
         {
             string Out(string opType, string[] inputs, params OnnxProto.AttributeProto[] attrs) => _tensor[name] = Node(opType, inputs, Fresh(name), attrs);
@@ -486,15 +533,21 @@ public static class OnnxExporter
             }
         }
 
-        /// <summary>GroupNorm as InstanceNormalization over [N, G, rest], then the per-channel affine:
-        /// exact, and valid in every opset the exporter writes.</summary>
+        /// <summary>GroupNorm from elementary ops over [N, G, rest]: mean, then the mean of squared
+        /// deviations (two passes, as PyTorch computes it; ONNX Runtime's InstanceNormalization loses
+        /// precision when activations have a large mean), then the per-channel affine.</summary>
         private void EmitGroupNorm(string name, GroupNormOp gn, string x, long[] shape)
         {
             var shapeOf = Node("Shape", [x], Fresh(name + "_shape"));
             var grouped = Node("Reshape", [x, InitInts(name + ".grouped", 0, gn.Groups, -1)], Fresh(name + "_grouped"));
-            var ones = Enumerable.Repeat(1f, gn.Groups).ToArray();
-            var normed = Node("InstanceNormalization", [grouped, InitFloats(name + ".gscale", [gn.Groups], ones),
-                InitFloats(name + ".gbias", [gn.Groups], new float[gn.Groups])], Fresh(name + "_inorm"), A("epsilon", gn.Eps));
+            string Mean(string input, string suffix) => _opset >= 18
+                ? Node("ReduceMean", [input, InitInts(name + ".axes", 2)], Fresh(name + suffix), A("keepdims", 1))
+                : Node("ReduceMean", [input], Fresh(name + suffix), A("axes", [2L]), A("keepdims", 1));
+            var mean = Mean(grouped, "_mean");
+            var centered = Node("Sub", [grouped, mean], Fresh(name + "_centered"));
+            var variance = Mean(Node("Mul", [centered, centered], Fresh(name + "_sq")), "_var");
+            var std = Node("Sqrt", [Node("Add", [variance, Scalar(name + ".eps", gn.Eps)], Fresh(name + "_vareps"))], Fresh(name + "_std"));
+            var normed = Node("Div", [centered, std], Fresh(name + "_normed"));
             var back = Node("Reshape", [normed, shapeOf], gn.Affine ? Fresh(name + "_norm") : Fresh(name));
             if (!gn.Affine) { _tensor[name] = back; return; }
             var affineShape = new long[] { gn.Channels }.Concat(Enumerable.Repeat(1L, shape.Length - 2)).ToArray();
