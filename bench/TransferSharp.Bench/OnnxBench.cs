@@ -66,10 +66,16 @@ public static class OnnxBench
                 {
                     using var x = rand(batch, 3, 224, 224) * 255;
                     using var xcl = InferenceOptimizer.ChannelsLast(x);
-                    double plain = Throughput(model.forward, x, batch, repeats);
-                    double folded = Throughput(fast.forward, xcl, batch, repeats);
-                    double ortExport = Throughput(exported.Forward, x, batch, repeats);
-                    double ortOriginal = original is null ? double.NaN : Throughput(original.Forward, x, batch, repeats);
+                    var runs = new List<Action>
+                    {
+                        () => model.forward(x),
+                        () => fast.forward(xcl),
+                        () => exported.Forward(x),
+                    };
+                    if (original is not null) runs.Add(() => original.Forward(x));
+                    var rates = Interleaved(runs, batch, repeats);
+                    double plain = rates[0], folded = rates[1], ortExport = rates[2];
+                    double ortOriginal = original is null ? double.NaN : rates[3];
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"| {name} | {batch} | {plain:F1} | {folded:F1} | {ortExport:F1} | {F(ortOriginal)} | {ortExport / folded:F2}× |"));
                 }
@@ -80,16 +86,28 @@ public static class OnnxBench
             Directory.Delete(dir, true);
         }
         Console.WriteLine();
-        Console.WriteLine("images/s, median of " + repeats + " timed runs after 2 warm-up runs; the original ResNet18.onnx runs with its batch dimension relaxed to dynamic (it declares 1).");
+        Console.WriteLine("images/s, median of " + repeats + " timed rounds after 2 warm-up rounds, the engines interleaved within each round; the original ResNet18.onnx runs with its batch dimension relaxed to dynamic (it declares 1).");
         return 0;
     }
 
     private static string F(double v) => double.IsNaN(v) ? "–" : v.ToString("F1", CultureInfo.InvariantCulture);
 
-    private static double Throughput(Func<Tensor, Tensor> forward, Tensor x, int batch, int repeats)
+    /// <summary>Images/s of each run: two warm-up rounds, then <paramref name="repeats"/> rounds in which
+    /// every engine runs once in turn, so that load from other processes on the shared machine falls on
+    /// all of them alike; the median per engine.</summary>
+    private static double[] Interleaved(IReadOnlyList<Action> runs, int batch, int repeats)
     {
         using var _ = no_grad();
-        double s = BenchUtil.MedianSeconds(() => { using var scope = NewDisposeScope(); forward(x); }, 2, repeats);
-        return batch / s;
+        var times = runs.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < repeats + 2; round++)
+        {
+            for (int k = 0; k < runs.Count; k++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope()) runs[k]();
+                if (round >= 2) times[k].Add(sw.Elapsed.TotalSeconds);
+            }
+        }
+        return times.Select(t => { t.Sort(); return batch / t[t.Count / 2]; }).ToArray();
     }
 }
