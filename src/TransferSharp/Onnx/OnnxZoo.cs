@@ -20,7 +20,8 @@ public static class OnnxZoo
     public const string PreprocessPrefix = "preprocess";
 
     private const string PackageName = "Microsoft.ML.DnnImageFeaturizer.ResNet18";
-    private static readonly Lazy<OnnxModel> _resnet18 = new(() => ImportResNet18Cntk());
+    // PublicationOnly: a failure (files missing) is not cached, so a later call can succeed.
+    private static readonly Lazy<OnnxModel> _resnet18 = new(ImportResNet18Cntk, LazyThreadSafetyMode.PublicationOnly);
 
     /// <summary>Eval transform of <c>resnet18_cntk</c>: the shorter side resized to 224, a 224 center crop,
     /// pixels kept in 0–255 in RGB order. Channel swap and mean-image subtraction happen inside the graph
