@@ -448,6 +448,21 @@ public static class OnnxExporter
                 case SqueezeOp sq:
                     Out(sq.Unsqueeze ? "Unsqueeze" : "Squeeze", [x[0], InitInts(name + ".axes", sq.Axes.Select(a => (long)a).ToArray())]);
                     break;
+                case UnaryOp u:
+                    Out(u.Function.ToString(), x);
+                    break;
+                case ReduceOp r:
+                {
+                    var op = r.Reduction == PoolKind.Avg ? "ReduceMean" : "ReduceMax";
+                    var axes = r.Axes.Select(a => (long)a).ToArray();
+                    // ReduceMax takes axes as an input from opset 18 on, ReduceMean too.
+                    if (_opset >= 18) Out(op, [x[0], InitInts(name + ".axes", axes)], A("keepdims", r.KeepDims ? 1 : 0));
+                    else Out(op, x, A("axes", axes), A("keepdims", r.KeepDims ? 1 : 0));
+                    break;
+                }
+                case ExtremumOp e:
+                    Out(e.Maximum ? "Max" : "Min", x);
+                    break;
                 default:
                     throw new NotSupportedException($"the exporter has no ONNX translation for op {node.Op.Kind} ({node.Op.GetType().Name})");
             }

@@ -20,6 +20,7 @@ public static class OnnxImporter
         "Tanh", "Elu", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Add", "Sub", "Mul", "Div",
         "Sum", "Concat", "Split", "Slice", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Gemm", "MatMul", "Pad",
         "Dropout", "Identity", "Constant", "Shape", "Gather", "Cast",
+        "ReduceMean", "ReduceMax", "Sqrt", "Erf", "Exp", "Log", "Abs", "Neg", "Reciprocal", "Max", "Min", "Gelu",
     };
 
     /// <summary>Imports a file. Raises <see cref="OnnxUnsupportedException"/> listing every node it
@@ -343,6 +344,21 @@ public static class OnnxImporter
                 case "Shape": Shape(); break;
                 case "Gather": Gather(); break;
                 case "Cast": Cast(); break;
+                case "ReduceMean": Reduce(PoolKind.Avg); break;
+                case "ReduceMax": Reduce(PoolKind.Max); break;
+                case "Sqrt": Unary(UnaryKind.Sqrt); break;
+                case "Erf": Unary(UnaryKind.Erf); break;
+                case "Exp": Unary(UnaryKind.Exp); break;
+                case "Log": Unary(UnaryKind.Log); break;
+                case "Abs": Unary(UnaryKind.Abs); break;
+                case "Neg": Unary(UnaryKind.Neg); break;
+                case "Reciprocal": Unary(UnaryKind.Reciprocal); break;
+                case "Max": Extremum(true); break;
+                case "Min": Extremum(false); break;
+                case "Gelu":
+                    if ((Str("approximate") ?? "none") != "none") throw new UnsupportedVariant("tanh-approximated GELU");
+                    Act(ActivationKind.Gelu);
+                    break;
                 default: throw new UnsupportedVariant("operator not supported");
             }
         }
@@ -867,6 +883,48 @@ public static class OnnxImporter
             var sliced = _b.Add(new SliceOp(axis, ids[0], ids[^1] + 1), name, x);
             if (indices.Shape.Length == 0) sliced = _b.Add(new SqueezeOp([axis]), Extra(name, "squeeze"), sliced);
             Emit(sliced);
+        }
+
+        private void Reduce(PoolKind kind)
+        {
+            var x = Value(0);
+            // ReduceMean/ReduceMax take axes as an input from opset 18 on.
+            long[]? axes = _opset >= 18 ? OptionalConst(1, "axes")?.AsInts() : Ints("axes");
+            if (_opset >= 18 && axes is { Length: 0 }) axes = null;
+            if (axes is null && _opset >= 18 && Int("noop_with_empty_axes", 0) != 0) { Emit(x); return; }
+            axes ??= Enumerable.Range(0, x.Shape.Length).Select(i => (long)i).ToArray();
+            bool keep = Int("keepdims", 1) != 0;
+            if (!keep && axes.Select(a => Norm(a, x.Shape.Length)).Contains(0))
+                throw new UnsupportedVariant("reducing away the batch axis");
+            Emit(_b.Add(new ReduceOp(kind, axes.Select(a => (int)a).ToArray(), keep), NodeName(), x));
+        }
+
+        private void Unary(UnaryKind kind)
+        {
+            if (IsConst(0))
+            {
+                var c = Const(0, "input");
+                Func<double, double> f = kind switch
+                {
+                    UnaryKind.Sqrt => Math.Sqrt,
+                    UnaryKind.Exp => Math.Exp,
+                    UnaryKind.Log => Math.Log,
+                    UnaryKind.Abs => Math.Abs,
+                    UnaryKind.Neg => v => -v,
+                    UnaryKind.Reciprocal => v => 1 / v,
+                    _ => throw new UnsupportedVariant("Erf of a constant"),
+                };
+                EmitConst(new ConstTensor(c.Shape, c.AsFloats().Select(v => (float)f(v)).ToArray()));
+                return;
+            }
+            Emit(_b.Add(new UnaryOp(kind), NodeName(), Value(0)));
+        }
+
+        private void Extremum(bool max)
+        {
+            var xs = Enumerable.Range(0, Inputs).Where(Has).ToArray();
+            if (xs.Length == 1) { Alias(); return; }
+            Emit(_b.Add(new ExtremumOp(max), NodeName(), xs.Select(Value).ToArray()));
         }
 
         private void Cast()

@@ -685,3 +685,112 @@ public sealed record SqueezeOp(int[] Axes, bool Unsqueeze = false) : Op
     /// <inheritdoc />
     public override int GetHashCode() => Axes.Length;
 }
+
+/// <summary>Element-wise unary math functions (ONNX Sqrt, Erf, Exp, Log, Abs, Neg, Reciprocal).</summary>
+public enum UnaryKind
+{
+    /// <summary>√x</summary>
+    Sqrt,
+    /// <summary>The error function.</summary>
+    Erf,
+    /// <summary>eˣ</summary>
+    Exp,
+    /// <summary>ln x</summary>
+    Log,
+    /// <summary>|x|</summary>
+    Abs,
+    /// <summary>−x</summary>
+    Neg,
+    /// <summary>1 / x</summary>
+    Reciprocal,
+}
+
+/// <summary>An element-wise unary function (what imported graphs spell out: GroupNorm and GELU written
+/// as elementary ONNX ops).</summary>
+public sealed record UnaryOp(UnaryKind Function) : Op
+{
+    /// <inheritdoc />
+    public override string Kind => Function.ToString();
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs => Function switch
+    {
+        UnaryKind.Sqrt => xs[0].sqrt(),
+        UnaryKind.Erf => xs[0].erf(),
+        UnaryKind.Exp => xs[0].exp(),
+        UnaryKind.Log => xs[0].log(),
+        UnaryKind.Abs => xs[0].abs(),
+        UnaryKind.Neg => xs[0].neg(),
+        _ => xs[0].reciprocal(),
+    });
+}
+
+/// <summary>Mean or maximum over axes (ONNX ReduceMean / ReduceMax); the batch axis may not be reduced
+/// away unless kept.</summary>
+public sealed record ReduceOp(PoolKind Reduction, int[] Axes, bool KeepDims = true) : Op
+{
+    /// <inheritdoc />
+    public override string Kind => Reduction == PoolKind.Avg ? "ReduceMean" : "ReduceMax";
+
+    private long[] Normalized(int rank) => Axes.Select(a => (long)(a < 0 ? a + rank : a)).Distinct().Order().ToArray();
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var x = inputs[0];
+        var axes = Normalized(x.Length);
+        if (axes.Any(a => a < 0 || a >= x.Length)) throw Bad($"{Kind}: axes [{string.Join(",", Axes)}] out of range for rank {x.Length}");
+        if (KeepDims) return x.Select((d, i) => axes.Contains(i) ? 1 : d).ToArray();
+        return x.Where((_, i) => !axes.Contains(i)).ToArray();
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
+    {
+        var axes = Normalized((int)xs[0].dim());
+        return Reduction == PoolKind.Avg ? xs[0].mean(axes, keepdim: KeepDims) : xs[0].amax(axes, keepdim: KeepDims);
+    });
+
+    /// <inheritdoc />
+    public bool Equals(ReduceOp? other) => other is not null && Reduction == other.Reduction && KeepDims == other.KeepDims && Axes.SequenceEqual(other.Axes);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => Axes.Length;
+
+    /// <inheritdoc />
+    public override string Describe() => $"axes [{string.Join(",", Axes)}]" + (KeepDims ? ", keepdims" : "");
+}
+
+/// <summary>Element-wise maximum or minimum of its inputs with broadcasting (ONNX Max / Min).</summary>
+public sealed record ExtremumOp(bool Maximum) : Op
+{
+    /// <inheritdoc />
+    public override string Kind => Maximum ? "Max" : "Min";
+
+    /// <inheritdoc />
+    public override int Arity => -1;
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var shape = inputs[0];
+        for (int i = 1; i < inputs.Count; i++) shape = BinaryOp.Broadcast(shape, inputs[i]);
+        return shape;
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
+    {
+        var y = xs[0].alias();
+        for (int i = 1; i < xs.Count; i++)
+        {
+            var next = Maximum ? y.maximum(xs[i]) : y.minimum(xs[i]);
+            y.Dispose();
+            y = next;
+        }
+        return y;
+    });
+}
