@@ -78,4 +78,21 @@ public class PretrainedResNet18Tests(ITestOutputHelper output)
         Assert.Equal(["stage0", "stage1", "stage2", "stage3", "stage4", "head"], imported.Graph.Groups.Select(g => g.Name));
         Assert.Equal(512, imported.Graph.NumFeatures);
     }
+
+    [Fact]
+    public void Pretrained_body_takes_a_new_head_through_the_weight_registry()
+    {
+        using var scope = NewDisposeScope();
+        var (model, weights) = global::TransferSharp.Weights.PretrainedWeights.Create("resnet18_cntk", "imagenet", new ModelOptions { NumClasses = 3 });
+        using var _m = model;
+        Assert.Equal("resnet18_cntk.cntk_in1k", weights.Tag!.Name);
+        Assert.Equal(["fc.weight", "fc.bias"], weights.Report.Reinitialised.Order().Reverse());
+        Assert.False(weights.Report.HeadLoaded);
+        Assert.Equal(3, model.NumClasses);
+        using var reference = OnnxZoo.CreateResNet18Cntk();
+        model.eval();
+        var x = TestImages.Batch(["coffee"]);
+        using var _ = no_grad();
+        Assert.True(model.PooledFeatures(x).allclose(reference.forward(x), 1e-5, 1e-5));
+    }
 }

@@ -67,6 +67,8 @@ public static class StateDictLoader
             {
                 if (key.EndsWith(BatchCountSuffix, StringComparison.Ordinal)) resetCounters.Add(key); // absent before PyTorch 0.4.1
                 else if (node is not null && auxNodes.Contains(node) && !checkpointHasAux) reinitialised.Add(key);
+                // A checkpoint without any classifier (a feature extractor such as resnet18_cntk's) leaves a new head initialised.
+                else if (node is not null && headKeys.Contains(node) && !mapped.Keys.Any(k => NodeOf(k) == node)) reinitialised.Add(key);
                 else missing.Add(key);
                 continue;
             }
