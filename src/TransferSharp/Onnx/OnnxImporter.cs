@@ -123,7 +123,6 @@ public static class OnnxImporter
             foreach (var n in order) foreach (var i in n.Input) _consumed.Add(i);
             foreach (var o in g.Output) _consumed.Add(o.Name);
 
-            var unsupported = new List<UnsupportedNode>();
             for (int i = 0; i < order.Count; i++)
             {
                 _node = order[i];

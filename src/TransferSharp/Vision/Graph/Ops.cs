@@ -774,12 +774,7 @@ public sealed record ExtremumOp(bool Maximum) : Op
     public override int Arity => -1;
 
     /// <inheritdoc />
-    public override long[] InferShape(IReadOnlyList<long[]> inputs)
-    {
-        var shape = inputs[0];
-        for (int i = 1; i < inputs.Count; i++) shape = BinaryOp.Broadcast(shape, inputs[i]);
-        return shape;
-    }
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => new BinaryOp(BinaryKind.Add).InferShape(inputs);
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
