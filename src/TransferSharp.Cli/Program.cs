@@ -19,5 +19,15 @@ app.Configure(config =>
         .WithDescription("Show a model's layers, output shapes, parameter counts, MACs, feature node and layer groups.")
         .WithExample("summary", "--model", "resnet50")
         .WithExample("summary", "--model", "ResNet50", "--size", "320", "--json");
+    config.AddCommand<TrainCommand>("train")
+        .WithDescription("Train a classifier on a folder of labelled images: a new head on a pretrained body, or fine-tuning.")
+        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--mode", "head", "--epochs", "20", "--out", "model.safetensors")
+        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--val", "photos/val", "--mode", "finetune", "--epochs", "9", "--unfreeze", "2", "--out", "model.safetensors");
+    config.AddCommand<ExtractCommand>("extract")
+        .WithDescription("Write pooled features of a model for every image of a data set (.parquet, .npy or .csv); resumable.")
+        .WithExample("extract", "--model", "resnet50", "--data", "photos", "--out", "features.parquet");
+    config.AddCommand<EvaluateCommand>("evaluate")
+        .WithDescription("Accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.")
+        .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--confusion-png", "confusion.png");
 });
 return await app.RunAsync(args);
