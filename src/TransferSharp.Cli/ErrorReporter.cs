@@ -14,11 +14,11 @@ public static class ErrorReporter
 
     public static int Report(Exception ex)
     {
-        var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        var err = ConsoleUi.Err;
         switch (ex)
         {
             case OperationCanceledException:
-                err.MarkupLine("[yellow]cancelled[/]; files written so far are complete, partial ones were discarded.");
+                err.MarkupLine("[yellow]cancelled[/]; finished files are intact; an interrupted download stays as .partial and resumes next time.");
                 return Cancelled;
             case CommandParseException or CommandRuntimeException:
                 err.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");

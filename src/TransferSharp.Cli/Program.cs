@@ -15,6 +15,11 @@ app.Configure(config =>
         .WithDescription("List the model zoo: names, Keras aliases, sizes, parameter counts and pretrained weight tags.")
         .WithExample("models")
         .WithExample("models", "--json");
+    config.AddCommand<PredictCommand>("predict")
+        .WithDescription("Classify images with a pretrained or trained model: top-k labels with probabilities. Checkpoints download on first use (TRANSFERSHARP_OFFLINE=1: never).")
+        .WithExample("predict", "--model", "resnet50", "samples/cat.jpg")
+        .WithExample("predict", "--model", "ResNet50", "--weights", "IMAGENET1K_V1", "--top", "3", "a.jpg", "b.png")
+        .WithExample("predict", "--model", "resnet50", "--weights", "resnet50-0676ba61.pth", "photo.jpg", "--json");
     config.AddCommand<SummaryCommand>("summary")
         .WithDescription("Show a model's layers, output shapes, parameter counts, MACs, feature node and layer groups.")
         .WithExample("summary", "--model", "resnet50")

@@ -2,31 +2,41 @@ using Spectre.Console;
 using Spectre.Console.Cli;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Zoo;
+using TransferSharp.Weights;
 
 namespace TransferSharp.Cli.Commands;
 
 /// <summary>`transfer models`: the zoo.</summary>
 public sealed class ModelsCommand : Command<CommonSettings>
 {
+    public sealed record TagRow(string Tag, bool IsDefault, double? Top1, int NumClasses, string Preprocessing, string? Url);
+
     public sealed record ModelRow(string Name, string Family, string Reference, IReadOnlyList<string> Aliases, long Parameters,
-        int InputSize, int NumFeatures);
+        int InputSize, int NumFeatures, IReadOnlyList<TagRow> Weights);
 
     public override int Execute(CommandContext context, CommonSettings settings, CancellationToken cancellation)
     {
         var rows = ModelZoo.Entries.Select(e =>
         {
             var g = e.Build();
-            return new ModelRow(e.Name, e.Family, $"{e.Reference} {e.ReferenceModel}", e.Aliases, ParameterCount(g), e.NativeSize, g.NumFeatures);
+            var def = WeightRegistry.Default(e.Name);
+            var tags = WeightRegistry.For(e.Name).Select(t => new TagRow(t.Tag, t == def, t.Top1, t.NumClasses, t.Preprocessing.ToString(), t.Url)).ToArray();
+            return new ModelRow(e.Name, e.Family, $"{e.Reference} {e.ReferenceModel}", e.Aliases, ParameterCount(g), e.NativeSize, g.NumFeatures, tags);
         }).ToList();
         if (settings.Json)
         {
             Json.Print(rows);
             return 0;
         }
-        var t = new Table().AddColumns("model", "aliases", "reference", "params", "input", "features");
+        var t = new Table().AddColumns("model", "aliases", "params", "input", "features", "weights (top-1 %, * = default)").Border(TableBorder.Simple);
         foreach (var r in rows)
-            t.AddRow(r.Name, string.Join(", ", r.Aliases), r.Reference, $"{r.Parameters / 1e6:F1}M", $"{r.InputSize}²", r.NumFeatures.ToString());
+        {
+            var tags = string.Join("\n", r.Weights.Select(w => $"{(w.IsDefault ? "*" : " ")}{w.Tag}" + (w.Top1 is double a ? $" {a:F1}" : "") + (w.NumClasses != 1000 ? $" ({w.NumClasses} classes)" : "")));
+            t.AddRow(Markup.Escape(r.Name), Markup.Escape(string.Join(", ", r.Aliases)), $"{r.Parameters / 1e6:F1}M", $"{r.InputSize}²", r.NumFeatures.ToString(),
+                Markup.Escape(tags.Length == 0 ? "(none registered)" : tags));
+        }
         AnsiConsole.Write(t);
+        AnsiConsole.MarkupLine("[grey]use: transfer predict --model NAME [[--weights TAG|FILE]] IMAGE...; transfer summary --model NAME[/]");
         return 0;
     }
 

@@ -1,4 +1,6 @@
+using TransferSharp.Vision;
 using TransferSharp.Vision.Graph;
+using TransferSharp.Weights;
 using TransferSharp.Vision.Preprocessing;
 
 namespace TransferSharp.Training;
@@ -10,7 +12,7 @@ namespace TransferSharp.Training;
 /// </summary>
 public sealed class SourceModel : IDisposable
 {
-    private SourceModel(GraphModule model, ModelArchitecture architecture, Preprocessing preprocessing, string description, TrainedModel? trained)
+    private SourceModel(GraphModule model, ModelArchitecture? architecture, Preprocessing preprocessing, string description, TrainedModel? trained)
     {
         Model = model;
         Architecture = architecture;
@@ -22,8 +24,9 @@ public sealed class SourceModel : IDisposable
     /// <summary>The network.</summary>
     public GraphModule Model { get; }
 
-    /// <summary>Its body's architecture (with the saved head for a model file, headless otherwise).</summary>
-    public ModelArchitecture Architecture { get; }
+    /// <summary>Its body's architecture (with the saved head for a model file, headless otherwise); null for
+    /// graphs that cannot be rebuilt from a name (an ONNX file): those extract features but cannot be trained into a model file.</summary>
+    public ModelArchitecture? Architecture { get; }
 
     /// <summary>The eval transform of its weights.</summary>
     public Preprocessing Preprocessing { get; }
@@ -38,25 +41,36 @@ public sealed class SourceModel : IDisposable
     public static bool IsRandom(string? weights) => weights is null || weights.Trim().ToLowerInvariant() is "" or "none" or "random" or "scratch";
 
     /// <summary>
-    /// Opens a model by name or path: a TransferSharp model file (<c>.safetensors</c> written by training), or a zoo
-    /// name with <paramref name="weights"/> ("none"/null for random initialisation, "imagenet", a tag, or a
-    /// weights file). <paramref name="imageSize"/> sets the input size (crop; the resize keeps the 0.875 ratio).
+    /// Opens a model by name or path: a TransferSharp model file (<c>.safetensors</c> written by training), another
+    /// model file <see cref="VisionModel"/> opens (features only: its graph cannot be rebuilt from a name), or a zoo
+    /// name with <paramref name="weights"/> ("imagenet"/null, a tag, a weights file, or "none" for random
+    /// initialisation). <paramref name="imageSize"/> sets the input crop (the resize keeps the 0.875 ratio).
     /// </summary>
-    public static SourceModel Open(string model, string? weights = null, int? imageSize = null, IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
+    public static SourceModel Open(string model, string? weights = null, int? imageSize = null, IProgress<DownloadProgress>? progress = null, CancellationToken cancellation = default)
     {
-        if (string.IsNullOrWhiteSpace(model)) throw new ArgumentException("no model given: a zoo name (see `transfer models`) or a .safetensors model file");
-        if (File.Exists(model) || model.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+        if (string.IsNullOrWhiteSpace(model)) throw new ArgumentException("no model given: a zoo name (see `transfer models`) or a model file");
+        if (!Vision.Zoo.ModelZoo.Contains(model))
         {
-            if (!File.Exists(model)) throw new FileNotFoundException($"{model}: no such model file", model);
-            var trained = TrainedModel.Load(model);
-            if (!IsRandom(weights)) { trained.Dispose(); throw new ArgumentException("--weights applies to zoo models; a model file carries its own weights"); }
-            var pre = imageSize is { } s ? WithSize(trained.Preprocessing, s) : trained.Preprocessing;
-            return new SourceModel(trained.Model, trained.Architecture, pre, model, trained);
+            if (TrainedModel.IsModelFile(model))
+            {
+                var trained = TrainedModel.Load(model);
+                var pre = imageSize is { } s ? WithSize(trained.Preprocessing, s) : trained.Preprocessing;
+                return new SourceModel(trained.Model, trained.Architecture, pre, model, trained);
+            }
+            if (File.Exists(model))
+            {
+                var other = VisionModel.Load(model, null, null, progress, cancellation);
+                var pre = imageSize is { } s ? WithSize(other.Preprocessing, s) : other.Preprocessing;
+                return new SourceModel(other.Module, null, pre, other.Description, null);
+            }
         }
-        var arch = new ModelArchitecture { Zoo = Vision.Zoo.ModelZoo.Get(model).Name, ImageSize = imageSize };
-        var (graph, preprocessing, description) = WeightSources.Create(arch, weights, progress, cancellation);
-        if (imageSize is { } size) preprocessing = WithSize(preprocessing, size);
-        return new SourceModel(graph, arch, preprocessing, description, null);
+        var entry = Vision.Zoo.ModelZoo.Get(model);
+        var arch = new ModelArchitecture { Zoo = entry.Name, ImageSize = imageSize };
+        using var loaded = VisionModel.Load(entry.Name, IsRandom(weights) ? "none" : weights, null, progress, cancellation);
+        var headless = arch.Build();
+        StateLoading.CopyShared(loaded.Module, headless);
+        var preprocessing = imageSize is { } size ? WithSize(loaded.Preprocessing, size) : loaded.Preprocessing;
+        return new SourceModel(headless, arch, preprocessing, loaded.Description, null);
     }
 
     /// <summary>Wraps a model already in memory (its architecture must describe it).</summary>
@@ -72,22 +86,5 @@ public sealed class SourceModel : IDisposable
     {
         if (Trained is not null) Trained.Dispose();
         else Model.Dispose();
-    }
-}
-
-/// <summary>
-/// Where pretrained weights come from. The one place that talks to the Weights module, so changing how
-/// weights are found touches nothing else.
-/// </summary>
-internal static class WeightSources
-{
-    public static (GraphModule Model, Preprocessing Preprocessing, string Description) Create(ModelArchitecture headless, string? weights,
-        IProgress<ProgressInfo>? progress, CancellationToken cancellation)
-    {
-        var model = headless.Build();
-        if (SourceModel.IsRandom(weights))
-            return (model, Preprocessing.ImageNet, $"{headless.Zoo} (random weights)");
-        model.Dispose();
-        throw new NotSupportedException($"pretrained weights '{weights}' for {headless.Zoo}: this build has no weight loader yet; use --weights none");
     }
 }

@@ -159,6 +159,22 @@ public sealed class TrainedModel : IDisposable
     public void Dispose() => Model.Dispose();
 }
 
+/// <summary>Lets <see cref="Vision.VisionModel.Load"/> (and so `transfer predict`) open trained model files.</summary>
+internal static class TrainedModelLoader
+{
+    // A module initializer, because Vision must not depend on Training, and a loader registered on first use
+    // of Training would be missing when `predict` opens a model file first. It only adds a delegate: no I/O, no LibTorch.
+#pragma warning disable CA2255
+    [System.Runtime.CompilerServices.ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Register() => Vision.VisionModel.FileLoaders.Add((path, _, _) =>
+    {
+        if (!TrainedModel.IsModelFile(path)) return null;
+        var trained = TrainedModel.Load(path);
+        return new Vision.VisionModel(trained.Model, trained.Preprocessing, trained.ClassNames, $"{path} ({trained.Architecture.Zoo}, {trained.ClassNames.Count} classes)");
+    });
+}
+
 /// <summary>Copying named tensors into a module, strictly.</summary>
 internal static class StateLoading
 {

@@ -51,7 +51,9 @@ public static class Trainer
                 throw new DatasetException($"{train.Origin}: class '{classes[Array.IndexOf(counts, counts.Min())]}' has {counts.Min()} sample(s), too few to hold out validation data; add images, pass --val DIR, or --val-split 0");
             (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
         }
-        var arch = source.Architecture with { NumClasses = classes.Count, Head = options.Head };
+        var baseArch = source.Architecture ?? throw new NotSupportedException(
+            $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
+        var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
         torch.manual_seed(options.Seed);
         var model = arch.Build();
         try

@@ -82,5 +82,5 @@ public sealed record Preprocessing
 
     /// <inheritdoc />
     public override string ToString() => string.Create(CultureInfo.InvariantCulture,
-        $"resize {ResizeSize} ({Interpolation.ToString().ToLowerInvariant()}), crop {CropSize}, x/{(PixelScale == 1 ? "255" : "1")}, mean [{string.Join(", ", Mean)}], std [{string.Join(", ", Std)}]{(ChannelOrder == ChannelOrder.Bgr ? ", BGR" : "")}");
+        $"resize {ResizeSize} ({Interpolation.ToString().ToLowerInvariant()}), crop {CropSize}, pixels in [0, {PixelScale}], mean [{string.Join(", ", Mean)}], std [{string.Join(", ", Std)}]{(ChannelOrder == ChannelOrder.Bgr ? ", BGR" : "")}{(Channels == 1 ? ", grayscale" : "")}");
 }

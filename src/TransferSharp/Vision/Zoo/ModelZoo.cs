@@ -80,7 +80,7 @@ public static class ModelZoo
             + " Run `transfer models` for the list.");
     }
 
-    /// <summary>Builds a model with freshly initialised weights (see <c>Pretrained</c> for trained ones).</summary>
+    /// <summary>Builds a model with freshly initialised weights (see <see cref="TransferSharp.Weights.PretrainedWeights"/> and <see cref="TransferSharp.Vision.VisionModel"/> for trained ones).</summary>
     public static GraphModule Create(string nameOrAlias, ModelOptions? options = null) => new(Get(nameOrAlias).Build(options));
 
     private static int EditDistance(string a, string b)

@@ -1,0 +1,59 @@
+using Spectre.Console;
+using TransferSharp.Weights;
+
+namespace TransferSharp.Cli;
+
+/// <summary>Progress and messages on stderr, so stdout stays clean for --json.</summary>
+public static class ConsoleUi
+{
+    /// <summary>A console writing to stderr.</summary>
+    public static IAnsiConsole Err { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+
+    /// <summary>Runs work that may download checkpoints, drawing a progress bar per download.</summary>
+    public static T WithDownloadProgress<T>(Func<IProgress<DownloadProgress>, T> work)
+    {
+        if (Console.IsErrorRedirected)
+        {
+            var last = DateTime.MinValue;
+            return work(new SyncProgress<DownloadProgress>(p =>
+            {
+                if (p.Completed || DateTime.UtcNow - last > TimeSpan.FromSeconds(5))
+                {
+                    last = DateTime.UtcNow;
+                    Console.Error.WriteLine($"download {p.Url}: {p.BytesReceived / 1e6:F1}/{(p.TotalBytes is long t ? (t / 1e6).ToString("F1") : "?")} MB{(p.Completed ? " done" : "")}");
+                }
+            }));
+        }
+        T result = default!;
+        Err.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var tasks = new Dictionary<string, ProgressTask>();
+                result = work(new SyncProgress<DownloadProgress>(p =>
+                {
+                    if (!tasks.TryGetValue(p.Url, out var task))
+                    {
+                        task = ctx.AddTask(Path.GetFileName(new Uri(p.Url).LocalPath), maxValue: p.TotalBytes ?? 1);
+                        tasks[p.Url] = task;
+                    }
+                    if (p.TotalBytes is long total) task.MaxValue = total;
+                    task.Value = p.BytesReceived;
+                    if (p.Completed) task.StopTask();
+                }));
+            });
+        return result;
+    }
+
+    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to a context we do not have).</summary>
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        private readonly object _lock = new();
+
+        public void Report(T value)
+        {
+            lock (_lock) report(value);
+        }
+    }
+}
