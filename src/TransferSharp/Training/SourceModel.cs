@@ -1,6 +1,7 @@
 using TransferSharp.Vision;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Weights;
+using TorchSharp;
 using TransferSharp.Vision.Preprocessing;
 
 namespace TransferSharp.Training;
@@ -44,9 +45,11 @@ public sealed class SourceModel : IDisposable
     /// Opens a model by name or path: a TransferSharp model file (<c>.safetensors</c> written by training), another
     /// model file <see cref="VisionModel"/> opens (features only: its graph cannot be rebuilt from a name), or a zoo
     /// name with <paramref name="weights"/> ("imagenet"/null, a tag, a weights file, or "none" for random
-    /// initialisation). <paramref name="imageSize"/> sets the input crop (the resize keeps the 0.875 ratio).
+    /// initialisation, seeded with <paramref name="randomSeed"/>). <paramref name="imageSize"/> sets the input crop
+    /// (the resize keeps the 0.875 ratio).
     /// </summary>
-    public static SourceModel Open(string model, string? weights = null, int? imageSize = null, IProgress<DownloadProgress>? progress = null, CancellationToken cancellation = default)
+    public static SourceModel Open(string model, string? weights = null, int? imageSize = null, IProgress<DownloadProgress>? progress = null,
+        CancellationToken cancellation = default, int randomSeed = 0)
     {
         if (string.IsNullOrWhiteSpace(model)) throw new ArgumentException("no model given: a zoo name (see `transfer models`) or a model file");
         if (!Vision.Zoo.ModelZoo.Contains(model))
@@ -66,6 +69,9 @@ public sealed class SourceModel : IDisposable
         }
         var entry = Vision.Zoo.ModelZoo.Get(model);
         var arch = new ModelArchitecture { Zoo = entry.Name, ImageSize = imageSize };
+        // Random weights are seeded, so "random weights" means the same weights on every run (and a resumed run
+        // starts from the body it was interrupted with).
+        if (IsRandom(weights)) torch.manual_seed(randomSeed);
         using var loaded = VisionModel.Load(entry.Name, IsRandom(weights) ? "none" : weights, null, progress, cancellation);
         var headless = arch.Build();
         StateLoading.CopyShared(loaded.Module, headless);
