@@ -34,5 +34,8 @@ app.Configure(config =>
     config.AddCommand<EvaluateCommand>("evaluate")
         .WithDescription("Accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.")
         .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--confusion-png", "confusion.png");
+    config.AddCommand<DemoCommand>("demo")
+        .WithDescription("Offline tour on bundled Fashion-MNIST images: pretrained vs random features, fine-tuning, a saved model, predictions.")
+        .WithExample("demo");
 });
 return await app.RunAsync(args);
