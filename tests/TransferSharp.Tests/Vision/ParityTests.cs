@@ -2,6 +2,7 @@ using TorchSharp;
 using TransferSharp.Tests.Support;
 using TransferSharp.Vision.Zoo;
 using Xunit;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Tests.Vision;
@@ -11,7 +12,7 @@ namespace TransferSharp.Tests.Vision;
 /// state-dict names and shapes, and the same logits and pooled features on the deterministic fill.
 /// </summary>
 [Trait("Category", "Parity")]
-public class ParityTests
+public class ParityTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Fixtures()
     {
@@ -40,6 +41,9 @@ public class ParityTests
         var misShaped = fx.StateDict.Where(e => !ours[e.Name].shape.SequenceEqual(e.Shape))
             .Select(e => $"{e.Name}: ours [{string.Join(",", ours[e.Name].shape)}], reference [{string.Join(",", e.Shape)}]").ToList();
         Assert.True(misShaped.Count == 0, $"{fx.Model}: mis-shaped tensors: {string.Join("; ", misShaped.Take(10))}");
+        var ourOrder = ours.Keys.ToList();
+        int firstOutOfOrder = Enumerable.Range(0, fx.StateDict.Length).FirstOrDefault(k => ourOrder[k] != fx.StateDict[k].Name, -1);
+        Assert.True(firstOutOfOrder < 0, $"{fx.Model}: state-dict order differs from the reference at entry {firstOutOfOrder}: ours '{(firstOutOfOrder >= 0 ? ourOrder[firstOutOfOrder] : "")}', reference '{(firstOutOfOrder >= 0 ? fx.StateDict[firstOutOfOrder].Name : "")}'");
 
         ReferenceFill.FillStateDict(ours, fx.StateDict, fx.WeightSeed);
         model.eval();
@@ -50,6 +54,7 @@ public class ParityTests
 
         double dl = MaxAbsDiff(logits, fx.Logits);
         double df = MaxAbsDiff(features, fx.Features);
+        output.WriteLine($"{fx.Model}: logits max |diff| {dl:G3} (tolerance {fx.ToleranceLogits:G3}), features {df:G3} (tolerance {fx.ToleranceFeatures:G3})");
         Assert.True(dl <= fx.ToleranceLogits, $"{fx.Model}: logits differ by {dl:G4} > tolerance {fx.ToleranceLogits:G4} (features: {df:G4} vs {fx.ToleranceFeatures:G4})");
         Assert.True(df <= fx.ToleranceFeatures, $"{fx.Model}: pooled features differ by {df:G4} > tolerance {fx.ToleranceFeatures:G4} (logits: {dl:G4} vs {fx.ToleranceLogits:G4})");
     }

@@ -176,10 +176,37 @@ public sealed class GraphBuilder
     /// <summary>Marks a training-only extra output.</summary>
     public void AuxOutput(Sym x) => _aux.Add(x.Name);
 
+    /// <summary>Registers the parameters of <paramref name="node"/> (a full node name or module-path prefix)
+    /// before those of <paramref name="before"/>, where the reference declares modules in another order
+    /// than they run (timm's ResNetV2 creates `downsample` before `norm1`, though it reads norm1's output).</summary>
+    public void RegisterBefore(string node, string before) => _registerBefore.Add((node, before));
+
+    private readonly List<(string Node, string Before)> _registerBefore = [];
+
+    private IReadOnlyList<string>? RegistrationOrder()
+    {
+        if (_registerBefore.Count == 0) return null;
+        var order = _nodes.Select(n => n.Name).ToList();
+        static bool Under(string name, string prefix) => name == prefix || name.StartsWith(prefix + ".", StringComparison.Ordinal);
+        foreach (var (node, before) in _registerBefore)
+        {
+            var moving = order.Where(n => Under(n, node)).ToList();
+            if (moving.Count == 0) throw new GraphException($"graph '{_name}': RegisterBefore names '{node}', which has no nodes");
+            order.RemoveAll(n => Under(n, node));
+            int at = order.FindIndex(n => Under(n, before));
+            if (at < 0) throw new GraphException($"graph '{_name}': RegisterBefore names '{before}', which has no nodes");
+            order.InsertRange(at, moving);
+        }
+        return order;
+    }
+
     /// <summary>Declares a layer group (node-name prefixes, unscoped), from input side to head.</summary>
     public void Group(string name, params string[] prefixes) => _groups.Add(new LayerGroup(name, prefixes));
 
     /// <summary>Finishes the graph with the given output.</summary>
     public ModelGraph Build(Sym output) =>
-        new(_name, _inputShape, _nodes.ToArray(), output.Name, _features, _classifier, _groups.ToArray(), _aux.ToArray());
+        new(_name, _inputShape, _nodes.ToArray(), output.Name, _features, _classifier, _groups.ToArray(), _aux.ToArray())
+        {
+            RegistrationOrder = RegistrationOrder(),
+        };
 }

@@ -39,7 +39,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     {
         _graph = graph;
         _layers = graph.Nodes.Select(n => n.Op.CreateLayer()).ToArray();
-        for (int i = 0; i < _layers.Length; i++) Attach(graph.Nodes[i].Name, _layers[i]);
+        var order = graph.RegistrationOrder ?? graph.Nodes.Select(n => n.Name).ToArray();
+        foreach (var name in order) Attach(name, _layers[graph.IndexOf(name)]);
     }
 
     /// <summary>The graph this module runs.</summary>
@@ -262,6 +263,25 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     /// <summary>The model output (logits) for a batch [N, C, H, W].</summary>
     public override Tensor forward(Tensor input) => Run(input, _graph.Output)[0];
 
+    /// <summary>
+    /// The state dict in PyTorch's order: for each module, its parameters, then its buffers, then its
+    /// children in registration order — the order of the reference's own <c>state_dict()</c>
+    /// (TorchSharp's default lists all parameters before all buffers).
+    /// </summary>
+    public override Dictionary<string, Tensor> state_dict(Dictionary<string, Tensor>? destination = null, string? prefix = null)
+    {
+        destination ??= new Dictionary<string, Tensor>();
+        AddInReferenceOrder(this, prefix ?? "", destination);
+        return destination;
+    }
+
+    private static void AddInReferenceOrder(nn.Module module, string prefix, Dictionary<string, Tensor> destination)
+    {
+        foreach (var (name, p) in module.named_parameters(recurse: false)) destination[prefix + name] = p;
+        foreach (var (name, b) in module.named_buffers(recurse: false, include_nonpersistent: false)) destination[prefix + name] = b;
+        foreach (var (name, child) in module.named_children()) AddInReferenceOrder(child, prefix + name + ".", destination);
+    }
+
     /// <summary>In training mode, the logits and the auxiliary outputs (Inception v3's AuxLogits);
     /// in eval mode the auxiliary list is empty.</summary>
     public (Tensor Logits, Tensor[] Aux) ForwardTrain(Tensor input)
@@ -311,7 +331,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         if (numClasses < 0) throw new ArgumentOutOfRangeException(nameof(numClasses), "must be ≥ 0");
         var name = _graph.ClassifierNode ?? throw new GraphException($"graph '{_graph.Name}' has no classifier to replace");
         var old = (LinearOp)_graph.Node(name).Op;
-        Op op = numClasses == 0 ? new IdentityOp() : new LinearOp(old.InFeatures, numClasses, old.Bias);
+        Op op = numClasses == 0 ? new IdentityOp() : old with { OutFeatures = numClasses };
         ReplaceNode(name, op);
         _graph = _graph.With(nodes: _graph.Nodes.Select(n => n.Name == name ? n with { Op = op } : n).ToArray(),
             clearClassifier: numClasses == 0);

@@ -208,7 +208,7 @@ public sealed class LinearLayer : Layer
     {
         _op = op;
         double bound = 1.0 / Math.Sqrt(op.InFeatures);
-        var weight = NewParameter([op.OutFeatures, op.InFeatures]);
+        var weight = NewParameter(op.WeightAs1x1Conv ? [op.OutFeatures, op.InFeatures, 1, 1] : [op.OutFeatures, op.InFeatures]);
         using (no_grad()) weight.uniform_(-bound, bound);
         register_parameter("weight", weight);
         if (op.Bias)
@@ -220,8 +220,13 @@ public sealed class LinearLayer : Layer
     }
 
     /// <inheritdoc />
-    public override Tensor Forward(IReadOnlyList<Tensor> inputs) =>
-        F.linear(inputs[0], get_parameter("weight")!, _op.Bias ? get_parameter("bias") : null);
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        var weight = get_parameter("weight")!;
+        if (!_op.WeightAs1x1Conv) return F.linear(inputs[0], weight, _op.Bias ? get_parameter("bias") : null);
+        using var matrix = weight.flatten(1);
+        return F.linear(inputs[0], matrix, _op.Bias ? get_parameter("bias") : null);
+    }
 }
 
 /// <summary>Element-wise activations.</summary>

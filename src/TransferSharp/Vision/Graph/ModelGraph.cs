@@ -72,6 +72,10 @@ public sealed class ModelGraph
     /// <summary>Extra outputs computed only in training mode (Inception v3's auxiliary logits).</summary>
     public IReadOnlyList<string> AuxOutputs { get; }
 
+    /// <summary>The order in which node parameters are registered (and listed in the state dict) when it
+    /// differs from execution order; null: execution order.</summary>
+    public IReadOnlyList<string>? RegistrationOrder { get; init; }
+
     /// <summary>Layer groups, from the input side to the head.</summary>
     public IReadOnlyList<LayerGroup> Groups { get; }
 
@@ -163,7 +167,11 @@ public sealed class ModelGraph
         string? classifierNode = null, bool clearClassifier = false, IReadOnlyList<LayerGroup>? groups = null,
         IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null) =>
         new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, featureNode ?? FeatureNode,
-            clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs);
+            clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs)
+        {
+            // Kept only while it still names exactly the graph's nodes (a rewrite may add or drop nodes).
+            RegistrationOrder = RegistrationOrder is { } order && nodes is null ? order : null,
+        };
 
     /// <summary>Indices of the nodes needed to compute the given outputs, in execution order.</summary>
     public int[] Needed(IEnumerable<string> outputs)

@@ -148,8 +148,11 @@ public sealed record GroupNormOp(int Groups, int Channels, double Eps = 1e-5, bo
     public override string Describe() => $"{Groups} groups, {Channels}";
 }
 
-/// <summary>Fully connected layer on the last dimension (weight [out, in]).</summary>
-public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true) : Op
+/// <summary>Fully connected layer on the last dimension (weight [out, in]). With
+/// <paramref name="WeightAs1x1Conv"/> the weight is kept as [out, in, 1, 1], the layout of heads that
+/// apply a 1×1 convolution to the pooled map (timm's ResNetV2 "head.fc"), so their checkpoints load as
+/// they are; the computation is the same.</summary>
+public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true, bool WeightAs1x1Conv = false) : Op
 {
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs)
@@ -168,7 +171,7 @@ public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true)
     public override Layer CreateLayer() => new LinearLayer(this);
 
     /// <inheritdoc />
-    public override string Describe() => $"{InFeatures}→{OutFeatures}";
+    public override string Describe() => $"{InFeatures}→{OutFeatures}" + (WeightAs1x1Conv ? ", 1×1 conv weight" : "");
 }
 
 /// <summary>Element-wise activations.</summary>

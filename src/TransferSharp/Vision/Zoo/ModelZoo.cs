@@ -49,6 +49,7 @@ public static class ModelZoo
     private static readonly Lazy<IReadOnlyList<ZooEntry>> _entries = new(() =>
     [
         .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
+        .. ResNetV2.Entries(), .. InceptionResNetV2.Entries(), .. Xception.Entries(), .. MobileNetV1.Entries(), .. NasNet.Entries(),
     ]);
 
     private static readonly Lazy<Dictionary<string, ZooEntry>> _byName = new(() =>
@@ -94,15 +95,18 @@ public static class ModelZoo
         return d[a.Length, b.Length];
     }
 
-    /// <summary>Shared head: global average pool → (dropout) → linear classifier, marked as such.</summary>
-    internal static Sym PoolAndClassify(GraphBuilder b, Sym features, ModelOptions o, string fcName, double dropRate = 0, string? dropName = null)
+    /// <summary>Shared head: global average pool → (dropout) → linear classifier, marked as such.
+    /// <paramref name="weightAs1x1Conv"/> keeps the classifier weight in the [out, in, 1, 1] layout of
+    /// heads that apply a 1×1 convolution to the pooled map (timm's ResNetV2).</summary>
+    internal static Sym PoolAndClassify(GraphBuilder b, Sym features, ModelOptions o, string fcName, double dropRate = 0, string? dropName = null,
+        bool weightAs1x1Conv = false)
     {
         b.Features(features);
         var x = b.GlobalPool(features, PoolKind.Avg, keepDims: false, name: "global_pool");
         double p = o.DropRate ?? dropRate;
         if (p > 0 || dropName is not null) x = b.Dropout(x, p, dropName);
         if (o.NumClasses <= 0) return x;
-        x = b.Linear(x, fcName, o.NumClasses);
+        x = b.Add(new LinearOp(features.Channels, o.NumClasses, Bias: true, WeightAs1x1Conv: weightAs1x1Conv), fcName, x);
         b.Classifier(x);
         return x;
     }

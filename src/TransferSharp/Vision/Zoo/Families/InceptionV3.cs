@@ -39,20 +39,19 @@ public static class InceptionV3
         x = InceptionC(b, x, "Mixed_6c", 160);
         x = InceptionC(b, x, "Mixed_6d", 160);
         x = InceptionC(b, x, "Mixed_6e", 192);
-        var mixed6e = x;
-        x = InceptionD(b, x, "Mixed_7a");
-        x = InceptionE(b, x, "Mixed_7b");
-        x = InceptionE(b, x, "Mixed_7c");
-        var output = ModelZoo.PoolAndClassify(b, x, o, "fc", 0.5, "dropout");
         if (o.AuxLogits && o.NumClasses > 0)
         {
             using var _ = b.Scope("AuxLogits");
-            var a = b.AvgPool(mixed6e, 5, 3);
+            var a = b.AvgPool(x, 5, 3);
             a = Basic(b, a, "conv0", 128, 1);
             a = Basic(b, a, "conv1", 768, 5);
             a = b.GlobalPool(a);
             b.AuxOutput(b.Linear(a, "fc", o.NumClasses));
         }
+        x = InceptionD(b, x, "Mixed_7a");
+        x = InceptionE(b, x, "Mixed_7b");
+        x = InceptionE(b, x, "Mixed_7c");
+        var output = ModelZoo.PoolAndClassify(b, x, o, "fc", 0.5, "dropout");
         b.Group("stem", "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2");
         b.Group("mixed5", "Mixed_5b", "Mixed_5c", "Mixed_5d");
         b.Group("mixed6", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "AuxLogits");

@@ -36,9 +36,6 @@ public static class ResNet
                 int stride = stage > 0 && i == 0 ? 2 : 1;
                 var block = $"layer{stage + 1}.{i}";
                 var scope = b.Scope(block);
-                var shortcut = x;
-                if (stride != 1 || x.Channels != planes * expansion)
-                    shortcut = b.ConvBnAct(x, "downsample.0", "downsample.1", planes * expansion, 1, stride, PadSpec.None, act: null);
                 Sym y;
                 if (bottleneck)
                 {
@@ -51,6 +48,9 @@ public static class ResNet
                     y = b.ConvBnAct(x, "conv1", "bn1", planes, 3, stride, PadSpec.Symmetric(1));
                     y = b.ConvBnAct(y, "conv2", "bn2", planes, 3, 1, PadSpec.Symmetric(1), act: null);
                 }
+                var shortcut = x;
+                if (stride != 1 || x.Channels != planes * expansion)
+                    shortcut = b.ConvBnAct(x, "downsample.0", "downsample.1", planes * expansion, 1, stride, PadSpec.None, act: null);
                 var sum = b.Sum("add", y, shortcut);
                 scope.Dispose();
                 x = b.Relu(sum, block); // the block's output carries the block's name, for feature taps
