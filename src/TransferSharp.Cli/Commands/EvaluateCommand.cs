@@ -10,16 +10,8 @@ namespace TransferSharp.Cli.Commands;
 /// <summary>`transfer evaluate`: accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.</summary>
 public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
 {
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : WorkflowSettings
     {
-        [CommandOption("-m|--model <FILE>")]
-        [Description("A trained model file (.safetensors written by `transfer train`).")]
-        public string Model { get; init; } = "";
-
-        [CommandOption("-d|--data <PATH>")]
-        [Description("Labelled images: a folder with one subfolder per class (names as in training), or a .csv/.tsv manifest.")]
-        public string Data { get; init; } = "";
-
         [CommandOption("-k|--top-k <K>")]
         [DefaultValue(5)]
         [Description("k of the top-k accuracy.")]
@@ -34,21 +26,9 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         [Description("Also draw the confusion matrix into this PNG.")]
         public string? ConfusionPng { get; init; }
 
-        [CommandOption("--workers <N>")]
-        [DefaultValue(0)]
-        [Description("Image decoding threads (default: one per core).")]
-        public int Workers { get; init; }
-
-        [CommandOption("--on-bad-image <POLICY>")]
-        [DefaultValue("skip")]
-        [Description("skip (default) or fail.")]
-        public string OnBadImage { get; init; } = "skip";
-
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required: a .safetensors file written by `transfer train`");
-            if (string.IsNullOrWhiteSpace(Data)) return ValidationResult.Error("--data is required");
-            return ValidationResult.Success();
+            return RequireModelAndData();
         }
     }
 

@@ -11,23 +11,10 @@ namespace TransferSharp.Cli.Commands;
 /// <summary>`transfer extract`: pooled features of a model for every image of a data set, into a file.</summary>
 public sealed class ExtractCommand : Command<ExtractCommand.Settings>
 {
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : WeightsSettings
     {
-        [CommandOption("-m|--model <MODEL>")]
-        [Description("Zoo name or a trained model file (.safetensors).")]
-        public string Model { get; init; } = "";
-
-        [CommandOption("-w|--weights <WEIGHTS>")]
-        [Description("Weights of a zoo model: imagenet (default), a tag, a weights file, or none (random).")]
-        [DefaultValue("imagenet")]
-        public string Weights { get; init; } = "imagenet";
-
-        [CommandOption("-d|--data <PATH>")]
-        [Description("Images: a folder with one subfolder per class, or a .csv/.tsv manifest (path,label).")]
-        public string Data { get; init; } = "";
-
         [CommandOption("-o|--out <FILE>")]
-        [Description(".parquet (path, label, label_index, f0…), .npy (float32 [N,F] + NAME.index.csv) or .csv. An interrupted run resumes when rerun.")]
+        [Description(".parquet (path, label, label_index, f0…), .npy (float32 [[N,F]] + NAME.index.csv) or .csv. An interrupted run resumes when rerun.")]
         public string Out { get; init; } = "";
 
         [CommandOption("-b|--batch-size <N>")]
@@ -40,24 +27,9 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
         [Description("Global pooling of the last feature map: avg or max.")]
         public string Pool { get; init; } = "avg";
 
-        [CommandOption("--image-size <PIXELS>")]
-        [Description("Input crop size (default: the weights' size).")]
-        public int? ImageSize { get; init; }
-
-        [CommandOption("--workers <N>")]
-        [DefaultValue(0)]
-        [Description("Image decoding threads (default: one per core).")]
-        public int Workers { get; init; }
-
-        [CommandOption("--on-bad-image <POLICY>")]
-        [DefaultValue("skip")]
-        [Description("skip (default) or fail.")]
-        public string OnBadImage { get; init; } = "skip";
-
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required");
-            if (string.IsNullOrWhiteSpace(Data)) return ValidationResult.Error("--data is required");
+            if (RequireModelAndData() is { Successful: false } missing) return missing;
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required (.parquet, .npy or .csv)");
             return ValidationResult.Success();
         }
@@ -75,7 +47,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
             _ => throw new ArgumentException($"--pool '{settings.Pool}': use avg or max"),
         };
         var data = ImageDataset.Open(settings.Data);
-        using var source = SourceModel.Open(settings.Model, SourceModel.IsRandom(settings.Weights) || File.Exists(settings.Model) ? null : settings.Weights, settings.ImageSize);
+        using var source = settings.OpenSource();
         var bad = new BadImageLog();
         var options = new ExtractOptions { Pool = pool, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
         var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -82,24 +82,56 @@ internal static class WorkflowConsole
     public static object BadImagesJson(BadImageLog log) => log.Entries.Select(e => new { e.Path, e.Reason }).ToArray();
 }
 
+/// <summary>Options of the commands that read a data set with a model.</summary>
+public class WorkflowSettings : CommonSettings
+{
+    [CommandOption("-m|--model <MODEL>")]
+    [Description("Zoo name (see `transfer models`) or a trained model file (.safetensors).")]
+    public string Model { get; init; } = "";
+
+    [CommandOption("-d|--data <PATH>")]
+    [Description("Images: a folder with one subfolder per class, or a .csv/.tsv manifest (path,label).")]
+    public string Data { get; init; } = "";
+
+    [CommandOption("--workers <N>")]
+    [Description("Image decoding threads (default: one per core).")]
+    [DefaultValue(0)]
+    public int Workers { get; init; }
+
+    [CommandOption("--on-bad-image <POLICY>")]
+    [Description("skip (default: left out, listed at the end) or fail.")]
+    [DefaultValue("skip")]
+    public string OnBadImage { get; init; } = "skip";
+
+    /// <summary>Checks --model and --data.</summary>
+    protected ValidationResult RequireModelAndData() =>
+        string.IsNullOrWhiteSpace(Model) ? ValidationResult.Error("--model is required, e.g. --model resnet50")
+        : string.IsNullOrWhiteSpace(Data) ? ValidationResult.Error("--data is required: a folder with one subfolder per class, or a .csv manifest")
+        : ValidationResult.Success();
+}
+
+/// <summary>Options of the commands that start from a zoo model's weights.</summary>
+public class WeightsSettings : WorkflowSettings
+{
+    [CommandOption("-w|--weights <WEIGHTS>")]
+    [Description("Weights of a zoo model: imagenet (default), a tag, a weights file, or none (random, seeded). Ignored for model files.")]
+    [DefaultValue("imagenet")]
+    public string Weights { get; init; } = "imagenet";
+
+    [CommandOption("--image-size <PIXELS>")]
+    [Description("Input crop size (default: the weights' size). Smaller is faster.")]
+    public int? ImageSize { get; init; }
+
+    /// <summary>Opens --model with --weights (a model file ignores --weights).</summary>
+    public SourceModel OpenSource() =>
+        SourceModel.Open(Model, SourceModel.IsRandom(Weights) || TrainedModel.IsModelFile(Model) ? null : Weights, ImageSize);
+}
+
 /// <summary>`transfer train`: a new head on a pretrained body (cached features) or two-stage fine-tuning.</summary>
 public sealed class TrainCommand : Command<TrainCommand.Settings>
 {
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : WeightsSettings
     {
-        [CommandOption("-m|--model <MODEL>")]
-        [Description("Zoo name (see `transfer models`) or a model file (.safetensors) to continue from.")]
-        public string Model { get; init; } = "";
-
-        [CommandOption("-w|--weights <WEIGHTS>")]
-        [Description("Starting weights of a zoo model: imagenet (default), a tag, a weights file, or none (random).")]
-        [DefaultValue("imagenet")]
-        public string Weights { get; init; } = "imagenet";
-
-        [CommandOption("-d|--data <PATH>")]
-        [Description("Training images: a folder with one subfolder per class, or a .csv/.tsv manifest (path,label).")]
-        public string Data { get; init; } = "";
-
         [CommandOption("--val <PATH>")]
         [Description("Validation images (same layout). Without it, --val-split of the training data is held out.")]
         public string? Val { get; init; }
@@ -219,24 +251,10 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue(0.0)]
         public double ColorJitter { get; init; }
 
-        [CommandOption("--image-size <PIXELS>")]
-        [Description("Input crop size (default: the weights' size). Smaller is faster.")]
-        public int? ImageSize { get; init; }
-
         [CommandOption("--seed <N>")]
         [DefaultValue(0)]
         [Description("Seed of the split, data order, augmentation, head initialisation and dropout.")]
         public int Seed { get; init; }
-
-        [CommandOption("--workers <N>")]
-        [Description("Image decoding threads (default: one per core).")]
-        [DefaultValue(0)]
-        public int Workers { get; init; }
-
-        [CommandOption("--on-bad-image <POLICY>")]
-        [Description("skip (default: left out, listed at the end) or fail.")]
-        [DefaultValue("skip")]
-        public string OnBadImage { get; init; } = "skip";
 
         [CommandOption("-o|--out <FILE>")]
         [Description("The trained model file (.safetensors).")]
@@ -256,8 +274,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required, e.g. --model resnet50");
-            if (string.IsNullOrWhiteSpace(Data)) return ValidationResult.Error("--data is required: a folder with one subfolder per class, or a .csv manifest");
+            if (RequireModelAndData() is { Successful: false } missing) return missing;
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required, e.g. --out model.safetensors");
             if (!Out.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return ValidationResult.Error("--out must end in .safetensors");
             return ValidationResult.Success();
@@ -330,11 +347,13 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
     {
         TorchRuntime.SetThreads(settings.Threads);
         using var cts = WorkflowConsole.CancelOnCtrlC(cancellation);
+        if (TorchRuntime.ParseDevice(settings.Device).type != TorchSharp.DeviceType.CPU)
+            throw new NotSupportedException("training runs on the CPU in this version; extraction, evaluation and prediction take --device");
         var options = ToOptions(settings);
         options.Validate();
         var train = ImageDataset.Open(settings.Data);
         var val = settings.Val is null ? null : ImageDataset.Open(settings.Val);
-        using var source = SourceModel.Open(settings.Model, SourceModel.IsRandom(settings.Weights) || File.Exists(settings.Model) ? null : settings.Weights, settings.ImageSize);
+        using var source = settings.OpenSource();
         var badImages = new BadImageLog();
         var checkpoint = settings.Checkpoint ?? settings.Out + ".checkpoint";
         if (!settings.Json)
