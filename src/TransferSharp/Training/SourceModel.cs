@@ -79,9 +79,12 @@ public sealed class SourceModel : IDisposable
         return new SourceModel(headless, arch, preprocessing, loaded.Description, null);
     }
 
-    /// <summary>Wraps a model already in memory (its architecture must describe it).</summary>
+    /// <summary>Wraps a model already in memory (its architecture must describe it). The caller keeps
+    /// ownership: disposing the source does not dispose <paramref name="model"/>.</summary>
     public static SourceModel From(GraphModule model, ModelArchitecture architecture, Preprocessing preprocessing, string description) =>
-        new(model, architecture, preprocessing, description, null);
+        new(model, architecture, preprocessing, description, null) { _ownsModel = false };
+
+    private bool _ownsModel = true;
 
     /// <summary>The same transform at another crop size (resize = crop / 0.875, torchvision's ratio).</summary>
     public static Preprocessing WithSize(Preprocessing p, int cropSize) =>
@@ -91,6 +94,6 @@ public sealed class SourceModel : IDisposable
     public void Dispose()
     {
         if (Trained is not null) Trained.Dispose();
-        else Model.Dispose();
+        else if (_ownsModel) Model.Dispose();
     }
 }

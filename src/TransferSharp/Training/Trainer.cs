@@ -63,7 +63,8 @@ public static class Trainer
             ITrainingTask task = options.Mode == TrainMode.Head
                 ? HeadTask.Create(model, source, train, validation, options, run, cancellation)
                 : new FineTuneTask(model, source.Preprocessing, train, validation, options, run);
-            var fingerprint = string.Join("\n", TrainingJson.Serialize(options), TrainingJson.Serialize(arch), source.Description,
+            // Decoding threads and prefetch change no result: a resumed run may use others.
+            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch), source.Description,
                 train.Origin, train.Count, validation?.Count ?? 0, string.Join(",", classes));
             var state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
             model.eval();
