@@ -51,6 +51,37 @@ public static class Trainer
                 throw new DatasetException($"{train.Origin}: class '{classes[Array.IndexOf(counts, counts.Min())]}' has {counts.Min()} sample(s), too few to hold out validation data; add images, pass --val DIR, or --val-split 0");
             (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
         }
+        var (trainSet, validationSet) = (train, validation);
+        return Fit(source, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation, model => options.Mode == TrainMode.Head
+            ? HeadTask.Create(model, source, trainSet, validationSet, options, run, cancellation)
+            : new FineTuneTask(model, source.Preprocessing, trainSet, validationSet, options, run));
+    }
+
+    /// <summary>
+    /// Trains a new head on features already extracted from <paramref name="source"/>'s body (by
+    /// <see cref="FeatureExtractor"/>, with the same pooling): seconds for tens of thousands of samples. Validation
+    /// uses <paramref name="validation"/> only (no split). The result is a full model: the source's body and the head.
+    /// </summary>
+    public static TrainedModel TrainHead(SourceModel source, FeatureSet train, FeatureSet? validation, TrainOptions options, TrainRunOptions? run = null,
+        CancellationToken cancellation = default)
+    {
+        options = options with { Mode = TrainMode.Head, ValidationSplit = 0 };
+        options.Validate();
+        run ??= new TrainRunOptions();
+        var clock = Stopwatch.StartNew();
+        var classes = train.ClassNames;
+        if (classes.Count < 2) throw new DatasetException($"features of {classes.Count} class(es); a classifier needs at least 2");
+        if (train.Dimension != source.Model.NumFeatures)
+            throw new ArgumentException($"the features have {train.Dimension} values per sample but {source.Description} gives {source.Model.NumFeatures}");
+        if (validation is not null && !validation.ClassNames.SequenceEqual(classes))
+            throw new ArgumentException("training and validation features must have the same class names, in the same order");
+        return Fit(source, classes, options, run, "features", train.Count, validation?.Count ?? 0, clock, cancellation,
+            model => new HeadTask(model, train, validation, options));
+    }
+
+    private static TrainedModel Fit(SourceModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
+        int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<GraphModule, ITrainingTask> createTask)
+    {
         var baseArch = source.Architecture ?? throw new NotSupportedException(
             $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
         var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
@@ -60,21 +91,19 @@ public static class Trainer
         {
             StateLoading.CopyShared(source.Model, model);
             model.BatchNormMode = BatchNormMode.FollowFreeze;
-            ITrainingTask task = options.Mode == TrainMode.Head
-                ? HeadTask.Create(model, source, train, validation, options, run, cancellation)
-                : new FineTuneTask(model, source.Preprocessing, train, validation, options, run);
+            var task = createTask(model);
             // Decoding threads and prefetch change no result: a resumed run may use others.
-            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch), source.Description,
-                train.Origin, train.Count, validation?.Count ?? 0, string.Join(",", classes));
+            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
+                source.Description, origin, trainCount, validationCount, string.Join(",", classes));
             var state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
             model.eval();
             var record = new TrainingRecord
             {
                 Options = options,
                 Source = source.Description,
-                Data = train.Origin,
-                TrainSamples = train.Count,
-                ValidationSamples = validation?.Count ?? 0,
+                Data = origin,
+                TrainSamples = trainCount,
+                ValidationSamples = validationCount,
                 BadImages = run.BadImages.Count,
                 History = state.History,
                 BestEpoch = state.BestEpoch,
@@ -139,7 +168,7 @@ public static class Trainer
         private readonly Tensor? _valX, _valY;
         private readonly TrainOptions _options;
 
-        private HeadTask(GraphModule model, FeatureSet train, FeatureSet? val, TrainOptions options)
+        public HeadTask(GraphModule model, FeatureSet train, FeatureSet? val, TrainOptions options)
         {
             Model = model;
             _options = options;
