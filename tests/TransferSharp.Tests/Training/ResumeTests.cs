@@ -112,7 +112,9 @@ public sealed class ResumeTests : IDisposable
                 if (d > worst) { worst = d; worstName = name; }
             }
         }
-        Assert.True(worst <= 1e-6, $"largest difference {worst:G3} in '{worstName}'");
+        // Bit-identical: on the CPU with a fixed thread count every op is deterministic, and the resumed run
+        // restores the optimizer, schedule and generator state and replays the same data order and augmentation.
+        Assert.True(worst == 0, $"largest difference {worst:G3} in '{worstName}'");
     }
 
     /// <summary>Progress reported synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
