@@ -127,7 +127,13 @@ public static class Plots
         plot.Axes.Bottom.SetTicks(positions, report.ClassNames.ToArray());
         plot.Axes.Left.SetTicks(positions, report.ClassNames.Reverse().ToArray());
         plot.Axes.Bottom.TickLabelStyle.Rotation = 45;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.UpperLeft;
+        plot.Axes.Bottom.TickLabelStyle.OffsetY = 2;
+        // The cells show where each class is; tick marks would only cover the first letters of the rotated names.
+        plot.Axes.Bottom.MajorTickStyle.Length = 0;
+        plot.Axes.Left.MajorTickStyle.Length = 0;
+        plot.Axes.Bottom.MinorTickStyle.Length = 0;
+        plot.Axes.Left.MinorTickStyle.Length = 0;
         int longest = report.ClassNames.Max(n => n.Length);
         plot.Layout.Fixed(new PixelPadding(30 + 8 * longest, 30, 30 + 6 * longest, 70));
         plot.Axes.SetLimits(-0.5, k - 0.5, -0.5, k - 0.5);
