@@ -32,9 +32,8 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         public string? Data { get; init; }
 
         [CommandOption("--image-size <PIXELS>")]
-        [Description("Input size the 28×28 images are scaled to (larger: slower, usually more accurate).")]
-        [DefaultValue(112)]
-        public int ImageSize { get; init; } = 112;
+        [Description("Input size the 28×28 images are scaled to (default: the model's; resnet18_cntk takes 224 only).")]
+        public int? ImageSize { get; init; }
 
         [CommandOption("--head-epochs <N>")]
         [Description("Epochs of head training on cached features.")]
@@ -82,7 +81,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         var progress = settings.Json ? null : new WorkflowConsole.ProgressLine();
         var err = WorkflowConsole.Err;
         void Say(string markup) { if (!settings.Json) err.MarkupLine(markup); }
-        Say($"[bold]TransferSharp demo[/]: {train.Count} training and {test.Count} test images of {train.ClassNames.Count} classes from {Markup.Escape(root)}, model {Markup.Escape(settings.Model)} at {settings.ImageSize}², offline");
+        Say($"[bold]TransferSharp demo[/]: {train.Count} training and {test.Count} test images of {train.ClassNames.Count} classes from {Markup.Escape(root)}, model {Markup.Escape(settings.Model)}{(settings.ImageSize is { } px ? $" at {px}²" : "")}, offline");
 
         var headOptions = new TrainOptions
         {
