@@ -226,6 +226,10 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue(0)]
         public int Patience { get; init; }
 
+        [CommandOption("--freeze-bn")]
+        [Description("finetune: keep BatchNorm layers in eval mode even when unfrozen (running statistics of pretraining kept). Often better on small data sets.")]
+        public bool FreezeBatchNorm { get; init; }
+
         [CommandOption("--head <KIND>")]
         [Description("linear (softmax regression) or mlp.")]
         [DefaultValue("linear")]
@@ -335,6 +339,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             StepGamma = s.StepGamma,
             LabelSmoothing = s.LabelSmoothing,
             Patience = s.Patience,
+            FreezeBatchNorm = s.FreezeBatchNorm,
             Head = new HeadSpec { Kind = head, Hidden = s.Hidden, Dropout = s.Dropout },
             Augmentation = augmentation,
             Seed = s.Seed,

@@ -94,6 +94,11 @@ public sealed record TrainOptions
     /// <summary>Stop a stage after this many epochs without a better validation score (0: never).</summary>
     public int Patience { get; init; }
 
+    /// <summary>Fine-tuning: keep every BatchNorm layer in eval mode, even unfrozen ones (their running statistics
+    /// stay those of pretraining; their scale and shift still train). Keras' advice for small data sets; the
+    /// default lets unfrozen BatchNorm layers use and update batch statistics, as PyTorch does.</summary>
+    public bool FreezeBatchNorm { get; init; }
+
     /// <summary>The head put on the body.</summary>
     public HeadSpec Head { get; init; } = new();
 

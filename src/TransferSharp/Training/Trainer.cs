@@ -90,7 +90,7 @@ public static class Trainer
         try
         {
             StateLoading.CopyShared(source.Model, model);
-            model.BatchNormMode = BatchNormMode.FollowFreeze;
+            model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
             var task = createTask(model);
             // Decoding threads and prefetch change no result: a resumed run may use others.
             var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
