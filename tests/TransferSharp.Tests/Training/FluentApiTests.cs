@@ -66,4 +66,21 @@ public sealed class FluentApiTests : IDisposable
         Assert.Equal(["head"], model.Training.TrainedGroups);
         Assert.Throws<ArgumentException>(() => Trainer.TrainHead(source, new FeatureSet(new float[6], 3, [0, 1], ["a", "b"], ["x", "y"]), null, new TrainOptions()));
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FreezeBatchNormKeepsRunningStatisticsOfUnfrozenGroups(bool freeze)
+    {
+        var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "train"), 4, "bag", "trouser"));
+        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        float Stat(TorchSharp.torch.nn.Module m, string layer = "layer4") => m.state_dict()[layer + ".1.bn2.running_mean"].abs().sum().item<float>();
+        float before = Stat(source.Model), frozenBefore = Stat(source.Model, "layer3");
+        var options = new TrainOptions { Mode = TrainMode.FineTune, Epochs = 1, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 4, ValidationSplit = 0, FreezeBatchNorm = freeze };
+        using var model = Trainer.Train(source, train, null, options);
+        Assert.Equal(["layer4", "head"], model.Training!.TrainedGroups);
+        if (freeze) Assert.Equal(before, Stat(model.Model));
+        else Assert.NotEqual(before, Stat(model.Model));
+        Assert.Equal(frozenBefore, Stat(model.Model, "layer3")); // a frozen group's BatchNorm never updates
+    }
 }
