@@ -199,7 +199,7 @@ public sealed class FastTextModel : IDisposable
         float queryNorm = Norm(query);
         if (Math.Abs(queryNorm) < 1e-8) queryNorm = 1;
         var banSet = new HashSet<string>(banned, StringComparer.Ordinal);
-        var top = new TopK(k);
+        var top = new StlHeap(k);
         int dim = Dimension;
         for (int i = 0; i < _dict.NWords; i++)
         {
@@ -207,7 +207,7 @@ public sealed class FastTextModel : IDisposable
             float dp = 0;
             int o = i * dim;
             for (int j = 0; j < dim; j++) dp += matrix[o + j] * query[j];
-            top.Add(dp / queryNorm, i);
+            top.Offer(dp / queryNorm, i);
         }
         return top.Sorted().Select(e => new WordScore(_dict.Words[e.Index], e.Score)).ToList();
     }
@@ -251,7 +251,7 @@ public sealed class FastTextModel : IDisposable
         if (rows.Count == 0) return [];
         var hidden = new float[Dimension];
         AverageRows(rows, hidden);
-        var top = new TopK(k);
+        var top = new StlHeap(k);
         if (Args.Loss == FastTextLoss.HierarchicalSoftmax)
         {
             var tree = _tree.Value!;
@@ -279,7 +279,7 @@ public sealed class FastTextModel : IDisposable
         for (int i = 0; i < osz; i++)
         {
             if (output[i] < threshold) continue;
-            top.Add(StdLog(output[i]), i);
+            top.Offer(StdLog(output[i]), i);
         }
         return top.Sorted().Select(e => (e.Score, e.Index)).ToList();
     }
@@ -395,16 +395,16 @@ public sealed class FastTextModel : IDisposable
             }
         }
 
-        public void Search(int k, float threshold, float[] hidden, IFastTextMatrix output, TopK top) =>
+        public void Search(int k, float threshold, float[] hidden, IFastTextMatrix output, StlHeap top) =>
             Dfs(k, threshold, 2 * _osz - 2, 0f, hidden, output, top);
 
-        private void Dfs(int k, float threshold, int node, float score, float[] hidden, IFastTextMatrix output, TopK top)
+        private void Dfs(int k, float threshold, int node, float score, float[] hidden, IFastTextMatrix output, StlHeap top)
         {
             if (score < StdLog(threshold)) return;
-            if (top.Count == k && score < top.Min) return;
+            if (top.Count == k && score < top.Front) return;
             if (_left[node] == -1 && _right[node] == -1)
             {
-                top.Add(score, node);
+                top.Offer(score, node);
                 return;
             }
             float f = output.DotRow(hidden, node - _osz);
