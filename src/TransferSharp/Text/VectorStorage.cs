@@ -99,7 +99,10 @@ internal sealed unsafe class VectorStorage : IDisposable
 
     public float Dot(int row, ReadOnlySpan<float> query)
     {
-        if (Precision == VectorPrecision.Float32) return TensorPrimitives.Dot(new ReadOnlySpan<float>(RowPointer(row), Dim), query);
+        if (Precision == VectorPrecision.Float32)
+        {
+            fixed (float* q = query) return Kernels.Dot((float*)RowPointer(row), q, Dim);
+        }
         Span<float> buffer = stackalloc float[256];
         var half = new ReadOnlySpan<Half>(RowPointer(row), Dim);
         float sum = 0;
@@ -114,7 +117,11 @@ internal sealed unsafe class VectorStorage : IDisposable
 
     public float Norm(int row)
     {
-        if (Precision == VectorPrecision.Float32) return TensorPrimitives.Norm(new ReadOnlySpan<float>(RowPointer(row), Dim));
+        if (Precision == VectorPrecision.Float32)
+        {
+            float* p = (float*)RowPointer(row);
+            return MathF.Sqrt(Kernels.Dot(p, p, Dim));
+        }
         Span<float> buffer = Dim <= 1024 ? stackalloc float[Dim] : new float[Dim];
         CopyRow(row, buffer);
         return TensorPrimitives.Norm(buffer);

@@ -252,7 +252,14 @@ public sealed partial class WordVectors
         var scores = new float[end];
         ForEachBlock(end, (start, stop) =>
         {
-            for (int i = start; i < stop; i++) scores[i] = _storage.Dot(i, unitQuery) / norms[i];
+            if (_storage.Precision == VectorPrecision.Float32)
+            {
+                unsafe
+                {
+                    fixed (float* q = unitQuery) Kernels.CosineScores(_storage, q, norms, scores, start, stop);
+                }
+            }
+            else for (int i = start; i < stop; i++) scores[i] = _storage.Dot(i, unitQuery) / norms[i];
         });
         return TopFromScores(scores, topN, exclude);
     }

@@ -1,10 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace TransferSharp.Text.Formats;
 
 /// <summary>
-/// word2vec text, fastText .vec and GloVe: the file is memory-mapped, cut into chunks at line boundaries,
+/// word2vec text, fastText .vec and GloVe: the file is cut into chunks at line boundaries and read with
+/// positioned reads through per-thread buffers (so the process holds the matrix, not the file),
 /// lines are counted per chunk in parallel (so every chunk knows its first row and line number), the matrix
 /// is allocated once at its final size, and the chunks are parsed in parallel straight into their rows.
 /// </summary>
@@ -19,13 +22,16 @@ internal static unsafe class TextVectorReader
     public static RawVectors Read(string path, WordVectorsLoadOptions options, bool? header, VectorFileFormat format)
     {
         var clock = Stopwatch.StartNew();
-        using var file = MappedFile.Open(path);
-        if (file.Length == 0) throw new WordVectorsFormatException(path, "the file is empty");
-        byte* data = file.Data;
-        long length = file.Length;
+        using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.None);
+        long length = RandomAccess.GetLength(file);
+        if (length == 0) throw new WordVectorsFormatException(path, "the file is empty");
 
-        long firstEnd = LineEnd(data, 0, length);
-        var firstLine = new ReadOnlySpan<byte>(data, (int)Math.Min(firstEnd, 4096));
+        byte[] firstLine;
+        using (var reader = new LineReader(file, 0, length, 64 * 1024))
+        {
+            reader.Next(out var line, out _);
+            firstLine = line.ToArray();
+        }
         bool hasHeader = header ?? LooksLikeHeader(firstLine);
         long pos = 0, firstLineNumber = 1;
         long? declared = null;
@@ -38,39 +44,32 @@ internal static unsafe class TextVectorReader
             CheckDimension(path, declaredDim, length);
             declared = count;
             dim = (int)declaredDim;
-            pos = Math.Min(firstEnd + 1, length);
+            pos = Math.Min(firstLine.Length + 1, length);
             firstLineNumber = 2;
             format = format == VectorFileFormat.GloVe ? VectorFileFormat.Word2VecText : format;
         }
         else
         {
-            dim = DetectDimension(path, data, length);
+            dim = DetectDimension(path, file, length);
             CheckDimension(path, dim, length);
         }
 
-        long? rowLimit = (options.Limit, declared) switch
-        {
-            ({ } l, { } d) => Math.Min(l, d),
-            ({ } l, null) => l,
-            (null, { } d) => d,
-            _ => null,
-        };
         long end = length;
         bool truncated = false;
         if (options.Limit is { } limit)
         {
-            if (limit < 0) throw new ArgumentOutOfRangeException(nameof(options), "Limit must be 0 or more");
-            end = EndAfterRows(data, pos, length, rowLimit!.Value);
-            truncated = HasContent(data, end, length);
+            long rowLimit = declared is { } d ? Math.Min(limit, d) : limit;
+            end = EndAfterRows(file, pos, length, rowLimit);
+            truncated = HasContent(file, end, length);
         }
 
-        var chunks = SplitChunks(data, pos, end, LoadSupport.ThreadCount(options));
+        var chunks = SplitChunks(file, pos, end, LoadSupport.ThreadCount(options));
         var rowCounts = new long[chunks.Length];
         var lineCounts = new long[chunks.Length];
         long scanned = 0;
         LoadSupport.RunParallel(chunks.Length, options, k =>
         {
-            (rowCounts[k], lineCounts[k]) = CountLines(data, chunks[k]);
+            (rowCounts[k], lineCounts[k]) = CountLines(file, chunks[k]);
             Interlocked.Add(ref scanned, chunks[k].End - chunks[k].Start);
         }, () => Interlocked.Read(ref scanned), end - pos, "scanning");
 
@@ -98,13 +97,13 @@ internal static unsafe class TextVectorReader
             firstLineOfChunk[k] = firstLineOfChunk[k - 1] + lineCounts[k - 1];
         }
         var error = new FirstError();
-        var context = new ParseContext(path, data, dim, storage, words, options, error);
+        var context = new ParseContext(path, dim, storage, words, options, error);
         long parsed = 0;
         try
         {
             LoadSupport.RunParallel(chunks.Length, options, k =>
             {
-                ParseChunk(context, chunks[k], firstRow[k], firstLineNumber + firstLineOfChunk[k], ref parsed);
+                ParseChunk(context, file, chunks[k], firstRow[k], firstLineNumber + firstLineOfChunk[k], ref parsed);
             }, () => Interlocked.Read(ref parsed), end - pos, "parsing");
             error.ThrowIfAny();
         }
@@ -134,10 +133,9 @@ internal static unsafe class TextVectorReader
         };
     }
 
-    private sealed class ParseContext(string path, byte* data, int dim, VectorStorage storage, string[] words, WordVectorsLoadOptions options, FirstError error)
+    private sealed class ParseContext(string path, int dim, VectorStorage storage, string[] words, WordVectorsLoadOptions options, FirstError error)
     {
         public readonly string Path = path;
-        public readonly byte* Data = data;
         public readonly int Dim = dim;
         public readonly VectorStorage Storage = storage;
         public readonly string[] Words = words;
@@ -147,27 +145,23 @@ internal static unsafe class TextVectorReader
         public int WordsWithSpaces;
     }
 
-    private static void ParseChunk(ParseContext c, Chunk chunk, long row, long lineNumber, ref long parsed)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ParseChunk(ParseContext c, SafeFileHandle file, Chunk chunk, long row, long lineNumber, ref long parsed)
     {
-        byte* p = c.Data + chunk.Start;
-        byte* end = c.Data + chunk.End;
         float[]? halfBuffer = c.Storage.Precision == VectorPrecision.Float16 ? new float[c.Dim] : null;
         long sinceReport = 0;
+        using var reader = new LineReader(file, chunk.Start, chunk.End);
         try
         {
-            while (p < end)
+            while (reader.Next(out var line, out long offset))
             {
-                var rest = new ReadOnlySpan<byte>(p, (int)(end - p));
-                int nl = rest.IndexOf((byte)'\n');
-                int len = nl < 0 ? rest.Length : nl;
-                if (!IsBlank(p, len))
+                if (!IsBlank(line))
                 {
-                    ParseLine(c, p, len, (int)row, lineNumber, halfBuffer);
+                    ParseLine(c, line, offset, (int)row, lineNumber, halfBuffer);
                     row++;
                 }
                 lineNumber++;
-                p += len + 1;
-                sinceReport += len + 1;
+                sinceReport += line.Length + 1;
                 if (sinceReport > 1 << 20)
                 {
                     Interlocked.Add(ref parsed, sinceReport);
@@ -183,9 +177,10 @@ internal static unsafe class TextVectorReader
         }
     }
 
-    private static void ParseLine(ParseContext c, byte* p, int len, int row, long lineNumber, float[]? halfBuffer)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ParseLine(ParseContext c, ReadOnlySpan<byte> line, long offset, int row, long lineNumber, float[]? halfBuffer)
     {
-        var line = new ReadOnlySpan<byte>(p, len);
+        int len = line.Length;
         int wordEnd = line.IndexOfAny((byte)' ', (byte)'\t');
         Span<float> values = halfBuffer ?? new Span<float>(c.Storage.RowPointer(row), c.Dim);
         int pos = wordEnd;
@@ -206,10 +201,10 @@ internal static unsafe class TextVectorReader
         if (fast) word = line[..wordEnd];
         else
         {
-            word = SlowParse(c, line, lineNumber, p - c.Data, values);
+            word = SlowParse(c, line, lineNumber, offset, values);
             if (word.IndexOfAny((byte)' ', (byte)'\t') >= 0) Interlocked.Increment(ref c.WordsWithSpaces);
         }
-        c.Words[row] = LoadSupport.DecodeWord(word, c.Options.EncodingErrors, c.Path, p - c.Data, lineNumber, ref c.Replaced);
+        c.Words[row] = LoadSupport.DecodeWord(word, c.Options.EncodingErrors, c.Path, offset, lineNumber, ref c.Replaced);
         if (halfBuffer is not null) c.Storage.SetRow(row, halfBuffer);
     }
 
@@ -268,24 +263,22 @@ internal static unsafe class TextVectorReader
         return tokens;
     }
 
-    private static int DetectDimension(string path, byte* data, long length)
+    private static int DetectDimension(string path, SafeFileHandle file, long length)
     {
-        long pos = 0, lineNumber = 1;
-        while (pos < length)
+        long lineNumber = 1;
+        using var reader = new LineReader(file, 0, length, 1 << 20);
+        while (reader.Next(out var line, out long offset))
         {
-            long end = LineEnd(data, pos, length);
-            var line = new ReadOnlySpan<byte>(data + pos, (int)Math.Min(end - pos, 64 << 20));
-            if (!IsBlank(data + pos, line.Length))
+            if (!IsBlank(line))
             {
                 var tokens = Tokenize(line);
                 int trailingNumbers = 0;
                 for (int i = tokens.Count - 1; i >= 0 && DecimalFloat.Parse(Slice(line, tokens[i]), out _) == tokens[i].Length; i--) trailingNumbers++;
                 int dim = trailingNumbers == tokens.Count ? tokens.Count - 1 : trailingNumbers;
                 if (dim <= 0)
-                    throw new WordVectorsFormatException(path, $"the first line '{Preview(line)}' has no numbers after its word: not a GloVe or word2vec text file", lineNumber, pos);
+                    throw new WordVectorsFormatException(path, $"the first line '{Preview(line)}' has no numbers after its word: not a GloVe or word2vec text file", lineNumber, offset);
                 return dim;
             }
-            pos = end + 1;
             lineNumber++;
         }
         throw new WordVectorsFormatException(path, "the file holds only blank lines");
@@ -309,43 +302,38 @@ internal static unsafe class TextVectorReader
             && long.TryParse(Slice(line, tokens[1]), NumberStyles.None, CultureInfo.InvariantCulture, out dim);
     }
 
-    private static (long Rows, long Lines) CountLines(byte* data, Chunk chunk)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static (long Rows, long Lines) CountLines(SafeFileHandle file, Chunk chunk)
     {
         long rows = 0, lines = 0;
-        byte* p = data + chunk.Start, end = data + chunk.End;
-        while (p < end)
+        using var reader = new LineReader(file, chunk.Start, chunk.End);
+        while (reader.Next(out var line, out _))
         {
-            var rest = new ReadOnlySpan<byte>(p, (int)(end - p));
-            int nl = rest.IndexOf((byte)'\n');
-            int len = nl < 0 ? rest.Length : nl;
-            if (!IsBlank(p, len)) rows++;
+            if (!IsBlank(line)) rows++;
             lines++;
-            p += len + 1;
         }
         return (rows, lines);
     }
 
     /// <summary>The offset just after the <paramref name="rows"/>-th non-blank line from <paramref name="pos"/>.</summary>
-    private static long EndAfterRows(byte* data, long pos, long length, long rows)
+    private static long EndAfterRows(SafeFileHandle file, long pos, long length, long rows)
     {
         long found = 0;
-        while (pos < length && found < rows)
-        {
-            long end = LineEnd(data, pos, length);
-            if (!IsBlank(data + pos, (int)Math.Min(end - pos, int.MaxValue))) found++;
-            pos = Math.Min(end + 1, length);
-        }
-        return pos;
+        using var reader = new LineReader(file, pos, length);
+        while (found < rows && reader.Next(out var line, out _))
+            if (!IsBlank(line)) found++;
+        return Math.Min(reader.Position, length);
     }
 
-    private static bool HasContent(byte* data, long pos, long length)
+    private static bool HasContent(SafeFileHandle file, long pos, long length)
     {
-        for (; pos < length; pos++)
-            if (!IsSpace(data[pos]) && data[pos] != (byte)'\n') return true;
+        using var reader = new LineReader(file, pos, length, 64 * 1024);
+        while (reader.Next(out var line, out _))
+            if (!IsBlank(line)) return true;
         return false;
     }
 
-    private static Chunk[] SplitChunks(byte* data, long start, long end, int threads)
+    private static Chunk[] SplitChunks(SafeFileHandle file, long start, long end, int threads)
     {
         long size = end - start;
         int count = size <= SingleChunkBytes ? 1 : (int)Math.Max(threads * 8L, (size + MaxChunkBytes - 1) / (MaxChunkBytes / 2));
@@ -354,8 +342,7 @@ internal static unsafe class TextVectorReader
         {
             long target = start + size * k / count;
             if (target <= bounds[^1]) continue;
-            long nl = LineEnd(data, target, end);
-            long b = Math.Min(nl + 1, end);
+            long b = Math.Min(LineReader.FindNewline(file, target, end) + 1, end);
             if (b > bounds[^1] && b < end) bounds.Add(b);
         }
         bounds.Add(end);
@@ -364,25 +351,12 @@ internal static unsafe class TextVectorReader
         return chunks;
     }
 
-    /// <summary>Offset of the next '\n' at or after pos, or <paramref name="length"/> if there is none.</summary>
-    private static long LineEnd(byte* data, long pos, long length)
-    {
-        while (pos < length)
-        {
-            int span = (int)Math.Min(length - pos, int.MaxValue);
-            int nl = new ReadOnlySpan<byte>(data + pos, span).IndexOf((byte)'\n');
-            if (nl >= 0) return pos + nl;
-            pos += span;
-        }
-        return length;
-    }
-
     private static bool IsSpace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\v' or (byte)'\f';
 
-    private static bool IsBlank(byte* p, int len)
+    private static bool IsBlank(ReadOnlySpan<byte> line)
     {
-        for (int i = 0; i < len; i++)
-            if (!IsSpace(p[i])) return false;
+        foreach (byte b in line)
+            if (!IsSpace(b)) return false;
         return true;
     }
 

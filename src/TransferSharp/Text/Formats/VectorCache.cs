@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
 
 namespace TransferSharp.Text.Formats;
 
@@ -75,7 +74,7 @@ internal static unsafe class VectorCache
         var source = sourcePath is null ? null : new FileInfo(sourcePath);
         var note = new SourceNote(source?.FullName ?? li.Path, source?.Length ?? 0, source?.LastWriteTimeUtc.Ticks ?? 0, li.Format, li.DeclaredCount,
             li.DuplicatesSkipped, li.InvalidUtf8Words, li.WordsWithSpaces, li.BlankLines, li.Truncated);
-        var noteBytes = JsonSerializer.SerializeToUtf8Bytes(note);
+        var noteBytes = EncodeNote(note);
         long matrixBytes = storage.Bytes;
         long wordsOffset = HeaderBytes + matrixBytes;
         var wordBytes = vectors.Words.Select(w => Encoding.UTF8.GetBytes(w)).ToArray();
@@ -141,10 +140,7 @@ internal static unsafe class VectorCache
                 words[i] = Encoding.UTF8.GetString(file.Span(pos + 4, n));
                 pos += 4 + n;
             }
-            SourceNote? note;
-            try { note = JsonSerializer.Deserialize<SourceNote>(file.Span(noteOffset, noteLength)); }
-            catch (JsonException e) { throw new WordVectorsFormatException(path, "the cache's source note is not valid JSON: the file is damaged", null, noteOffset, e); }
-            if (note is null) throw new WordVectorsFormatException(path, "the cache has no source note", null, noteOffset);
+            var note = DecodeNote(file.Span(noteOffset, noteLength)) ?? throw new WordVectorsFormatException(path, "the cache's source note is damaged", null, noteOffset);
             if (note.Source is { } src && File.Exists(src))
             {
                 var si = new FileInfo(src);
@@ -176,6 +172,33 @@ internal static unsafe class VectorCache
         finally
         {
             file.Dispose();
+        }
+    }
+
+    // The note is "key=value" lines; the source path comes last, so it may contain anything but a newline.
+    private static byte[] EncodeNote(SourceNote n) => Encoding.UTF8.GetBytes(string.Join('\n',
+        $"length={n.SourceLength}", $"ticks={n.SourceTicks}", $"format={(int)n.Format}", $"declared={n.DeclaredCount?.ToString() ?? ""}",
+        $"duplicates={n.DuplicatesSkipped}", $"invalidUtf8={n.InvalidUtf8Words}", $"withSpaces={n.WordsWithSpaces}", $"blank={n.BlankLines}",
+        $"truncated={(n.Truncated ? 1 : 0)}", $"source={n.Source}"));
+
+    private static SourceNote? DecodeNote(ReadOnlySpan<byte> bytes)
+    {
+        var fields = new Dictionary<string, string>();
+        foreach (var line in Encoding.UTF8.GetString(bytes).Split('\n'))
+        {
+            int eq = line.IndexOf('=');
+            if (eq > 0) fields[line[..eq]] = line[(eq + 1)..];
+        }
+        long L(string k) => fields.TryGetValue(k, out var v) && long.TryParse(v, out long x) ? x : throw new FormatException(k);
+        try
+        {
+            return new SourceNote(fields.GetValueOrDefault("source"), L("length"), L("ticks"), (VectorFileFormat)L("format"),
+                fields.TryGetValue("declared", out var d) && d.Length > 0 ? long.Parse(d) : null,
+                (int)L("duplicates"), (int)L("invalidUtf8"), (int)L("withSpaces"), (int)L("blank"), L("truncated") != 0);
+        }
+        catch (FormatException)
+        {
+            return null;
         }
     }
 
