@@ -14,11 +14,11 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         public string Model { get; init; } = "";
 
         [CommandArgument(0, "[TEXTS]")]
-        [Description("Texts to classify (quote each one); or use --input.")]
+        [Description("Texts to classify (quote each one). Without texts and --input, lines are read from standard input.")]
         public string[] Texts { get; init; } = [];
 
         [CommandOption("-i|--input <FILE>")]
-        [Description("One text per line; '-' reads standard input.")]
+        [Description("A file with one text per line.")]
         public string? Input { get; init; }
 
         [CommandOption("-k|--top <K>")]
@@ -34,7 +34,6 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         public override ValidationResult Validate()
         {
             if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required");
-            if (Texts.Length == 0 && Input is null) return ValidationResult.Error("give texts as arguments or --input FILE (or - for stdin)");
             return Top < 1 ? ValidationResult.Error("--top must be at least 1") : ValidationResult.Success();
         }
     }
@@ -43,8 +42,9 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
     {
         Runtime.TorchRuntime.SetThreads(settings.Threads);
         var texts = settings.Texts.ToList();
-        if (settings.Input is "-") texts.AddRange(ReadLines(Console.In));
-        else if (settings.Input is { } file) texts.AddRange(File.ReadLines(file));
+        bool lines = settings.Input is not null || texts.Count == 0;
+        if (settings.Input is { } file) texts.AddRange(File.ReadLines(file));
+        else if (texts.Count == 0) texts.AddRange(ReadLines(Console.In));
         using var model = TextModelFile.Open(settings.Model);
         var predictions = model.Predict(texts, settings.Top, settings.Threshold);
         if (settings.Json)
@@ -52,10 +52,10 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
             Json.Print(texts.Select((t, i) => new { text = t, labels = predictions[i].Select(p => new { label = p.Label, probability = p.Probability }) }));
             return 0;
         }
-        if (settings.Input is not null)
+        if (lines)
         {
-            // One line per text, like fasttext predict-prob: label probability [label probability …]
-            foreach (var p in predictions) Console.WriteLine(string.Join(' ', p.Select(x => $"{x.Label} {x.Probability:G6}")));
+            // One line per text, as `fasttext predict-prob` prints them: label probability [label probability …]
+            foreach (var p in predictions) Console.WriteLine(string.Join(' ', p.Select(x => $"{x.Label} {CppFloat(x.Probability)}")));
             return 0;
         }
         var table = new Table().AddColumn("text").AddColumn("label").AddColumn(new TableColumn("probability").RightAligned());
@@ -70,6 +70,9 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
     {
         while (reader.ReadLine() is { } line) yield return line;
     }
+
+    /// <summary>A float as C++ streams print it by default (6 significant digits, like %g).</summary>
+    internal static string CppFloat(float x) => x.ToString("G6", System.Globalization.CultureInfo.InvariantCulture).Replace("E", "e");
 
     private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "…";
 }

@@ -35,13 +35,13 @@ internal sealed class TextModelFile : IDisposable
         throw new InvalidFileException(path, "not a text classifier: expected a .safetensors file saved by `transfer text train` or a fastText classifier (.bin/.ftz)");
     }
 
-    /// <summary>Top-k labels (fastText: as predict-prob prints them, __label__ prefix removed).</summary>
+    /// <summary>Top-k labels as the model names them (fastText's keep their __label__ prefix, as predict-prob prints them).</summary>
     public IReadOnlyList<IReadOnlyList<(string Label, float Probability)>> Predict(IReadOnlyList<string> texts, int k, float threshold)
     {
         if (Ours is not null)
             return Ours.Predict(texts, k).Select(p => (IReadOnlyList<(string, float)>)p.Where(x => x.Probability >= threshold).ToList()).ToList();
         return texts.Select(t => (IReadOnlyList<(string, float)>)FastText!.Predict(t.Replace('\n', ' '), k, threshold)
-            .Select(p => (StripPrefix(p.Label), p.Probability)).ToList()).ToList();
+            .Select(p => (p.Label, p.Probability)).ToList()).ToList();
     }
 
     public static string StripPrefix(string label) =>
