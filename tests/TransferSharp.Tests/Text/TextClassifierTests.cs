@@ -30,7 +30,7 @@ public sealed class TextClassifierTests : IDisposable
     {
         var (train, test) = Data();
         using var vectors = WordVectors.Load(Reference("ft.bin"));
-        var options = new TextClassifierOptions { Model = kind, Epochs = 2, CnnFilters = 8, LstmHidden = 8, LearningRate = 0.01 };
+        var options = new TextClassifierOptions { Model = kind, Epochs = 2, CnnFilters = 8, LstmHidden = 8, LearningRate = 0.01, MaxLength = 48 };
         using var classifier = TextClassifier.Train(train, test, vectors, options);
         Assert.Equal(2, classifier.History.Count);
         Assert.True(classifier.History[1].TrainLoss < classifier.History[0].TrainLoss + 0.5);
