@@ -65,9 +65,9 @@ app.Configure(config =>
             .WithExample("text", "train", "--vectors", "glove.6B.100d.txt", "--lowercase", "--data", "train.csv", "--val", "val.csv", "--model", "cnn", "--freeze", "--out", "cnn.safetensors")
             .WithExample("text", "train", "--data", "train.tsv", "--model", "bilstm", "--embedding-dim", "64", "--epochs", "5", "--out", "lstm.safetensors");
         text.AddCommand<TextCommands.PredictCommand>("predict")
-            .WithDescription("Most probable labels of texts, from a trained classifier or a fastText .bin/.ftz (as fasttext predict-prob).")
+            .WithDescription("Most probable labels of texts, from a trained classifier or a fastText .bin/.ftz; texts from the arguments, --input FILE or standard input (one per line, printed as fasttext predict-prob prints them).")
             .WithExample("text", "predict", "--model", "fortunes.safetensors", "The computer is down again.")
-            .WithExample("text", "predict", "--model", "sup.ftz", "--input", "-", "--top", "3")
+            .WithExample("text", "predict", "--model", "sup.ftz", "--top", "3", "<", "texts.txt")
             .WithExample("text", "predict", "--model", "fortunes.safetensors", "--input", "texts.txt", "--json");
         text.AddCommand<TextCommands.EvaluateCommand>("evaluate")
             .WithDescription("Accuracy, per-label precision/recall/F1 (and fastText's P@1/R@1 for fastText models) on labelled data.")

@@ -156,9 +156,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         if (quiet || Console.IsErrorRedirected)
             return TextClassifier.Train(train, validation, vectors, options, null, cancellation);
         TextClassifier? result = null;
-        ConsoleUi.Err.Progress().AutoClear(true)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
+        VectorsLoader.WithProgressBars(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: options.Epochs);
                 var progress = new VectorsLoader.CallerProgress<TrainingProgress>(p =>

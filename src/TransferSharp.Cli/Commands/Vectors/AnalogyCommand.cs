@@ -47,11 +47,7 @@ public sealed class AnalogyCommand : Command<AnalogyCommand.Settings>
             Json.Print(new { a = settings.A, b = settings.B, c = settings.C, method = settings.CosMul ? "3CosMul" : "3CosAdd", answers = answers.Select(r => new { word = r.Word, score = r.Score }) });
             return 0;
         }
-        var table = new Table().Title(Markup.Escape($"{settings.A} : {settings.B} :: {settings.C} : ?  ({(settings.CosMul ? "3CosMul" : "3CosAdd")})"))
-            .AddColumn(new TableColumn("#").RightAligned()).AddColumn("word").AddColumn(new TableColumn("score").RightAligned());
-        int rank = 1;
-        foreach (var r in answers) table.AddRow((rank++).ToString(), Markup.Escape(r.Word), r.Score.ToString("F4"));
-        AnsiConsole.Write(table);
+        AnsiConsole.Write(VectorsLoader.ScoreTable($"{settings.A} : {settings.B} :: {settings.C} : ?  ({(settings.CosMul ? "3CosMul" : "3CosAdd")})", answers, "score"));
         return 0;
     }
 }

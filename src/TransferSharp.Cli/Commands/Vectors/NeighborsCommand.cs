@@ -43,10 +43,7 @@ public sealed class NeighborsCommand : Command<NeighborsCommand.Settings>
         for (int i = 0; i < settings.Words.Length; i++)
         {
             var title = settings.Words[i] + (vectors.Contains(settings.Words[i]) ? "" : " (not in the vocabulary: fastText subword vector)");
-            var table = new Table().Title(Markup.Escape(title)).AddColumn(new TableColumn("#").RightAligned()).AddColumn("word").AddColumn(new TableColumn("cosine").RightAligned());
-            int rank = 1;
-            foreach (var r in results[i]) table.AddRow((rank++).ToString(), Markup.Escape(r.Word), r.Score.ToString("F4"));
-            AnsiConsole.Write(table);
+            AnsiConsole.Write(VectorsLoader.ScoreTable(title, results[i], "cosine"));
         }
         return 0;
     }

@@ -98,10 +98,7 @@ public static class VectorsLoader
         if (size < ProgressBarBytes || Console.IsErrorRedirected)
             return WordVectors.Load(path, settings.LoadOptions(cancellation));
         WordVectors? result = null;
-        ConsoleUi.Err.Progress()
-            .AutoClear(true)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
-            .Start(ctx =>
+        WithProgressBars(ctx =>
             {
                 var tasks = new Dictionary<string, ProgressTask>();
                 var progress = new CallerProgress<LoadProgress>(p =>
@@ -117,6 +114,22 @@ public static class VectorsLoader
                 result = WordVectors.Load(path, settings.LoadOptions(cancellation, progress));
             });
         return result!;
+    }
+
+    /// <summary>Runs work while Spectre draws progress bars on stderr (the work runs on this thread).</summary>
+    public static void WithProgressBars(Action<ProgressContext> work) =>
+        ConsoleUi.Err.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(work);
+
+    /// <summary>The (#, word, score) table of neighbour and analogy answers.</summary>
+    public static Table ScoreTable(string title, IReadOnlyList<WordScore> results, string scoreName)
+    {
+        var table = new Table().Title(Markup.Escape(title)).AddColumn(new TableColumn("#").RightAligned()).AddColumn("word").AddColumn(new TableColumn(scoreName).RightAligned());
+        int rank = 1;
+        foreach (var r in results) table.AddRow((rank++).ToString(), Markup.Escape(r.Word), r.Score.ToString("F4"));
+        return table;
     }
 
     /// <summary>IProgress that reports on the thread that calls Report.</summary>
