@@ -75,4 +75,12 @@ app.Configure(config =>
             .WithExample("text", "evaluate", "--model", "sup.bin", "--data", "fortunes.test.txt", "--json");
     });
 });
-return await app.RunAsync(args);
+// Ctrl+C cancels the command's token instead of killing the process, so work stops between steps and files
+// being written are discarded (everything is written under a temporary name and renamed when complete).
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = !cancellation.IsCancellationRequested; // a second Ctrl+C ends the process at once
+    cancellation.Cancel();
+};
+return await app.RunAsync(args, cancellation.Token);
