@@ -20,18 +20,18 @@ public sealed partial class WordVectors
         options ??= new AnalogyEvaluationOptions();
         var okVocab = RestrictedVocabulary(options.RestrictVocab, options.CaseInsensitive);
         string Fold(string w) => options.CaseInsensitive ? PythonCase.Upper(w) : w;
-        var sections = new List<AnalogySection>();
+        // First pass: read the questions (gensim's order and counting); then answer all in-vocabulary ones as
+        // one batch of matrix products; then score them as gensim does.
+        var parsed = new List<(int Section, string A, string B, string C, string Expected, bool Known)>();
+        var sectionNames = new List<string>();
         string? name = null;
-        List<AnalogyQuestion> correct = [], incorrect = [];
         int questions = 0, oov = 0, lineNo = 0;
         foreach (var line in ReadUtf8Lines(path))
         {
             if (line.StartsWith(": ", StringComparison.Ordinal))
             {
-                if (name is not null) sections.Add(new AnalogySection(name, correct, incorrect));
                 name = line.TrimStart(':', ' ').Trim();
-                correct = [];
-                incorrect = [];
+                sectionNames.Add(name);
             }
             else
             {
@@ -41,29 +41,35 @@ public sealed partial class WordVectors
                 {
                     questions++;
                     string a = Fold(words[0]), b = Fold(words[1]), c = Fold(words[2]), expected = Fold(words[3]);
-                    if (!okVocab.ContainsKey(a) || !okVocab.ContainsKey(b) || !okVocab.ContainsKey(c) || !okVocab.ContainsKey(expected))
-                    {
-                        oov++;
-                        if (options.Dummy4Unknown) incorrect.Add(new AnalogyQuestion(a, b, c, expected, null));
-                    }
-                    else
-                    {
-                        var ignore = new HashSet<string>(StringComparer.Ordinal) { a, b, c };
-                        var sims = MostSimilarByIndex([okVocab[b], okVocab[c]], [okVocab[a]], 5, options.RestrictVocab);
-                        string? predicted = null;
-                        foreach (var s in sims)
-                        {
-                            predicted = Fold(s.Word);
-                            if (okVocab.ContainsKey(predicted) && !ignore.Contains(predicted)) break;
-                        }
-                        var q = new AnalogyQuestion(a, b, c, expected, predicted);
-                        (predicted == expected ? correct : incorrect).Add(q);
-                    }
+                    bool inVocabulary = okVocab.ContainsKey(a) && okVocab.ContainsKey(b) && okVocab.ContainsKey(c) && okVocab.ContainsKey(expected);
+                    if (!inVocabulary) oov++;
+                    parsed.Add((sectionNames.Count - 1, a, b, c, expected, inVocabulary));
                 }
             }
             lineNo++;
         }
-        if (name is not null) sections.Add(new AnalogySection(name, correct, incorrect));
+        var known = parsed.Where(p => p.Known).ToList();
+        var answers = AnalogiesByIndex(known.Select(p => (okVocab[p.A], okVocab[p.B], okVocab[p.C])).ToList(), 5, options.RestrictVocab);
+        var correct = sectionNames.Select(_ => new List<AnalogyQuestion>()).ToList();
+        var incorrect = sectionNames.Select(_ => new List<AnalogyQuestion>()).ToList();
+        int next = 0;
+        foreach (var p in parsed)
+        {
+            if (!p.Known)
+            {
+                if (options.Dummy4Unknown) incorrect[p.Section].Add(new AnalogyQuestion(p.A, p.B, p.C, p.Expected, null));
+                continue;
+            }
+            var ignore = new HashSet<string>(StringComparer.Ordinal) { p.A, p.B, p.C };
+            string? predicted = null;
+            foreach (var s in answers[next++])
+            {
+                predicted = Fold(s.Word);
+                if (okVocab.ContainsKey(predicted) && !ignore.Contains(predicted)) break;
+            }
+            (predicted == p.Expected ? correct : incorrect)[p.Section].Add(new AnalogyQuestion(p.A, p.B, p.C, p.Expected, predicted));
+        }
+        var sections = sectionNames.Select((s, i) => new AnalogySection(s, correct[i], incorrect[i])).ToList();
         if (questions == 0) throw new InvalidDataException($"{path}: no analogy questions (lines of four words after a ': section' line)");
         var total = new AnalogySection("Total accuracy", sections.SelectMany(s => s.Correct).ToList(), sections.SelectMany(s => s.Incorrect).ToList());
         return new AnalogyEvaluationResult(total.Accuracy, sections, total, questions, oov);

@@ -8,6 +8,7 @@ public sealed partial class WordVectors
 {
     private const int RowsPerTask = 8192;
     private const int RowsPerBatchBlock = 16384;
+    private const int QueriesPerChunk = 1024;
 
     /// <summary>The Euclidean norm of every row, computed once (in parallel) on first use.</summary>
     internal float[] Norms
@@ -79,16 +80,23 @@ public sealed partial class WordVectors
         return Rank(NormalizedMean(vector.ToArray(), 1), topN, restrictVocab, []);
     }
 
-    internal IReadOnlyList<WordScore> MostSimilarByIndex(IReadOnlyList<int> positive, IReadOnlyList<int> negative, int topN, int? restrictVocab)
+    /// <summary>Many 3CosAdd questions (positive b, c; negative a, by row) at once: each as <see cref="MostSimilar(IEnumerable{string}, IEnumerable{string}?, int, int?)"/> would answer it.</summary>
+    internal IReadOnlyList<IReadOnlyList<WordScore>> AnalogiesByIndex(IReadOnlyList<(int A, int B, int C)> questions, int topN, int? restrictVocab)
     {
-        var mean = new float[Dimension];
-        var v = new float[Dimension];
-        foreach (var (index, weight) in positive.Select(i => (i, 1f)).Concat(negative.Select(i => (i, -1f))))
+        int dim = Dimension;
+        var units = new float[questions.Count * dim];
+        var v = new float[dim];
+        for (int q = 0; q < questions.Count; q++)
         {
-            UnitRowInto(index, v);
-            for (int j = 0; j < mean.Length; j++) mean[j] += weight * v[j];
+            var mean = new float[dim];
+            foreach (var (index, weight) in new[] { (questions[q].B, 1f), (questions[q].C, 1f), (questions[q].A, -1f) })
+            {
+                UnitRowInto(index, v);
+                for (int j = 0; j < dim; j++) mean[j] += weight * v[j];
+            }
+            NormalizedMean(mean, 3).CopyTo(units, q * dim);
         }
-        return Rank(NormalizedMean(mean, positive.Count + negative.Count), topN, restrictVocab, positive.Concat(negative).ToList());
+        return BatchRank(units, questions.Count, topN, restrictVocab, questions.Select(q => new[] { q.B, q.C, q.A }).ToList());
     }
 
     /// <summary>
@@ -171,11 +179,12 @@ public sealed partial class WordVectors
     public IReadOnlyList<IReadOnlyList<WordScore>> NearestNeighbors(IReadOnlyList<string> words, int topN = 10, int? restrictVocab = null)
     {
         var queries = new float[words.Count * Dimension];
-        var exclude = new int[words.Count];
+        var exclude = new int[words.Count][];
         var v = new float[Dimension];
         for (int q = 0; q < words.Count; q++)
         {
-            UnitVectorInto(words[q], v, out exclude[q]);
+            UnitVectorInto(words[q], v, out int index);
+            exclude[q] = index >= 0 ? [index] : [];
             NormalizedMean(v, 1).CopyTo(queries, q * Dimension);
         }
         return BatchRank(queries, words.Count, topN, restrictVocab, exclude);
@@ -188,11 +197,15 @@ public sealed partial class WordVectors
         if ((long)count * Dimension != queries.Length) throw new ArgumentException($"{count} queries of dimension {Dimension} need {(long)count * Dimension} values, got {queries.Length}", nameof(queries));
         var units = new float[queries.Length];
         for (int q = 0; q < count; q++) NormalizedMean(queries.Slice(q * Dimension, Dimension).ToArray(), 1).CopyTo(units, q * Dimension);
-        var exclude = Enumerable.Repeat(-1, count).ToArray();
-        return BatchRank(units, count, topN, restrictVocab, exclude);
+        return BatchRank(units, count, topN, restrictVocab, []);
     }
 
-    private IReadOnlyList<IReadOnlyList<WordScore>> BatchRank(float[] units, int count, int topN, int? restrictVocab, int[] exclude)
+    /// <summary>
+    /// Top-N rows by cosine for many unit queries: row blocks are copied once each into a float32 buffer shared
+    /// with TorchSharp, multiplied with chunks of queries (scores stay at most 1024 × 16384), and each chunk's
+    /// top-k per block is merged per query. <paramref name="exclude"/> lists rows each query must not return.
+    /// </summary>
+    private IReadOnlyList<IReadOnlyList<WordScore>> BatchRank(float[] units, int count, int topN, int? restrictVocab, IReadOnlyList<int[]> exclude)
     {
         var results = new IReadOnlyList<WordScore>[count];
         if (count == 0) return results;
@@ -202,7 +215,8 @@ public sealed partial class WordVectors
             return results;
         }
         int end = RowsEnd(restrictVocab);
-        var tops = Enumerable.Range(0, count).Select(_ => new TopK(topN + 1)).ToArray();
+        int extra = exclude.Count == 0 ? 0 : exclude.Max(e => e.Length);
+        var tops = Enumerable.Range(0, count).Select(_ => new TopK(topN + extra)).ToArray();
         var norms = Norms;
         int dim = Dimension;
         int blockRows = Math.Max(1, Math.Min(RowsPerBatchBlock, end));
@@ -211,11 +225,15 @@ public sealed partial class WordVectors
         using (NewDisposeScope())
         using (no_grad())
         {
-            using var q = torch.tensor(units, [count, dim]);
+            var chunks = new List<(int First, torch.Tensor Queries)>();
+            for (int first = 0; first < count; first += QueriesPerChunk)
+            {
+                int n = Math.Min(QueriesPerChunk, count - first);
+                chunks.Add((first, torch.tensor(units.AsSpan(first * dim, n * dim).ToArray(), [n, dim])));
+            }
             using var blockTensor = frombuffer(block, ScalarType.Float32, block.Length, 0, false);
             using var blockMatrix = blockTensor.view(blockRows, dim);
             using var scaleTensor = frombuffer(rowNorms, ScalarType.Float32, blockRows, 0, false);
-            int k = Math.Min(topN + 1, blockRows);
             for (int start = 0; start < end; start += blockRows)
             {
                 int rows = Math.Min(blockRows, end - start);
@@ -224,24 +242,28 @@ public sealed partial class WordVectors
                     _storage.CopyRow(start + i, block.AsSpan(i * dim, dim));
                     rowNorms[i] = norms[start + i];
                 }
-                using var scope = NewDisposeScope();
-                var m = rows == blockRows ? blockMatrix : blockMatrix.narrow(0, 0, rows);
-                var n = rows == blockRows ? scaleTensor : scaleTensor.narrow(0, 0, rows);
-                var scores = q.mm(m.t()).div_(n);
-                var (values, indices) = scores.topk(Math.Min(k, rows), dim: 1, largest: true, sorted: false);
-                var vals = values.data<float>().ToArray();
-                var idx = indices.data<long>().ToArray();
-                int kk = (int)values.shape[1];
-                for (int r = 0; r < count; r++)
-                    for (int j = 0; j < kk; j++)
-                    {
-                        int row = start + (int)idx[r * kk + j];
-                        if (row != exclude[r]) tops[r].Add(vals[r * kk + j], row);
-                    }
+                foreach (var (first, queries) in chunks)
+                {
+                    using var scope = NewDisposeScope();
+                    var m = rows == blockRows ? blockMatrix : blockMatrix.narrow(0, 0, rows);
+                    var norm = rows == blockRows ? scaleTensor : scaleTensor.narrow(0, 0, rows);
+                    var scores = queries.mm(m.t()).div_(norm);
+                    var (values, indices) = scores.topk(Math.Min(topN + extra, rows), dim: 1, largest: true, sorted: false);
+                    var vals = values.data<float>().ToArray();
+                    var idx = indices.data<long>().ToArray();
+                    int kk = (int)values.shape[1];
+                    for (int r = 0; r < queries.shape[0]; r++)
+                        for (int j = 0; j < kk; j++)
+                            tops[first + r].Add(vals[r * kk + j], start + (int)idx[r * kk + j]);
+                }
             }
         }
         for (int r = 0; r < count; r++)
-            results[r] = tops[r].Sorted().Take(topN).Select(e => new WordScore(_words[e.Index], e.Score)).ToList();
+        {
+            var excluded = exclude.Count > r ? exclude[r] : [];
+            results[r] = tops[r].Sorted().Where(e => Array.IndexOf(excluded, e.Index) < 0).Take(topN)
+                .Select(e => new WordScore(_words[e.Index], e.Score)).ToList();
+        }
         return results;
     }
 
