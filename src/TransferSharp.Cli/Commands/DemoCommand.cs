@@ -70,8 +70,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        using var cts = WorkflowConsole.CancelOnCtrlC(cancellation);
-        var ct = cts.Token;
+        var ct = cancellation;
         var total = Stopwatch.StartNew();
         var root = settings.Data ?? FindBundledData()
             ?? throw new DirectoryNotFoundException("the bundled data/fashion-mnist-subset was not found above the working directory; run from the repository or pass --data DIR (with train/ and test/)");

@@ -35,12 +35,11 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        using var cts = WorkflowConsole.CancelOnCtrlC(cancellation);
         using var model = TrainedModel.Load(settings.Model);
         var data = ImageDataset.Open(settings.Data);
         var bad = new BadImageLog();
         var options = new EvaluateOptions { TopK = settings.TopK, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
-        var report = Evaluator.Evaluate(model, data, options, bad, settings.Json ? null : new WorkflowConsole.ProgressLine(), cts.Token);
+        var report = Evaluator.Evaluate(model, data, options, bad, settings.Json ? null : new WorkflowConsole.ProgressLine(), cancellation);
         if (settings.ConfusionPng is { } png) report.SaveConfusionMatrixPng(png, Path.GetFileNameWithoutExtension(settings.Model));
         if (settings.Json)
         {
@@ -57,7 +56,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         t.AddRow("[bold]macro[/]", report.Count.ToString(), report.MacroPrecision.ToString("F3"), report.MacroRecall.ToString("F3"), report.MacroF1.ToString("F3"));
         AnsiConsole.Write(t);
         AnsiConsole.WriteLine("confusion matrix (rows: true, columns: predicted):");
-        AnsiConsole.Write(new Text(report.ConfusionMatrixText()));
+        AnsiConsole.Write(new Spectre.Console.Text(report.ConfusionMatrixText()));
         AnsiConsole.MarkupLine($"accuracy [bold]{report.Accuracy:P2}[/], top-{report.TopK} {report.TopKAccuracy:P2} on {report.Count} images" + (report.Loss is { } l ? $", loss {l:F4}" : ""));
         if (settings.ConfusionPng is { } p) AnsiConsole.MarkupLine($"wrote {Markup.Escape(p)}");
         WorkflowConsole.ReportBadImages(bad, false);

@@ -38,7 +38,6 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        using var cts = WorkflowConsole.CancelOnCtrlC(cancellation);
         FeatureFiles.FormatOf(settings.Out); // an unknown extension fails before any work
         var pool = settings.Pool.ToLowerInvariant() switch
         {
@@ -52,7 +51,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
         var options = new ExtractOptions { Pool = pool, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
         var clock = System.Diagnostics.Stopwatch.StartNew();
         if (!settings.Json) WorkflowConsole.Err.MarkupLine($"extracting {source.Model.NumFeatures}-d features of [bold]{Markup.Escape(source.Description)}[/] for {data.Count} images");
-        var set = FeatureExtractor.ExtractToFile(source, data, settings.Out, options, bad, new WorkflowConsole.ProgressLine(), cts.Token);
+        var set = FeatureExtractor.ExtractToFile(source, data, settings.Out, options, bad, new WorkflowConsole.ProgressLine(), cancellation);
         double seconds = clock.Elapsed.TotalSeconds;
         if (settings.Json)
         {

@@ -13,20 +13,6 @@ internal static class WorkflowConsole
 {
     public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
 
-    /// <summary>A token cancelled by Ctrl+C (the first press cancels cleanly; files stay intact).</summary>
-    public static CancellationTokenSource CancelOnCtrlC(CancellationToken outer)
-    {
-        var cts = CancellationTokenSource.CreateLinkedTokenSource(outer);
-        Console.CancelKeyPress += (_, e) =>
-        {
-            if (cts.IsCancellationRequested) return;
-            e.Cancel = true;
-            Err.MarkupLine("[yellow]stopping after the current batch…[/]");
-            cts.Cancel();
-        };
-        return cts;
-    }
-
     /// <summary>Progress as one updating line on stderr (a terminal) or a line per ~10% (a pipe).</summary>
     public sealed class ProgressLine : IProgress<ProgressInfo>
     {
@@ -351,7 +337,6 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        using var cts = WorkflowConsole.CancelOnCtrlC(cancellation);
         if (TorchRuntime.ParseDevice(settings.Device).type != TorchSharp.DeviceType.CPU)
             throw new NotSupportedException("training runs on the CPU in this version; extraction, evaluation and prediction take --device");
         var options = ToOptions(settings);
@@ -372,7 +357,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
                 $"epoch {e.Epoch,3} (stage {e.Stage}): train loss {e.TrainLoss:F4} acc {e.TrainAccuracy:P1}"
                 + (e.ValidationAccuracy is { } va ? $" | val loss {e.ValidationLoss:F4} acc {va:P1}" : "") + $" | lr {e.LearningRate:G3} | {e.Seconds:F1}s"),
         };
-        using var model = Trainer.Train(source, train, val, options, run, cts.Token);
+        using var model = Trainer.Train(source, train, val, options, run, cancellation);
         model.Save(settings.Out);
         string? plot = settings.Plot is "none" ? null : settings.Plot ?? Path.ChangeExtension(settings.Out, null) + ".curves.png";
         if (plot is not null) Plots.SaveTrainingCurves(model.Training!.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
