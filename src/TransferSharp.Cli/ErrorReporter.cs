@@ -24,7 +24,7 @@ public static class ErrorReporter
                 err.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
                 err.MarkupLine("run [bold]transfer --help[/] or [bold]transfer COMMAND --help[/] for usage.");
                 return UserError;
-            case ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException
+            case ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException or KeyNotFoundException
                 or TransferSharp.Vision.Graph.GraphException or NotSupportedException or FormatException or InvalidOperationException:
                 err.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
                 if (ex.InnerException is { } inner) err.MarkupLine($"[grey]  cause: {Markup.Escape(inner.Message)}[/]");

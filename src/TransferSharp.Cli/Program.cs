@@ -1,6 +1,8 @@
 using Spectre.Console.Cli;
 using TransferSharp.Cli;
 using TransferSharp.Cli.Commands;
+using TextCommands = TransferSharp.Cli.Commands.Text;
+using VectorCommands = TransferSharp.Cli.Commands.Vectors;
 
 var app = new CommandApp();
 app.Configure(config =>
@@ -29,5 +31,74 @@ app.Configure(config =>
         .WithDescription("Show a model's layers, output shapes, parameter counts, MACs, feature node and layer groups.")
         .WithExample("summary", "--model", "resnet50")
         .WithExample("summary", "--model", "ResNet50", "--size", "320", "--json");
+    config.AddCommand<TrainCommand>("train")
+        .WithDescription("Train a classifier on a folder of labelled images: a new head on a pretrained body, or fine-tuning.")
+        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--mode", "head", "--epochs", "20", "--out", "model.safetensors")
+        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--val", "photos/val", "--mode", "finetune", "--epochs", "9", "--unfreeze", "2", "--out", "model.safetensors");
+    config.AddCommand<ExtractCommand>("extract")
+        .WithDescription("Write pooled features of a model for every image of a data set (.parquet, .npy or .csv); resumable.")
+        .WithExample("extract", "--model", "resnet50", "--data", "photos", "--out", "features.parquet");
+    config.AddCommand<EvaluateCommand>("evaluate")
+        .WithDescription("Accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.")
+        .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--confusion-png", "confusion.png");
+    config.AddCommand<DemoCommand>("demo")
+        .WithDescription("Offline tour on bundled Fashion-MNIST images: pretrained vs random features, fine-tuning, a saved model, predictions.")
+        .WithExample("demo");
+    config.AddBranch("vectors", vectors =>
+    {
+        vectors.SetDescription("Query, evaluate and convert pretrained word vectors: word2vec (binary/text), GloVe, fastText (.vec, and .bin/.ftz with subword vectors for unseen words).");
+        vectors.AddCommand<VectorCommands.NeighborsCommand>("neighbors")
+            .WithAlias("neighbours")
+            .WithDescription("The nearest words by cosine similarity (gensim's most_similar); several words are answered with one matrix product.")
+            .WithExample("vectors", "neighbors", "--vectors", "glove.6B.300d.txt", "computer")
+            .WithExample("vectors", "neighbors", "--vectors", "cc.en.300.bin", "comptuer", "--top", "5")
+            .WithExample("vectors", "neighbors", "--vectors", "GoogleNews-vectors-negative300.bin", "--limit", "500000", "king", "queen", "--json");
+        vectors.AddCommand<VectorCommands.SimilarityCommand>("similarity")
+            .WithDescription("Cosine similarity of word pairs.")
+            .WithExample("vectors", "similarity", "--vectors", "w2v.bin", "computer", "computers", "love", "money");
+        vectors.AddCommand<VectorCommands.AnalogyCommand>("analogy")
+            .WithDescription("A is to B as C is to ? — the words nearest B − A + C (3CosAdd, or --cosmul), the question words excluded.")
+            .WithExample("vectors", "analogy", "--vectors", "w2v.bin", "man", "king", "woman")
+            .WithExample("vectors", "analogy", "--vectors", "w2v.bin", "man", "king", "woman", "--cosmul", "--top", "10");
+        vectors.AddCommand<VectorCommands.EvaluateCommand>("evaluate")
+            .WithDescription("Analogy accuracy (Google's questions-words format) and word-pair correlation (WordSim-353 style), as gensim reports them.")
+            .WithExample("vectors", "evaluate", "--vectors", "w2v.bin", "--analogies", "questions-words.txt")
+            .WithExample("vectors", "evaluate", "--vectors", "glove.txt", "--pairs", "wordsim353.tsv", "--json");
+        vectors.AddCommand<VectorCommands.ConvertCommand>("convert")
+            .WithDescription("Convert between word2vec binary/text, GloVe, fastText .vec and the TransferSharp cache (a fastText model is read, its word vectors written).")
+            .WithExample("vectors", "convert", "--vectors", "glove.6B.300d.txt", "--out", "glove.6B.300d.bin")
+            .WithExample("vectors", "convert", "--vectors", "cc.en.300.bin", "--limit", "200000", "--out", "cc.en.300.vec")
+            .WithExample("vectors", "convert", "--vectors", "w2v.bin", "--out", "w2v.glove", "--to", "glove");
+        vectors.AddCommand<VectorCommands.InfoCommand>("info")
+            .WithDescription("What a vector file holds: format, words × dimension, header, duplicates, fastText arguments, load time.")
+            .WithExample("vectors", "info", "--vectors", "ft.bin")
+            .WithExample("vectors", "info", "--vectors", "glove.840B.300d.txt", "--cache", "--json");
+    });
+    config.AddBranch("text", text =>
+    {
+        text.SetDescription("Text classifiers that start from pretrained word vectors (bag of embeddings, Kim CNN, BiLSTM), and fastText classifiers.");
+        text.AddCommand<TextCommands.TrainCommand>("train")
+            .WithDescription("Train a classifier on labelled texts (fastText __label__ format, CSV or TSV) with an embedding layer initialised from word vectors.")
+            .WithExample("text", "train", "--vectors", "ft.bin", "--data", "fortunes.train.txt", "--model", "bow", "--out", "fortunes.safetensors")
+            .WithExample("text", "train", "--vectors", "glove.6B.100d.txt", "--lowercase", "--data", "train.csv", "--val", "val.csv", "--model", "cnn", "--freeze", "--out", "cnn.safetensors")
+            .WithExample("text", "train", "--data", "train.tsv", "--model", "bilstm", "--embedding-dim", "64", "--epochs", "5", "--out", "lstm.safetensors");
+        text.AddCommand<TextCommands.PredictCommand>("predict")
+            .WithDescription("Most probable labels of texts, from a trained classifier or a fastText .bin/.ftz; texts from the arguments, --input FILE or standard input (one per line, printed as fasttext predict-prob prints them).")
+            .WithExample("text", "predict", "--model", "fortunes.safetensors", "The computer is down again.")
+            .WithExample("text", "predict", "--model", "sup.ftz", "--top", "3", "<", "texts.txt")
+            .WithExample("text", "predict", "--model", "fortunes.safetensors", "--input", "texts.txt", "--json");
+        text.AddCommand<TextCommands.EvaluateCommand>("evaluate")
+            .WithDescription("Accuracy, per-label precision/recall/F1 (and fastText's P@1/R@1 for fastText models) on labelled data.")
+            .WithExample("text", "evaluate", "--model", "fortunes.safetensors", "--data", "fortunes.test.txt")
+            .WithExample("text", "evaluate", "--model", "sup.bin", "--data", "fortunes.test.txt", "--json");
+    });
 });
-return await app.RunAsync(args);
+// Ctrl+C cancels the command's token instead of killing the process, so work stops between steps and files
+// being written are discarded (everything is written under a temporary name and renamed when complete).
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = !cancellation.IsCancellationRequested; // a second Ctrl+C ends the process at once
+    cancellation.Cancel();
+};
+return await app.RunAsync(args, cancellation.Token);

@@ -1,0 +1,179 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TransferSharp.Data;
+using TransferSharp.Runtime;
+using TransferSharp.Training;
+
+namespace TransferSharp.Cli.Commands;
+
+/// <summary>
+/// `transfer demo`: the offline tour. On the bundled Fashion-MNIST subset it trains a head on pretrained
+/// features and on features of the same architecture with random weights, fine-tunes the pretrained one
+/// briefly, prints the three test accuracies side by side, saves the model and predicts a few test images.
+/// </summary>
+public sealed class DemoCommand : Command<DemoCommand.Settings>
+{
+    public sealed class Settings : CommonSettings
+    {
+        [CommandOption("-m|--model <MODEL>")]
+        [Description("Zoo model with offline pretrained weights.")]
+        [DefaultValue("resnet18_cntk")]
+        public string Model { get; init; } = "resnet18_cntk";
+
+        [CommandOption("-w|--weights <WEIGHTS>")]
+        [Description("Its pretrained weights (default: the model's default tag).")]
+        [DefaultValue("imagenet")]
+        public string Weights { get; init; } = "imagenet";
+
+        [CommandOption("-d|--data <DIR>")]
+        [Description("A folder with train/ and test/ class folders (default: the bundled data/fashion-mnist-subset).")]
+        public string? Data { get; init; }
+
+        [CommandOption("--image-size <PIXELS>")]
+        [Description("Input size the 28×28 images are scaled to (default: the model's; resnet18_cntk takes 224 only).")]
+        public int? ImageSize { get; init; }
+
+        [CommandOption("--head-epochs <N>")]
+        [Description("Epochs of head training on cached features.")]
+        [DefaultValue(40)]
+        public int HeadEpochs { get; init; } = 40;
+
+        [CommandOption("--finetune-epochs <N>")]
+        [Description("Epochs of fine-tuning (top 2 layer groups unfrozen, BatchNorm statistics kept), starting from the pretrained head.")]
+        [DefaultValue(1)]
+        public int FineTuneEpochs { get; init; } = 1;
+
+        [CommandOption("-o|--out <DIR>")]
+        [Description("Where the model and pictures go.")]
+        [DefaultValue("transfer-demo")]
+        public string Out { get; init; } = "transfer-demo";
+    }
+
+    /// <summary>The bundled data: found from the working directory or the program's directory, upwards.</summary>
+    internal static string? FindBundledData()
+    {
+        foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                var candidate = Path.Combine(dir.FullName, "data", "fashion-mnist-subset");
+                if (Directory.Exists(Path.Combine(candidate, "train"))) return candidate;
+            }
+        }
+        return null;
+    }
+
+    private sealed record Arm(string Name, double TestAccuracy, double TopK, double Seconds, string Note);
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(settings.Threads);
+        var ct = cancellation;
+        var total = Stopwatch.StartNew();
+        var root = settings.Data ?? FindBundledData()
+            ?? throw new DirectoryNotFoundException("the bundled data/fashion-mnist-subset was not found above the working directory; run from the repository or pass --data DIR (with train/ and test/)");
+        var train = ImageDataset.FromFolder(Path.Combine(root, "train"));
+        var test = ImageDataset.FromFolder(Path.Combine(root, "test"));
+        Directory.CreateDirectory(settings.Out);
+        var progress = settings.Json ? null : new WorkflowConsole.ProgressLine();
+        var err = WorkflowConsole.Err;
+        void Say(string markup) { if (!settings.Json) err.MarkupLine(markup); }
+        Say($"[bold]TransferSharp demo[/]: {train.Count} training and {test.Count} test images of {train.ClassNames.Count} classes from {Markup.Escape(root)}, model {Markup.Escape(settings.Model)}{(settings.ImageSize is { } px ? $" at {px}²" : "")}, offline");
+
+        var headOptions = new TrainOptions
+        {
+            Mode = TrainMode.Head, Epochs = settings.HeadEpochs, BatchSize = 64, LearningRate = 3e-3, WeightDecay = 1e-4,
+            ValidationSplit = 0.2, Seed = 0, Loader = new LoaderOptions { BatchSize = 32 },
+        };
+        var eval = new EvaluateOptions { TopK = 3, Loader = new LoaderOptions { BatchSize = 32 } };
+        var arms = new List<Arm>();
+
+        Arm RunHead(string name, SourceModel source, out TrainedModel model)
+        {
+            Say($"\n[bold]{Markup.Escape(name)}[/]: {Markup.Escape(source.Description)}");
+            var clock = Stopwatch.StartNew();
+            model = Trainer.Train(source, train, null, headOptions, new TrainRunOptions { Progress = progress }, ct);
+            var report = Evaluator.Evaluate(model, test, eval, progress: progress, cancellation: ct);
+            var arm = new Arm(name, report.Accuracy, report.TopKAccuracy, clock.Elapsed.TotalSeconds,
+                $"val {model.Training!.BestValidationAccuracy:P1} at epoch {model.Training.BestEpoch}");
+            Say($"test accuracy {report.Accuracy:P1} ({arm.Seconds:F0}s)");
+            return arm;
+        }
+
+        TrainedModel pretrainedHead, randomHead;
+        using (var pretrained = SourceModel.Open(settings.Model, settings.Weights, settings.ImageSize, null, ct))
+            arms.Add(RunHead("head on pretrained features", pretrained, out pretrainedHead));
+        using (pretrainedHead)
+        {
+            using (var random = SourceModel.Open(settings.Model, "none", settings.ImageSize, null, ct))
+                arms.Add(RunHead("head on random-weight features", random, out randomHead));
+            randomHead.Dispose();
+
+            Say($"\n[bold]fine-tuning[/] the pretrained model: top 2 layer groups unfrozen, {settings.FineTuneEpochs} epoch{(settings.FineTuneEpochs == 1 ? "" : "s")}");
+            var clock = Stopwatch.StartNew();
+            using var fromHead = SourceModel.From(pretrainedHead.Model, pretrainedHead.Architecture, pretrainedHead.Preprocessing, "the pretrained head model");
+            var fineOptions = new TrainOptions
+            {
+                // From a trained head: a small rate, BatchNorm statistics of pretraining kept (800 images are too few
+                // to re-estimate them), mild crops (the garments fill the 28×28 frame).
+                Mode = TrainMode.FineTune, Epochs = settings.FineTuneEpochs, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 32,
+                LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
+                Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0.2, Seed = 0,
+                Head = pretrainedHead.Architecture.Head,
+            };
+            var modelPath = Path.Combine(settings.Out, "fashion.safetensors");
+            using var tuned = Trainer.Train(fromHead, train, null, fineOptions,
+                new TrainRunOptions { Progress = progress, Checkpoint = new CheckpointOptions { Path = modelPath + ".checkpoint" } }, ct);
+            var report = Evaluator.Evaluate(tuned, test, eval, progress: progress, cancellation: ct);
+            arms.Add(new Arm("fine-tuned (from the pretrained head)", report.Accuracy, report.TopKAccuracy, clock.Elapsed.TotalSeconds,
+                $"val {tuned.Training!.BestValidationAccuracy:P1} at epoch {tuned.Training.BestEpoch}"));
+            Say($"test accuracy {report.Accuracy:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
+
+            var best = report.Accuracy >= arms[0].TestAccuracy ? tuned : pretrainedHead;
+            best.Save(modelPath);
+            var curves = Path.Combine(settings.Out, "fine-tuning.curves.png");
+            Plots.SaveTrainingCurves(tuned.Training.History, curves, "fine-tuning");
+            var headCurves = Path.Combine(settings.Out, "pretrained-head.curves.png");
+            Plots.SaveTrainingCurves(pretrainedHead.Training!.History, headCurves, "head on pretrained features");
+            var confusion = Path.Combine(settings.Out, "fine-tuned.confusion.png");
+            report.SaveConfusionMatrixPng(confusion, "fine-tuned");
+
+            // Predict a few test images with the saved file, as `transfer predict` would.
+            using var reloaded = TrainedModel.Load(modelPath);
+            using var predictor = reloaded.CreatePredictor();
+            var samples = Enumerable.Range(0, test.ClassNames.Count).Select(c => Enumerable.Range(0, test.Count).First(i => test.LabelOf(i) == c))
+                .Where((_, k) => k % 2 == 0).Select(test.SourceOf).ToArray();
+            var predictions = predictor.Predict(samples, top: 1, cancellation: ct);
+
+            if (settings.Json)
+            {
+                Json.Print(new
+                {
+                    settings.Model, settings.ImageSize, Data = root,
+                    Results = arms,
+                    ModelFile = modelPath, Pictures = new[] { curves, headCurves, confusion },
+                    Predictions = predictions.Select(p => new { Image = p.Source, Predicted = p.Top[0].Label, p.Top[0].Probability }),
+                    Seconds = total.Elapsed.TotalSeconds,
+                });
+                return 0;
+            }
+            var table = new Table().AddColumns("", "test accuracy", $"top-{eval.TopK}", "time", "note").Border(TableBorder.Rounded);
+            foreach (var a in arms) table.AddRow(Markup.Escape(a.Name), $"[bold]{a.TestAccuracy:P1}[/]", $"{a.TopK:P1}", $"{a.Seconds:F0}s", Markup.Escape(a.Note));
+            AnsiConsole.WriteLine();
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"pretrained features beat random ones by [bold]{(arms[0].TestAccuracy - arms[1].TestAccuracy) * 100:F1}[/] points.");
+            AnsiConsole.MarkupLine($"saved [bold]{Markup.Escape(modelPath)}[/] ({(best == tuned ? "fine-tuned" : "pretrained head")}); pictures: {Markup.Escape(string.Join(", ", curves, headCurves, confusion))}");
+            AnsiConsole.MarkupLine("predictions of the saved model (try: [bold]transfer predict --model " + Markup.Escape(modelPath) + " IMAGE[/]):");
+            foreach (var p in predictions)
+            {
+                var truth = Path.GetFileName(Path.GetDirectoryName(p.Source)!);
+                var mark = truth == p.Top[0].Label ? "[green]✓[/]" : "[red]✗[/]";
+                AnsiConsole.MarkupLine($"  {mark} {Markup.Escape(Path.GetRelativePath(root, p.Source))}: {Markup.Escape(p.Top[0].Label)} ({p.Top[0].Probability:P0})");
+            }
+            AnsiConsole.MarkupLine($"done in {total.Elapsed.TotalSeconds:F0}s.");
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,65 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TransferSharp.Data;
+using TransferSharp.Runtime;
+using TransferSharp.Training;
+
+namespace TransferSharp.Cli.Commands;
+
+/// <summary>`transfer evaluate`: accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.</summary>
+public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
+{
+    public sealed class Settings : WorkflowSettings
+    {
+        [CommandOption("-k|--top-k <K>")]
+        [DefaultValue(5)]
+        [Description("k of the top-k accuracy.")]
+        public int TopK { get; init; } = 5;
+
+        [CommandOption("-b|--batch-size <N>")]
+        [DefaultValue(32)]
+        [Description("Images per forward pass.")]
+        public int BatchSize { get; init; } = 32;
+
+        [CommandOption("--confusion-png <FILE>")]
+        [Description("Also draw the confusion matrix into this PNG.")]
+        public string? ConfusionPng { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            return RequireModelAndData();
+        }
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(settings.Threads);
+        using var model = TrainedModel.Load(settings.Model);
+        var data = ImageDataset.Open(settings.Data);
+        var bad = new BadImageLog();
+        var options = new EvaluateOptions { TopK = settings.TopK, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
+        var report = Evaluator.Evaluate(model, data, options, bad, settings.Json ? null : new WorkflowConsole.ProgressLine(), cancellation);
+        if (settings.ConfusionPng is { } png) report.SaveConfusionMatrixPng(png, Path.GetFileNameWithoutExtension(settings.Model));
+        if (settings.Json)
+        {
+            Json.Print(new
+            {
+                Model = settings.Model, Data = data.Origin, report.Count, report.Accuracy, report.TopK, report.TopKAccuracy, report.Loss,
+                report.MacroPrecision, report.MacroRecall, report.MacroF1, PerClass = report.PerClass, Classes = report.ClassNames,
+                report.ConfusionMatrix, ConfusionPng = settings.ConfusionPng, BadImages = WorkflowConsole.BadImagesJson(bad),
+            });
+            return 0;
+        }
+        var t = new Table().AddColumns("class", "support", "precision", "recall", "F1").Border(TableBorder.Simple);
+        foreach (var c in report.PerClass) t.AddRow(Markup.Escape(c.Name), c.Support.ToString(), c.Precision.ToString("F3"), c.Recall.ToString("F3"), c.F1.ToString("F3"));
+        t.AddRow("[bold]macro[/]", report.Count.ToString(), report.MacroPrecision.ToString("F3"), report.MacroRecall.ToString("F3"), report.MacroF1.ToString("F3"));
+        AnsiConsole.Write(t);
+        AnsiConsole.WriteLine("confusion matrix (rows: true, columns: predicted):");
+        AnsiConsole.Write(new Spectre.Console.Text(report.ConfusionMatrixText()));
+        AnsiConsole.MarkupLine($"accuracy [bold]{report.Accuracy:P2}[/], top-{report.TopK} {report.TopKAccuracy:P2} on {report.Count} images" + (report.Loss is { } l ? $", loss {l:F4}" : ""));
+        if (settings.ConfusionPng is { } p) AnsiConsole.MarkupLine($"wrote {Markup.Escape(p)}");
+        WorkflowConsole.ReportBadImages(bad, false);
+        return 0;
+    }
+}

@@ -1,0 +1,383 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using Spectre.Console;
+using Spectre.Console.Cli;
+using TransferSharp.Data;
+using TransferSharp.Runtime;
+using TransferSharp.Training;
+
+namespace TransferSharp.Cli.Commands;
+
+/// <summary>Console plumbing shared by the workflow commands: Ctrl+C, progress lines, bad-image reports.</summary>
+internal static class WorkflowConsole
+{
+    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+
+    /// <summary>Progress as one updating line on stderr (a terminal) or a line per ~10% (a pipe).</summary>
+    public sealed class ProgressLine : IProgress<ProgressInfo>
+    {
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private double _lastDraw = -1;
+        private string _lastPhase = "";
+        private int _lastDecile = -1;
+        private readonly bool _tty = !Console.IsErrorRedirected;
+
+        public void Report(ProgressInfo p)
+        {
+            double now = _clock.Elapsed.TotalSeconds;
+            bool done = p.Done >= p.Total;
+            int decile = p.Total > 0 ? (int)(10 * p.Done / p.Total) : 0;
+            if (p.Phase != _lastPhase) { _lastDecile = -1; _lastPhase = p.Phase; }
+            var epoch = p.Epochs > 0 ? $"epoch {p.Epoch}/{p.Epochs} " : "";
+            var loss = p.Loss is { } l ? $" loss {l:F4}" : "";
+            var text = $"{p.Phase,-9} {epoch}{p.Done}/{p.Total} ({p.SamplesPerSecond:F1} samples/s){loss}";
+            if (_tty)
+            {
+                if (!done && now - _lastDraw < 0.2) return;
+                _lastDraw = now;
+                Console.Error.Write("\r" + text.PadRight(78) + (done ? "\n" : ""));
+            }
+            else if (decile != _lastDecile || done)
+            {
+                _lastDecile = decile;
+                if (decile % 5 == 0 || done) Console.Error.WriteLine(text);
+            }
+        }
+    }
+
+    public static LoaderOptions Loader(int batchSize, int workers, string onBadImage) => new()
+    {
+        BatchSize = batchSize,
+        Workers = workers,
+        OnBadImage = onBadImage.ToLowerInvariant() switch
+        {
+            "skip" => BadImagePolicy.Skip,
+            "fail" => BadImagePolicy.Fail,
+            _ => throw new ArgumentException($"--on-bad-image '{onBadImage}': use skip or fail"),
+        },
+    };
+
+    public static void ReportBadImages(BadImageLog log, bool json)
+    {
+        if (log.Count == 0 || json) return;
+        Err.MarkupLine($"[yellow]{log.Count} unreadable image{(log.Count > 1 ? "s were" : " was")} skipped:[/]");
+        foreach (var (path, reason) in log.Entries.Take(50)) Err.MarkupLine($"  {Markup.Escape(path)}: {Markup.Escape(reason)}");
+        if (log.Count > 50) Err.MarkupLine($"  … and {log.Count - 50} more (all listed with --json)");
+    }
+
+    public static object BadImagesJson(BadImageLog log) => log.Entries.Select(e => new { e.Path, e.Reason }).ToArray();
+}
+
+/// <summary>Options of the commands that read a data set with a model.</summary>
+public class WorkflowSettings : CommonSettings
+{
+    [CommandOption("-m|--model <MODEL>")]
+    [Description("Zoo name (see `transfer models`) or a trained model file (.safetensors).")]
+    public string Model { get; init; } = "";
+
+    [CommandOption("-d|--data <PATH>")]
+    [Description("Images: a folder with one subfolder per class, or a .csv/.tsv manifest (path,label).")]
+    public string Data { get; init; } = "";
+
+    [CommandOption("--workers <N>")]
+    [Description("Image decoding threads (default: one per core).")]
+    [DefaultValue(0)]
+    public int Workers { get; init; }
+
+    [CommandOption("--on-bad-image <POLICY>")]
+    [Description("skip (default: left out, listed at the end) or fail.")]
+    [DefaultValue("skip")]
+    public string OnBadImage { get; init; } = "skip";
+
+    /// <summary>Checks --model and --data.</summary>
+    protected ValidationResult RequireModelAndData() =>
+        string.IsNullOrWhiteSpace(Model) ? ValidationResult.Error("--model is required, e.g. --model resnet50")
+        : string.IsNullOrWhiteSpace(Data) ? ValidationResult.Error("--data is required: a folder with one subfolder per class, or a .csv manifest")
+        : ValidationResult.Success();
+}
+
+/// <summary>Options of the commands that start from a zoo model's weights.</summary>
+public class WeightsSettings : WorkflowSettings
+{
+    [CommandOption("-w|--weights <WEIGHTS>")]
+    [Description("Weights of a zoo model: imagenet (default), a tag, a weights file, or none (random, seeded). Ignored for model files.")]
+    [DefaultValue("imagenet")]
+    public string Weights { get; init; } = "imagenet";
+
+    [CommandOption("--image-size <PIXELS>")]
+    [Description("Input crop size (default: the weights' size). Smaller is faster.")]
+    public int? ImageSize { get; init; }
+
+    /// <summary>Opens --model with --weights (a model file ignores --weights).</summary>
+    public SourceModel OpenSource() =>
+        SourceModel.Open(Model, SourceModel.IsRandom(Weights) || TrainedModel.IsModelFile(Model) ? null : Weights, ImageSize);
+}
+
+/// <summary>`transfer train`: a new head on a pretrained body (cached features) or two-stage fine-tuning.</summary>
+public sealed class TrainCommand : Command<TrainCommand.Settings>
+{
+    public sealed class Settings : WeightsSettings
+    {
+        [CommandOption("--val <PATH>")]
+        [Description("Validation images (same layout). Without it, --val-split of the training data is held out.")]
+        public string? Val { get; init; }
+
+        [CommandOption("--val-split <FRACTION>")]
+        [Description("Fraction of the training data held out for validation when --val is not given (stratified, seeded; 0: none).")]
+        [DefaultValue(0.2)]
+        public double ValSplit { get; init; } = 0.2;
+
+        [CommandOption("--mode <MODE>")]
+        [Description("head: train a new head on cached features of the frozen body (fast). finetune: head first, then unfreeze the top groups.")]
+        [DefaultValue("head")]
+        public string Mode { get; init; } = "head";
+
+        [CommandOption("-e|--epochs <N>")]
+        [Description("Epochs in all (finetune: stage 1 + stage 2).")]
+        [DefaultValue(10)]
+        public int Epochs { get; init; } = 10;
+
+        [CommandOption("--head-epochs <N>")]
+        [Description("finetune: epochs of stage 1 (head only). Default: a third of --epochs.")]
+        public int? HeadEpochs { get; init; }
+
+        [CommandOption("--unfreeze <N>")]
+        [Description("finetune stage 2: unfreeze the top N layer groups, the head counting as one (default 2). See `transfer summary`.")]
+        public int? Unfreeze { get; init; }
+
+        [CommandOption("--unfreeze-from <GROUP>")]
+        [Description("finetune stage 2: unfreeze this layer group and all above it (e.g. layer3).")]
+        public string? UnfreezeFrom { get; init; }
+
+        [CommandOption("-b|--batch-size <N>")]
+        [Description("Samples per step (images in finetune, feature vectors in head mode). Default 32 (finetune) / 64 (head).")]
+        public int? BatchSize { get; init; }
+
+        [CommandOption("--accumulate <N>")]
+        [Description("Sum gradients over N batches per optimizer step.")]
+        [DefaultValue(1)]
+        public int Accumulate { get; init; } = 1;
+
+        [CommandOption("--optimizer <NAME>")]
+        [Description("adamw or sgd (momentum 0.9).")]
+        [DefaultValue("adamw")]
+        public string Optimizer { get; init; } = "adamw";
+
+        [CommandOption("--lr <RATE>")]
+        [Description("Head learning rate (default 1e-3 AdamW, 1e-2 SGD).")]
+        public double? LearningRate { get; init; }
+
+        [CommandOption("--body-lr-factor <F>")]
+        [Description("finetune stage 2: body learning rate = head rate × F.")]
+        [DefaultValue(0.1)]
+        public double BodyLrFactor { get; init; } = 0.1;
+
+        [CommandOption("--weight-decay <WD>")]
+        [Description("Weight decay of weight matrices and kernels (AdamW decoupled; SGD coupled).")]
+        [DefaultValue(1e-4)]
+        public double WeightDecay { get; init; } = 1e-4;
+
+        [CommandOption("--l2 <LAMBDA>")]
+        [Description("L2 penalty λ/2·‖W‖² on the head's weights, added to the loss.")]
+        [DefaultValue(0.0)]
+        public double L2 { get; init; }
+
+        [CommandOption("--schedule <NAME>")]
+        [Description("cosine, step or constant (after warm-up).")]
+        [DefaultValue("cosine")]
+        public string Schedule { get; init; } = "cosine";
+
+        [CommandOption("--warmup <EPOCHS>")]
+        [Description("Linear warm-up at the start of each stage, in epochs.")]
+        [DefaultValue(0.0)]
+        public double Warmup { get; init; }
+
+        [CommandOption("--step-epochs <N>")]
+        [Description("step schedule: epochs between decays.")]
+        [DefaultValue(10)]
+        public int StepEpochs { get; init; } = 10;
+
+        [CommandOption("--step-gamma <G>")]
+        [Description("step schedule: decay factor.")]
+        [DefaultValue(0.1)]
+        public double StepGamma { get; init; } = 0.1;
+
+        [CommandOption("--label-smoothing <S>")]
+        [DefaultValue(0.0)]
+        [Description("Label smoothing of the loss (0–1).")]
+        public double LabelSmoothing { get; init; }
+
+        [CommandOption("--patience <N>")]
+        [Description("Early stopping: end a stage after N epochs without a better validation score (0: off).")]
+        [DefaultValue(0)]
+        public int Patience { get; init; }
+
+        [CommandOption("--freeze-bn")]
+        [Description("finetune: keep BatchNorm layers in eval mode even when unfrozen (running statistics of pretraining kept). Often better on small data sets.")]
+        public bool FreezeBatchNorm { get; init; }
+
+        [CommandOption("--head <KIND>")]
+        [Description("linear (softmax regression) or mlp.")]
+        [DefaultValue("linear")]
+        public string Head { get; init; } = "linear";
+
+        [CommandOption("--hidden <N>")]
+        [Description("Hidden units of the mlp head.")]
+        [DefaultValue(256)]
+        public int Hidden { get; init; } = 256;
+
+        [CommandOption("--dropout <P>")]
+        [Description("Dropout before the head's last layer.")]
+        [DefaultValue(0.0)]
+        public double Dropout { get; init; }
+
+        [CommandOption("--augment <KIND>")]
+        [Description("finetune augmentation: standard (RandomResizedCrop + flip) or none.")]
+        [DefaultValue("standard")]
+        public string Augment { get; init; } = "standard";
+
+        [CommandOption("--color-jitter <J>")]
+        [Description("Add ColorJitter(J, J, J) to the augmentation.")]
+        [DefaultValue(0.0)]
+        public double ColorJitter { get; init; }
+
+        [CommandOption("--seed <N>")]
+        [DefaultValue(0)]
+        [Description("Seed of the split, data order, augmentation, head initialisation and dropout.")]
+        public int Seed { get; init; }
+
+        [CommandOption("-o|--out <FILE>")]
+        [Description("The trained model file (.safetensors).")]
+        public string Out { get; init; } = "";
+
+        [CommandOption("--checkpoint <FILE>")]
+        [Description("Checkpoint written after every epoch (default: OUT.checkpoint). Deleted when training completes.")]
+        public string? Checkpoint { get; init; }
+
+        [CommandOption("--resume")]
+        [Description("Continue a stopped run from its checkpoint (same settings and data).")]
+        public bool Resume { get; init; }
+
+        [CommandOption("--plot <FILE>")]
+        [Description("Training curves PNG (default: OUT without extension + .curves.png; 'none' to skip).")]
+        public string? Plot { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            if (RequireModelAndData() is { Successful: false } missing) return missing;
+            if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required, e.g. --out model.safetensors");
+            if (!Out.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return ValidationResult.Error("--out must end in .safetensors");
+            return ValidationResult.Success();
+        }
+    }
+
+    internal static TrainOptions ToOptions(Settings s)
+    {
+        var mode = s.Mode.ToLowerInvariant() switch
+        {
+            "head" => TrainMode.Head,
+            "finetune" or "fine-tune" => TrainMode.FineTune,
+            _ => throw new ArgumentException($"--mode '{s.Mode}': use head or finetune"),
+        };
+        var optimizer = s.Optimizer.ToLowerInvariant() switch
+        {
+            "adamw" => OptimizerKind.AdamW,
+            "sgd" => OptimizerKind.Sgd,
+            _ => throw new ArgumentException($"--optimizer '{s.Optimizer}': use adamw or sgd"),
+        };
+        var schedule = s.Schedule.ToLowerInvariant() switch
+        {
+            "cosine" => ScheduleKind.Cosine,
+            "step" => ScheduleKind.Step,
+            "constant" or "none" => ScheduleKind.Constant,
+            _ => throw new ArgumentException($"--schedule '{s.Schedule}': use cosine, step or constant"),
+        };
+        var head = s.Head.ToLowerInvariant() switch
+        {
+            "linear" or "softmax" => HeadKind.Linear,
+            "mlp" => HeadKind.Mlp,
+            _ => throw new ArgumentException($"--head '{s.Head}': use linear or mlp"),
+        };
+        Augmentation? augmentation = s.Augment.ToLowerInvariant() switch
+        {
+            "standard" => s.ColorJitter > 0 ? Augmentation.WithJitter(s.ColorJitter) : Augmentation.Standard,
+            "none" => null,
+            _ => throw new ArgumentException($"--augment '{s.Augment}': use standard or none"),
+        };
+        int batch = s.BatchSize ?? (mode == TrainMode.Head ? 64 : 32);
+        return new TrainOptions
+        {
+            Mode = mode,
+            Epochs = s.Epochs,
+            HeadEpochs = s.HeadEpochs,
+            UnfreezeTop = s.Unfreeze,
+            UnfreezeFrom = s.UnfreezeFrom,
+            BatchSize = batch,
+            AccumulationSteps = s.Accumulate,
+            Optimizer = optimizer,
+            LearningRate = s.LearningRate ?? (optimizer == OptimizerKind.Sgd ? 1e-2 : 1e-3),
+            BodyLearningRateFactor = s.BodyLrFactor,
+            WeightDecay = s.WeightDecay,
+            L2 = s.L2,
+            Schedule = schedule,
+            WarmupEpochs = s.Warmup,
+            StepEpochs = s.StepEpochs,
+            StepGamma = s.StepGamma,
+            LabelSmoothing = s.LabelSmoothing,
+            Patience = s.Patience,
+            FreezeBatchNorm = s.FreezeBatchNorm,
+            Head = new HeadSpec { Kind = head, Hidden = s.Hidden, Dropout = s.Dropout },
+            Augmentation = augmentation,
+            Seed = s.Seed,
+            ValidationSplit = s.Val is null ? s.ValSplit : 0,
+            Loader = WorkflowConsole.Loader(mode == TrainMode.Head ? 32 : batch, s.Workers, s.OnBadImage),
+        };
+    }
+
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
+    {
+        TorchRuntime.SetThreads(settings.Threads);
+        if (TorchRuntime.ParseDevice(settings.Device).type != TorchSharp.DeviceType.CPU)
+            throw new NotSupportedException("training runs on the CPU in this version; extraction, evaluation and prediction take --device");
+        var options = ToOptions(settings);
+        options.Validate();
+        var train = ImageDataset.Open(settings.Data);
+        var val = settings.Val is null ? null : ImageDataset.Open(settings.Val);
+        using var source = settings.OpenSource();
+        var badImages = new BadImageLog();
+        var checkpoint = settings.Checkpoint ?? settings.Out + ".checkpoint";
+        if (!settings.Json)
+            WorkflowConsole.Err.MarkupLine($"training [bold]{Markup.Escape(source.Description)}[/] on {train.Count} images in {train.ClassNames.Count} classes ({Markup.Escape(train.Origin)}), mode {options.Mode}, {options.Epochs} epochs");
+        var run = new TrainRunOptions
+        {
+            Checkpoint = new CheckpointOptions { Path = checkpoint, Resume = settings.Resume },
+            Progress = new WorkflowConsole.ProgressLine(),
+            BadImages = badImages,
+            OnEpoch = e => WorkflowConsole.Err.MarkupLine(
+                $"epoch {e.Epoch,3} (stage {e.Stage}): train loss {e.TrainLoss:F4} acc {e.TrainAccuracy:P1}"
+                + (e.ValidationAccuracy is { } va ? $" | val loss {e.ValidationLoss:F4} acc {va:P1}" : "") + $" | lr {e.LearningRate:G3} | {e.Seconds:F1}s"),
+        };
+        using var model = Trainer.Train(source, train, val, options, run, cancellation);
+        model.Save(settings.Out);
+        string? plot = settings.Plot is "none" ? null : settings.Plot ?? Path.ChangeExtension(settings.Out, null) + ".curves.png";
+        if (plot is not null) Plots.SaveTrainingCurves(model.Training!.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
+        var record = model.Training!;
+        if (settings.Json)
+        {
+            Json.Print(new
+            {
+                Model = settings.Out, Plot = plot, record.Source, Classes = model.ClassNames, record.TrainSamples, record.ValidationSamples,
+                record.BestEpoch, record.BestValidationAccuracy, record.StoppedEarly, record.TrainedGroups, record.Seconds, record.History,
+                BadImages = WorkflowConsole.BadImagesJson(badImages),
+            });
+        }
+        else
+        {
+            WorkflowConsole.ReportBadImages(badImages, false);
+            AnsiConsole.MarkupLine($"kept epoch {record.BestEpoch}" + (record.BestValidationAccuracy is { } a ? $" (validation accuracy {a:P1})" : "")
+                + $"; trained groups: {string.Join(", ", record.TrainedGroups)}; {record.Seconds:F0}s");
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(settings.Out)}[/]" + (plot is null ? "" : $" and {Markup.Escape(plot)}"));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,109 @@
+namespace TransferSharp.Text.Classification;
+
+/// <summary>The text classifier architectures.</summary>
+public enum TextModelKind
+{
+    /// <summary>Bag of embeddings: the mean of the word embeddings of a text, then a linear layer (fastText's
+    /// classifier, without n-grams).</summary>
+    Bow,
+
+    /// <summary>Kim (2014): 1-D convolutions of several widths over the embeddings, ReLU, max over time,
+    /// dropout, a linear layer.</summary>
+    Cnn,
+
+    /// <summary>A bidirectional LSTM over the embeddings; its final forward and backward states, dropout, a
+    /// linear layer.</summary>
+    BiLstm,
+}
+
+/// <summary>How to build and train a text classifier. Defaults suit a few thousand short texts.</summary>
+public sealed record TextClassifierOptions
+{
+    /// <summary>The architecture.</summary>
+    public TextModelKind Model { get; init; } = TextModelKind.Bow;
+
+    /// <summary>Keep the pretrained embeddings fixed (feature extraction) instead of fine-tuning them.</summary>
+    public bool FreezeEmbeddings { get; init; }
+
+    /// <summary>Learning rate of the layers above the embeddings (Adam).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Learning rate of the embeddings when they are fine-tuned (default: <see cref="LearningRate"/>).</summary>
+    public double? EmbeddingLearningRate { get; init; }
+
+    /// <summary>Passes over the training data.</summary>
+    public int Epochs { get; init; } = 10;
+
+    /// <summary>Texts per step.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Tokens kept per text (the rest is cut).</summary>
+    public int MaxLength { get; init; } = 256;
+
+    /// <summary>Training-data words seen fewer times are unknown.</summary>
+    public int MinCount { get; init; } = 1;
+
+    /// <summary>Largest vocabulary (most frequent words), padding and unknown included; null = no limit.</summary>
+    public int? MaxVocabulary { get; init; }
+
+    /// <summary>Lower-case texts before tokenising (for lower-cased vectors such as GloVe).</summary>
+    public bool Lowercase { get; init; }
+
+    /// <summary>Embedding size when no pretrained vectors are given (with vectors, theirs).</summary>
+    public int EmbeddingDimension { get; init; } = 100;
+
+    /// <summary>Words without a pretrained vector (and every word, without vectors) start uniform in
+    /// ±this; null = match the spread of the pretrained vectors (Kim 2014), or 0.25 without vectors.</summary>
+    public double? RandomInitRange { get; init; }
+
+    /// <summary>CNN: filters per width.</summary>
+    public int CnnFilters { get; init; } = 100;
+
+    /// <summary>CNN: filter widths in tokens.</summary>
+    public IReadOnlyList<int> CnnKernelSizes { get; init; } = [3, 4, 5];
+
+    /// <summary>BiLSTM: hidden units per direction.</summary>
+    public int LstmHidden { get; init; } = 128;
+
+    /// <summary>Dropout before the output layer.</summary>
+    public double Dropout { get; init; } = 0.5;
+
+    /// <summary>L2 weight decay (Adam).</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Seed for initialisation, shuffling and dropout.</summary>
+    public int Seed { get; init; } = 1;
+}
+
+/// <summary>Where each row of the embedding matrix came from.</summary>
+/// <param name="Pretrained">Words found in the vectors as they are.</param>
+/// <param name="Lowercased">Words found only in lower case.</param>
+/// <param name="Subword">Words the vectors lack, given a fastText subword vector.</param>
+/// <param name="Random">Words with no vector, initialised at random.</param>
+public sealed record EmbeddingCoverage(int Pretrained, int Lowercased, int Subword, int Random)
+{
+    /// <summary>Share of the vocabulary (padding and unknown excluded) with a pretrained or subword vector.</summary>
+    public double Coverage => Pretrained + Lowercased + Subword + Random == 0 ? 0 : (double)(Pretrained + Lowercased + Subword) / (Pretrained + Lowercased + Subword + Random);
+}
+
+/// <summary>Training progress, reported after every step and at the end of each epoch.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Epochs">Total epochs.</param>
+/// <param name="Step">Steps done in this epoch.</param>
+/// <param name="Steps">Steps per epoch.</param>
+/// <param name="Loss">Mean training loss of the epoch so far.</param>
+/// <param name="ValidationAccuracy">Accuracy on the validation data at the end of the epoch, if there is any.</param>
+public readonly record struct TrainingProgress(int Epoch, int Epochs, int Step, int Steps, double Loss, double? ValidationAccuracy);
+
+/// <summary>One epoch's record.</summary>
+public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationAccuracy, TimeSpan Elapsed);
+
+/// <summary>Accuracy and per-label scores of a classifier on labelled data.</summary>
+/// <param name="Examples">Texts evaluated.</param>
+/// <param name="Accuracy">Share whose top label is right (equal to P@1 and R@1 for single-label data).</param>
+/// <param name="MacroF1">Mean F1 over the labels present in the data or predicted.</param>
+/// <param name="PerLabel">Precision, recall, F1 and support per label.</param>
+public sealed record TextEvaluation(int Examples, double Accuracy, double MacroF1, IReadOnlyList<LabelScore> PerLabel);
+
+/// <summary>Precision, recall and F1 of one label.</summary>
+public sealed record LabelScore(string Label, double Precision, double Recall, double F1, int Support);

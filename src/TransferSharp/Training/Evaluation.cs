@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Text;
+using TorchSharp;
+using TransferSharp.Data;
+using TransferSharp.Vision.Inference;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Training;
+
+/// <summary>Precision, recall and F1 of one class (support: its true samples).</summary>
+public sealed record ClassMetrics(string Name, int Support, double Precision, double Recall, double F1);
+
+/// <summary>
+/// Classification metrics: accuracy, top-k accuracy, per-class precision/recall/F1 (0 where undefined, as
+/// scikit-learn's zero_division=0), macro averages, and the confusion matrix (rows: true class, columns: predicted).
+/// </summary>
+public sealed class EvaluationReport
+{
+    /// <summary>Computes the metrics from true and predicted labels; <paramref name="topKHits"/> counts samples whose
+    /// true class is among the top <paramref name="topK"/> scores (null: not measured).</summary>
+    public EvaluationReport(IReadOnlyList<string> classNames, IReadOnlyList<int> truth, IReadOnlyList<int> predicted, int topK = 1, long? topKHits = null, double? loss = null)
+    {
+        if (truth.Count != predicted.Count) throw new ArgumentException($"{truth.Count} true labels but {predicted.Count} predictions");
+        int k = classNames.Count;
+        ClassNames = classNames;
+        Count = truth.Count;
+        var matrix = new int[k][];
+        for (int i = 0; i < k; i++) matrix[i] = new int[k];
+        for (int i = 0; i < truth.Count; i++) matrix[truth[i]][predicted[i]]++;
+        ConfusionMatrix = matrix;
+        long correct = Enumerable.Range(0, k).Sum(i => (long)matrix[i][i]);
+        Accuracy = Count == 0 ? double.NaN : correct / (double)Count;
+        TopK = topK;
+        TopKAccuracy = Count == 0 ? double.NaN : (topKHits ?? correct) / (double)Count;
+        Loss = loss;
+        PerClass = Enumerable.Range(0, k).Select(c =>
+        {
+            int tp = matrix[c][c];
+            int support = matrix[c].Sum();
+            int predictedAs = Enumerable.Range(0, k).Sum(r => matrix[r][c]);
+            double precision = predictedAs == 0 ? 0 : tp / (double)predictedAs;
+            double recall = support == 0 ? 0 : tp / (double)support;
+            double f1 = precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall);
+            return new ClassMetrics(classNames[c], support, precision, recall, f1);
+        }).ToArray();
+        var present = PerClass.Where(c => c.Support > 0).ToArray();
+        MacroPrecision = present.Length == 0 ? 0 : present.Average(c => c.Precision);
+        MacroRecall = present.Length == 0 ? 0 : present.Average(c => c.Recall);
+        MacroF1 = present.Length == 0 ? 0 : present.Average(c => c.F1);
+    }
+
+    /// <summary>Class names (matrix order).</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+
+    /// <summary>Samples evaluated.</summary>
+    public int Count { get; }
+
+    /// <summary>Top-1 accuracy.</summary>
+    public double Accuracy { get; }
+
+    /// <summary>The k of <see cref="TopKAccuracy"/>.</summary>
+    public int TopK { get; }
+
+    /// <summary>Fraction of samples whose true class is among the top k scores.</summary>
+    public double TopKAccuracy { get; }
+
+    /// <summary>Mean cross-entropy, when measured.</summary>
+    public double? Loss { get; }
+
+    /// <summary>Per-class metrics, in class order.</summary>
+    public IReadOnlyList<ClassMetrics> PerClass { get; }
+
+    /// <summary>Mean precision over classes with samples.</summary>
+    public double MacroPrecision { get; }
+
+    /// <summary>Mean recall over classes with samples.</summary>
+    public double MacroRecall { get; }
+
+    /// <summary>Mean F1 over classes with samples.</summary>
+    public double MacroF1 { get; }
+
+    /// <summary>[true class][predicted class] counts.</summary>
+    public IReadOnlyList<int[]> ConfusionMatrix { get; }
+
+    /// <summary>The confusion matrix as an aligned text table (rows: true, columns: predicted).</summary>
+    public string ConfusionMatrixText()
+    {
+        int k = ClassNames.Count;
+        int nameWidth = Math.Max(10, ClassNames.Max(n => n.Length));
+        int cell = Math.Max(5, ConfusionMatrix.SelectMany(r => r).DefaultIfEmpty(0).Max().ToString().Length + 1);
+        var sb = new StringBuilder();
+        sb.Append("true \\ predicted".PadRight(nameWidth + 1));
+        for (int c = 0; c < k; c++) sb.Append(Abbreviate(ClassNames[c], cell - 1).PadLeft(cell));
+        sb.Append('\n');
+        for (int r = 0; r < k; r++)
+        {
+            sb.Append(ClassNames[r].PadRight(nameWidth + 1));
+            for (int c = 0; c < k; c++) sb.Append(ConfusionMatrix[r][c].ToString().PadLeft(cell));
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static string Abbreviate(string s, int width) => s.Length <= width ? s : s[..width];
+
+    /// <summary>Writes the confusion matrix as a PNG (row-normalised colours, counts in the cells).</summary>
+    public void SaveConfusionMatrixPng(string path, string? title = null) => Plots.SaveConfusionMatrix(this, path, title);
+}
+
+/// <summary>How a model is evaluated.</summary>
+public sealed record EvaluateOptions
+{
+    /// <summary>k of the top-k accuracy.</summary>
+    public int TopK { get; init; } = 5;
+
+    /// <summary>Batch size, decoding threads, bad-image policy.</summary>
+    public LoaderOptions Loader { get; init; } = new();
+
+    /// <summary>Device.</summary>
+    public string Device { get; init; } = "cpu";
+}
+
+/// <summary>Evaluates a trained model on a labelled data set (its classes are matched to the model's by name).</summary>
+public static class Evaluator
+{
+    /// <summary>Runs the model over the data (eval transform, fast inference path) and computes the metrics.</summary>
+    public static EvaluationReport Evaluate(TrainedModel model, Dataset data, EvaluateOptions? options = null, BadImageLog? badImages = null,
+        IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
+    {
+        options ??= new EvaluateOptions();
+        data = data.AlignTo(model.ClassNames);
+        using var predictor = model.CreatePredictor(new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
+        var truth = new List<int>(data.Count);
+        var predicted = new List<int>(data.Count);
+        long topHits = 0;
+        double loss = 0;
+        int k = Math.Clamp(options.TopK, 1, model.ClassNames.Count);
+        var clock = Stopwatch.StartNew();
+        foreach (var batch in DataLoader.Batches(data, Enumerable.Range(0, data.Count).ToArray(), new SampleTransform(model.Preprocessing), options.Loader,
+            badImages: badImages, cancellation: cancellation))
+        {
+            using (batch)
+            using (var scope = NewDisposeScope())
+            {
+                var logits = predictor.Forward(batch.Images);
+                loss += nn.functional.cross_entropy(logits, batch.Labels, reduction: nn.Reduction.Sum).item<float>();
+                var top = logits.topk(k, 1).indexes;
+                var hits = top.eq(batch.Labels.unsqueeze(1)).any(1).sum().item<long>();
+                topHits += hits;
+                predicted.AddRange(top.select(1, 0).data<long>().ToArray().Select(v => (int)v));
+                truth.AddRange(batch.Labels.data<long>().ToArray().Select(v => (int)v));
+            }
+            progress?.Report(new ProgressInfo("evaluate", truth.Count, data.Count, truth.Count / Math.Max(1e-9, clock.Elapsed.TotalSeconds)));
+        }
+        return new EvaluationReport(model.ClassNames, truth, predicted, k, topHits, truth.Count == 0 ? null : loss / truth.Count);
+    }
+}

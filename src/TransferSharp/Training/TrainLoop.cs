@@ -1,0 +1,241 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using TorchSharp;
+using TransferSharp.Vision.Graph;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Training;
+
+/// <summary>What the loop trains: a model, its batches, its stages, its validation.</summary>
+internal interface ITrainingTask
+{
+    GraphModule Model { get; }
+    int TrainCount { get; }
+    bool HasValidation { get; }
+    void EnterStage(int stage);
+    IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options);
+    IEnumerable<(Tensor X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation);
+    Tensor Forward(Tensor x);
+    (double Loss, double Accuracy) Validate(IProgress<ProgressInfo>? progress, CancellationToken cancellation);
+    bool Persist(string tensorName);
+}
+
+/// <summary>Where checkpoints go and whether to resume.</summary>
+public sealed record CheckpointOptions
+{
+    /// <summary>Checkpoint file (written after every epoch; null: none).</summary>
+    public string? Path { get; init; }
+
+    /// <summary>Continue from the checkpoint if it exists (settings must match).</summary>
+    public bool Resume { get; init; }
+
+    /// <summary>Delete the checkpoint when training completes.</summary>
+    public bool DeleteWhenDone { get; init; } = true;
+}
+
+/// <summary>
+/// The epoch loop shared by head training and fine-tuning: stages, optimizer steps with gradient
+/// accumulation, the learning-rate schedule, label smoothing and L2, validation, the best epoch,
+/// early stopping, and a checkpoint after every epoch from which a killed run resumes exactly.
+/// </summary>
+internal static class TrainLoop
+{
+    public static TrainingState Run(ITrainingTask task, TrainOptions options, string fingerprintSource, CheckpointOptions checkpoint,
+        Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+    {
+        int total = options.Epochs;
+        int headEpochs = options.ResolvedHeadEpochs;
+        int StageOf(int e) => e < headEpochs ? 1 : 2;
+        var fingerprint = Fingerprint(fingerprintSource);
+        var model = task.Model;
+        var state = new TrainingState { Fingerprint = fingerprint };
+        var best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        List<(string, Tensor)>? resumedOptimizer = null;
+        Checkpoint.Loaded? loaded = null;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            if (checkpoint.Resume && checkpoint.Path is { } cp && File.Exists(cp))
+            {
+                loaded = Checkpoint.Load(cp);
+                if (loaded.State.Fingerprint != fingerprint)
+                    throw new ModelFileException(cp, "this checkpoint was written by a run with other settings, model or data; start without --resume, or delete it");
+                state = loaded.State;
+                var persisted = model.state_dict().Where(kv => task.Persist(kv.Key)).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
+                LoadInto(model, loaded.ModelTensors, persisted, cp);
+                foreach (var (name, t) in loaded.BestTensors) best[name] = t.clone().DetachFromDisposeScope();
+                resumedOptimizer = loaded.OptimizerTensors.ToList();
+                torch.set_rng_state(loaded.RngState);
+            }
+            else
+            {
+                torch.manual_seed(options.Seed);
+            }
+
+            Optimizer? optimizer = null;
+            LearningRateSchedule? schedule = null;
+            int currentStage = 0;
+            int batchesPerEpoch = (task.TrainCount + options.BatchSize - 1) / options.BatchSize;
+            long stepsPerEpoch = (batchesPerEpoch + options.AccumulationSteps - 1) / options.AccumulationSteps;
+            try
+            {
+                for (int e = state.NextEpoch; e < total; e++)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    int stage = StageOf(e);
+                    if (stage != currentStage)
+                    {
+                        task.EnterStage(stage);
+                        optimizer?.Dispose();
+                        optimizer = new Optimizer(options.Optimizer, task.ParamGroups(stage, options), options.WeightDecay, options.Momentum);
+                        if (stage == state.Stage && resumedOptimizer is not null) optimizer.LoadState(resumedOptimizer, state.StageSteps);
+                        else
+                        {
+                            state.Stage = stage;
+                            state.StageSteps = 0;
+                            state.BadEpochs = 0;
+                        }
+                        resumedOptimizer = null;
+                        currentStage = stage;
+                        int stageEpochs = stage == 1 ? headEpochs : total - headEpochs;
+                        schedule = new LearningRateSchedule(options.Schedule, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch),
+                            stageEpochs * stepsPerEpoch, stepsPerEpoch, options.StepEpochs, options.StepGamma, options.MinLearningRateFactor);
+                    }
+                    var epochClock = Stopwatch.StartNew();
+                    var (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, state, e, total, progress, cancellation);
+                    double? valLoss = null, valAcc = null;
+                    if (task.HasValidation)
+                    {
+                        var (l, a) = task.Validate(progress, cancellation);
+                        (valLoss, valAcc) = (l, a);
+                    }
+                    var record = new EpochRecord(e + 1, stage, trainLoss, trainAcc, valLoss, valAcc,
+                        optimizer!.Groups[0].LearningRate, epochClock.Elapsed.TotalSeconds);
+                    state.History.Add(record);
+                    bool improved = valAcc is { } acc && (acc > state.BestAccuracy || (acc == state.BestAccuracy && valLoss!.Value < state.BestLoss));
+                    if (improved)
+                    {
+                        state.BestAccuracy = valAcc!.Value;
+                        state.BestLoss = valLoss!.Value;
+                        state.BestEpoch = e + 1;
+                        state.BadEpochs = 0;
+                        CopyState(model, task, best);
+                    }
+                    else if (task.HasValidation) state.BadEpochs++;
+                    else state.BestEpoch = e + 1;
+                    state.NextEpoch = e + 1;
+                    if (options.Patience > 0 && state.BadEpochs >= options.Patience)
+                    {
+                        if (stage == 1 && headEpochs < total) state.NextEpoch = headEpochs;
+                        else
+                        {
+                            state.NextEpoch = total;
+                            state.StoppedEarly = true;
+                        }
+                        e = state.NextEpoch - 1;
+                    }
+                    state.Seconds += epochClock.Elapsed.TotalSeconds;
+                    if (checkpoint.Path is { } path)
+                    {
+                        var persisted = model.state_dict().Where(kv => task.Persist(kv.Key)).Select(kv => (kv.Key, kv.Value)).ToList();
+                        Checkpoint.Save(path, state, persisted, best.Select(kv => (kv.Key, kv.Value)), optimizer);
+                    }
+                    onEpoch?.Invoke(record);
+                }
+            }
+            finally
+            {
+                optimizer?.Dispose();
+            }
+            if (best.Count > 0)
+            {
+                using var _ = no_grad();
+                var sd = model.state_dict();
+                foreach (var (name, t) in best) sd[name].copy_(t);
+            }
+            return state;
+        }
+        finally
+        {
+            loaded?.Dispose();
+            foreach (var t in best.Values) t.Dispose();
+        }
+    }
+
+    private static (double Loss, double Accuracy) TrainEpoch(ITrainingTask task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
+        TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+    {
+        var model = task.Model;
+        model.train();
+        optimizer.ZeroGrad();
+        double lossSum = 0;
+        long correct = 0, seen = 0;
+        int micro = 0;
+        var clock = Stopwatch.StartNew();
+        var l2Params = options.L2 > 0
+            ? model.named_parameters().Where(p => p.name.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal) && p.parameter.dim() > 1).Select(p => p.parameter).ToArray()
+            : [];
+
+        void Step()
+        {
+            double factor = schedule.Factor(state.StageSteps);
+            foreach (var g in optimizer.Groups) g.LearningRate = g.BaseLearningRate * factor;
+            optimizer.Step();
+            optimizer.ZeroGrad();
+            state.StageSteps++;
+        }
+
+        foreach (var (x, y) in task.TrainBatches(epoch, cancellation))
+        {
+            using (x)
+            using (y)
+            using (var scope = NewDisposeScope())
+            {
+                var logits = task.Forward(x);
+                var loss = nn.functional.cross_entropy(logits, y, label_smoothing: options.LabelSmoothing);
+                foreach (var w in l2Params) loss = loss + w.square().sum() * (options.L2 / 2);
+                var scaled = options.AccumulationSteps > 1 ? loss / options.AccumulationSteps : loss;
+                scaled.backward();
+                long n = y.shape[0];
+                lossSum += loss.item<float>() * n;
+                using (no_grad()) correct += logits.argmax(1).eq(y).sum().item<long>();
+                seen += n;
+            }
+            if (++micro % options.AccumulationSteps == 0) Step();
+            progress?.Report(new ProgressInfo("train", seen, task.TrainCount, seen / Math.Max(1e-9, clock.Elapsed.TotalSeconds), epoch + 1, total, lossSum / seen));
+            cancellation.ThrowIfCancellationRequested();
+        }
+        if (micro % options.AccumulationSteps != 0) Step();
+        if (seen == 0) throw new InvalidOperationException("no training sample could be loaded in this epoch (every image was unreadable?)");
+        return (lossSum / seen, correct / (double)seen);
+    }
+
+    private static void CopyState(GraphModule model, ITrainingTask task, Dictionary<string, Tensor> best)
+    {
+        using var _ = no_grad();
+        foreach (var (name, t) in model.state_dict())
+        {
+            if (!task.Persist(name)) continue;
+            if (best.TryGetValue(name, out var b)) b.copy_(t);
+            else best[name] = t.detach().clone().DetachFromDisposeScope();
+        }
+    }
+
+    private static void LoadInto(GraphModule model, IEnumerable<(string Name, Tensor Tensor)> tensors, HashSet<string> expected, string path)
+    {
+        var sd = model.state_dict();
+        var given = tensors.ToList();
+        var names = given.Select(g => g.Name).ToHashSet(StringComparer.Ordinal);
+        if (!names.SetEquals(expected))
+            throw new ModelFileException(path, "the checkpoint's tensors do not match the model being trained (another architecture or head?)");
+        using var _ = no_grad();
+        foreach (var (name, t) in given)
+        {
+            if (!sd[name].shape.SequenceEqual(t.shape)) throw new ModelFileException(path, $"checkpoint tensor '{name}' has shape [{string.Join(",", t.shape)}], the model [{string.Join(",", sd[name].shape)}]");
+            sd[name].copy_(t);
+        }
+    }
+
+    private static string Fingerprint(string source) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source)))[..16];
+}

@@ -1,0 +1,186 @@
+using TransferSharp.Data;
+
+namespace TransferSharp.Training;
+
+/// <summary>How the model is trained.</summary>
+public enum TrainMode
+{
+    /// <summary>Extract the frozen body's pooled features once, then train only the head on them (fast).</summary>
+    Head,
+    /// <summary>Stage 1: the head on a frozen body (images, augmented); stage 2: the top layer groups unfrozen too.</summary>
+    FineTune,
+}
+
+/// <summary>Optimizer, with PyTorch's update rules.</summary>
+public enum OptimizerKind
+{
+    /// <summary>AdamW (decoupled weight decay), betas 0.9/0.999, eps 1e-8.</summary>
+    AdamW,
+    /// <summary>SGD with momentum (weight decay added to the gradient, as PyTorch's SGD does).</summary>
+    Sgd,
+}
+
+/// <summary>Learning-rate schedule after the linear warm-up.</summary>
+public enum ScheduleKind
+{
+    /// <summary>Cosine decay to <see cref="TrainOptions.MinLearningRateFactor"/> × the base rate at the end of the stage.</summary>
+    Cosine,
+    /// <summary>Multiply by <see cref="TrainOptions.StepGamma"/> every <see cref="TrainOptions.StepEpochs"/> epochs.</summary>
+    Step,
+    /// <summary>No decay.</summary>
+    Constant,
+}
+
+/// <summary>Training settings (all of them are stored in the model file). Defaults suit a small data set.</summary>
+public sealed record TrainOptions
+{
+    /// <summary>Head only (cached features) or fine-tuning.</summary>
+    public TrainMode Mode { get; init; } = TrainMode.Head;
+
+    /// <summary>Epochs in all (fine-tuning: stage 1 plus stage 2).</summary>
+    public int Epochs { get; init; } = 10;
+
+    /// <summary>Fine-tuning: epochs of stage 1 (head on the frozen body); null: a third of <see cref="Epochs"/>, at least 1.</summary>
+    public int? HeadEpochs { get; init; }
+
+    /// <summary>Fine-tuning stage 2: unfreeze the top N layer groups (the head counts as one). Default 2: the head and the last body group.</summary>
+    public int? UnfreezeTop { get; init; }
+
+    /// <summary>Fine-tuning stage 2: unfreeze this group and everything above it (instead of <see cref="UnfreezeTop"/>).</summary>
+    public string? UnfreezeFrom { get; init; }
+
+    /// <summary>Samples per forward pass (images when fine-tuning, feature vectors in head mode).</summary>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Micro-batches whose gradients are summed before each optimizer step.</summary>
+    public int AccumulationSteps { get; init; } = 1;
+
+    /// <summary>Optimizer.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+
+    /// <summary>Learning rate of the head (and of everything in stage 1).</summary>
+    public double LearningRate { get; init; } = 1e-3;
+
+    /// <summary>Stage 2: the body's learning rate is this fraction of the head's.</summary>
+    public double BodyLearningRateFactor { get; init; } = 0.1;
+
+    /// <summary>Weight decay (AdamW: decoupled; SGD: added to the gradient). Applied to weight matrices and kernels, not to biases or norm parameters.</summary>
+    public double WeightDecay { get; init; } = 1e-4;
+
+    /// <summary>L2 penalty λ/2·‖W‖² on the head's weight matrices, added to the loss (the classic regularised softmax regression).</summary>
+    public double L2 { get; init; }
+
+    /// <summary>SGD momentum.</summary>
+    public double Momentum { get; init; } = 0.9;
+
+    /// <summary>Schedule after warm-up.</summary>
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Cosine;
+
+    /// <summary>Linear warm-up from 0, in epochs (fractions allowed), at the start of each stage.</summary>
+    public double WarmupEpochs { get; init; }
+
+    /// <summary>Step schedule: epochs between decays.</summary>
+    public int StepEpochs { get; init; } = 10;
+
+    /// <summary>Step schedule: decay factor.</summary>
+    public double StepGamma { get; init; } = 0.1;
+
+    /// <summary>Cosine schedule: final rate as a fraction of the base rate.</summary>
+    public double MinLearningRateFactor { get; init; }
+
+    /// <summary>Label smoothing of the cross-entropy loss (0–1).</summary>
+    public double LabelSmoothing { get; init; }
+
+    /// <summary>Stop a stage after this many epochs without a better validation score (0: never).</summary>
+    public int Patience { get; init; }
+
+    /// <summary>Fine-tuning: keep every BatchNorm layer in eval mode, even unfrozen ones (their running statistics
+    /// stay those of pretraining; their scale and shift still train). Keras' advice for small data sets; the
+    /// default lets unfrozen BatchNorm layers use and update batch statistics, as PyTorch does.</summary>
+    public bool FreezeBatchNorm { get; init; }
+
+    /// <summary>The head put on the body.</summary>
+    public HeadSpec Head { get; init; } = new();
+
+    /// <summary>Fine-tuning augmentation (null: none, the eval transform).</summary>
+    public Augmentation? Augmentation { get; init; } = Augmentation.Standard;
+
+    /// <summary>Seed for the head's initialisation, the data order, augmentation and dropout.</summary>
+    public int Seed { get; init; }
+
+    /// <summary>Fraction of the training data held out for validation when no validation set is given (0: none).</summary>
+    public double ValidationSplit { get; init; } = 0.2;
+
+    /// <summary>Batch size and decoding of images.</summary>
+    public LoaderOptions Loader { get; init; } = new();
+
+    /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        if (Epochs < 1) throw new ArgumentException($"epochs must be at least 1 (got {Epochs})");
+        if (HeadEpochs is { } h && (h < 0 || h > Epochs)) throw new ArgumentException($"head epochs {h} must lie in 0..{Epochs}");
+        if (BatchSize < 1) throw new ArgumentException($"batch size must be at least 1 (got {BatchSize})");
+        if (AccumulationSteps < 1) throw new ArgumentException($"accumulation steps must be at least 1 (got {AccumulationSteps})");
+        if (LearningRate <= 0 || double.IsNaN(LearningRate)) throw new ArgumentException($"learning rate must be positive (got {LearningRate})");
+        if (BodyLearningRateFactor < 0) throw new ArgumentException("the body learning-rate factor must be ≥ 0");
+        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"label smoothing must lie in [0, 1) (got {LabelSmoothing})");
+        if (ValidationSplit is < 0 or >= 1) throw new ArgumentException($"validation split must lie in [0, 1) (got {ValidationSplit})");
+        if (Patience < 0) throw new ArgumentException("patience must be ≥ 0");
+        if (UnfreezeTop is < 0) throw new ArgumentException("--unfreeze must be ≥ 0");
+        if (UnfreezeTop is not null && UnfreezeFrom is not null) throw new ArgumentException("give either --unfreeze N or --unfreeze-from GROUP, not both");
+    }
+
+    internal int ResolvedHeadEpochs => Mode == TrainMode.Head ? Epochs : HeadEpochs ?? Math.Max(1, Epochs / 3);
+}
+
+/// <summary>One epoch's numbers.</summary>
+/// <param name="Epoch">1-based epoch.</param>
+/// <param name="Stage">1: head on the frozen body; 2: unfrozen top groups.</param>
+/// <param name="TrainLoss">Mean training loss (with label smoothing and L2, in training mode).</param>
+/// <param name="TrainAccuracy">Training accuracy over the epoch, in training mode.</param>
+/// <param name="ValidationLoss">Validation cross-entropy (null without validation data).</param>
+/// <param name="ValidationAccuracy">Validation accuracy.</param>
+/// <param name="LearningRate">Head learning rate at the end of the epoch.</param>
+/// <param name="Seconds">Wall time of the epoch, validation included.</param>
+public sealed record EpochRecord(int Epoch, int Stage, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy,
+    double LearningRate, double Seconds);
+
+/// <summary>What training did: settings, data, the curves and the kept epoch. Stored in the model file.</summary>
+public sealed record TrainingRecord
+{
+    /// <summary>The settings.</summary>
+    public TrainOptions Options { get; init; } = new();
+
+    /// <summary>The starting model (zoo name and weights, or a model file).</summary>
+    public string Source { get; init; } = "";
+
+    /// <summary>Where the training data came from.</summary>
+    public string Data { get; init; } = "";
+
+    /// <summary>Training samples.</summary>
+    public int TrainSamples { get; init; }
+
+    /// <summary>Validation samples (0: none).</summary>
+    public int ValidationSamples { get; init; }
+
+    /// <summary>Images left out as unreadable.</summary>
+    public int BadImages { get; init; }
+
+    /// <summary>Per-epoch numbers.</summary>
+    public IReadOnlyList<EpochRecord> History { get; init; } = [];
+
+    /// <summary>The epoch whose weights were kept (best validation accuracy, ties to lower loss; the last without validation).</summary>
+    public int BestEpoch { get; init; }
+
+    /// <summary>Validation accuracy of the kept epoch.</summary>
+    public double? BestValidationAccuracy { get; init; }
+
+    /// <summary>True when early stopping ended the last stage.</summary>
+    public bool StoppedEarly { get; init; }
+
+    /// <summary>Layer groups trainable in the last stage.</summary>
+    public IReadOnlyList<string> TrainedGroups { get; init; } = [];
+
+    /// <summary>Wall time of training, seconds (feature extraction included).</summary>
+    public double Seconds { get; init; }
+}

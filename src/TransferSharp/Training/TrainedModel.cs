@@ -1,0 +1,221 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using TorchSharp;
+using TransferSharp.Vision.Graph;
+using TransferSharp.Vision.Inference;
+using TransferSharp.Vision.Preprocessing;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Training;
+
+/// <summary>A model file or checkpoint cannot be used: not ours, corrupt, or for another architecture.</summary>
+public sealed class ModelFileException(string path, string reason, Exception? inner = null) : InvalidFileException(path, reason, inner);
+
+/// <summary>The JSON style of everything stored in model-file metadata.</summary>
+internal static class TrainingJson
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        IncludeFields = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
+
+    public static T Deserialize<T>(string path, string key, string json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(json, Options) ?? throw new JsonException("null");
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFileException(path, $"metadata '{key}' is not valid: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>
+/// A trained classifier as one <c>.safetensors</c> file: the weights (state-dict names), and in the
+/// metadata the architecture (to rebuild the graph), the class names, the eval preprocessing and what
+/// training did. <see cref="Load"/> needs nothing else; the file also opens with Python's <c>safetensors</c>.
+/// </summary>
+public sealed class TrainedModel : IDisposable
+{
+    /// <summary>Metadata key marking a TransferSharp model file, with its format version.</summary>
+    public const string FormatKey = "transfersharp";
+
+    /// <summary>Value of <see cref="FormatKey"/> for model files.</summary>
+    public const string FormatValue = "model/1";
+
+    /// <summary>Wraps a model with what it needs for inference.</summary>
+    public TrainedModel(GraphModule model, ModelArchitecture architecture, Preprocessing preprocessing, IReadOnlyList<string> classNames, TrainingRecord? training = null)
+    {
+        if (architecture.NumClasses != classNames.Count)
+            throw new ArgumentException($"the architecture has {architecture.NumClasses} classes but {classNames.Count} class names are given");
+        Model = model;
+        Architecture = architecture;
+        Preprocessing = preprocessing;
+        ClassNames = classNames;
+        Training = training;
+    }
+
+    /// <summary>The network.</summary>
+    public GraphModule Model { get; }
+
+    /// <summary>How to rebuild it.</summary>
+    public ModelArchitecture Architecture { get; }
+
+    /// <summary>The eval transform for its inputs.</summary>
+    public Preprocessing Preprocessing { get; }
+
+    /// <summary>Class names, in output order.</summary>
+    public IReadOnlyList<string> ClassNames { get; }
+
+    /// <summary>The training settings and results (null if unknown).</summary>
+    public TrainingRecord? Training { get; }
+
+    /// <summary>A fast, thread-safe predictor for this model (BatchNorm folded, channels-last).</summary>
+    public Predictor CreatePredictor(PredictorOptions? options = null) => new(Model, Preprocessing, ClassNames, options);
+
+    /// <summary>Writes the model file (atomically: temporary name, then rename).</summary>
+    public void Save(string path)
+    {
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = "pt",
+            [FormatKey] = FormatValue,
+            ["architecture"] = TrainingJson.Serialize(Architecture),
+            ["class_names"] = TrainingJson.Serialize(ClassNames),
+            ["preprocessing"] = TrainingJson.Serialize(Preprocessing),
+        };
+        if (Training is not null) metadata["training"] = TrainingJson.Serialize(Training);
+        TensorFile.Write(path, Model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList(), metadata);
+    }
+
+    /// <summary>True when the file is a TransferSharp model file (reads only the header).</summary>
+    public static bool IsModelFile(string path)
+    {
+        if (!File.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return false;
+        try
+        {
+            return TensorFile.ReadMetadata(path).TryGetValue(FormatKey, out var v) && v == FormatValue;
+        }
+        catch (ModelFileException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Loads a model file written by <see cref="Save"/>: rebuilds the graph from the metadata and fills every
+    /// tensor, checking names and shapes (a file whose tensors do not fit its architecture is an error naming
+    /// the first mismatches, never a half-loaded model).
+    /// </summary>
+    public static TrainedModel Load(string path)
+    {
+        var (tensors, metadata) = TensorFile.Read(path);
+        try
+        {
+            if (!metadata.TryGetValue(FormatKey, out var format))
+                throw new ModelFileException(path, "not a TransferSharp model file (its metadata has no architecture); a plain weights file is loaded with --model ARCH --weights FILE");
+            if (format != FormatValue) throw new ModelFileException(path, $"model file format '{format}' is not supported (expected {FormatValue})");
+            string Meta(string key) => metadata.TryGetValue(key, out var v) ? v : throw new ModelFileException(path, $"metadata '{key}' is missing");
+            var arch = TrainingJson.Deserialize<ModelArchitecture>(path, "architecture", Meta("architecture"));
+            var classes = TrainingJson.Deserialize<string[]>(path, "class_names", Meta("class_names"));
+            var pre = TrainingJson.Deserialize<Preprocessing>(path, "preprocessing", Meta("preprocessing"));
+            var training = metadata.TryGetValue("training", out var t) ? TrainingJson.Deserialize<TrainingRecord>(path, "training", t) : null;
+            if (classes.Length != arch.NumClasses)
+                throw new ModelFileException(path, $"the architecture has {arch.NumClasses} classes but the file lists {classes.Length} class names");
+            GraphModule model;
+            try
+            {
+                model = arch.Build();
+            }
+            catch (Exception e) when (e is ArgumentException or GraphException)
+            {
+                throw new ModelFileException(path, $"cannot rebuild architecture '{arch.Zoo}': {e.Message}", e);
+            }
+            try
+            {
+                StateLoading.LoadExact(model, tensors, path);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+            return new TrainedModel(model, arch, pre, classes, training);
+        }
+        finally
+        {
+            foreach (var (_, tensor) in tensors) tensor.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => Model.Dispose();
+}
+
+/// <summary>Lets <see cref="Vision.VisionModel.Load"/> (and so `transfer predict`) open trained model files.</summary>
+internal static class TrainedModelLoader
+{
+    // A module initializer, because Vision must not depend on Training, and a loader registered on first use
+    // of Training would be missing when `predict` opens a model file first. It only adds a delegate: no I/O, no LibTorch.
+#pragma warning disable CA2255
+    [System.Runtime.CompilerServices.ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Register() => Vision.VisionModel.FileLoaders.Add((path, _, _) =>
+    {
+        if (!TrainedModel.IsModelFile(path)) return null;
+        var trained = TrainedModel.Load(path);
+        return new Vision.VisionModel(trained.Model, trained.Preprocessing, trained.ClassNames, $"{path} ({trained.Architecture.Zoo}, {trained.ClassNames.Count} classes)");
+    });
+}
+
+/// <summary>Copying named tensors into a module, strictly.</summary>
+internal static class StateLoading
+{
+    /// <summary>Fills every parameter and buffer of <paramref name="module"/> from <paramref name="tensors"/>: the names
+    /// must be exactly the module's and the shapes equal; otherwise nothing is copied and the error lists what differs.</summary>
+    public static void LoadExact(nn.Module module, IEnumerable<(string Name, Tensor Tensor)> tensors, string source)
+    {
+        var state = module.state_dict();
+        var given = tensors.ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal);
+        var problems = new List<string>();
+        foreach (var (name, t) in state)
+        {
+            if (!given.TryGetValue(name, out var g)) problems.Add($"'{name}' missing");
+            else if (!g.shape.SequenceEqual(t.shape)) problems.Add($"'{name}' is [{string.Join(",", g.shape)}], the architecture needs [{string.Join(",", t.shape)}]");
+        }
+        foreach (var name in given.Keys) if (!state.ContainsKey(name)) problems.Add($"'{name}' unexpected");
+        if (problems.Count > 0)
+            throw new ModelFileException(source, $"the tensors do not fit the architecture ({problems.Count} problem{(problems.Count > 1 ? "s" : "")}: {string.Join("; ", problems.Take(5))}{(problems.Count > 5 ? "; …" : "")}); the file was written for another model");
+        using var _ = no_grad();
+        foreach (var (name, t) in state)
+        {
+            var g = given[name];
+            if (g.dtype == t.dtype) t.copy_(g);
+            else using (var c = g.to(t.dtype)) t.copy_(c);
+        }
+    }
+
+    /// <summary>Copies the tensors two modules share by name and shape (e.g. a pretrained body into a new model); returns how many.</summary>
+    public static int CopyShared(nn.Module from, nn.Module to)
+    {
+        var src = from.state_dict();
+        int copied = 0;
+        using var _ = no_grad();
+        foreach (var (name, t) in to.state_dict())
+        {
+            if (src.TryGetValue(name, out var s) && s.shape.SequenceEqual(t.shape))
+            {
+                t.copy_(s);
+                copied++;
+            }
+        }
+        return copied;
+    }
+}

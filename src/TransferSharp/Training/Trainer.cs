@@ -1,0 +1,300 @@
+using System.Diagnostics;
+using TorchSharp;
+using TransferSharp.Data;
+using TransferSharp.Vision.Graph;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Training;
+
+/// <summary>Where training output and checkpoints go, and what to report.</summary>
+public sealed record TrainRunOptions
+{
+    /// <summary>Checkpointing and resuming.</summary>
+    public CheckpointOptions Checkpoint { get; init; } = new();
+
+    /// <summary>Called after every epoch.</summary>
+    public Action<EpochRecord>? OnEpoch { get; init; }
+
+    /// <summary>Progress of extraction, training and validation.</summary>
+    public IProgress<ProgressInfo>? Progress { get; init; }
+
+    /// <summary>Unreadable images are collected here (see <see cref="LoaderOptions.OnBadImage"/>).</summary>
+    public BadImageLog BadImages { get; init; } = new();
+}
+
+/// <summary>
+/// Trains a classifier on a data set, from a <see cref="SourceModel"/>: a new head on cached features
+/// (<see cref="TrainMode.Head"/>) or two-stage fine-tuning (<see cref="TrainMode.FineTune"/>).
+/// The result carries the architecture, class names, preprocessing and training record.
+/// </summary>
+public static class Trainer
+{
+    /// <summary>
+    /// Trains. Without <paramref name="validation"/>, <see cref="TrainOptions.ValidationSplit"/> of the training
+    /// data is held out (stratified, seeded). Throws <see cref="DatasetException"/> for unusable data (fewer than
+    /// two classes, a class without samples) before any work, and <see cref="OperationCanceledException"/> when
+    /// cancelled (the last checkpoint stays intact).
+    /// </summary>
+    public static TrainedModel Train(SourceModel source, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions? run = null,
+        CancellationToken cancellation = default)
+    {
+        options.Validate();
+        run ??= new TrainRunOptions();
+        var clock = Stopwatch.StartNew();
+        var classes = train.ClassNames;
+        CheckClasses(train);
+        if (validation is not null) validation = validation.AlignTo(classes);
+        else if (options.ValidationSplit > 0)
+        {
+            var counts = train.ClassCounts();
+            if (counts.Min() < 2)
+                throw new DatasetException($"{train.Origin}: class '{classes[Array.IndexOf(counts, counts.Min())]}' has {counts.Min()} sample(s), too few to hold out validation data; add images, pass --val DIR, or --val-split 0");
+            (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
+        }
+        var (trainSet, validationSet) = (train, validation);
+        return Fit(source, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation, model => options.Mode == TrainMode.Head
+            ? HeadTask.Create(model, source, trainSet, validationSet, options, run, cancellation)
+            : new FineTuneTask(model, source.Preprocessing, trainSet, validationSet, options, run));
+    }
+
+    /// <summary>
+    /// Trains a new head on features already extracted from <paramref name="source"/>'s body (by
+    /// <see cref="FeatureExtractor"/>, with the same pooling): seconds for tens of thousands of samples. Validation
+    /// uses <paramref name="validation"/> only (no split). The result is a full model: the source's body and the head.
+    /// </summary>
+    public static TrainedModel TrainHead(SourceModel source, FeatureSet train, FeatureSet? validation, TrainOptions options, TrainRunOptions? run = null,
+        CancellationToken cancellation = default)
+    {
+        options = options with { Mode = TrainMode.Head, ValidationSplit = 0 };
+        options.Validate();
+        run ??= new TrainRunOptions();
+        var clock = Stopwatch.StartNew();
+        var classes = train.ClassNames;
+        if (classes.Count < 2) throw new DatasetException($"features of {classes.Count} class(es); a classifier needs at least 2");
+        if (train.Dimension != source.Model.NumFeatures)
+            throw new ArgumentException($"the features have {train.Dimension} values per sample but {source.Description} gives {source.Model.NumFeatures}");
+        if (validation is not null && !validation.ClassNames.SequenceEqual(classes))
+            throw new ArgumentException("training and validation features must have the same class names, in the same order");
+        return Fit(source, classes, options, run, "features", train.Count, validation?.Count ?? 0, clock, cancellation,
+            model => new HeadTask(model, train, validation, options));
+    }
+
+    private static TrainedModel Fit(SourceModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
+        int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<GraphModule, ITrainingTask> createTask)
+    {
+        var baseArch = source.Architecture ?? throw new NotSupportedException(
+            $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
+        var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
+        torch.manual_seed(options.Seed);
+        var model = arch.Build();
+        try
+        {
+            StateLoading.CopyShared(source.Model, model);
+            model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
+            var task = createTask(model);
+            // Decoding threads and prefetch change no result: a resumed run may use others.
+            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
+                source.Description, origin, trainCount, validationCount, string.Join(",", classes));
+            var state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
+            model.eval();
+            var record = new TrainingRecord
+            {
+                Options = options,
+                Source = source.Description,
+                Data = origin,
+                TrainSamples = trainCount,
+                ValidationSamples = validationCount,
+                BadImages = run.BadImages.Count,
+                History = state.History,
+                BestEpoch = state.BestEpoch,
+                BestValidationAccuracy = double.IsFinite(state.BestAccuracy) ? state.BestAccuracy : null,
+                StoppedEarly = state.StoppedEarly,
+                TrainedGroups = model.GroupState().Where(g => g.Trainable > 0).Select(g => g.Group).ToArray(),
+                Seconds = clock.Elapsed.TotalSeconds,
+            };
+            foreach (var p in model.parameters()) p.requires_grad = false;
+            if (run.Checkpoint is { DeleteWhenDone: true, Path: { } cp } && File.Exists(cp)) File.Delete(cp);
+            return new TrainedModel(model, arch, source.Preprocessing, classes.ToArray(), record);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckClasses(Dataset train)
+    {
+        if (train.ClassNames.Count < 2)
+            throw new DatasetException($"{train.Origin}: {train.ClassNames.Count} class{(train.ClassNames.Count == 1 ? $" ('{train.ClassNames[0]}')" : "es")}; a classifier needs at least 2 (one subfolder per class)");
+        var counts = train.ClassCounts();
+        var empty = train.ClassNames.Where((_, i) => counts[i] == 0).ToArray();
+        if (empty.Length > 0) throw new DatasetException($"{train.Origin}: no training samples for class{(empty.Length > 1 ? "es" : "")} {string.Join(", ", empty)}");
+    }
+
+    /// <summary>Cross-entropy and accuracy of a model's logits over batches, in eval mode without gradients.</summary>
+    internal static (double Loss, double Accuracy) Score(GraphModule model, IEnumerable<(Tensor X, Tensor Y)> batches, Func<Tensor, Tensor> forward,
+        string phase, long total, IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+    {
+        model.eval();
+        using var _ = no_grad();
+        double loss = 0;
+        long correct = 0, seen = 0;
+        var clock = Stopwatch.StartNew();
+        foreach (var (x, y) in batches)
+        {
+            using (x)
+            using (y)
+            using (var scope = NewDisposeScope())
+            {
+                var logits = forward(x);
+                loss += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();
+                correct += logits.argmax(1).eq(y).sum().item<long>();
+                seen += y.shape[0];
+            }
+            progress?.Report(new ProgressInfo(phase, seen, total, seen / Math.Max(1e-9, clock.Elapsed.TotalSeconds)));
+            cancellation.ThrowIfCancellationRequested();
+        }
+        return seen == 0 ? (double.NaN, double.NaN) : (loss / seen, correct / (double)seen);
+    }
+
+    internal static IReadOnlyList<(string, Tensor)> HeadParameters(GraphModule model) =>
+        model.named_parameters().Where(p => p.name.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
+
+    /// <summary>Head training on features extracted once by the frozen body (eval transform, no augmentation).</summary>
+    private sealed class HeadTask : ITrainingTask
+    {
+        private readonly Tensor _trainX, _trainY;
+        private readonly Tensor? _valX, _valY;
+        private readonly TrainOptions _options;
+
+        public HeadTask(GraphModule model, FeatureSet train, FeatureSet? val, TrainOptions options)
+        {
+            Model = model;
+            _options = options;
+            _trainX = train.ToTensor();
+            _trainY = train.LabelTensor();
+            if (val is { Count: > 0 })
+            {
+                _valX = val.ToTensor();
+                _valY = val.LabelTensor();
+            }
+            TrainCount = train.Count;
+        }
+
+        public static HeadTask Create(GraphModule model, SourceModel source, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
+        {
+            var extract = new ExtractOptions { Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) } };
+            var trainFeatures = FeatureExtractor.Extract(source, train, extract, run.BadImages, run.Progress, ct);
+            var valFeatures = val is null ? null : FeatureExtractor.Extract(source, val, extract, run.BadImages, run.Progress, ct);
+            return new HeadTask(model, trainFeatures, valFeatures, options);
+        }
+
+        public GraphModule Model { get; }
+        public int TrainCount { get; }
+        public bool HasValidation => _valX is not null;
+
+        public void EnterStage(int stage)
+        {
+            Model.Freeze();
+            Model.Unfreeze(ModelArchitecture.HeadGroup);
+        }
+
+        public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options) =>
+            [new ParamGroup("head", HeadParameters(Model), options.LearningRate)];
+
+        public IEnumerable<(Tensor X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation)
+        {
+            var order = DataLoader.Order(TrainCount, true, _options.Seed, epoch);
+            for (int s = 0; s < order.Length; s += _options.BatchSize)
+            {
+                var idx = order.Skip(s).Take(_options.BatchSize).Select(i => (long)i).ToArray();
+                using var index = torch.tensor(idx);
+                yield return (_trainX.index_select(0, index), _trainY.index_select(0, index));
+            }
+        }
+
+        public Tensor Forward(Tensor x) => Model.Run(new Dictionary<string, Tensor> { [ModelArchitecture.PoolNode] = x }, [Model.Graph.Output])[0];
+
+        public (double Loss, double Accuracy) Validate(IProgress<ProgressInfo>? progress, CancellationToken cancellation) =>
+            Score(Model, Batches(_valX!, _valY!), Forward, "validate", _valY!.shape[0], null, cancellation);
+
+        private IEnumerable<(Tensor, Tensor)> Batches(Tensor x, Tensor y)
+        {
+            long n = y.shape[0];
+            for (long s = 0; s < n; s += 1024) yield return (x.narrow(0, s, Math.Min(1024, n - s)), y.narrow(0, s, Math.Min(1024, n - s)));
+        }
+
+        public bool Persist(string tensorName) => tensorName.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal);
+    }
+
+    /// <summary>Fine-tuning on images: stage 1 the head on the frozen body, stage 2 the top groups unfrozen at a lower rate.</summary>
+    private sealed class FineTuneTask : ITrainingTask
+    {
+        private readonly Vision.Preprocessing.Preprocessing _preprocessing;
+        private readonly Dataset _train;
+        private readonly Dataset? _val;
+        private readonly TrainOptions _options;
+        private readonly TrainRunOptions _run;
+
+        public FineTuneTask(GraphModule model, Vision.Preprocessing.Preprocessing preprocessing, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run)
+        {
+            Model = model;
+            _preprocessing = preprocessing;
+            _train = train;
+            _val = val is { Count: > 0 } ? val : null;
+            _options = options;
+            _run = run;
+            // Check the unfreeze setting now, not after stage 1 has run.
+            var groups = model.GroupNames;
+            if (options.UnfreezeTop is { } n && n > groups.Count)
+                throw new ArgumentException($"--unfreeze {n}: model '{model.Graph.Name}' has {groups.Count} layer groups ({string.Join(", ", groups)}); use at most {groups.Count}");
+            if (options.UnfreezeFrom is { } g && !groups.Contains(g, StringComparer.OrdinalIgnoreCase))
+                throw new ArgumentException($"--unfreeze-from {g}: model '{model.Graph.Name}' has no layer group '{g}'; groups: {string.Join(", ", groups)}");
+        }
+
+        public GraphModule Model { get; }
+        public int TrainCount => _train.Count;
+        public bool HasValidation => _val is not null;
+
+        public void EnterStage(int stage)
+        {
+            if (stage == 1)
+            {
+                Model.Freeze();
+                Model.Unfreeze(ModelArchitecture.HeadGroup);
+            }
+            else if (_options.UnfreezeFrom is { } g) Model.UnfreezeFrom(g);
+            else Model.UnfreezeTop(_options.UnfreezeTop ?? 2);
+        }
+
+        public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options)
+        {
+            var head = HeadParameters(Model);
+            var body = Model.named_parameters().Where(p => p.parameter.requires_grad && !head.Any(h => h.Item1 == p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
+            var groups = new List<ParamGroup> { new("head", head, options.LearningRate) };
+            if (body.Length > 0) groups.Add(new ParamGroup("body", body, options.LearningRate * options.BodyLearningRateFactor));
+            return groups;
+        }
+
+        public IEnumerable<(Tensor X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation)
+        {
+            var transform = new Data.SampleTransform(_preprocessing, _options.Augmentation);
+            var order = DataLoader.Order(_train.Count, true, _options.Seed, epoch);
+            foreach (var b in DataLoader.Batches(_train, order, transform, _options.Loader with { BatchSize = _options.BatchSize }, _options.Seed, epoch, _run.BadImages, cancellation))
+                yield return (b.Images, b.Labels);
+        }
+
+        public Tensor Forward(Tensor x) => Model.forward(x);
+
+        public (double Loss, double Accuracy) Validate(IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+        {
+            var transform = new Data.SampleTransform(_preprocessing);
+            var batches = DataLoader.Batches(_val!, Enumerable.Range(0, _val!.Count).ToArray(), transform, _options.Loader with { BatchSize = _options.BatchSize },
+                badImages: _run.BadImages, cancellation: cancellation).Select(b => (b.Images, b.Labels));
+            return Score(Model, batches, Model.forward, "validate", _val.Count, progress, cancellation);
+        }
+
+        public bool Persist(string tensorName) => true;
+    }
+}

@@ -1,0 +1,128 @@
+using TransferSharp.Data;
+using TransferSharp.Vision.Inference;
+
+namespace TransferSharp.Training;
+
+/// <summary>
+/// The workflows in a few fluent calls, mirroring the CLI:
+/// <code>
+/// using var model = Transfer.From("resnet50")                      // weights: imagenet
+///     .Train(ImageDataset.FromFolder("photos/train"))
+///     .ValidateOn(ImageDataset.FromFolder("photos/val"))
+///     .FineTune(epochs: 9, unfreeze: 2)
+///     .Run();
+/// model.Save("model.safetensors");
+/// var report = model.Evaluate(ImageDataset.FromFolder("photos/test"));
+/// </code>
+/// </summary>
+public sealed record Transfer
+{
+    private Transfer(string model) => Model = model;
+
+    /// <summary>Zoo name or model file.</summary>
+    public string Model { get; }
+
+    /// <summary>Weights of a zoo model ("imagenet", a tag, a file, "none").</summary>
+    public string? Weights { get; init; } = "imagenet";
+
+    /// <summary>Input crop size (null: the weights' size).</summary>
+    public int? ImageSize { get; init; }
+
+    /// <summary>Starts from a zoo model (with its default pretrained weights) or a saved model file.</summary>
+    public static Transfer From(string model) => new(model);
+
+    /// <summary>Other weights: "imagenet", a tag, a weights file, or "none" for random initialisation.</summary>
+    public Transfer WithWeights(string weights) => this with { Weights = weights };
+
+    /// <summary>Another input size (crop; the resize keeps the 0.875 ratio).</summary>
+    public Transfer WithImageSize(int pixels) => this with { ImageSize = pixels };
+
+    /// <summary>Opens the model (downloads weights when needed). The caller disposes it.</summary>
+    public SourceModel Open(CancellationToken cancellation = default) =>
+        SourceModel.Open(Model, TrainedModel.IsModelFile(Model) ? null : Weights, ImageSize, null, cancellation);
+
+    /// <summary>Pooled features of every sample; with <paramref name="outputPath"/> (.parquet/.npy/.csv) also written, resumably.</summary>
+    public FeatureSet ExtractFeatures(Dataset data, string? outputPath = null, ExtractOptions? options = null, IProgress<ProgressInfo>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        using var source = Open(cancellation);
+        return outputPath is null
+            ? FeatureExtractor.Extract(source, data, options, null, progress, cancellation)
+            : FeatureExtractor.ExtractToFile(source, data, outputPath, options, null, progress, cancellation);
+    }
+
+    /// <summary>Begins a training run on <paramref name="data"/>.</summary>
+    public TrainingRun Train(Dataset data) => new(this, data);
+}
+
+/// <summary>A training run being configured; <see cref="Run"/> trains.</summary>
+public sealed record TrainingRun
+{
+    internal TrainingRun(Transfer source, Dataset data)
+    {
+        Source = source;
+        Data = data;
+    }
+
+    /// <summary>The starting model.</summary>
+    public Transfer Source { get; }
+
+    /// <summary>Training data.</summary>
+    public Dataset Data { get; }
+
+    /// <summary>Validation data (null: a split of the training data).</summary>
+    public Dataset? Validation { get; init; }
+
+    /// <summary>The settings.</summary>
+    public TrainOptions Options { get; init; } = new();
+
+    /// <summary>Checkpoints, progress, epoch callback, bad-image log.</summary>
+    public TrainRunOptions RunOptions { get; init; } = new();
+
+    /// <summary>Validates on this data instead of a split of the training data.</summary>
+    public TrainingRun ValidateOn(Dataset validation) => this with { Validation = validation, Options = Options with { ValidationSplit = 0 } };
+
+    /// <summary>Holds out this fraction of the training data (stratified, seeded) for validation.</summary>
+    public TrainingRun ValidationSplit(double fraction) => this with { Validation = null, Options = Options with { ValidationSplit = fraction } };
+
+    /// <summary>Trains a new head on cached features of the frozen body.</summary>
+    public TrainingRun Head(int epochs, HeadKind kind = HeadKind.Linear) =>
+        this with { Options = Options with { Mode = TrainMode.Head, Epochs = epochs, Head = Options.Head with { Kind = kind } } };
+
+    /// <summary>Fine-tunes: <paramref name="headEpochs"/> on the head (default a third), then the top <paramref name="unfreeze"/> groups too.</summary>
+    public TrainingRun FineTune(int epochs, int unfreeze = 2, int? headEpochs = null) =>
+        this with { Options = Options with { Mode = TrainMode.FineTune, Epochs = epochs, UnfreezeTop = unfreeze, UnfreezeFrom = null, HeadEpochs = headEpochs } };
+
+    /// <summary>Changes any other setting.</summary>
+    public TrainingRun WithOptions(Func<TrainOptions, TrainOptions> change) => this with { Options = change(Options) };
+
+    /// <summary>Writes a checkpoint after every epoch; with <paramref name="resume"/>, continues from it if it exists.</summary>
+    public TrainingRun Checkpoint(string path, bool resume = false) =>
+        this with { RunOptions = RunOptions with { Checkpoint = new CheckpointOptions { Path = path, Resume = resume } } };
+
+    /// <summary>Reports progress and every finished epoch.</summary>
+    public TrainingRun Report(IProgress<ProgressInfo>? progress, Action<EpochRecord>? onEpoch = null) =>
+        this with { RunOptions = RunOptions with { Progress = progress, OnEpoch = onEpoch } };
+
+    /// <summary>Trains and returns the model (the caller disposes it).</summary>
+    public TrainedModel Run(CancellationToken cancellation = default)
+    {
+        using var source = Source.Open(cancellation);
+        return Trainer.Train(source, Data, Validation, Options, RunOptions, cancellation);
+    }
+}
+
+/// <summary>Evaluation and prediction straight from a trained model.</summary>
+public static class TrainedModelExtensions
+{
+    /// <summary>Accuracy, top-k, per-class metrics and the confusion matrix on labelled data.</summary>
+    public static EvaluationReport Evaluate(this TrainedModel model, Dataset data, EvaluateOptions? options = null, CancellationToken cancellation = default) =>
+        Evaluator.Evaluate(model, data, options, null, null, cancellation);
+
+    /// <summary>Top-k classes of image files.</summary>
+    public static IReadOnlyList<Prediction> Predict(this TrainedModel model, IReadOnlyList<string> imagePaths, int top = 3, CancellationToken cancellation = default)
+    {
+        using var predictor = model.CreatePredictor();
+        return predictor.Predict(imagePaths, top, cancellation);
+    }
+}

@@ -1,0 +1,117 @@
+using System.Text.Json;
+using TransferSharp.Tests.Support;
+using Xunit;
+
+namespace TransferSharp.Tests.Text;
+
+/// <summary>The `transfer vectors …` and `transfer text …` commands, run in-process through the CLI's entry point.</summary>
+[Collection("Console")]
+public sealed class TextCliTests : IDisposable
+{
+    private readonly string _temp = Paths.NewTempDir();
+    private static string Reference(string name) => Path.Combine(Paths.Shared, "reference", "embeddings", name);
+
+    public void Dispose() => Directory.Delete(_temp, recursive: true);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var entry = typeof(TransferSharp.Cli.Json).Assembly.EntryPoint!;
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            var result = entry.Invoke(null, [args]);
+            int code = result is Task<int> t ? t.GetAwaiter().GetResult() : (int)result!;
+            return (code, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    private static JsonElement RunJson(params string[] args)
+    {
+        var (code, output, error) = Run([.. args, "--json"]);
+        Assert.True(code == 0, $"exit {code}: {error}");
+        return JsonDocument.Parse(output).RootElement;
+    }
+
+    private static void SkipWithoutReference() => Skip.IfNot(File.Exists(Reference("w2v.bin")), "reference embeddings missing");
+
+    [SkippableFact]
+    public void Neighbors_similarity_and_analogy_answer_as_gensim()
+    {
+        SkipWithoutReference();
+        using var expected = JsonDocument.Parse(File.ReadAllBytes(Reference("expected.json")));
+        var ms = expected.RootElement.GetProperty("word2vec_most_similar").GetProperty("entries")[0];
+        var query = ms.GetProperty("query").GetString()!;
+        var ours = RunJson("vectors", "neighbors", "--vectors", Reference("w2v.txt"), query, "--top", "10")[0].GetProperty("neighbors");
+        Assert.Equal(ms.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("word").GetString()), ours.EnumerateArray().Select(r => r.GetProperty("word").GetString()));
+        var sim = expected.RootElement.GetProperty("word2vec_similarity").GetProperty("entries")[0];
+        var s = RunJson("vectors", "similarity", "--vectors", Reference("w2v.bin"), sim.GetProperty("word1").GetString()!, sim.GetProperty("word2").GetString()!)[0];
+        Assert.Equal(sim.GetProperty("similarity").GetDouble(), s.GetProperty("cosine").GetDouble(), 4);
+        var an = expected.RootElement.GetProperty("word2vec_analogy").GetProperty("entries")[0];
+        var a = RunJson("vectors", "analogy", "--vectors", Reference("glove.txt"), an.GetProperty("a").GetString()!, an.GetProperty("b").GetString()!, an.GetProperty("c").GetString()!);
+        Assert.Equal(an.GetProperty("results")[0].GetProperty("word").GetString(), a.GetProperty("answers")[0].GetProperty("word").GetString());
+        var oov = RunJson("vectors", "neighbors", "--vectors", Reference("ft.bin"), "computr", "program", "--top", "3");
+        Assert.False(oov[0].GetProperty("inVocabulary").GetBoolean());
+        Assert.Equal(3, oov[1].GetProperty("neighbors").GetArrayLength());
+    }
+
+    [SkippableFact]
+    public void Convert_info_and_evaluate()
+    {
+        SkipWithoutReference();
+        var output = Path.Combine(_temp, "out.txt");
+        var c = RunJson("vectors", "convert", "--vectors", Reference("w2v.bin"), "--out", output);
+        Assert.Equal("word2vec-text", c.GetProperty("outputFormat").GetString());
+        Assert.True(File.ReadAllBytes(Reference("w2v.txt")).AsSpan().SequenceEqual(File.ReadAllBytes(output)));
+        var info = RunJson("vectors", "info", "--vectors", Reference("ft.bin"));
+        Assert.Equal(14533, info.GetProperty("words").GetInt32());
+        Assert.Equal("skipgram", info.GetProperty("fastText").GetProperty("model").GetString());
+        var data = Path.Combine(Paths.RepoRoot, "tests", "TransferSharp.Tests", "Text", "Data");
+        using var expected = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(data, "evaluation_expected.json")));
+        var e = RunJson("vectors", "evaluate", "--vectors", Reference("w2v.bin"), "--analogies", Path.Combine(data, "analogies.txt"), "--pairs", Path.Combine(data, "pairs.tsv"));
+        Assert.Equal(expected.RootElement.GetProperty("analogies")[0].GetProperty("score").GetDouble(), e.GetProperty("analogies").GetProperty("accuracy").GetDouble(), 12);
+        Assert.Equal(expected.RootElement.GetProperty("pairs")[0].GetProperty("spearman")[0].GetDouble(), e.GetProperty("pairs").GetProperty("spearman").GetDouble(), 6);
+    }
+
+    [SkippableFact]
+    public void Text_train_predict_evaluate()
+    {
+        SkipWithoutReference();
+        var train = Path.Combine(_temp, "train.txt");
+        File.WriteAllLines(train, File.ReadLines(Reference("fortunes.train.txt")).Take(200));
+        var model = Path.Combine(_temp, "m.safetensors");
+        var t = RunJson("text", "train", "--vectors", Reference("ft.bin"), "--data", train, "--test", Reference("fortunes.test.txt"), "--model", "bow", "--epochs", "1", "--out", model);
+        Assert.True(File.Exists(model));
+        Assert.Equal(956, t.GetProperty("test").GetProperty("examples").GetInt32());
+        var p = RunJson("text", "predict", "--model", model, "The computer crashed.", "--top", "2");
+        Assert.Equal(2, p[0].GetProperty("labels").GetArrayLength());
+        var ev = RunJson("text", "evaluate", "--model", model, "--data", Reference("fortunes.test.txt"));
+        Assert.Equal(t.GetProperty("test").GetProperty("accuracy").GetDouble(), ev.GetProperty("evaluation").GetProperty("accuracy").GetDouble(), 12);
+        var ft = RunJson("text", "evaluate", "--model", Reference("sup.bin"), "--data", Reference("fortunes.test.txt"));
+        Assert.Equal(0.4027196652719665, ft.GetProperty("fastTextTest").GetProperty("precision").GetDouble(), 12);
+    }
+
+    [SkippableFact]
+    public void Bad_input_is_a_clear_error_with_exit_code_2()
+    {
+        SkipWithoutReference();
+        var cut = Path.Combine(_temp, "cut.bin");
+        File.WriteAllBytes(cut, File.ReadAllBytes(Reference("w2v.bin"))[..5000]);
+        // Exit code 2 is the CLI's "bad input" (message printed, no stack trace). The messages themselves are
+        // tested on the library; the CLI's stderr console is created once per process, so it cannot be captured here.
+        var (code, _, _) = Run("vectors", "info", "--vectors", cut);
+        Assert.Equal(2, code);
+        var (code2, _, _) = Run("vectors", "neighbors", "--vectors", Reference("w2v.bin"), "notawordatall");
+        Assert.Equal(2, code2);
+        var (code3, _, _) = Run("text", "train", "--data", Reference("fortunes.train.txt"), "--model", "transformer", "--out", Path.Combine(_temp, "x.safetensors"));
+        Assert.Equal(2, code3);
+        Assert.Empty(Directory.GetFiles(_temp, "*.safetensors"));
+    }
+}

@@ -1,0 +1,86 @@
+using TransferSharp.Data;
+using TransferSharp.Tests.Support;
+using TransferSharp.Training;
+using Xunit;
+
+namespace TransferSharp.Tests.Training;
+
+[Trait("Category", "Training")]
+public sealed class FluentApiTests : IDisposable
+{
+    private readonly string _dir = Paths.NewTempDir();
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void TrainSaveEvaluatePredictInAFewCalls()
+    {
+        var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "train"), 6, "bag", "trouser"));
+        var epochs = new List<EpochRecord>();
+        using var model = Transfer.From("resnet18").WithWeights("none").WithImageSize(32)
+            .Train(train)
+            .ValidateOn(train)
+            .Head(epochs: 3, HeadKind.Mlp)
+            .WithOptions(o => o with { LearningRate = 1e-2, Seed = 1 })
+            .Checkpoint(Path.Combine(_dir, "run.ckpt"))
+            .Report(null, epochs.Add)
+            .Run();
+        Assert.Equal(3, epochs.Count);
+        Assert.Equal(HeadKind.Mlp, model.Architecture.Head.Kind);
+        Assert.Equal(12, model.Training!.ValidationSamples);
+        var path = Path.Combine(_dir, "m.safetensors");
+        model.Save(path);
+
+        var report = model.Evaluate(train, new EvaluateOptions { TopK = 2 });
+        Assert.Equal(12, report.Count);
+        Assert.Equal(1.0, report.TopKAccuracy); // two classes: the true one is always in the top 2
+        var predictions = model.Predict([train.SourceOf(0)], top: 2);
+        Assert.Equal(2, predictions[0].Top.Count);
+
+        // A saved model file is a starting point too: its pooled features.
+        var features = Transfer.From(path).ExtractFeatures(train, Path.Combine(_dir, "f.csv"));
+        Assert.Equal(512, features.Dimension);
+        Assert.True(File.Exists(Path.Combine(_dir, "f.csv")));
+    }
+
+    [Fact]
+    public void HeadTrainsOnCachedFeaturesAndLearnsSeparableClasses()
+    {
+        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        var random = new Random(2);
+        FeatureSet Make(int n)
+        {
+            // Three classes whose features differ in the mean of their first 10 dimensions (made here, seeded).
+            var values = new float[n * 512];
+            var labels = new int[n];
+            for (int i = 0; i < n; i++)
+            {
+                labels[i] = i % 3;
+                for (int j = 0; j < 512; j++) values[i * 512 + j] = (float)(random.NextDouble() - 0.5) + (j < 10 && j % 3 == labels[i] ? 1f : 0f);
+            }
+            return new FeatureSet(values, 512, labels, labels.Select(l => $"#{l}").ToArray(), ["x", "y", "z"]);
+        }
+        using var model = Trainer.TrainHead(source, Make(300), Make(90), new TrainOptions { Epochs = 15, LearningRate = 1e-2, L2 = 1e-3 });
+        Assert.True(model.Training!.BestValidationAccuracy > 0.9, $"validation accuracy {model.Training.BestValidationAccuracy}");
+        Assert.Equal(["x", "y", "z"], model.ClassNames);
+        Assert.Equal(["head"], model.Training.TrainedGroups);
+        Assert.Throws<ArgumentException>(() => Trainer.TrainHead(source, new FeatureSet(new float[6], 3, [0, 1], ["a", "b"], ["x", "y"]), null, new TrainOptions()));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FreezeBatchNormKeepsRunningStatisticsOfUnfrozenGroups(bool freeze)
+    {
+        var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "train"), 4, "bag", "trouser"));
+        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        float Stat(TorchSharp.torch.nn.Module m, string layer = "layer4") => m.state_dict()[layer + ".1.bn2.running_mean"].abs().sum().item<float>();
+        float before = Stat(source.Model), frozenBefore = Stat(source.Model, "layer3");
+        var options = new TrainOptions { Mode = TrainMode.FineTune, Epochs = 1, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 4, ValidationSplit = 0, FreezeBatchNorm = freeze };
+        using var model = Trainer.Train(source, train, null, options);
+        Assert.Equal(["layer4", "head"], model.Training!.TrainedGroups);
+        if (freeze) Assert.Equal(before, Stat(model.Model));
+        else Assert.NotEqual(before, Stat(model.Model));
+        Assert.Equal(frozenBefore, Stat(model.Model, "layer3")); // a frozen group's BatchNorm never updates
+    }
+}
