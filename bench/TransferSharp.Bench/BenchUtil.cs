@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using static TorchSharp.torch;
 
 namespace TransferSharp.Bench;
 
@@ -19,6 +20,25 @@ public static class BenchUtil
         }
         times.Sort();
         return times[times.Count / 2];
+    }
+
+    /// <summary>Images/s of each run: two warm-up rounds, then <paramref name="repeats"/> rounds in which
+    /// every engine runs once in turn, so that load from other processes on the shared machine falls on
+    /// all of them alike; the median per engine.</summary>
+    public static double[] Interleaved(IReadOnlyList<Action> runs, int batch, int repeats)
+    {
+        using var _ = no_grad();
+        var times = runs.Select(_ => new List<double>()).ToArray();
+        for (int round = 0; round < repeats + 2; round++)
+        {
+            for (int k = 0; k < runs.Count; k++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope()) runs[k]();
+                if (round >= 2) times[k].Add(sw.Elapsed.TotalSeconds);
+            }
+        }
+        return times.Select(t => { t.Sort(); return batch / t[t.Count / 2]; }).ToArray();
     }
 
     /// <summary>One line naming the machine, for docs/benchmarks.md.</summary>

@@ -73,7 +73,7 @@ public static class OnnxBench
                         () => exported.Forward(x),
                     };
                     if (original is not null) runs.Add(() => original.Forward(x));
-                    var rates = Interleaved(runs, batch, repeats);
+                    var rates = BenchUtil.Interleaved(runs, batch, repeats);
                     double plain = rates[0], folded = rates[1], ortExport = rates[2];
                     double ortOriginal = original is null ? double.NaN : rates[3];
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -91,23 +91,4 @@ public static class OnnxBench
     }
 
     private static string F(double v) => double.IsNaN(v) ? "–" : v.ToString("F1", CultureInfo.InvariantCulture);
-
-    /// <summary>Images/s of each run: two warm-up rounds, then <paramref name="repeats"/> rounds in which
-    /// every engine runs once in turn, so that load from other processes on the shared machine falls on
-    /// all of them alike; the median per engine.</summary>
-    private static double[] Interleaved(IReadOnlyList<Action> runs, int batch, int repeats)
-    {
-        using var _ = no_grad();
-        var times = runs.Select(_ => new List<double>()).ToArray();
-        for (int round = 0; round < repeats + 2; round++)
-        {
-            for (int k = 0; k < runs.Count; k++)
-            {
-                var sw = Stopwatch.StartNew();
-                using (var scope = NewDisposeScope()) runs[k]();
-                if (round >= 2) times[k].Add(sw.Elapsed.TotalSeconds);
-            }
-        }
-        return times.Select(t => { t.Sort(); return batch / t[t.Count / 2]; }).ToArray();
-    }
 }
