@@ -44,22 +44,30 @@ public static class ReferenceFill
         return u => u * scale;
     }
 
-    /// <summary>Fills the model's tensors in the order of the fixture's state-dict list; integer tensors skipped.</summary>
-    public static void FillStateDict(IReadOnlyDictionary<string, Tensor> ours, IEnumerable<(string Name, long[] Shape, string DType)> reference, ulong weightSeed)
+    /// <summary>FILL.md's values of every floating-point tensor of the fixture's state-dict list, in its
+    /// order (integer and bool tensors take no stream index and are not listed).</summary>
+    public static IEnumerable<(string Name, long[] Shape, float[] Values)> Values(IEnumerable<(string Name, long[] Shape, string DType)> reference, ulong weightSeed)
     {
         ulong k = 0;
-        using var _ = no_grad();
         foreach (var (name, shape, dtype) in reference)
         {
             if (dtype.StartsWith("int", StringComparison.Ordinal) || dtype.StartsWith("uint", StringComparison.Ordinal) || dtype == "bool") continue;
-            var target = ours[name];
             long count = 1;
             foreach (var d in shape) count *= d;
-            var values = Stream(weightSeed * 4096 + k, count, RuleFor(name, shape));
-            using (var src = tensor(values))
-            using (var shaped = src.reshape(shape))
-                target.copy_(shaped);
+            yield return (name, shape, Stream(weightSeed * 4096 + k, count, RuleFor(name, shape)));
             k++;
+        }
+    }
+
+    /// <summary>Fills the model's tensors in the order of the fixture's state-dict list; integer tensors skipped.</summary>
+    public static void FillStateDict(IReadOnlyDictionary<string, Tensor> ours, IEnumerable<(string Name, long[] Shape, string DType)> reference, ulong weightSeed)
+    {
+        using var _ = no_grad();
+        foreach (var (name, shape, values) in Values(reference, weightSeed))
+        {
+            using var src = tensor(values);
+            using var shaped = src.reshape(shape);
+            ours[name].copy_(shaped);
         }
     }
 

@@ -13,32 +13,9 @@ public sealed class TextCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var entry = typeof(TransferSharp.Cli.Json).Assembly.EntryPoint!;
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try
-        {
-            var result = entry.Invoke(null, [args]);
-            int code = result is Task<int> t ? t.GetAwaiter().GetResult() : (int)result!;
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
-    private static JsonElement RunJson(params string[] args)
-    {
-        var (code, output, error) = Run([.. args, "--json"]);
-        Assert.True(code == 0, $"exit {code}: {error}");
-        return JsonDocument.Parse(output).RootElement;
-    }
+    private static JsonElement RunJson(params string[] args) => CliRunner.RunJson(args);
 
     private static void SkipWithoutReference() => Skip.IfNot(File.Exists(Reference("w2v.bin")), "reference embeddings missing");
 
