@@ -72,7 +72,7 @@ internal static class WorkflowConsole
 public class WorkflowSettings : CommonSettings
 {
     [CommandOption("-m|--model <MODEL>")]
-    [Description("Zoo name (see `transfer models`) or a trained model file (.safetensors).")]
+    [Description("Zoo name (see `transfer models`), an .onnx file (imported as the body), or a trained model file (.safetensors).")]
     public string Model { get; init; } = "";
 
     [CommandOption("-d|--data <PATH>")]

@@ -26,15 +26,21 @@ public sealed record HeadSpec
 }
 
 /// <summary>
-/// Enough to rebuild a trained model's graph: the zoo architecture of the body, its input options, and the
+/// Enough to rebuild a trained model's graph: the zoo architecture of the body (or, for a body no zoo builder
+/// makes — an imported ONNX network — its whole graph), its input options, and the
 /// head. The graph is the body up to its feature node (Keras' <c>include_top=False</c>), global average
 /// pooling (<c>head.pool</c>) and the head layers (<c>head.fc</c>, or <c>head.fc1</c>/<c>head.fc2</c>).
 /// Stored as JSON in a model file's metadata.
 /// </summary>
 public sealed record ModelArchitecture
 {
-    /// <summary>Zoo name of the body (see <c>transfer models</c>).</summary>
+    /// <summary>Zoo name of the body (see <c>transfer models</c>); with <see cref="Graph"/>, a description of where
+    /// that graph came from ("onnx:model.onnx").</summary>
     public string Zoo { get; init; } = "";
+
+    /// <summary>The body's graph itself, for bodies that are not in the zoo (imported ONNX networks); null for zoo
+    /// bodies, which are rebuilt from <see cref="Zoo"/>. Only its nodes up to the feature node are used.</summary>
+    public ModelGraph? Graph { get; init; }
 
     /// <summary>Input channels.</summary>
     public int InChannels { get; init; } = 3;
@@ -57,7 +63,7 @@ public sealed record ModelArchitecture
     /// <summary>Builds the graph.</summary>
     public ModelGraph BuildGraph()
     {
-        var zoo = ModelZoo.Get(Zoo).Build(new ModelOptions { NumClasses = 0, InChannels = InChannels, ImageSize = ImageSize });
+        var zoo = Graph is null ? ModelZoo.Get(Zoo).Build(new ModelOptions { NumClasses = 0, InChannels = InChannels, ImageSize = ImageSize }) : SizedGraph(Graph);
         var featureNode = zoo.FeatureNode ?? throw new GraphException($"model '{Zoo}' marks no feature node, so no head can be put on it");
         var nodes = zoo.Needed([featureNode]).Select(i => zoo.Nodes[i]).ToList();
         nodes.Add(new Node(PoolNode, new GlobalPoolOp(PoolKind.Avg, KeepDims: false), [featureNode]));
@@ -89,6 +95,16 @@ public sealed record ModelArchitecture
             .Append(new LayerGroup(HeadGroup, [HeadGroup]))
             .ToArray();
         return new ModelGraph(zoo.Name, zoo.InputShape, nodes, last, featureNode, classifier, groups);
+    }
+
+    /// <summary>A stored graph at the requested input: its own channels, and its own size unless <see cref="ImageSize"/>
+    /// asks for another (which its ops must allow).</summary>
+    private ModelGraph SizedGraph(ModelGraph g)
+    {
+        if (InChannels != g.InChannels)
+            throw new ArgumentException($"graph '{g.Name}' takes {g.InChannels} input channels, not {InChannels}");
+        if (ImageSize is not { } size || (g.InputShape[2] == size && g.InputShape[3] == size)) return g;
+        return g.With(inputShape: [g.InputShape[0], g.InputShape[1], size, size]);
     }
 
     /// <summary>Builds the model with freshly initialised weights.</summary>

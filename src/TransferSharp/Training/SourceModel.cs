@@ -25,8 +25,8 @@ public sealed class SourceModel : IDisposable
     /// <summary>The network.</summary>
     public GraphModule Model { get; }
 
-    /// <summary>Its body's architecture (with the saved head for a model file, headless otherwise); null for
-    /// graphs that cannot be rebuilt from a name (an ONNX file): those extract features but cannot be trained into a model file.</summary>
+    /// <summary>Its body's architecture (with the saved head for a model file, headless otherwise; an imported ONNX
+    /// graph is carried whole); null for a graph without a feature node, which extracts features but cannot be trained.</summary>
     public ModelArchitecture? Architecture { get; }
 
     /// <summary>The eval transform of its weights.</summary>
@@ -43,7 +43,7 @@ public sealed class SourceModel : IDisposable
 
     /// <summary>
     /// Opens a model by name or path: a TransferSharp model file (<c>.safetensors</c> written by training), another
-    /// model file <see cref="VisionModel"/> opens (features only: its graph cannot be rebuilt from a name), or a zoo
+    /// model file <see cref="VisionModel"/> opens (an ONNX network: its graph is stored in the trained model file), or a zoo
     /// name with <paramref name="weights"/> ("imagenet"/null, a tag, a weights file, or "none" for random
     /// initialisation, seeded with <paramref name="randomSeed"/>). <paramref name="imageSize"/> sets the input crop
     /// (the resize keeps the 0.875 ratio).
@@ -64,7 +64,16 @@ public sealed class SourceModel : IDisposable
             {
                 var other = VisionModel.Load(model, null, null, progress, cancellation);
                 var pre = imageSize is { } s ? WithSize(other.Preprocessing, s) : other.Preprocessing;
-                return new SourceModel(other.Module, null, pre, other.Description, null);
+                // An imported graph with a feature node trains like a zoo body: its graph is stored in the model file.
+                if (other.Module.Graph.FeatureNode is null)
+                    return new SourceModel(other.Module, null, pre, other.Description, null);
+                using (other)
+                {
+                    var imported = new ModelArchitecture { Zoo = "onnx:" + Path.GetFileName(model), Graph = other.Module.Graph, InChannels = other.Module.Graph.InChannels, ImageSize = imageSize };
+                    var body = imported.Build();
+                    StateLoading.CopyShared(other.Module, body);
+                    return new SourceModel(body, imported, pre, other.Description, null);
+                }
             }
         }
         var entry = Vision.Zoo.ModelZoo.Get(model);

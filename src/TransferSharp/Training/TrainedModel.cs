@@ -18,7 +18,7 @@ internal static class TrainingJson
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         IncludeFields = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase), new GraphJson.Converter() },
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
@@ -129,6 +129,13 @@ public sealed class TrainedModel : IDisposable
             var training = metadata.TryGetValue("training", out var t) ? TrainingJson.Deserialize<TrainingRecord>(path, "training", t) : null;
             if (classes.Length != arch.NumClasses)
                 throw new ModelFileException(path, $"the architecture has {arch.NumClasses} classes but the file lists {classes.Length} class names");
+            // A stored graph is data from the file: refuse one that would allocate far more than the file holds.
+            if (arch.Graph is { } stored)
+            {
+                long elements = GraphJson.ParameterElements(stored), fileBytes = new FileInfo(path).Length;
+                if (elements > fileBytes)
+                    throw new ModelFileException(path, $"its graph describes {elements:N0} weights but the file has only {fileBytes:N0} bytes: corrupt or hostile");
+            }
             GraphModule model;
             try
             {

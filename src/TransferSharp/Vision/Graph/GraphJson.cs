@@ -1,0 +1,164 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>
+/// A <see cref="ModelGraph"/> as JSON, so that a graph no zoo builder makes (an imported ONNX network)
+/// can be stored in a model file and rebuilt from it. Ops are written as their record arguments with an
+/// <c>"op"</c> discriminator (the op's type name); only the op types of this library can be read back, so a
+/// hostile file can name no other type. Reading validates the graph like any other (names, inputs, order,
+/// shapes).
+/// </summary>
+public static class GraphJson
+{
+    private sealed record GraphDocument(string Name, long[] InputShape, IReadOnlyList<Node> Nodes, string Output, string? FeatureNode,
+        string? ClassifierNode, IReadOnlyList<LayerGroup> Groups, IReadOnlyList<string>? AuxOutputs, IReadOnlyList<string>? RegistrationOrder);
+
+    private static readonly Type[] OpTypes = typeof(Op).Assembly.GetTypes()
+        .Where(t => t.IsSubclassOf(typeof(Op)) && !t.IsAbstract && t.IsPublic)
+        .OrderBy(t => t.Name, StringComparer.Ordinal)
+        .ToArray();
+
+    /// <summary>The options used for graphs (also as a converter inside other documents).</summary>
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { Configure } },
+    };
+
+    /// <summary>The graph as JSON.</summary>
+    public static string Serialize(ModelGraph graph) => JsonSerializer.Serialize(ToDocument(graph), Options);
+
+    /// <summary>Reads a graph written by <see cref="Serialize"/>; malformed JSON, an unknown op or an invalid
+    /// graph is a <see cref="GraphException"/>.</summary>
+    public static ModelGraph Deserialize(string json)
+    {
+        GraphDocument? doc;
+        try
+        {
+            doc = JsonSerializer.Deserialize<GraphDocument>(json, Options);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or ArgumentException or InvalidOperationException)
+        {
+            throw new GraphException($"not a valid graph description: {e.Message}");
+        }
+        try
+        {
+            return FromDocument(doc ?? throw new GraphException("not a valid graph description: null"));
+        }
+        catch (Exception e) when (e is not GraphException and not OutOfMemoryException)
+        {
+            // Shape inference on hostile values (negative sizes, overflow, null entries) ends here.
+            throw new GraphException($"not a valid graph description: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// An upper bound of the parameter and buffer elements the graph's layers will allocate, computed from the
+    /// ops alone (before any allocation): a file describing a graph far larger than the weights it holds is refused
+    /// by the caller instead of allocating it.
+    /// </summary>
+    public static long ParameterElements(ModelGraph graph)
+    {
+        static long Mul(params long[] xs) { long n = 1; foreach (var x in xs) n = checked(n * Math.Max(x, 0)); return n; }
+        long total = 0;
+        try
+        {
+        foreach (var node in graph.Nodes)
+        {
+            long n = node.Op switch
+            {
+                Conv2dOp c => Mul(c.OutChannels, c.InChannels / Math.Max(c.Groups, 1), c.Kernel.H, c.Kernel.W) + c.OutChannels,
+                ConvTranspose2dOp c => Mul(c.InChannels, c.OutChannels / Math.Max(c.Groups, 1), c.Kernel.H, c.Kernel.W) + c.OutChannels,
+                LinearOp l => Mul(l.InFeatures, l.OutFeatures) + l.OutFeatures,
+                BatchNormOp b => Mul(4, b.Features) + 1,
+                GroupNormOp g => Mul(2, g.Channels),
+                ConstantOp k => Mul(k.Shape),
+                _ => 0,
+            };
+            total = checked(total + n);
+        }
+        }
+        catch (OverflowException)
+        {
+            return long.MaxValue;
+        }
+        return total;
+    }
+
+    private static GraphDocument ToDocument(ModelGraph g) =>
+        new(g.Name, g.InputShape, g.Nodes, g.Output, g.FeatureNode, g.ClassifierNode, g.Groups, g.AuxOutputs, g.RegistrationOrder);
+
+    private static ModelGraph FromDocument(GraphDocument d)
+    {
+        if (d.Name is null || d.InputShape is null || d.Nodes is null || d.Output is null || d.Groups is null)
+            throw new GraphException("not a valid graph description: name, inputShape, nodes, output and groups are required");
+        if (d.InputShape.Length != 4 || d.InputShape.Any(x => x <= 0 || x > 1 << 16))
+            throw new GraphException($"not a valid graph description: input shape [{string.Join(",", d.InputShape)}] is not a plausible [N, C, H, W]");
+        if (d.Nodes.Any(n => n is null || n.Op is null || n.Inputs is null || n.Name is null))
+            throw new GraphException("not a valid graph description: a node lacks its name, op or inputs");
+        var graph = new ModelGraph(d.Name, d.InputShape, d.Nodes, d.Output, d.FeatureNode, d.ClassifierNode, d.Groups, d.AuxOutputs)
+        {
+            RegistrationOrder = d.RegistrationOrder,
+        };
+        foreach (var (node, shape) in graph.Shapes)
+        {
+            if (shape.Any(x => x <= 0))
+                throw new GraphException($"not a valid graph description: node '{node}' would output shape [{string.Join(",", shape)}]");
+        }
+        return graph;
+    }
+
+    /// <summary>Ops are polymorphic with a closed list of types; records keep only their constructor
+    /// arguments (computed properties such as <see cref="Op.Kind"/> are not data).</summary>
+    private static void Configure(JsonTypeInfo info)
+    {
+        if (info.Type == typeof(Op))
+        {
+            info.PolymorphismOptions = new JsonPolymorphismOptions
+            {
+                TypeDiscriminatorPropertyName = "op",
+                UnknownDerivedTypeHandling = JsonUnknownDerivedTypeHandling.FailSerialization,
+            };
+            foreach (var t in OpTypes) info.PolymorphismOptions.DerivedTypes.Add(new JsonDerivedType(t, t.Name));
+            return;
+        }
+        if (info.Kind != JsonTypeInfoKind.Object || info.Type.Namespace != typeof(Op).Namespace) return;
+        var ctor = info.Type.GetConstructors(BindingFlags.Public | BindingFlags.Instance).OrderByDescending(c => c.GetParameters().Length).FirstOrDefault();
+        var parameters = new HashSet<string>((ctor?.GetParameters() ?? []).Select(p => p.Name!), StringComparer.OrdinalIgnoreCase);
+        for (int i = info.Properties.Count - 1; i >= 0; i--)
+        {
+            var p = info.Properties[i];
+            var member = p.AttributeProvider as MemberInfo;
+            if (member is null || !parameters.Contains(member.Name)) info.Properties.RemoveAt(i);
+        }
+    }
+
+    /// <summary>Writes and reads a <see cref="ModelGraph"/> property of another JSON document as a nested object.</summary>
+    public sealed class Converter : JsonConverter<ModelGraph>
+    {
+        /// <inheritdoc />
+        public override ModelGraph Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            using var doc = JsonDocument.ParseValue(ref reader);
+            try
+            {
+                return Deserialize(doc.RootElement.GetRawText());
+            }
+            catch (GraphException e)
+            {
+                throw new JsonException(e.Message, e);
+            }
+        }
+
+        /// <inheritdoc />
+        public override void Write(Utf8JsonWriter writer, ModelGraph value, JsonSerializerOptions options) =>
+            writer.WriteRawValue(Serialize(value), skipInputValidation: true);
+    }
+}
