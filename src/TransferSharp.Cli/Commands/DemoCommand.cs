@@ -85,9 +85,9 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         var headOptions = new TrainOptions
         {
             Mode = TrainMode.Head, Epochs = settings.HeadEpochs, BatchSize = 64, LearningRate = 3e-3, WeightDecay = 1e-4,
-            ValidationSplit = 0.2, Seed = 0, Loader = new LoaderOptions { BatchSize = 32 },
+            ValidationSplit = 0.2, Seed = 0, Loader = new LoaderOptions { BatchSize = 32 }, Device = settings.Device,
         };
-        var eval = new EvaluateOptions { TopK = 3, Loader = new LoaderOptions { BatchSize = 32 } };
+        var eval = new EvaluateOptions { TopK = 3, Device = settings.Device, Loader = new LoaderOptions { BatchSize = 32 } };
         var arms = new List<Arm>();
 
         Arm RunHead(string name, SourceModel source, out TrainedModel model)
@@ -121,7 +121,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
                 Mode = TrainMode.FineTune, Epochs = settings.FineTuneEpochs, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 32,
                 LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
                 Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0.2, Seed = 0,
-                Head = pretrainedHead.Architecture.Head,
+                Head = pretrainedHead.Architecture.Head, Device = settings.Device,
             };
             var modelPath = Path.Combine(settings.Out, "fashion.safetensors");
             using var tuned = Trainer.Train(fromHead, train, null, fineOptions,

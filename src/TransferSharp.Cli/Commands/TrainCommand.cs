@@ -337,9 +337,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        if (TorchRuntime.ParseDevice(settings.Device).type != TorchSharp.DeviceType.CPU)
-            throw new NotSupportedException("training runs on the CPU in this version; extraction, evaluation and prediction take --device");
-        var options = ToOptions(settings);
+        TorchRuntime.ParseDevice(settings.Device); // a clear error now when CUDA is asked for and absent
+        var options = ToOptions(settings) with { Device = settings.Device };
         options.Validate();
         var train = ImageDataset.Open(settings.Data);
         var val = settings.Val is null ? null : ImageDataset.Open(settings.Val);

@@ -110,7 +110,14 @@ internal sealed class Optimizer : IDisposable
     {
         foreach (var t in _state.Values) t.Dispose();
         _state.Clear();
-        foreach (var (name, t) in tensors) _state[name] = t.clone().DetachFromDisposeScope();
+        // Each state tensor goes where its parameter lives (a checkpoint is read on the CPU; training may run on a GPU).
+        var parameters = Groups.SelectMany(g => g.Parameters).ToDictionary(p => p.Name, p => p.Param, StringComparer.Ordinal);
+        foreach (var (name, t) in tensors)
+        {
+            int dot = name.LastIndexOf('.');
+            var device = dot > 0 && parameters.TryGetValue(name[..dot], out var p) ? p.device : t.device;
+            _state[name] = t.to(device, copy: true).DetachFromDisposeScope();
+        }
         Steps = steps;
     }
 

@@ -49,6 +49,11 @@ public sealed record TrainOptions
     /// <summary>Fine-tuning stage 2: unfreeze this group and everything above it (instead of <see cref="UnfreezeTop"/>).</summary>
     public string? UnfreezeFrom { get; init; }
 
+    /// <summary>Where training runs: "cpu" (default), "cuda", "cuda:N" or "auto" (CUDA needs a CUDA build of
+    /// TorchSharp). Batches are decoded on the CPU and moved; the returned model is on the CPU. Not part of a
+    /// checkpoint's identity: a run may resume on another device (bit-identical resumption holds per device).</summary>
+    public string Device { get; init; } = "cpu";
+
     /// <summary>Samples per forward pass (images when fine-tuning, feature vectors in head mode).</summary>
     public int BatchSize { get; init; } = 32;
 

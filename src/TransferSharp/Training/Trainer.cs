@@ -4,6 +4,8 @@ using TransferSharp.Data;
 using TransferSharp.Vision.Graph;
 using static TorchSharp.torch;
 
+using TransferSharp.Runtime;
+
 namespace TransferSharp.Training;
 
 /// <summary>Where training output and checkpoints go, and what to report.</summary>
@@ -90,13 +92,15 @@ public static class Trainer
         try
         {
             StateLoading.CopyShared(source.Model, model);
+            model.to(TorchRuntime.ParseDevice(options.Device));
             model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
             var task = createTask(model);
             // Decoding threads and prefetch change no result: a resumed run may use others.
-            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
+            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Device = "cpu", Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
                 source.Description, origin, trainCount, validationCount, string.Join(",", classes));
             var state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
             model.eval();
+            model.to(CPU);
             var record = new TrainingRecord
             {
                 Options = options,
@@ -158,6 +162,15 @@ public static class Trainer
         return seen == 0 ? (double.NaN, double.NaN) : (loss / seen, correct / (double)seen);
     }
 
+    /// <summary>The tensor on the device (itself when it is there already; otherwise a copy, and the original is disposed).</summary>
+    private static Tensor OnDevice(Tensor t, Device device)
+    {
+        if (t.device.type == device.type && t.device.index == device.index) return t;
+        var moved = t.to(device);
+        t.Dispose();
+        return moved;
+    }
+
     internal static IReadOnlyList<(string, Tensor)> HeadParameters(GraphModule model) =>
         model.named_parameters().Where(p => p.name.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
 
@@ -167,24 +180,26 @@ public static class Trainer
         private readonly Tensor _trainX, _trainY;
         private readonly Tensor? _valX, _valY;
         private readonly TrainOptions _options;
+        private readonly Device _device;
 
         public HeadTask(GraphModule model, FeatureSet train, FeatureSet? val, TrainOptions options)
         {
             Model = model;
             _options = options;
-            _trainX = train.ToTensor();
-            _trainY = train.LabelTensor();
+            _device = TorchRuntime.ParseDevice(options.Device);
+            _trainX = OnDevice(train.ToTensor(), _device);
+            _trainY = OnDevice(train.LabelTensor(), _device);
             if (val is { Count: > 0 })
             {
-                _valX = val.ToTensor();
-                _valY = val.LabelTensor();
+                _valX = OnDevice(val.ToTensor(), _device);
+                _valY = OnDevice(val.LabelTensor(), _device);
             }
             TrainCount = train.Count;
         }
 
         public static HeadTask Create(GraphModule model, SourceModel source, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
         {
-            var extract = new ExtractOptions { Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) } };
+            var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) } };
             var trainFeatures = FeatureExtractor.Extract(source, train, extract, run.BadImages, run.Progress, ct);
             var valFeatures = val is null ? null : FeatureExtractor.Extract(source, val, extract, run.BadImages, run.Progress, ct);
             return new HeadTask(model, trainFeatures, valFeatures, options);
@@ -209,7 +224,7 @@ public static class Trainer
             for (int s = 0; s < order.Length; s += _options.BatchSize)
             {
                 var idx = order.Skip(s).Take(_options.BatchSize).Select(i => (long)i).ToArray();
-                using var index = torch.tensor(idx);
+                using var index = torch.tensor(idx, device: _device);
                 yield return (_trainX.index_select(0, index), _trainY.index_select(0, index));
             }
         }
@@ -236,6 +251,7 @@ public static class Trainer
         private readonly Dataset? _val;
         private readonly TrainOptions _options;
         private readonly TrainRunOptions _run;
+        private readonly Device _device;
 
         public FineTuneTask(GraphModule model, Vision.Preprocessing.Preprocessing preprocessing, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run)
         {
@@ -245,6 +261,7 @@ public static class Trainer
             _val = val is { Count: > 0 } ? val : null;
             _options = options;
             _run = run;
+            _device = TorchRuntime.ParseDevice(options.Device);
             // Check the unfreeze setting now, not after stage 1 has run.
             var groups = model.GroupNames;
             if (options.UnfreezeTop is { } n && n > groups.Count)
@@ -282,7 +299,7 @@ public static class Trainer
             var transform = new Data.SampleTransform(_preprocessing, _options.Augmentation);
             var order = DataLoader.Order(_train.Count, true, _options.Seed, epoch);
             foreach (var b in DataLoader.Batches(_train, order, transform, _options.Loader with { BatchSize = _options.BatchSize }, _options.Seed, epoch, _run.BadImages, cancellation))
-                yield return (b.Images, b.Labels);
+                yield return (OnDevice(b.Images, _device), OnDevice(b.Labels, _device));
         }
 
         public Tensor Forward(Tensor x) => Model.forward(x);
@@ -291,7 +308,7 @@ public static class Trainer
         {
             var transform = new Data.SampleTransform(_preprocessing);
             var batches = DataLoader.Batches(_val!, Enumerable.Range(0, _val!.Count).ToArray(), transform, _options.Loader with { BatchSize = _options.BatchSize },
-                badImages: _run.BadImages, cancellation: cancellation).Select(b => (b.Images, b.Labels));
+                badImages: _run.BadImages, cancellation: cancellation).Select(b => (OnDevice(b.Images, _device), OnDevice(b.Labels, _device)));
             return Score(Model, batches, Model.forward, "validate", _val.Count, progress, cancellation);
         }
 

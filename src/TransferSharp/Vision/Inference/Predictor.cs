@@ -47,7 +47,7 @@ public sealed class Predictor : IDisposable
         _device = Runtime.TorchRuntime.ParseDevice(Options.Device);
         _channelsLast = Options.ChannelsLast && _device.type == DeviceType.CPU;
         _model = Options.FoldBatchNorm ? InferenceOptimizer.FoldBatchNorm(model) : Clone(model);
-        if (_device.type != DeviceType.CPU) _model.to(_device);
+        _model.to(_device); // also when the source model lives elsewhere (a model trained on a GPU, predicting on the CPU)
         if (_channelsLast) InferenceOptimizer.ToChannelsLast(_model);
         _model.eval();
         foreach (var p in _model.parameters()) p.requires_grad = false;

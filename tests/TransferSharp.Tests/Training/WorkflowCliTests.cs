@@ -1,0 +1,52 @@
+using TransferSharp.Tests.Support;
+using Xunit;
+
+namespace TransferSharp.Tests.Training;
+
+/// <summary>`transfer train | evaluate | extract | predict` on an image folder, with --json, in-process.</summary>
+[Collection("Console")]
+[Trait("Category", "Training")]
+public sealed class WorkflowCliTests : IDisposable
+{
+    private readonly string _dir = Paths.NewTempDir();
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    [Fact]
+    public void Train_evaluate_extract_and_predict_on_a_folder()
+    {
+        var data = TrainingData.Folder(Path.Combine(_dir, "data"), 4, "bag", "coat", "sandal");
+        var model = Path.Combine(_dir, "m.safetensors");
+        var common = new[] { "--weights", "none", "--image-size", "32" };
+
+        var train = CliRunner.RunJson(["train", "--model", "resnet18", .. common, "--data", data, "--mode", "finetune", "--epochs", "2", "--val-split", "0.25", "--out", model]);
+        Assert.True(File.Exists(model), train.ToString());
+        Assert.False(File.Exists(model + ".checkpoint"), "the checkpoint is removed when training completes");
+
+        var confusion = Path.Combine(_dir, "confusion.png");
+        var eval = CliRunner.RunJson("evaluate", "--model", model, "--data", data, "--confusion-png", confusion);
+        var accuracy = eval.GetProperty("accuracy").GetDouble();
+        Assert.InRange(accuracy, 0, 1);
+        Assert.True(new FileInfo(confusion).Length > 1000);
+
+        foreach (var ext in new[] { ".npy", ".csv", ".parquet" })
+        {
+            var features = Path.Combine(_dir, "features" + ext);
+            CliRunner.RunJson(["extract", "--model", "resnet18", .. common, "--data", data, "--out", features]);
+            Assert.True(new FileInfo(features).Length > 0, ext);
+        }
+
+        var image = Directory.GetFiles(Path.Combine(data, "sandal"))[0];
+        var predicted = CliRunner.RunJson("predict", "--model", model, image);
+        Assert.Contains(predicted.GetProperty("predictions")[0].GetProperty("top")[0].GetProperty("label").GetString(), new[] { "bag", "coat", "sandal" });
+    }
+
+    [Fact]
+    public void Asking_for_cuda_without_it_says_what_to_reference()
+    {
+        var data = TrainingData.Folder(Path.Combine(_dir, "data"), 2, "bag", "coat");
+        var (code, _, err) = CliRunner.Run("train", "--model", "resnet18", "--weights", "none", "--data", data, "--out", Path.Combine(_dir, "x.safetensors"), "--device", "cuda");
+        Assert.NotEqual(0, code);
+        Assert.Contains("CUDA build of TorchSharp", err.Replace("\n", " "));
+    }
+}
