@@ -6,8 +6,24 @@ namespace TransferSharp.Cli;
 /// <summary>Progress and messages on stderr, so stdout stays clean for --json.</summary>
 public static class ConsoleUi
 {
-    /// <summary>A console writing to stderr.</summary>
-    public static IAnsiConsole Err { get; } = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    private static (TextWriter Writer, IAnsiConsole Console)? _err;
+
+    /// <summary>A console writing to the current stderr (made anew when <see cref="Console.Error"/> was redirected
+    /// since, so that a host that swaps the writer — tests, an app running commands in-process — gets the messages).</summary>
+    public static IAnsiConsole Err
+    {
+        get
+        {
+            var writer = Console.Error;
+            var current = _err;
+            if (current is null || !ReferenceEquals(current.Value.Writer, writer))
+            {
+                current = (writer, AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) }));
+                _err = current;
+            }
+            return current.Value.Console;
+        }
+    }
 
     /// <summary>Runs work that may download checkpoints, drawing a progress bar per download.</summary>
     public static T WithDownloadProgress<T>(Func<IProgress<DownloadProgress>, T> work)

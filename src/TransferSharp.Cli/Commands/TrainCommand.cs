@@ -11,7 +11,7 @@ namespace TransferSharp.Cli.Commands;
 /// <summary>Console plumbing shared by the workflow commands: Ctrl+C, progress lines, bad-image reports.</summary>
 internal static class WorkflowConsole
 {
-    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    public static IAnsiConsole Err => ConsoleUi.Err;
 
     /// <summary>Progress as one updating line on stderr (a terminal) or a line per ~10% (a pipe).</summary>
     public sealed class ProgressLine : IProgress<ProgressInfo>
