@@ -6,6 +6,7 @@ using TransferSharp.Vision.Graph;
 using static TorchSharp.torch;
 using OnnxProto = global::Onnx;
 using PreprocessingRecord = TransferSharp.Vision.Preprocessing.Preprocessing;
+using TransferSharp.IO;
 
 namespace TransferSharp.Onnx;
 
@@ -75,24 +76,7 @@ public static class OnnxExporter
     {
         options ??= new OnnxExportOptions();
         var model = Build(module, options);
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var tmp = Path.Combine(dir, "." + Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp");
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
-            {
-                model.WriteTo(fs);
-                fs.Flush(true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+        AtomicFile.Write(path, model.WriteTo);
     }
 
     /// <summary>The preprocessing recorded by <see cref="Export"/>, or null.</summary>

@@ -6,6 +6,7 @@ using TransferSharp.Data;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Inference;
 using static TorchSharp.torch;
+using TransferSharp.IO;
 
 namespace TransferSharp.Training;
 

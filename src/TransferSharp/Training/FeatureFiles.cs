@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Parquet;
 using Parquet.Schema;
+using TransferSharp.IO;
 
 namespace TransferSharp.Training;
 

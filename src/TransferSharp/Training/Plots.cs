@@ -1,5 +1,6 @@
 using ScottPlot;
 using SkiaSharp;
+using TransferSharp.IO;
 
 namespace TransferSharp.Training;
 

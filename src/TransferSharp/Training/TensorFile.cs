@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using TorchSharp;
 using TransferSharp.Weights;
@@ -64,36 +63,4 @@ internal static class TensorFile
             throw new ModelFileException(path, $"the safetensors header is not valid JSON: {e.Message}", e);
         }
     }
-}
-
-/// <summary>Writes files under a temporary name in the same folder and renames them when complete.</summary>
-internal static class AtomicFile
-{
-    public static void Write(string path, Action<FileStream> write)
-    {
-        var full = Path.GetFullPath(path);
-        var dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, "." + Path.GetFileName(full) + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        try
-        {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                write(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
-    }
-
-    public static void WriteText(string path, string text) => Write(path, fs =>
-    {
-        var bytes = new UTF8Encoding(false).GetBytes(text);
-        fs.Write(bytes);
-    });
 }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
+using TransferSharp.IO;
 
 namespace TransferSharp.Text.Formats;
 

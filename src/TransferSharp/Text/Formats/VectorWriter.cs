@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using TransferSharp.IO;
 
 namespace TransferSharp.Text.Formats;
 

@@ -2,6 +2,7 @@ using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using static TorchSharp.torch;
+using TransferSharp.IO;
 
 namespace TransferSharp.Weights;
 
@@ -227,27 +228,14 @@ public static class SafeTensors
         TensorBytes.EnsureLittleEndianHost();
         var list = tensors.ToList();
         var header = BuildHeader(list, metadata);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = full + $".tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                Span<byte> length = stackalloc byte[8];
-                BitConverter.TryWriteBytes(length, (ulong)header.Length);
-                fs.Write(length);
-                fs.Write(header);
-                foreach (var (_, t) in list) TensorBytes.WriteTo(t, fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(temp); } catch (IOException) { }
-            throw;
-        }
+            Span<byte> length = stackalloc byte[8];
+            BitConverter.TryWriteBytes(length, (ulong)header.Length);
+            fs.Write(length);
+            fs.Write(header);
+            foreach (var (_, t) in list) TensorBytes.WriteTo(t, fs);
+        });
     }
 
     private static byte[] BuildHeader(List<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata)

@@ -1,7 +1,13 @@
-namespace TransferSharp.Text.Formats;
+using System.Text;
 
-/// <summary>Writes a file under a temporary name in the same directory and renames it into place when
-/// complete, so readers never see half a file and a cancelled or failed write leaves nothing behind.</summary>
+namespace TransferSharp.IO;
+
+/// <summary>
+/// The one way this library writes a file: under a hidden temporary name in the same folder
+/// (<c>.NAME.tmp-PID-GUID</c>), flushed to disk, then renamed into place. Readers never see half a file, and a
+/// cancelled, failed or killed write leaves the previous file (if any) intact and no temporary behind (a kill
+/// can leave only the hidden temporary).
+/// </summary>
 internal static class AtomicFile
 {
     public static void Write(string path, Action<FileStream> write)
@@ -25,4 +31,7 @@ internal static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>Writes UTF-8 text (no byte-order mark).</summary>
+    public static void WriteText(string path, string text) => Write(path, fs => fs.Write(new UTF8Encoding(false).GetBytes(text)));
 }
