@@ -1,17 +1,9 @@
 """PyTorch peer for the `training` bench suite: images/s of a fine-tuning step (torchvision model with a
 10-class head, train mode, cross-entropy, backward, AdamW, zero_grad) and the process's peak resident memory.
 Prints one JSON object. Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision, libopenblas0-pthread)."""
-import json, resource, sys, time
+import json, resource, sys
 import torch, torchvision
-
-def median_seconds(fn, warmup=2, repeats=5):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-    ts.sort()
-    return ts[len(ts) // 2]
+from peer_timing import median_seconds
 
 def main():
     args = json.loads(sys.argv[1])
