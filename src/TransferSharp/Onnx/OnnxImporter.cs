@@ -105,7 +105,7 @@ public static class OnnxImporter
         public OnnxModel Run(List<OnnxProto.NodeProto> order)
         {
             var g = _model.Graph;
-            var inputs = g.Input.Where(i => !_initializers.ContainsKey(i.Name)).ToList();
+            var inputs = OnnxModelFile.FedInputs(g);
             if (inputs.Count != 1)
                 throw new OnnxException(_file, $"has {inputs.Count} graph inputs ({string.Join(", ", inputs.Select(i => i.Name))}); the importer takes models with one image input");
             var input = inputs[0];
@@ -164,7 +164,7 @@ public static class OnnxImporter
             var state = _state.Where(kv => needed.Contains(kv.Key[..kv.Key.LastIndexOf('.')]))
                 .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
             var producer = $"{_model.ProducerName} {_model.ProducerVersion}".Trim();
-            var metadata = _model.MetadataProps.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal);
+            var metadata = OnnxModelFile.Metadata(_model);
             return new OnnxModel(_file, graph, state, _opset, producer, input.Name, outputName, _nodeNames, metadata);
         }
 
@@ -672,9 +672,7 @@ public static class OnnxImporter
 
         private void Reshape()
         {
-            ConstTensor target;
-            if (_opset < 5) target = new ConstTensor([Ints("shape")!.Length], Ints("shape")!);
-            else target = Const(1, "shape");
+            var target = Const(1, "shape"); // opset ≥ 5 (the importer reads 7–21): the shape is an input
             var shape = target.AsInts();
             if (Int("allowzero", 0) != 0 && shape.Contains(0)) throw new UnsupportedVariant("allowzero with a zero in the shape");
             if (IsConst(0))

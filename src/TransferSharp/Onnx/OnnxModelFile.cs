@@ -29,6 +29,17 @@ internal static class OnnxModelFile
         return model;
     }
 
+    /// <summary>The file's <c>metadata_props</c> as a dictionary; a key given twice keeps its last value.</summary>
+    internal static Dictionary<string, string> Metadata(OnnxProto.ModelProto model) =>
+        model.MetadataProps.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Last().Value, StringComparer.Ordinal);
+
+    /// <summary>The graph inputs that are not initializers (the inputs a caller feeds).</summary>
+    internal static List<OnnxProto.ValueInfoProto> FedInputs(OnnxProto.GraphProto graph)
+    {
+        var initializers = graph.Initializer.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        return graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
+    }
+
     /// <summary>The default-domain opset the model declares.</summary>
     internal static int Opset(string path, OnnxProto.ModelProto model)
     {

@@ -36,12 +36,12 @@ public sealed class OnnxRuntimeEngine : IDisposable
         options ??= new OnnxRuntimeOptions();
         Path = System.IO.Path.GetFullPath(path);
         var model = OnnxModelFile.Read(Path);
-        var inputs = model.Graph.Input.Where(i => model.Graph.Initializer.All(t => t.Name != i.Name)).ToList();
+        var inputs = OnnxModelFile.FedInputs(model.Graph);
         if (inputs.Count != 1) throw new OnnxException(Path, $"has {inputs.Count} inputs; the engine runs single-input image models");
         InputName = inputs[0].Name;
         OutputName = model.Graph.Output[0].Name;
         _featuresOutput = model.Graph.Output.Skip(1).FirstOrDefault(o => o.Name == OnnxExporter.FeaturesOutputName)?.Name;
-        Metadata = model.MetadataProps.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
+        Metadata = OnnxModelFile.Metadata(model);
         var dims = inputs[0].Type?.TensorType?.Shape?.Dim;
         InputShape = dims?.Select(d => d.HasDimValue ? d.DimValue : -1L).ToArray() ?? [];
         byte[]? patched = null;

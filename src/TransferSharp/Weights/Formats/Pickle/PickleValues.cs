@@ -83,10 +83,7 @@ internal sealed record PyGlobal(string Module, string Name, GlobalKind Kind, Sca
 /// <param name="DType">Element type of the storage (Byte for untyped storages).</param>
 /// <param name="Numel">Elements in the storage.</param>
 /// <param name="ElementOffset">Legacy storage views: first element of the view within the root storage.</param>
-internal sealed record StorageRef(string Key, ScalarType DType, long Numel, long ElementOffset = 0)
-{
-    public long ByteLength => Numel * TensorBytes.ElementSize(DType);
-}
+internal sealed record StorageRef(string Key, ScalarType DType, long Numel, long ElementOffset = 0);
 
 /// <summary>A tensor as a strided view of a storage; its data is read only if it is used.</summary>
 internal sealed record TensorRef(StorageRef Storage, ScalarType DType, long Offset, long[] Size, long[] Stride);
