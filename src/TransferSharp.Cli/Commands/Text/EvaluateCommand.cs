@@ -33,7 +33,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
             // fastText's own measure (P@1/R@1 over lines with known labels), and accuracy over every line.
             fastTextTest = ft.Test(settings.Data, 1);
             var data = TextDataset.Load(settings.Data);
-            var predicted = model.Predict(data.Examples.Select(e => e.Text).ToList(), 1, 0).Select(p => p.Count > 0 ? p[0].Label : "").ToList();
+            var predicted = model.Predict(data.Examples.Select(e => e.Text).ToList(), 1, 0).Select(p => p.Count > 0 ? TextModelFile.StripPrefix(p[0].Label) : "").ToList();
             evaluation = TextClassifier.Score(data.Examples.Select(e => e.Label).ToList(), predicted);
         }
         else evaluation = model.Ours!.Evaluate(TextDataset.Load(settings.Data));
