@@ -80,7 +80,7 @@ public static class TrainingBench
         using var source = SourceModel.Open(model, "none");
         var arch = source.Architecture! with { NumClasses = 10 };
         using var net = arch.Build();
-        StateLoading.CopyShared(source.Model, net);
+        net.CopyMatchingFrom(source.Model);
         net.Unfreeze();
         net.train();
         var groups = new[] { new ParamGroup("all", net.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToArray(), 1e-4) };

@@ -113,20 +113,5 @@ public static class GraphSurgery
 
     /// <summary>Copies every parameter and buffer that both modules have under the same name and shape
     /// (e.g. from an imported model into a cut-and-extended copy); returns how many were copied.</summary>
-    public static int CopyState(GraphModule from, GraphModule to)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var source = from.state_dict();
-        int copied = 0;
-        foreach (var (name, target) in to.state_dict())
-        {
-            if (source.TryGetValue(name, out var s) && s.shape.SequenceEqual(target.shape))
-            {
-                target.copy_(s);
-                copied++;
-            }
-        }
-        return copied;
-    }
+    public static int CopyState(GraphModule from, GraphModule to) => to.CopyMatchingFrom(from);
 }

@@ -24,5 +24,5 @@ public static class OnnxVisionModels
 
     /// <summary>ImageNet's mean and std with torchvision's 0.875 crop ratio at the given input size.</summary>
     internal static Vision.Preprocessing.Preprocessing DefaultPreprocessing(long size) =>
-        Vision.Preprocessing.Preprocessing.ImageNet with { CropSize = (int)size, ResizeSize = (int)Math.Floor(size / 0.875) };
+        Vision.Preprocessing.Preprocessing.ImageNet.AtCropSize((int)size);
 }

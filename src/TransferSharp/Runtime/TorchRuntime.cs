@@ -49,6 +49,10 @@ public static partial class TorchRuntime
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
 
+    /// <summary>True when the tensor lives on that device; a device without an index ("cuda") matches any index.</summary>
+    public static bool IsOn(Tensor t, Device device) =>
+        t.device.type == device.type && (device.index < 0 || t.device.index == device.index);
+
     /// <summary>
     /// Parses a device name: "cpu" (default), "cuda", "cuda:N", or "auto" (CUDA when this process
     /// has a CUDA build of LibTorch and a GPU, else CPU). Asking for CUDA without it is an error

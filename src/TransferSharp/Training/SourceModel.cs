@@ -57,13 +57,13 @@ public sealed class SourceModel : IDisposable
             if (TrainedModel.IsModelFile(model))
             {
                 var trained = TrainedModel.Load(model);
-                var pre = imageSize is { } s ? WithSize(trained.Preprocessing, s) : trained.Preprocessing;
+                var pre = imageSize is { } s ? trained.Preprocessing.AtCropSize(s) : trained.Preprocessing;
                 return new SourceModel(trained.Model, trained.Architecture, pre, model, trained);
             }
             if (File.Exists(model))
             {
                 var other = VisionModel.Load(model, null, null, progress, cancellation);
-                var pre = imageSize is { } s ? WithSize(other.Preprocessing, s) : other.Preprocessing;
+                var pre = imageSize is { } s ? other.Preprocessing.AtCropSize(s) : other.Preprocessing;
                 // An imported graph with a feature node trains like a zoo body: its graph is stored in the model file.
                 if (other.Module.Graph.FeatureNode is null)
                     return new SourceModel(other.Module, null, pre, other.Description, null);
@@ -71,7 +71,7 @@ public sealed class SourceModel : IDisposable
                 {
                     var imported = new ModelArchitecture { Zoo = "onnx:" + Path.GetFileName(model), Graph = other.Module.Graph, InChannels = other.Module.Graph.InChannels, ImageSize = imageSize };
                     var body = imported.Build();
-                    StateLoading.CopyShared(other.Module, body);
+                    body.CopyMatchingFrom(other.Module);
                     return new SourceModel(body, imported, pre, other.Description, null);
                 }
             }
@@ -83,8 +83,8 @@ public sealed class SourceModel : IDisposable
         if (IsRandom(weights)) torch.manual_seed(randomSeed);
         using var loaded = VisionModel.Load(entry.Name, IsRandom(weights) ? "none" : weights, null, progress, cancellation);
         var headless = arch.Build();
-        StateLoading.CopyShared(loaded.Module, headless);
-        var preprocessing = imageSize is { } size ? WithSize(loaded.Preprocessing, size) : loaded.Preprocessing;
+        headless.CopyMatchingFrom(loaded.Module);
+        var preprocessing = imageSize is { } size ? loaded.Preprocessing.AtCropSize(size) : loaded.Preprocessing;
         return new SourceModel(headless, arch, preprocessing, loaded.Description, null);
     }
 
@@ -94,10 +94,6 @@ public sealed class SourceModel : IDisposable
         new(model, architecture, preprocessing, description, null) { _ownsModel = false };
 
     private bool _ownsModel = true;
-
-    /// <summary>The same transform at another crop size (resize = crop / 0.875, torchvision's ratio).</summary>
-    public static Preprocessing WithSize(Preprocessing p, int cropSize) =>
-        p with { CropSize = cropSize, ResizeSize = (int)Math.Floor(cropSize / 0.875) };
 
     /// <inheritdoc />
     public void Dispose()

@@ -208,21 +208,4 @@ internal static class StateLoading
             else using (var c = g.to(t.dtype)) t.copy_(c);
         }
     }
-
-    /// <summary>Copies the tensors two modules share by name and shape (e.g. a pretrained body into a new model); returns how many.</summary>
-    public static int CopyShared(nn.Module from, nn.Module to)
-    {
-        var src = from.state_dict();
-        int copied = 0;
-        using var _ = no_grad();
-        foreach (var (name, t) in to.state_dict())
-        {
-            if (src.TryGetValue(name, out var s) && s.shape.SequenceEqual(t.shape))
-            {
-                t.copy_(s);
-                copied++;
-            }
-        }
-        return copied;
-    }
 }

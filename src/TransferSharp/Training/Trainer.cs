@@ -91,7 +91,7 @@ public static class Trainer
         var model = arch.Build();
         try
         {
-            StateLoading.CopyShared(source.Model, model);
+            model.CopyMatchingFrom(source.Model);
             model.to(TorchRuntime.ParseDevice(options.Device));
             model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
             var task = createTask(model);
@@ -165,7 +165,7 @@ public static class Trainer
     /// <summary>The tensor on the device (itself when it is there already; otherwise a copy, and the original is disposed).</summary>
     private static Tensor OnDevice(Tensor t, Device device)
     {
-        if (t.device.type == device.type && t.device.index == device.index) return t;
+        if (TorchRuntime.IsOn(t, device)) return t;
         var moved = t.to(device);
         t.Dispose();
         return moved;

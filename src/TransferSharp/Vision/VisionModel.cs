@@ -78,7 +78,7 @@ public sealed class VisionModel : IDisposable
     {
         var tag = WeightRegistry.For(entry.Name).FirstOrDefault();
         if (tag is not null) return tag.Preprocessing;
-        return Vision.Preprocessing.Preprocessing.ImageNet with { CropSize = entry.NativeSize, ResizeSize = (int)Math.Floor(entry.NativeSize / 0.875) };
+        return Vision.Preprocessing.Preprocessing.ImageNet.AtCropSize(entry.NativeSize);
     }
 
     /// <summary>A reusable, thread-safe predictor for this model (optimised copy; this model stays as is).</summary>

@@ -56,9 +56,7 @@ public sealed class Predictor : IDisposable
     private static GraphModule Clone(GraphModule model)
     {
         var copy = new GraphModule(model.Graph);
-        var src = model.state_dict();
-        using var _ = no_grad();
-        foreach (var (name, t) in copy.state_dict()) t.copy_(src[name]);
+        copy.CopyMatchingFrom(model);
         return copy;
     }
 
@@ -84,7 +82,7 @@ public sealed class Predictor : IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var x = batch.device.type == _device.type ? batch : batch.to(_device);
+        var x = Runtime.TorchRuntime.IsOn(batch, _device) ? batch : batch.to(_device);
         if (_channelsLast) x = InferenceOptimizer.ChannelsLast(x);
         var y = f(_model)(x);
         if (y.device.type != DeviceType.CPU) y = y.cpu();

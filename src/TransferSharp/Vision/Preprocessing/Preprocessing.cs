@@ -56,6 +56,10 @@ public sealed record Preprocessing
     /// <summary>torchvision's ImageNet default: resize 256, crop 224, bilinear, ImageNet mean/std.</summary>
     public static Preprocessing ImageNet { get; } = new();
 
+    /// <summary>The same transform at another crop size, resizing by torchvision's 0.875 crop ratio
+    /// (resize = ⌊crop / 0.875⌋: 224 → 256).</summary>
+    public Preprocessing AtCropSize(int cropSize) => this with { CropSize = cropSize, ResizeSize = (int)Math.Floor(cropSize / 0.875) };
+
     /// <summary>timm's convention: crop size and crop_pct give the resize size, floor(crop / crop_pct).</summary>
     public static Preprocessing FromCropPct(int cropSize, double cropPct, Interpolation interpolation, IReadOnlyList<double> mean, IReadOnlyList<double> std) => new()
     {
