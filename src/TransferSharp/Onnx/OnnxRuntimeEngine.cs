@@ -32,10 +32,16 @@ public sealed class OnnxRuntimeEngine : IDisposable
 
     /// <summary>Opens a file.</summary>
     public OnnxRuntimeEngine(string path, OnnxRuntimeOptions? options = null)
+        : this(OnnxModelFile.Read(System.IO.Path.GetFullPath(path)), System.IO.Path.GetFullPath(path), options, onDisk: true)
+    {
+    }
+
+    /// <summary>Runs a model held in memory (<paramref name="label"/> names it in errors); with
+    /// <paramref name="onDisk"/>, <paramref name="label"/> is its file, which ONNX Runtime reads itself (external data included).</summary>
+    internal OnnxRuntimeEngine(OnnxProto.ModelProto model, string label, OnnxRuntimeOptions? options = null, bool onDisk = false)
     {
         options ??= new OnnxRuntimeOptions();
-        Path = System.IO.Path.GetFullPath(path);
-        var model = OnnxModelFile.Read(Path);
+        Path = label;
         var inputs = OnnxModelFile.FedInputs(model.Graph);
         if (inputs.Count != 1) throw new OnnxException(Path, $"has {inputs.Count} inputs; the engine runs single-input image models");
         InputName = inputs[0].Name;
@@ -60,7 +66,8 @@ public sealed class OnnxRuntimeEngine : IDisposable
         if (options.Threads > 0) so.IntraOpNumThreads = options.Threads;
         try
         {
-            _session = patched is null ? new InferenceSession(Path, so) : new InferenceSession(patched, so);
+            var bytes = patched ?? (onDisk ? null : model.ToByteArray());
+            _session = bytes is null ? new InferenceSession(Path, so) : new InferenceSession(bytes, so);
         }
         catch (OnnxRuntimeException e)
         {
@@ -68,7 +75,7 @@ public sealed class OnnxRuntimeEngine : IDisposable
         }
     }
 
-    /// <summary>The file.</summary>
+    /// <summary>The file (for a model exported in memory, a description of it).</summary>
     public string Path { get; }
 
     /// <summary>Name of the image input.</summary>

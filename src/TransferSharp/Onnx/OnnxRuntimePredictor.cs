@@ -35,20 +35,11 @@ public sealed class OnnxRuntimePredictor : IDisposable
             OnnxExporter.ReadLabels(engine.Metadata), batchSize);
     }
 
-    /// <summary>Exports a loaded model and opens it in ONNX Runtime.</summary>
+    /// <summary>Exports a loaded model (in memory) and opens it in ONNX Runtime.</summary>
     public static OnnxRuntimePredictor FromModel(VisionModel model, OnnxRuntimeOptions? options = null, int batchSize = 16)
     {
-        var dir = Path.Combine(Path.GetTempPath(), "transfersharp-ort-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            var file = Path.Combine(dir, "model.onnx");
-            OnnxExporter.Export(model.Module, file, new OnnxExportOptions { Preprocessing = model.Preprocessing, Labels = model.Labels });
-            return new OnnxRuntimePredictor(new OnnxRuntimeEngine(file, options), model.Preprocessing, model.Labels, batchSize);
-        }
-        finally
-        {
-            try { Directory.Delete(dir, true); } catch (IOException) { }
-        }
+        var proto = OnnxExporter.Build(model.Module, new OnnxExportOptions { Preprocessing = model.Preprocessing, Labels = model.Labels });
+        return new OnnxRuntimePredictor(new OnnxRuntimeEngine(proto, $"{model.Description}, exported to ONNX in memory", options), model.Preprocessing, model.Labels, batchSize);
     }
 
     /// <summary>The eval transform applied to image files.</summary>
@@ -70,19 +61,8 @@ public sealed class OnnxRuntimePredictor : IDisposable
     public Tensor Features(Tensor batch) => _engine.PooledFeatures(batch);
 
     /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
-    {
-        var results = new List<Prediction>(imagePaths.Count);
-        for (int start = 0; start < imagePaths.Count; start += BatchSize)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            var chunk = imagePaths.Skip(start).Take(BatchSize).ToArray();
-            using var batch = ImageTransforms.LoadBatch(chunk, Preprocessing);
-            using var logits = Forward(batch);
-            results.AddRange(Predictor.TopK(logits, chunk, top, Labels));
-        }
-        return results;
-    }
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default) =>
+        Predictor.PredictFiles(imagePaths, BatchSize, Preprocessing, Labels, top, Forward, cancellation);
 
     /// <summary>Pooled features [N, F] for image files, batched.</summary>
     public Tensor ExtractFeatures(IReadOnlyList<string> imagePaths, CancellationToken cancellation = default)

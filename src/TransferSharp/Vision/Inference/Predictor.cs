@@ -90,16 +90,22 @@ public sealed class Predictor : IDisposable
     }
 
     /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default) =>
+        PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Forward, cancellation);
+
+    /// <summary>Decodes image files in batches, runs <paramref name="forward"/> and labels the top-k classes (shared
+    /// with the ONNX Runtime predictor).</summary>
+    internal static IReadOnlyList<Prediction> PredictFiles(IReadOnlyList<string> imagePaths, int batchSize, Preprocessing.Preprocessing preprocessing,
+        IReadOnlyList<string> labels, int top, Func<Tensor, Tensor> forward, CancellationToken cancellation)
     {
         var results = new List<Prediction>(imagePaths.Count);
-        for (int start = 0; start < imagePaths.Count; start += Options.BatchSize)
+        for (int start = 0; start < imagePaths.Count; start += batchSize)
         {
             cancellation.ThrowIfCancellationRequested();
-            var chunk = imagePaths.Skip(start).Take(Options.BatchSize).ToArray();
-            using var batch = ImageTransforms.LoadBatch(chunk, Preprocessing);
-            using var logits = Forward(batch);
-            results.AddRange(TopK(logits, chunk, top));
+            var chunk = imagePaths.Skip(start).Take(batchSize).ToArray();
+            using var batch = ImageTransforms.LoadBatch(chunk, preprocessing);
+            using var logits = forward(batch);
+            results.AddRange(TopK(logits, chunk, top, labels));
         }
         return results;
     }
