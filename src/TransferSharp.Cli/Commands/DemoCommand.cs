@@ -78,7 +78,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         var test = ImageDataset.FromFolder(Path.Combine(root, "test"));
         Directory.CreateDirectory(settings.Out);
         var progress = settings.Json ? null : new WorkflowConsole.ProgressLine();
-        var err = WorkflowConsole.Err;
+        var err = ConsoleUi.Err;
         void Say(string markup) { if (!settings.Json) err.MarkupLine(markup); }
         Say($"[bold]TransferSharp demo[/]: {train.Count} training and {test.Count} test images of {train.ClassNames.Count} classes from {Markup.Escape(root)}, model {Markup.Escape(settings.Model)}{(settings.ImageSize is { } px ? $" at {px}²" : "")}, offline");
 

@@ -59,7 +59,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         AnsiConsole.Write(new Spectre.Console.Text(report.ConfusionMatrixText()));
         AnsiConsole.MarkupLine($"accuracy [bold]{report.Accuracy:P2}[/], top-{report.TopK} {report.TopKAccuracy:P2} on {report.Count} images" + (report.Loss is { } l ? $", loss {l:F4}" : ""));
         if (settings.ConfusionPng is { } p) AnsiConsole.MarkupLine($"wrote {Markup.Escape(p)}");
-        WorkflowConsole.ReportBadImages(bad, false);
+        WorkflowConsole.ReportBadImages(bad);
         return 0;
     }
 }

@@ -50,7 +50,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
         var bad = new BadImageLog();
         var options = new ExtractOptions { Pool = pool, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        if (!settings.Json) WorkflowConsole.Err.MarkupLine($"extracting {source.Model.NumFeatures}-d features of [bold]{Markup.Escape(source.Description)}[/] for {data.Count} images");
+        if (!settings.Json) ConsoleUi.Err.MarkupLine($"extracting {source.Model.NumFeatures}-d features of [bold]{Markup.Escape(source.Description)}[/] for {data.Count} images");
         var set = FeatureExtractor.ExtractToFile(source, data, settings.Out, options, bad, new WorkflowConsole.ProgressLine(), cancellation);
         double seconds = clock.Elapsed.TotalSeconds;
         if (settings.Json)
@@ -63,7 +63,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
             });
             return 0;
         }
-        WorkflowConsole.ReportBadImages(bad, false);
+        WorkflowConsole.ReportBadImages(bad);
         AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(settings.Out)}[/]: {set.Count} × {set.Dimension} features, {set.ClassNames.Count} classes, {seconds:F1}s");
         return 0;
     }

@@ -11,8 +11,6 @@ namespace TransferSharp.Cli.Commands;
 /// <summary>Console plumbing shared by the workflow commands: Ctrl+C, progress lines, bad-image reports.</summary>
 internal static class WorkflowConsole
 {
-    public static IAnsiConsole Err => ConsoleUi.Err;
-
     /// <summary>Progress as one updating line on stderr (a terminal) or a line per ~10% (a pipe).</summary>
     public sealed class ProgressLine : IProgress<ProgressInfo>
     {
@@ -57,12 +55,12 @@ internal static class WorkflowConsole
         },
     };
 
-    public static void ReportBadImages(BadImageLog log, bool json)
+    public static void ReportBadImages(BadImageLog log)
     {
-        if (log.Count == 0 || json) return;
-        Err.MarkupLine($"[yellow]{log.Count} unreadable image{(log.Count > 1 ? "s were" : " was")} skipped:[/]");
-        foreach (var (path, reason) in log.Entries.Take(50)) Err.MarkupLine($"  {Markup.Escape(path)}: {Markup.Escape(reason)}");
-        if (log.Count > 50) Err.MarkupLine($"  … and {log.Count - 50} more (all listed with --json)");
+        if (log.Count == 0) return;
+        ConsoleUi.Err.MarkupLine($"[yellow]{log.Count} unreadable image{(log.Count > 1 ? "s were" : " was")} skipped:[/]");
+        foreach (var (path, reason) in log.Entries.Take(50)) ConsoleUi.Err.MarkupLine($"  {Markup.Escape(path)}: {Markup.Escape(reason)}");
+        if (log.Count > 50) ConsoleUi.Err.MarkupLine($"  … and {log.Count - 50} more (all listed with --json)");
     }
 
     public static object BadImagesJson(BadImageLog log) => log.Entries.Select(e => new { e.Path, e.Reason }).ToArray();
@@ -109,8 +107,7 @@ public class WeightsSettings : WorkflowSettings
     public int? ImageSize { get; init; }
 
     /// <summary>Opens --model with --weights (a model file ignores --weights).</summary>
-    public SourceModel OpenSource() =>
-        SourceModel.Open(Model, SourceModel.IsRandom(Weights) || TrainedModel.IsModelFile(Model) ? null : Weights, ImageSize);
+    public SourceModel OpenSource() => SourceModel.Open(Model, Weights, ImageSize);
 }
 
 /// <summary>`transfer train`: a new head on a pretrained body (cached features) or two-stage fine-tuning.</summary>
@@ -346,13 +343,13 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         var badImages = new BadImageLog();
         var checkpoint = settings.Checkpoint ?? settings.Out + ".checkpoint";
         if (!settings.Json)
-            WorkflowConsole.Err.MarkupLine($"training [bold]{Markup.Escape(source.Description)}[/] on {train.Count} images in {train.ClassNames.Count} classes ({Markup.Escape(train.Origin)}), mode {options.Mode}, {options.Epochs} epochs");
+            ConsoleUi.Err.MarkupLine($"training [bold]{Markup.Escape(source.Description)}[/] on {train.Count} images in {train.ClassNames.Count} classes ({Markup.Escape(train.Origin)}), mode {options.Mode}, {options.Epochs} epochs");
         var run = new TrainRunOptions
         {
             Checkpoint = new CheckpointOptions { Path = checkpoint, Resume = settings.Resume },
             Progress = new WorkflowConsole.ProgressLine(),
             BadImages = badImages,
-            OnEpoch = e => WorkflowConsole.Err.MarkupLine(
+            OnEpoch = e => ConsoleUi.Err.MarkupLine(
                 $"epoch {e.Epoch,3} (stage {e.Stage}): train loss {e.TrainLoss:F4} acc {e.TrainAccuracy:P1}"
                 + (e.ValidationAccuracy is { } va ? $" | val loss {e.ValidationLoss:F4} acc {va:P1}" : "") + $" | lr {e.LearningRate:G3} | {e.Seconds:F1}s"),
         };
@@ -372,7 +369,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         }
         else
         {
-            WorkflowConsole.ReportBadImages(badImages, false);
+            WorkflowConsole.ReportBadImages(badImages);
             AnsiConsole.MarkupLine($"kept epoch {record.BestEpoch}" + (record.BestValidationAccuracy is { } a ? $" (validation accuracy {a:P1})" : "")
                 + $"; trained groups: {string.Join(", ", record.TrainedGroups)}; {record.Seconds:F0}s");
             AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(settings.Out)}[/]" + (plot is null ? "" : $" and {Markup.Escape(plot)}"));

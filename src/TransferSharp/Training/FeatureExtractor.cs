@@ -78,11 +78,21 @@ public static class FeatureExtractor
     public static FeatureSet Extract(SourceModel model, Dataset data, ExtractOptions? options = null, BadImageLog? badImages = null,
         IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
     {
+        return ExtractEach(model, [data], options, badImages, progress, cancellation)[0];
+    }
+
+    /// <summary>Extracts features of several data sets (training and validation) with one optimised copy of the model.</summary>
+    internal static FeatureSet[] ExtractEach(SourceModel model, IReadOnlyList<Dataset> sets, ExtractOptions? options = null, BadImageLog? badImages = null,
+        IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
+    {
         options ??= new ExtractOptions();
         using var predictor = CreatePredictor(model, options);
-        var rows = new List<(int Index, float[] Features)>(data.Count);
-        Run(predictor, model, data, Enumerable.Range(0, data.Count).ToArray(), options, badImages, progress, 0, data.Count, cancellation, (i, f) => rows.Add((i, f)));
-        return Assemble(data, rows, model.Model.NumFeatures);
+        return sets.Select(data =>
+        {
+            var rows = new List<(int Index, float[] Features)>(data.Count);
+            Run(predictor, model, data, Enumerable.Range(0, data.Count).ToArray(), options, badImages, progress, 0, data.Count, cancellation, (i, f) => rows.Add((i, f)));
+            return Assemble(data, rows, model.Model.NumFeatures);
+        }).ToArray();
     }
 
     /// <summary>

@@ -60,6 +60,9 @@ public sealed record ModelArchitecture
     /// <summary>Name of the layer group holding the head.</summary>
     public const string HeadGroup = "head";
 
+    /// <summary>True for the parameters and buffers of the head (<c>head.…</c>).</summary>
+    public static bool IsHeadTensor(string name) => name.StartsWith(HeadGroup + ".", StringComparison.Ordinal);
+
     /// <summary>Builds the graph.</summary>
     public ModelGraph BuildGraph()
     {

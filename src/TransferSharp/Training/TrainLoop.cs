@@ -174,7 +174,7 @@ internal static class TrainLoop
         int micro = 0;
         var clock = Stopwatch.StartNew();
         var l2Params = options.L2 > 0
-            ? model.named_parameters().Where(p => p.name.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal) && p.parameter.dim() > 1).Select(p => p.parameter).ToArray()
+            ? Trainer.HeadParameters(model).Select(p => p.Item2).Where(p => p.dim() > 1).ToArray()
             : [];
 
         void Step()

@@ -172,7 +172,7 @@ public static class Trainer
     }
 
     internal static IReadOnlyList<(string, Tensor)> HeadParameters(GraphModule model) =>
-        model.named_parameters().Where(p => p.name.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
+        model.named_parameters().Where(p => ModelArchitecture.IsHeadTensor(p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
 
     /// <summary>Head training on features extracted once by the frozen body (eval transform, no augmentation).</summary>
     private sealed class HeadTask : ITrainingTask
@@ -200,9 +200,8 @@ public static class Trainer
         public static HeadTask Create(GraphModule model, SourceModel source, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
         {
             var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) } };
-            var trainFeatures = FeatureExtractor.Extract(source, train, extract, run.BadImages, run.Progress, ct);
-            var valFeatures = val is null ? null : FeatureExtractor.Extract(source, val, extract, run.BadImages, run.Progress, ct);
-            return new HeadTask(model, trainFeatures, valFeatures, options);
+            var features = FeatureExtractor.ExtractEach(source, val is null ? [train] : [train, val], extract, run.BadImages, run.Progress, ct);
+            return new HeadTask(model, features[0], val is null ? null : features[1], options);
         }
 
         public GraphModule Model { get; }
@@ -240,7 +239,7 @@ public static class Trainer
             for (long s = 0; s < n; s += 1024) yield return (x.narrow(0, s, Math.Min(1024, n - s)), y.narrow(0, s, Math.Min(1024, n - s)));
         }
 
-        public bool Persist(string tensorName) => tensorName.StartsWith(ModelArchitecture.HeadGroup + ".", StringComparison.Ordinal);
+        public bool Persist(string tensorName) => ModelArchitecture.IsHeadTensor(tensorName);
     }
 
     /// <summary>Fine-tuning on images: stage 1 the head on the frozen body, stage 2 the top groups unfrozen at a lower rate.</summary>

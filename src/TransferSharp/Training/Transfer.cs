@@ -39,7 +39,7 @@ public sealed record Transfer
 
     /// <summary>Opens the model (downloads weights when needed). The caller disposes it.</summary>
     public SourceModel Open(CancellationToken cancellation = default) =>
-        SourceModel.Open(Model, TrainedModel.IsModelFile(Model) ? null : Weights, ImageSize, null, cancellation);
+        SourceModel.Open(Model, Weights, ImageSize, null, cancellation); // a model file ignores the weights
 
     /// <summary>Pooled features of every sample; with <paramref name="outputPath"/> (.parquet/.npy/.csv) also written, resumably.</summary>
     public FeatureSet ExtractFeatures(Dataset data, string? outputPath = null, ExtractOptions? options = null, IProgress<ProgressInfo>? progress = null,
