@@ -62,8 +62,9 @@ public static class ConsoleUi
         return result;
     }
 
-    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to a context we do not have).</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to a context we do not have),
+    /// one report at a time when several threads report.</summary>
+    internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
     {
         private readonly object _lock = new();
 

@@ -27,11 +27,6 @@ internal sealed class TopK
         _heap = new PriorityQueue<(float, int), (float, int)>(Math.Min(_k, 1 << 16) + 1, WorstFirst.Instance);
     }
 
-    public int Count => _heap.Count;
-
-    /// <summary>The worst score kept (−∞ while not full).</summary>
-    public float Min => _heap.Count < _k || _heap.Count == 0 ? float.NegativeInfinity : _heap.Peek().Score;
-
     public void Add(float score, int index)
     {
         if (_k == 0 || float.IsNaN(score)) return;
@@ -43,11 +38,6 @@ internal sealed class TopK
         var worst = _heap.Peek();
         if (score > worst.Score || (score == worst.Score && index < worst.Index))
             _heap.EnqueueDequeue((score, index), (score, index));
-    }
-
-    public void AddAll(TopK other)
-    {
-        foreach (var (e, _) in other._heap.UnorderedItems) Add(e.Score, e.Index);
     }
 
     public List<(float Score, int Index)> Sorted()

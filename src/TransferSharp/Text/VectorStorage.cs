@@ -148,12 +148,6 @@ internal sealed unsafe class VectorStorage : IDisposable
         Rows = keep.Count;
     }
 
-    /// <summary>Forgets rows from <paramref name="rows"/> on (memory stays allocated).</summary>
-    public void Truncate(int rows)
-    {
-        if (rows < Rows) Rows = rows;
-    }
-
     /// <summary>A new native copy of the first <paramref name="rows"/> rows, optionally converting precision.</summary>
     public VectorStorage CopyFirst(int rows, VectorPrecision precision)
     {

@@ -36,10 +36,8 @@ public sealed partial class WordVectors
     /// <summary>The word's vector scaled to unit length (gensim's <c>get_vector(word, norm=True)</c>).</summary>
     public float[] GetUnitVector(string word)
     {
-        var v = GetVector(word);
-        int i = IndexOf(word);
-        float norm = i >= 0 ? Norms[i] : TensorPrimitives.Norm(v);
-        for (int j = 0; j < v.Length; j++) v[j] /= norm;
+        var v = new float[Dimension];
+        UnitVectorInto(word, v, out _);
         return v;
     }
 

@@ -88,8 +88,7 @@ public sealed partial class WordVectors : IDisposable
         var raw = format switch
         {
             VectorFileFormat.Word2VecBinary => Word2VecBinaryReader.Read(path, options),
-            VectorFileFormat.Word2VecText or VectorFileFormat.FastTextVec => TextVectorReader.Read(path, options, header: true, format),
-            VectorFileFormat.GloVe => TextVectorReader.Read(path, options, header: false, format),
+            VectorFileFormat.Word2VecText or VectorFileFormat.FastTextVec or VectorFileFormat.GloVe => TextVectorReader.Read(path, options, format),
             VectorFileFormat.FastTextBinary => ReadFastTextModel(path, options),
             VectorFileFormat.Cache => VectorCache.Open(path, options),
             _ => throw new ArgumentOutOfRangeException(nameof(options), $"unknown format {format}"),

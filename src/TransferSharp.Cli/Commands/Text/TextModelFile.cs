@@ -21,7 +21,7 @@ internal sealed class TextModelFile : IDisposable
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
         var head = new byte[16];
         using (var fs = File.OpenRead(path)) fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (BitConverter.ToInt32(head, 0) == 793712314)
+        if (TransferSharp.Text.FastText.FastTextReader.HasMagic(head))
         {
             var model = FastTextModel.Load(path);
             if (!model.IsSupervised)

@@ -159,7 +159,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         VectorsLoader.WithProgressBars(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: options.Epochs);
-                var progress = new VectorsLoader.CallerProgress<TrainingProgress>(p =>
+                var progress = new ConsoleUi.SyncProgress<TrainingProgress>(p =>
                 {
                     task.Description = $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4}" + (p.ValidationAccuracy is { } a ? $" val {a:P1}" : "");
                     task.Value = p.Epoch - 1 + (double)p.Step / p.Steps;

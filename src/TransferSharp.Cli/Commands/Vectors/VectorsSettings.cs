@@ -101,7 +101,7 @@ public static class VectorsLoader
         WithProgressBars(ctx =>
             {
                 var tasks = new Dictionary<string, ProgressTask>();
-                var progress = new CallerProgress<LoadProgress>(p =>
+                var progress = new ConsoleUi.SyncProgress<LoadProgress>(p =>
                 {
                     if (!tasks.TryGetValue(p.Stage, out var task))
                     {
@@ -130,11 +130,5 @@ public static class VectorsLoader
         int rank = 1;
         foreach (var r in results) table.AddRow((rank++).ToString(), Markup.Escape(r.Word), r.Score.ToString("F4"));
         return table;
-    }
-
-    /// <summary>IProgress that reports on the thread that calls Report.</summary>
-    public sealed class CallerProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -99,12 +99,11 @@ public sealed class TextClassifier : IDisposable
         double range = Options.RandomInitRange ?? (vectors is null ? 0.25 : Math.Sqrt(3) * ValueSpread(vectors));
         var weights = new float[v * dim];
         int pretrained = 0, lowercased = 0, subword = 0, random = 0;
-        var row = new float[dim];
         for (int i = 1; i < v; i++)
         {
             var span = weights.AsSpan(i * dim, dim);
             var word = Vocabulary.Tokens[i];
-            if (i >= 2 && vectors is not null && vectors.Contains(word)) { vectors.CopyVector(vectors.IndexOf(word), span); pretrained++; continue; }
+            if (i >= 2 && vectors is not null && vectors.IndexOf(word) is >= 0 and var found) { vectors.CopyVector(found, span); pretrained++; continue; }
             if (i >= 2 && vectors is not null && vectors.IndexOf(word.ToLowerInvariant()) is >= 0 and var lower) { vectors.CopyVector(lower, span); lowercased++; continue; }
             if (i >= 2 && vectors?.Subwords is { } sub) { sub.GetWordVector(word, span); subword++; continue; }
             for (int j = 0; j < dim; j++) span[j] = (float)((rng.NextDouble() * 2 - 1) * range);

@@ -18,8 +18,8 @@ internal static unsafe class TextVectorReader
 
     private readonly record struct Chunk(long Start, long End);
 
-    // header: true = a "count dim" header is required; false = none (GloVe); null = detect.
-    public static RawVectors Read(string path, WordVectorsLoadOptions options, bool? header, VectorFileFormat format)
+    /// <summary>Reads word2vec text or fastText .vec (a "count dim" header line is required) or GloVe (no header).</summary>
+    public static RawVectors Read(string path, WordVectorsLoadOptions options, VectorFileFormat format)
     {
         var clock = Stopwatch.StartNew();
         using var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.None);
@@ -32,7 +32,7 @@ internal static unsafe class TextVectorReader
             reader.Next(out var line, out _);
             firstLine = line.ToArray();
         }
-        bool hasHeader = header ?? LooksLikeHeader(firstLine);
+        bool hasHeader = format != VectorFileFormat.GloVe;
         long pos = 0, firstLineNumber = 1;
         long? declared = null;
         int dim;
@@ -46,7 +46,6 @@ internal static unsafe class TextVectorReader
             dim = (int)declaredDim;
             pos = Math.Min(firstLine.Length + 1, length);
             firstLineNumber = 2;
-            format = format == VectorFileFormat.GloVe ? VectorFileFormat.Word2VecText : format;
         }
         else
         {
@@ -120,7 +119,7 @@ internal static unsafe class TextVectorReader
             Info = new WordVectorsLoadInfo
             {
                 Path = path,
-                Format = format == VectorFileFormat.Auto ? (hasHeader ? VectorFileFormat.Word2VecText : VectorFileFormat.GloVe) : format,
+                Format = format,
                 DeclaredCount = declared,
                 Dimension = dim,
                 InvalidUtf8Words = context.Replaced,
@@ -290,8 +289,6 @@ internal static unsafe class TextVectorReader
             throw new WordVectorsFormatException(path, $"dimension {dim} is impossible for a text file of {fileLength} bytes "
                 + $"(each value needs at least 2 bytes; at most {LoadSupport.MaxDimension} dimensions are supported)", 1);
     }
-
-    internal static bool LooksLikeHeader(ReadOnlySpan<byte> line) => TryParseHeader(line, out _, out _);
 
     internal static bool TryParseHeader(ReadOnlySpan<byte> line, out long count, out long dim)
     {
