@@ -65,9 +65,9 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
             using var model = onnxFile ? null : ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
             using var ort = model is null ? OnnxRuntimePredictor.FromFile(settings.Model, ortOptions, settings.BatchSize)
                 : OnnxRuntimePredictor.FromModel(model, ortOptions, settings.BatchSize);
-            if (model is not null) RequireClassifier(model.Module.Graph, model.Description);
+            if (model is not null) Predictor.RequireClassifier(model.Module.Graph, model.Description);
             else if (ort.Engine.Metadata.ContainsKey("transfersharp.model") && ort.Engine.OutputName == "output")
-                RequireClassifier(null, settings.Model);
+                Predictor.RequireClassifier(null, settings.Model);
             sw.Restart();
             predictions = ort.Predict(settings.Images, settings.Top, cancellation);
             description = (model?.Description ?? Path.GetFileName(settings.Model)) + " in ONNX Runtime";
@@ -76,7 +76,7 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         else
         {
             using var model = ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
-            RequireClassifier(model.Module.Graph, model.Description);
+            Predictor.RequireClassifier(model.Module.Graph, model.Description);
             using var predictor = model.CreatePredictor(new PredictorOptions { Device = settings.Device, BatchSize = settings.BatchSize });
             sw.Restart();
             predictions = predictor.Predict(settings.Images, settings.Top, cancellation);
@@ -97,12 +97,5 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
             AnsiConsole.Write(t);
         }
         return 0;
-    }
-
-    /// <summary>A model whose output is its pooled features (resnet18_cntk, a headless export) has no classes to show.</summary>
-    private static void RequireClassifier(TransferSharp.Vision.Graph.ModelGraph? graph, string description)
-    {
-        if (graph is null || graph.ClassifierNode is null && graph.Node(graph.Output).Op is TransferSharp.Vision.Graph.GlobalPoolOp)
-            throw new InvalidOperationException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
     }
 }

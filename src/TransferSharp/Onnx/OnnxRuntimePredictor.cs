@@ -9,7 +9,7 @@ namespace TransferSharp.Onnx;
 /// Predicts and extracts features with ONNX Runtime instead of TorchSharp (the CLI's
 /// <c>--engine onnxruntime</c>): the same image pipeline, outputs and top-k as
 /// <see cref="Predictor"/>. Built from an .onnx file, or from any <see cref="VisionModel"/> (exported
-/// to a temporary ONNX file that is deleted once the session has loaded it).
+/// to ONNX in memory).
 /// </summary>
 public sealed class OnnxRuntimePredictor : IDisposable
 {

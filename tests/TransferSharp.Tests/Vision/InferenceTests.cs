@@ -129,4 +129,13 @@ public class InferenceTests
         Assert.Contains(s.Rows, r => r.Name == "layer4.2.conv3" && r.OutputShape.SequenceEqual(new long[] { 1, 2048, 7, 7 }));
         Assert.Contains("GMACs", s.ToText());
     }
+
+    [Fact]
+    public void Predicting_with_a_model_without_classifier_is_refused()
+    {
+        using var headless = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = 0, ImageSize = 32 });
+        using var predictor = new Predictor(headless, Preprocessing.ImageNet.AtCropSize(32));
+        var e = Assert.Throws<InvalidOperationException>(() => predictor.Predict([Path.Combine(Paths.RepoRoot, "samples", "cat.jpg")]));
+        Assert.Contains("no classifier", e.Message);
+    }
 }

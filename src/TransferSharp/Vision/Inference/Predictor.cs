@@ -35,6 +35,7 @@ public sealed record PredictorOptions
 public sealed class Predictor : IDisposable
 {
     private readonly GraphModule _model;
+    private readonly ModelGraph _sourceGraph;
     private readonly Device _device;
     private readonly bool _channelsLast;
 
@@ -46,6 +47,7 @@ public sealed class Predictor : IDisposable
         Labels = labels ?? [];
         _device = Runtime.TorchRuntime.ParseDevice(Options.Device);
         _channelsLast = Options.ChannelsLast && _device.type == DeviceType.CPU;
+        _sourceGraph = model.Graph;
         _model = Options.FoldBatchNorm ? InferenceOptimizer.FoldBatchNorm(model) : Clone(model);
         _model.to(_device); // also when the source model lives elsewhere (a model trained on a GPU, predicting on the CPU)
         if (_channelsLast) InferenceOptimizer.ToChannelsLast(_model);
@@ -90,8 +92,19 @@ public sealed class Predictor : IDisposable
     }
 
     /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default) =>
-        PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Forward, cancellation);
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
+    {
+        RequireClassifier(_sourceGraph, _sourceGraph.Name);
+        return PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Forward, cancellation);
+    }
+
+    /// <summary>Refuses a model whose output is its pooled features (resnet18_cntk, a headless export; null: a file
+    /// known to be one): it has no classes to rank.</summary>
+    internal static void RequireClassifier(ModelGraph? graph, string description)
+    {
+        if (graph is null || graph.ClassifierNode is null && graph.Node(graph.Output).Op is GlobalPoolOp)
+            throw new InvalidOperationException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
+    }
 
     /// <summary>Decodes image files in batches, runs <paramref name="forward"/> and labels the top-k classes (shared
     /// with the ONNX Runtime predictor).</summary>
