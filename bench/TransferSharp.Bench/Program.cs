@@ -11,6 +11,9 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
 
+// The benchmark host opts in to the allocator tuning the `transfer` command applies, so both measure the same.
+TransferSharp.Runtime.TorchRuntime.TuneAllocator();
+
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))
 {
     Console.Error.WriteLine("usage: TransferSharp.Bench <suite> [options]\nsuites:");

@@ -4,6 +4,11 @@ using TransferSharp.Cli.Commands;
 using TextCommands = TransferSharp.Cli.Commands.Text;
 using VectorCommands = TransferSharp.Cli.Commands.Vectors;
 
+// The command is the host: it opts in to the process-wide allocator tuning the library never applies by itself
+// (TRANSFERSHARP_MALLOC_TUNING=0 leaves malloc alone), and takes --verbose anywhere on the line.
+TransferSharp.Runtime.TorchRuntime.TuneAllocator();
+args = ErrorReporter.TakeVerboseFlag(args);
+
 var app = new CommandApp();
 app.Configure(config =>
 {

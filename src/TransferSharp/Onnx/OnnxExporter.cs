@@ -90,7 +90,7 @@ public static class OnnxExporter
     internal static OnnxProto.ModelProto Build(GraphModule module, OnnxExportOptions options)
     {
         if (options.Opset < MinOpset || options.Opset > MaxOpset)
-            throw new ArgumentOutOfRangeException(nameof(options), $"opset {options.Opset}: the exporter writes opsets {MinOpset}–{MaxOpset}");
+            throw new InvalidOptionException("Opset", $"opset {options.Opset}: the exporter writes opsets {MinOpset}–{MaxOpset}");
         var writer = new Writer(module, options);
         var graph = writer.Run();
         var model = new OnnxProto.ModelProto
@@ -154,7 +154,7 @@ public static class OnnxExporter
                 }
                 catch (NotSupportedException e)
                 {
-                    throw new NotSupportedException($"graph '{_graph.Name}', node '{node.Name}' ({node.Op.Kind}): {e.Message}", e);
+                    throw new TransferSharpException($"graph '{_graph.Name}', node '{node.Name}' ({node.Op.Kind}): {e.Message}", e);
                 }
             }
             _current = "";

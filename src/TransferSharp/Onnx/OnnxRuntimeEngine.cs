@@ -119,7 +119,7 @@ public sealed class OnnxRuntimeEngine : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new InvalidOperationException($"{Path}: ONNX Runtime cannot run input [{string.Join(",", input.shape)}] "
+            throw new TransferSharpException($"{Path}: ONNX Runtime cannot run input [{string.Join(",", input.shape)}] "
                 + $"(the model takes [{string.Join(",", InputShape.Select(d => d < 0 ? "N" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]): {e.Message}", e);
         }
         using var _ = results;

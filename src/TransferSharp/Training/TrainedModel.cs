@@ -120,7 +120,7 @@ public sealed class TrainedModel : IDisposable
         try
         {
             if (!metadata.TryGetValue(FormatKey, out var format))
-                throw new ModelFileException(path, "not a TransferSharp model file (its metadata has no architecture); a plain weights file is loaded with --model ARCH --weights FILE");
+                throw new ModelFileException(path, "not a TransferSharp model file (its metadata has no architecture); a plain weights file is loaded as the weights of a zoo architecture");
             if (format != FormatValue) throw new ModelFileException(path, $"model file format '{format}' is not supported (expected {FormatValue})");
             string Meta(string key) => metadata.TryGetValue(key, out var v) ? v : throw new ModelFileException(path, $"metadata '{key}' is missing");
             var arch = TrainingJson.Deserialize<ModelArchitecture>(path, "architecture", Meta("architecture"));

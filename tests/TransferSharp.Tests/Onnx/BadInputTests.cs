@@ -26,7 +26,7 @@ public sealed class BadInputTests : IDisposable
     private T ImportFails<T>(string path) where T : OnnxException
     {
         var e = Assert.Throws<T>(() => OnnxImporter.Import(path));
-        Assert.Equal(Path.GetFullPath(path), e.File);
+        Assert.Equal(Path.GetFullPath(path), e.FilePath);
         Assert.Contains(Path.GetFileName(path), e.Message);
         return e;
     }

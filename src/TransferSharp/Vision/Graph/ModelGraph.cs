@@ -1,7 +1,7 @@
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>A graph is malformed, or an op cannot take the shapes it is given.</summary>
-public class GraphException : Exception
+public class GraphException : TransferSharpException
 {
     /// <summary>Creates the exception.</summary>
     public GraphException(string message) : base(message) { }
