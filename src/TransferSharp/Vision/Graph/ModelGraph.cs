@@ -165,8 +165,8 @@ public sealed class ModelGraph
     /// <summary>A copy with some parts changed.</summary>
     public ModelGraph With(IReadOnlyList<Node>? nodes = null, string? output = null, string? featureNode = null,
         string? classifierNode = null, bool clearClassifier = false, IReadOnlyList<LayerGroup>? groups = null,
-        IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null) =>
-        new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, featureNode ?? FeatureNode,
+        IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null, bool clearFeatureNode = false) =>
+        new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, clearFeatureNode ? null : featureNode ?? FeatureNode,
             clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs)
         {
             // Kept only while it still names exactly the graph's nodes (a rewrite may add or drop nodes).
