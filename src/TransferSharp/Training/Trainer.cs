@@ -84,7 +84,7 @@ public static class Trainer
     private static TrainedModel Fit(SourceModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
         int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<GraphModule, ITrainingTask> createTask)
     {
-        var baseArch = source.Architecture ?? throw new NotSupportedException(
+        var baseArch = source.Architecture ?? throw new TransferSharpException(
             $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
         var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
         torch.manual_seed(options.Seed);
