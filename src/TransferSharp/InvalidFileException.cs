@@ -8,10 +8,10 @@ namespace TransferSharp;
 public class InvalidFileException : IOException
 {
     /// <summary>Creates the exception.</summary>
-    public InvalidFileException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
+    public InvalidFileException(string path, string reason, Exception? inner = null) : base($"{path}: {IO.Printable.Of(reason)}", inner)
     {
         FilePath = path;
-        Reason = reason;
+        Reason = IO.Printable.Of(reason);
     }
 
     /// <summary>The file.</summary>

@@ -6,7 +6,7 @@ public class OnnxException : IOException
 {
     /// <summary>Creates the exception for a file.</summary>
     public OnnxException(string file, string message, Exception? inner = null)
-        : base($"{file}: {message}", inner)
+        : base($"{file}: {IO.Printable.Of(message)}", inner)
     {
         File = file;
     }
