@@ -49,7 +49,7 @@ public static class ErrorReporter
     }
 
     /// <summary>What a cancelled command left behind, in the words of that command.</summary>
-    internal static string CancelledMessage(Exception ex, IReadOnlyList<string> args)
+    public static string CancelledMessage(Exception ex, IReadOnlyList<string> args)
     {
         if (ex is DownloadCancelledException download)
             return $"the download stopped; the part received is kept in {download.PartialPath} and the next run resumes from it.";
