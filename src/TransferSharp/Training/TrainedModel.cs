@@ -30,9 +30,10 @@ internal static class TrainingJson
         {
             return JsonSerializer.Deserialize<T>(json, Options) ?? throw new JsonException("null");
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException or ArgumentException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException or ArgumentException or GraphException)
         {
-            // InvalidOperationException: a string escape that is not valid Unicode; the others: values a type refuses.
+            // InvalidOperationException: a string escape that is not valid Unicode; GraphException: a stored graph that
+            // is not valid; the others: values a type refuses.
             throw new ModelFileException(path, $"metadata '{key}' is not valid: {e.Message}", e);
         }
     }
