@@ -1,7 +1,6 @@
 using System.ComponentModel;
 using Spectre.Console;
 using Spectre.Console.Cli;
-using TransferSharp.Text;
 using TransferSharp.Text.Classification;
 using TransferSharp.Text.FastText;
 using TransferSharp.Weights;
@@ -9,24 +8,14 @@ using TransferSharp.Weights;
 namespace TransferSharp.Cli.Commands.Text;
 
 /// <summary>Options of the commands that open a text classifier (`text predict`, `text evaluate`).</summary>
-public class TextModelSettings : CommonSettings
+public class TextModelSettings : EncodingSettings
 {
     [CommandOption("-m|--model <MODEL>")]
     [Description("A classifier saved by `transfer text train` (.safetensors) or a fastText classifier (.bin/.ftz, answered exactly as `fasttext predict-prob`).")]
     public string Model { get; init; } = "";
 
-    [CommandOption("--encoding-errors <MODE>")]
-    [Description("fastText models whose dictionary holds words that are not valid UTF-8: fail (stop, naming the byte offset) or replace (with U+FFFD).")]
-    [DefaultValue("fail")]
-    public string EncodingErrors { get; init; } = "fail";
-
-    public override ValidationResult Validate()
-    {
-        if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required");
-        return EncodingErrors is "fail" or "replace" ? ValidationResult.Success() : ValidationResult.Error("--encoding-errors is fail or replace");
-    }
-
-    internal EncodingErrorMode EncodingErrorMode => EncodingErrors == "replace" ? EncodingErrorMode.Replace : EncodingErrorMode.Fail;
+    public override ValidationResult Validate() =>
+        string.IsNullOrWhiteSpace(Model) ? ValidationResult.Error("--model is required") : base.Validate();
 }
 
 /// <summary>A classifier for `text predict` / `text evaluate`: ours (.safetensors) or a fastText model (.bin/.ftz).</summary>
