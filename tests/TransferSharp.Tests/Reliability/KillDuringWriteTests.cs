@@ -119,6 +119,41 @@ public sealed class KillDuringWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task Ctrl_c_in_a_real_process_ends_with_code_130_and_a_message_that_fits_train()
+    {
+        var data = TrainingData.Folder(Path.Combine(_dir, "data"), 2, "bag", "sandal");
+        var model = Path.Combine(_dir, "m.safetensors");
+        // `env --default-signal=INT`: the child gets SIGINT's default action even when the test runner ignores it.
+        var info = Start(null, ["train", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--data", data, "--mode", "finetune", "--epochs", "200", "--out", model]);
+        info.ArgumentList.Insert(0, "dotnet");
+        info.ArgumentList.Insert(0, "--default-signal=INT");
+        info.FileName = "env";
+        using var p = Process.Start(info)!;
+        var started = new TaskCompletionSource();
+        var log = new System.Text.StringBuilder();
+        p.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (log) log.AppendLine(e.Data);
+            started.TrySetResult();
+        };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) started.TrySetResult(); };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        await started.Task.WaitAsync(TimeSpan.FromMinutes(2));
+        using (var kill = Process.Start("bash", ["-c", $"kill -INT {p.Id}"])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(1)), "Ctrl+C did not stop training");
+        p.WaitForExit();
+        var text = log.ToString();
+        Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {text}");
+        Assert.Contains("cancelled", text);
+        Assert.Contains("--resume", text.Replace("\n", " "));
+        Assert.DoesNotContain("download", text);
+        Assert.False(File.Exists(model));
+        Assert.Empty(Temporaries("m.safetensors"));
+    }
+
+    [Fact]
     public void Killed_while_writing_a_vector_cache_the_old_cache_remains()
     {
         var glove = Path.Combine(_dir, "glove.txt");
