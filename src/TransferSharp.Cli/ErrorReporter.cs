@@ -1,5 +1,7 @@
 using Spectre.Console;
 using Spectre.Console.Cli;
+using TransferSharp.IO;
+using TransferSharp.Weights;
 
 namespace TransferSharp.Cli;
 
@@ -51,33 +53,56 @@ public static class ErrorReporter
         return args.Where(a => a != "--verbose").ToArray();
     }
 
-    public static int Report(Exception ex)
+    /// <summary>Prints the message for <paramref name="ex"/> raised by the command line <paramref name="args"/>; returns the exit code.</summary>
+    public static int Report(Exception ex, IReadOnlyList<string> args)
     {
         var err = ConsoleUi.Err;
-        if (ex is AggregateException { InnerExceptions.Count: 1 } single) ex = single.InnerException!;
+        // Parallel work wraps a single failure; report the failure itself.
+        while (ex is AggregateException { InnerExceptions.Count: 1 } aggregate) ex = aggregate.InnerExceptions[0];
         switch (ex)
         {
             case OperationCanceledException:
-                err.MarkupLine("[yellow]cancelled[/]; finished files are intact; an interrupted download stays as .partial and resumes next time.");
+                err.MarkupLine($"[yellow]cancelled[/]; {Markup.Escape(CancelledMessage(ex, args))}");
                 return Cancelled;
             case CommandParseException or CommandRuntimeException or UsageException:
-                err.MarkupLine($"[red]error:[/] {Markup.Escape(ex.Message)}");
+                err.MarkupLine($"[red]error:[/] {Markup.Escape(Printable.Of(ex.Message))}");
                 err.MarkupLine("run [bold]transfer --help[/] or [bold]transfer COMMAND --help[/] for usage.");
                 return UserError;
             case InvalidOptionException option:
                 var flag = Flags.TryGetValue(option.Option, out var f) ? f : option.Option;
-                err.MarkupLine($"[red]error:[/] {Markup.Escape(flag)}: {Markup.Escape(WithFlags(ex.Message))}");
+                err.MarkupLine($"[red]error:[/] {Markup.Escape(flag)}: {Markup.Escape(Printable.Of(WithFlags(ex.Message)))}");
                 return UserError;
             case TransferSharpException or IOException or UnauthorizedAccessException:
-                err.MarkupLine($"[red]error:[/] {Markup.Escape(ex is TransferSharpException ? WithFlags(ex.Message) : ex.Message)}");
-                if (ex.InnerException is { } inner && ex is not TransferSharpException) err.MarkupLine($"[grey]  cause: {Markup.Escape(inner.Message)}[/]");
-                if (Verbose) err.WriteLine(ex.ToString());
+                err.MarkupLine($"[red]error:[/] {Markup.Escape(Printable.Of(ex is TransferSharpException ? WithFlags(ex.Message) : ex.Message))}");
+                if (ex.InnerException is { } inner && ex is not TransferSharpException) err.MarkupLine($"[grey]  cause: {Markup.Escape(Printable.Of(inner.Message))}[/]");
+                if (Verbose) err.WriteLine(Printable.Of(ex.ToString()));
                 return UserError;
             default:
-                err.MarkupLine($"[red]internal error ({Markup.Escape(ex.GetType().Name)}):[/] {Markup.Escape(ex.Message)}");
-                if (Verbose) err.WriteLine(ex.ToString());
+                err.MarkupLine($"[red]internal error ({Markup.Escape(ex.GetType().Name)}):[/] {Markup.Escape(Printable.Of(ex.Message))}");
+                if (Verbose) err.WriteLine(Printable.Of(ex.ToString()));
                 else err.MarkupLine("[grey]this is a bug in TransferSharp, not a problem with your input: run again with --verbose for the stack trace and report it.[/]");
                 return InternalError;
         }
+    }
+
+    private static string? OptionValue(IReadOnlyList<string> args, params string[] names)
+    {
+        for (int i = 0; i + 1 < args.Count; i++)
+            if (names.Contains(args[i])) return args[i + 1];
+        return args.Select(a => names.Select(n => a.StartsWith(n + "=", StringComparison.Ordinal) ? a[(n.Length + 1)..] : null).FirstOrDefault(v => v is not null)).FirstOrDefault(v => v is not null);
+    }
+
+    /// <summary>What a cancelled command left behind, in the words of that command.</summary>
+    public static string CancelledMessage(Exception ex, IReadOnlyList<string> args)
+    {
+        if (ex is DownloadCancelledException download)
+            return $"the download stopped; the part received is kept in {download.PartialPath} and the next run resumes from it.";
+        var command = string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')).Take(2));
+        return command switch
+        {
+            "train" => "no model file was written (an existing one is intact). With --checkpoint FILE the last finished epoch is kept: rerun with --resume to continue.",
+            "extract" => $"finished chunks are kept in {OptionValue(args, "-o", "--out") ?? "OUT"}.partial/ and the same command continues after them; the output file appears only when complete.",
+            _ => "no file was half-written: outputs appear only when complete (an existing one is intact).",
+        };
     }
 }

@@ -20,10 +20,10 @@ public class TransferSharpException : Exception
 public class InvalidFileException : TransferSharpException
 {
     /// <summary>Creates the exception.</summary>
-    public InvalidFileException(string path, string reason, Exception? inner = null) : base($"{path}: {reason}", inner)
+    public InvalidFileException(string path, string reason, Exception? inner = null) : base($"{path}: {IO.Printable.Of(reason)}", inner)
     {
         FilePath = path;
-        Reason = reason;
+        Reason = IO.Printable.Of(reason);
     }
 
     /// <summary>The file.</summary>

@@ -3,8 +3,8 @@ using TransferSharp.Vision.Preprocessing;
 namespace TransferSharp.Data;
 
 /// <summary>A data set cannot be used as given: no classes, an empty class, missing files, a bad manifest line.
-/// The message says which folder, file or line, and what to do.</summary>
-public sealed class DatasetException(string message) : TransferSharpException(message);
+/// The message says which folder, file or line, and what to do (control characters quoted from a file shown escaped).</summary>
+public sealed class DatasetException(string message) : TransferSharpException(IO.Printable.Of(message));
 
 /// <summary>
 /// Labelled samples and their class names (index → name, in a fixed order). Image data sets hold

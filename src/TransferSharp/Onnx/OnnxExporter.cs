@@ -79,13 +79,26 @@ public static class OnnxExporter
         AtomicFile.Write(path, model.WriteTo);
     }
 
-    /// <summary>The preprocessing recorded by <see cref="Export"/>, or null.</summary>
-    public static PreprocessingRecord? ReadPreprocessing(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.TryGetValue(PreprocessingKey, out var json) ? JsonSerializer.Deserialize<PreprocessingRecord>(json, _json) : null;
+    /// <summary>The preprocessing recorded by <see cref="Export"/>, or null; a value that does not parse is an <see cref="OnnxException"/> naming <paramref name="file"/>.</summary>
+    public static PreprocessingRecord? ReadPreprocessing(IReadOnlyDictionary<string, string> metadata, string file = "ONNX metadata") =>
+        metadata.TryGetValue(PreprocessingKey, out var json) ? ReadMetadata(file, PreprocessingKey, () => JsonSerializer.Deserialize<PreprocessingRecord>(json, _json)) : null;
 
-    /// <summary>The class names recorded by <see cref="Export"/>, or an empty list.</summary>
-    public static IReadOnlyList<string> ReadLabels(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.TryGetValue(LabelsKey, out var json) ? JsonSerializer.Deserialize<string[]>(json) ?? [] : [];
+    /// <summary>The class names recorded by <see cref="Export"/>, or an empty list; a value that does not parse is an <see cref="OnnxException"/> naming <paramref name="file"/>.</summary>
+    public static IReadOnlyList<string> ReadLabels(IReadOnlyDictionary<string, string> metadata, string file = "ONNX metadata") =>
+        metadata.TryGetValue(LabelsKey, out var json) ? ReadMetadata(file, LabelsKey, () => JsonSerializer.Deserialize<string[]>(json)) ?? [] : [];
+
+    /// <summary>Metadata JSON from a file is data from anywhere: a value that does not parse names the file and the key.</summary>
+    private static T? ReadMetadata<T>(string file, string key, Func<T?> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            throw new OnnxException(file, $"metadata '{key}' is not valid: {e.Message}", e);
+        }
+    }
 
     internal static OnnxProto.ModelProto Build(GraphModule module, OnnxExportOptions options)
     {

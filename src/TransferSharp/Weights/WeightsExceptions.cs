@@ -75,6 +75,24 @@ public sealed class ChecksumMismatchException : DownloadException
     public string Actual { get; }
 }
 
+/// <summary>A download was cancelled (Ctrl+C): what arrived is kept in <see cref="PartialPath"/> and the next try resumes from it.</summary>
+public sealed class DownloadCancelledException : OperationCanceledException
+{
+    /// <summary>Creates the exception.</summary>
+    public DownloadCancelledException(string url, string partialPath, CancellationToken token)
+        : base($"the download of {url} was cancelled; the part received is kept in {partialPath} and the next try resumes from it", token)
+    {
+        Url = url;
+        PartialPath = partialPath;
+    }
+
+    /// <summary>The URL being downloaded.</summary>
+    public string Url { get; }
+
+    /// <summary>Where the part received so far is kept.</summary>
+    public string PartialPath { get; }
+}
+
 /// <summary>TRANSFERSHARP_OFFLINE is set and the file is not in the cache: nothing was downloaded.</summary>
 public sealed class OfflineException : TransferSharpException
 {

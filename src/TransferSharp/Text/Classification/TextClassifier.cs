@@ -308,7 +308,7 @@ public sealed class TextClassifier : IDisposable
             labels = JsonSerializer.Deserialize<string[]>(dict.Metadata["labels"], Json) ?? throw new JsonException("null labels");
             tokens = JsonSerializer.Deserialize<string[]>(dict.Metadata["vocabulary"], Json) ?? throw new JsonException("null vocabulary");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException or InvalidOperationException or ArgumentException)
         {
             throw new InvalidFileException(path, $"the classifier's metadata is damaged: {e.Message}", e);
         }

@@ -59,7 +59,7 @@ public sealed class FastTextModel : IDisposable
     /// <summary>The file read.</summary>
     public string Path { get; }
 
-    /// <summary>The file format version (12 for fastText 0.9).</summary>
+    /// <summary>The file format version (12 for fastText 0.9; 0 for a file of fastText before the format had a version).</summary>
     public int Version { get; }
 
     /// <summary>The training arguments stored in the file.</summary>

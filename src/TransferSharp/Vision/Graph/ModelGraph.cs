@@ -3,8 +3,9 @@ namespace TransferSharp.Vision.Graph;
 /// <summary>A graph is malformed, or an op cannot take the shapes it is given.</summary>
 public class GraphException : TransferSharpException
 {
-    /// <summary>Creates the exception.</summary>
-    public GraphException(string message) : base(message) { }
+    /// <summary>Creates the exception. Control characters in the message (a description quoted from a hostile file)
+    /// are shown escaped.</summary>
+    public GraphException(string message) : base(IO.Printable.Of(message)) { }
 }
 
 /// <summary>One named node: an op applied to the outputs of earlier nodes (or the graph input).</summary>
