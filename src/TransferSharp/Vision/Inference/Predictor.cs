@@ -102,9 +102,13 @@ public sealed class Predictor : IDisposable
     /// known to be one): it has no classes to rank.</summary>
     internal static void RequireClassifier(ModelGraph? graph, string description)
     {
-        if (graph is null || graph.ClassifierNode is null && graph.Node(graph.Output).Op is GlobalPoolOp)
+        if (!HasClassifier(graph))
             throw new InvalidOperationException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
     }
+
+    /// <summary>Whether <paramref name="graph"/> ends in class scores (null: a file known to output pooled features).</summary>
+    internal static bool HasClassifier(ModelGraph? graph) =>
+        graph is not null && (graph.ClassifierNode is not null || graph.Node(graph.Output).Op is not GlobalPoolOp);
 
     /// <summary>Decodes image files in batches, runs <paramref name="forward"/> and labels the top-k classes (shared
     /// with the ONNX Runtime predictor).</summary>
