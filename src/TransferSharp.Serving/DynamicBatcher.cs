@@ -114,15 +114,16 @@ internal sealed class DynamicBatcher : IDisposable
             {
                 if (reader.TryRead(out var item))
                 {
-                    Interlocked.Decrement(ref _queued);
-                    if (!item.Abandoned) batch.Add(item);
+                    if (item.Abandoned) Interlocked.Decrement(ref _queued);
+                    else batch.Add(item);
                     continue;
                 }
                 var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
                 if (batch.Count == 0) { if (!await reader.WaitToReadAsync().ConfigureAwait(false)) break; continue; }
                 if (left <= TimeSpan.Zero || !await WaitForMore(reader, left).ConfigureAwait(false)) break;
             }
-            _metrics.QueueLength(Queued);
+            // Images count as queued until their forward pass starts (also while the batch gathers).
+            _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
             if (batch.Count > 0) Run(batch);
         }
     }

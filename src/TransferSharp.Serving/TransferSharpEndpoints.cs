@@ -140,7 +140,7 @@ public static class TransferSharpEndpoints
         if (!batcher.IsReady) return Unavailable(http, what, "the model is warming up");
 
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit) bodyLimit.MaxRequestBodySize = options.MaxUploadBytes;
-        if (http.Request.ContentLength > options.MaxUploadBytes) return TooLarge(what, options);
+        if (http.Request.ContentLength > options.MaxUploadBytes) return TooLarge(http, what, options);
         List<(string Name, byte[] Data)> uploads;
         try
         {
@@ -148,7 +148,7 @@ public static class TransferSharpEndpoints
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            return TooLarge(what, options);
+            return TooLarge(http, what, options);
         }
         catch (BadHttpRequestException e)
         {
@@ -247,8 +247,12 @@ public static class TransferSharpEndpoints
         return [("body", body.ToArray())];
     }
 
-    private static IResult TooLarge(string what, ServingOptions options) =>
-        Problem(413, "Upload too large", $"{what}: the body is larger than the limit of {options.MaxUploadBytes / 1048576.0:0.##} MB");
+    // The rest of the body is not read, so the connection cannot carry another request: say so to the client.
+    private static IResult TooLarge(HttpContext http, string what, ServingOptions options)
+    {
+        http.Response.Headers.Connection = "close";
+        return Problem(413, "Upload too large", $"{what}: the body is larger than the limit of {options.MaxUploadBytes / 1048576.0:0.##} MB");
+    }
 
     private static IResult Unavailable(HttpContext http, string what, string why)
     {
