@@ -69,7 +69,10 @@ public static class TransferSharpEndpoints
             }
         });
 
-        group.MapGet("/", () => Results.Content(Page.Value, "text/html; charset=utf-8"))
+        // The page's links are relative: under a prefix it must be fetched as "/prefix/", not "/prefix".
+        group.MapGet("/", (HttpContext http) => http.Request.Path.Value?.EndsWith('/') == false
+                ? Results.Redirect(http.Request.PathBase + http.Request.Path + "/" + http.Request.QueryString)
+                : Results.Content(Page.Value, "text/html; charset=utf-8"))
             .ExcludeFromDescription();
         group.MapPost("/v1/predict", (Func<HttpContext, Task<IResult>>)(http => Answer(http, ImageTask.Classify, model, options, batcher)))
             .WithName("Predict").WithSummary("Top classes with probabilities for one image (raw body) or several (multipart form data).")

@@ -75,6 +75,13 @@ public sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellation)
     {
+        // A server runs until stopped, so a mistyped flag must not be silently ignored.
+        var unknown = context.Remaining.Parsed.Select(g => g.Key).Concat(context.Remaining.Raw).ToArray();
+        if (unknown.Length > 0)
+        {
+            ConsoleUi.Err.MarkupLine($"[red]error:[/] unknown option(s) {Markup.Escape(string.Join(' ', unknown))}; see transfer serve --help");
+            return ErrorReporter.UserError;
+        }
         TorchRuntime.SetThreads(settings.Threads);
         var options = new ServingOptions
         {

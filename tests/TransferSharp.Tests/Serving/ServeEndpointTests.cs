@@ -8,8 +8,9 @@ using Xunit;
 namespace TransferSharp.Tests.Serving;
 
 /// <summary>The HTTP endpoints against a real Kestrel on 127.0.0.1: answers, limits, batching and metrics.</summary>
+[Collection("Serving")]
 [Trait("Category", "Serving")]
-public sealed class ServeEndpointTests(ServingFixture fixture) : IClassFixture<ServingFixture>
+public sealed class ServeEndpointTests(ServingFixture fixture)
 {
     private static readonly string Cat = ServingFixture.Image("cat.jpg"), Coffee = ServingFixture.Image("coffee.jpg");
 
@@ -178,5 +179,21 @@ public sealed class ServeEndpointTests(ServingFixture fixture) : IClassFixture<S
         double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
         Assert.Equal(25, Value("transfersharp_images_total"));
         Assert.True(Value("transfersharp_batch_size_count") < 25, "24 concurrent requests ran in fewer than 24 forward passes");
+    }
+
+    [Fact]
+    public async Task The_onnxruntime_engine_serves_the_same_classes()
+    {
+        await using var torch = await fixture.StartAsync();
+        await using var ort = await fixture.StartAsync(engine: "onnxruntime");
+        var a = await Json(await torch.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+        var b = await Json(await ort.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+        var (ta, tb) = (a.GetProperty("predictions")[0].GetProperty("top"), b.GetProperty("predictions")[0].GetProperty("top"));
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(ta[i].GetProperty("label").GetString(), tb[i].GetProperty("label").GetString());
+            Assert.Equal(ta[i].GetProperty("probability").GetDouble(), tb[i].GetProperty("probability").GetDouble(), 1e-3);
+        }
+        Assert.Equal("onnxruntime", (await Json(await ort.Client.GetAsync("v1/model"), HttpStatusCode.OK)).GetProperty("engine").GetString());
     }
 }

@@ -10,6 +10,10 @@ using Xunit;
 
 namespace TransferSharp.Tests.Serving;
 
+/// <summary>The serving tests share one trained model.</summary>
+[CollectionDefinition("Serving")]
+public sealed class ServingCollection : ICollectionFixture<ServingFixture>;
+
 /// <summary>A small trained classifier (resnet18 with random weights at 32×32, a head for three Fashion-MNIST classes,
 /// two epochs: seconds to train and milliseconds per image), saved as a model file once for all serving tests.</summary>
 public sealed class ServingFixture : IDisposable
@@ -32,9 +36,9 @@ public sealed class ServingFixture : IDisposable
     public static string Image(string name) => Path.Combine(Paths.RepoRoot, "samples", name);
 
     /// <summary>Starts a real Kestrel server on 127.0.0.1 with a free port, serving the model.</summary>
-    public async Task<RunningServer> StartAsync(ServingOptions? options = null)
+    public async Task<RunningServer> StartAsync(ServingOptions? options = null, string engine = "torchsharp")
     {
-        var app = TransferSharpServer.Build(ServedModel.Load(ModelPath), options ?? new ServingOptions(), ["http://127.0.0.1:0"]);
+        var app = TransferSharpServer.Build(ServedModel.Load(ModelPath, engine: engine), options ?? new ServingOptions(), ["http://127.0.0.1:0"]);
         await app.StartAsync();
         var server = new RunningServer(app);
         await server.Batcher.Ready.WaitAsync(TimeSpan.FromSeconds(60));
