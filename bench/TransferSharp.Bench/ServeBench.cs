@@ -14,7 +14,7 @@ namespace TransferSharp.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "HTTP load on the server (in-process Kestrel, 127.0.0.1): sequential, 4, 16, 64 clients, bad-request storm: [--model resnet18_cntk] [--seconds 8] [--max-batch 16] [--max-delay-ms 5] [--image samples/cat.jpg]";
+    public const string Help = "HTTP load on the server (in-process Kestrel, 127.0.0.1): sequential, 4, 16, 64 clients, bad-request storm: [--model resnet18_cntk] [--weights W] [--seconds 8] [--max-batch 16] [--max-delay-ms 5] [--image samples/cat.jpg]";
 
     private sealed record Scenario(string Name, int Good, int Bad);
 
@@ -24,17 +24,18 @@ public static class ServeBench
     public static int Run(string[] args)
     {
         string model = Option(args, "--model") ?? "resnet18_cntk";
+        string? weights = Option(args, "--weights");
         double seconds = double.Parse(Option(args, "--seconds") ?? "8", CultureInfo.InvariantCulture);
         int maxBatch = int.Parse(Option(args, "--max-batch") ?? "16", CultureInfo.InvariantCulture);
         double delayMs = double.Parse(Option(args, "--max-delay-ms") ?? "5", CultureInfo.InvariantCulture);
         var image = File.ReadAllBytes(Option(args, "--image") ?? FindSample("cat.jpg"));
-        return RunAsync(model, seconds, maxBatch, delayMs, image).GetAwaiter().GetResult();
+        return RunAsync(model, weights, seconds, maxBatch, delayMs, image).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(string modelName, double seconds, int maxBatch, double delayMs, byte[] image)
+    private static async Task<int> RunAsync(string modelName, string? weights, double seconds, int maxBatch, double delayMs, byte[] image)
     {
         var options = new ServingOptions { MaxBatch = maxBatch, MaxDelay = TimeSpan.FromMilliseconds(delayMs), MaxQueue = 1024 };
-        var served = ServedModel.Load(modelName);
+        var served = ServedModel.Load(modelName, weights);
         var route = served.HasClassifier ? "v1/predict" : "v1/features";
         var name = served.Name;
         await using var app = TransferSharpServer.Build(served, options, ["http://127.0.0.1:0"]);

@@ -90,9 +90,7 @@ public sealed class ServedModel : IDisposable
             if (model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) && File.Exists(model))
             {
                 var ort = OnnxRuntimePredictor.FromFile(model, ortOptions);
-                // A headless export written by TransferSharp names its only output "output" (a classifier's is "logits").
-                bool headless = ort.Engine.Metadata.ContainsKey("transfersharp.model") && ort.Engine.OutputName == "output";
-                return FromOnnxRuntime(ort, Path.GetFileName(model) + " in ONNX Runtime", !headless, new WeightsProvenance(null, Path.GetFullPath(model), null));
+                return FromOnnxRuntime(ort, Path.GetFileName(model) + " in ONNX Runtime", !ort.IsHeadlessExport, new WeightsProvenance(null, Path.GetFullPath(model), null));
             }
             using var loaded = VisionModel.Load(model, weights, progress: progress, cancellation: cancellation);
             return FromOnnxRuntime(OnnxRuntimePredictor.FromModel(loaded, ortOptions), loaded.Description + " in ONNX Runtime",

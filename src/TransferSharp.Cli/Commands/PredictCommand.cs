@@ -66,7 +66,7 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
             using var ort = model is null ? OnnxRuntimePredictor.FromFile(settings.Model, ortOptions, settings.BatchSize)
                 : OnnxRuntimePredictor.FromModel(model, ortOptions, settings.BatchSize);
             if (model is not null) Predictor.RequireClassifier(model.Module.Graph, model.Description);
-            else if (ort.Engine.Metadata.ContainsKey("transfersharp.model") && ort.Engine.OutputName == "output")
+            else if (ort.IsHeadlessExport)
                 Predictor.RequireClassifier(null, settings.Model);
             sw.Restart();
             predictions = ort.Predict(settings.Images, settings.Top, cancellation);

@@ -51,6 +51,9 @@ public sealed class OnnxRuntimePredictor : IDisposable
     /// <summary>Images per ONNX Runtime call.</summary>
     public int BatchSize { get; }
 
+    /// <summary>Whether this is a headless model TransferSharp exported: its only output ("output") is pooled features, no class scores.</summary>
+    public bool IsHeadlessExport => _engine.Metadata.ContainsKey("transfersharp.model") && _engine.OutputName == "output";
+
     /// <summary>The engine.</summary>
     public OnnxRuntimeEngine Engine => _engine;
 
