@@ -57,6 +57,11 @@ app.Configure(config =>
     config.AddCommand<EvaluateCommand>("evaluate")
         .WithDescription("Accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.")
         .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--confusion-png", "confusion.png");
+    config.AddCommand<ServeCommand>("serve")
+        .WithDescription("Serve a model over HTTP (Kestrel): POST /v1/predict and /v1/features with dynamic batching, /v1/model, /healthz, /readyz, Prometheus /metrics, OpenAPI, and a page at / to try it.")
+        .WithExample("serve", "--model", "transfer-demo/fashion.safetensors")
+        .WithExample("serve", "--model", "resnet50", "--urls", "http://0.0.0.0:8080", "--max-batch", "32", "--max-delay-ms", "10")
+        .WithExample("serve", "--model", "model.onnx", "--engine", "onnxruntime", "--max-upload-mb", "5");
     config.AddCommand<DemoCommand>("demo")
         .WithDescription("Offline tour on bundled Fashion-MNIST images: pretrained vs random features, fine-tuning, a saved model, predictions.")
         .WithExample("demo");

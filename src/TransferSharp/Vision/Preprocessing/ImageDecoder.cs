@@ -61,12 +61,13 @@ public static class ImageDecoder
         return Decode(data, path);
     }
 
-    /// <summary>Decodes encoded bytes; <paramref name="name"/> names the source in errors.</summary>
-    public static RgbImage Decode(byte[] data, string name = "<memory>")
+    /// <summary>Decodes encoded bytes; <paramref name="name"/> names the source in errors; images with more than
+    /// <paramref name="maxPixels"/> pixels (default <see cref="MaxPixels"/>) are refused before any pixel is decoded.</summary>
+    public static RgbImage Decode(byte[] data, string name = "<memory>", long maxPixels = MaxPixels)
     {
         try
         {
-            return DecodeChecked(data, name);
+            return DecodeChecked(data, name, maxPixels);
         }
         catch (Exception e) when (e is not (ImageDecodeException or OutOfMemoryException or OperationCanceledException))
         {
@@ -75,7 +76,7 @@ public static class ImageDecoder
         }
     }
 
-    private static RgbImage DecodeChecked(byte[] data, string name)
+    private static RgbImage DecodeChecked(byte[] data, string name, long maxPixels)
     {
         if (data.Length == 0) throw new ImageDecodeException(name, "the file is empty");
         using var skData = SKData.CreateCopy(data);
@@ -83,8 +84,8 @@ public static class ImageDecoder
             ?? throw new ImageDecodeException(name, "not a recognised image (JPEG, PNG, BMP, GIF or WebP expected)" + Sniff(data));
         var info = codec.Info;
         if (info.Width <= 0 || info.Height <= 0) throw new ImageDecodeException(name, $"invalid image size {info.Width}×{info.Height}");
-        if ((long)info.Width * info.Height > MaxPixels)
-            throw new ImageDecodeException(name, $"image is {info.Width}×{info.Height}, more than {MaxPixels / 1_000_000} megapixels");
+        if ((long)info.Width * info.Height > maxPixels)
+            throw new ImageDecodeException(name, $"image is {info.Width}×{info.Height}, more than {maxPixels / 1e6:0.##} megapixels");
         var target = new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(target);
         var result = codec.GetPixels(target, bitmap.GetPixels());

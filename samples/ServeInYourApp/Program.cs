@@ -1,0 +1,16 @@
+// An ASP.NET Core app of your own that also serves a TransferSharp model: two calls add the endpoints.
+using TransferSharp.Serving;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// Any model `transfer predict` accepts: a trained model file, a zoo name, an .onnx file (with engine: "onnxruntime").
+var model = ServedModel.Load(builder.Configuration["Model"] ?? "transfer-demo/fashion.safetensors");
+builder.Services.AddTransferSharp(model, new ServingOptions { MaxBatch = 16, MaxDelay = TimeSpan.FromMilliseconds(5) });
+builder.Services.AddOpenApi();
+
+var app = builder.Build();
+app.MapGet("/", () => Results.Redirect("/ml/"));
+app.MapGet("/hello", () => "your own endpoints stay as they were");
+app.MapOpenApi();              // /openapi/v1.json documents yours and the model's
+app.MapTransferSharp("/ml");   // the page at /ml/, POST /ml/v1/predict, /ml/v1/features, /ml/v1/model, /ml/healthz, /ml/readyz, /ml/metrics
+app.Run();

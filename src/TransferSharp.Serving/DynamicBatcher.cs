@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using TransferSharp.Vision.Inference;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Serving;
+
+/// <summary>What an image asks of the model.</summary>
+internal enum ImageTask { Classify, Features }
+
+/// <summary>The answer for one image: its top classes, or its pooled feature vector.</summary>
+internal sealed record ImageResult(Prediction? Prediction, float[]? Features);
+
+/// <summary>The queue is full: the request should be retried later (HTTP 429).</summary>
+internal sealed class QueueFullException(int queued, int capacity)
+    : Exception($"the queue holds {queued} of {capacity} images; retry shortly");
+
+/// <summary>
+/// Dynamic batching: requests put preprocessed images into one queue; a single worker takes the first waiting image,
+/// waits up to <see cref="ServingOptions.MaxDelay"/> for more (at most <see cref="ServingOptions.MaxBatch"/>), and runs
+/// them in one forward pass. The queue is bounded by <see cref="ServingOptions.MaxQueue"/> images: a request that would
+/// overflow it is refused whole, before anything of it is queued. An image whose request gave up (timeout, client gone)
+/// is skipped. Disposing lets the worker finish what is queued, then stops it.
+/// </summary>
+internal sealed class DynamicBatcher : IDisposable
+{
+    private sealed class Item(float[] pixels, ImageTask task, string source, int top)
+    {
+        public float[] Pixels { get; } = pixels;
+        public ImageTask Task { get; } = task;
+        public string Source { get; } = source;
+        public int Top { get; } = top;
+        public TaskCompletionSource<ImageResult> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public volatile bool Abandoned;
+    }
+
+    private readonly ServedModel _model;
+    private readonly ServingOptions _options;
+    private readonly ServingMetrics _metrics;
+    private readonly Channel<Item> _queue = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _worker;
+    private readonly TaskCompletionSource _warm = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _queued;
+
+    public DynamicBatcher(ServedModel model, ServingOptions options, ServingMetrics metrics)
+    {
+        options.Validate();
+        _model = model;
+        _options = options;
+        _metrics = metrics;
+        _worker = Task.Factory.StartNew(Work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    /// <summary>True once the model has run one warm-up batch.</summary>
+    public bool IsReady => _warm.Task.IsCompletedSuccessfully;
+
+    /// <summary>Completes when the warm-up batch has run (faults when it failed).</summary>
+    public Task Ready => _warm.Task;
+
+    /// <summary>Images waiting.</summary>
+    public int Queued => Volatile.Read(ref _queued);
+
+    /// <summary>Queues the images of one request (all or none) and returns their results in order.</summary>
+    /// <exception cref="QueueFullException">The queue cannot take them all.</exception>
+    public async Task<ImageResult[]> RunAsync(IReadOnlyList<(string Source, float[] Pixels)> images, ImageTask task, int top,
+        TimeSpan timeout, CancellationToken cancellation)
+    {
+        int after = Interlocked.Add(ref _queued, images.Count);
+        if (after > _options.MaxQueue)
+        {
+            Interlocked.Add(ref _queued, -images.Count);
+            throw new QueueFullException(after - images.Count, _options.MaxQueue);
+        }
+        _metrics.QueueLength(after);
+        var items = images.Select(i => new Item(i.Pixels, task, i.Source, top)).ToArray();
+        foreach (var item in items)
+        {
+            if (!_queue.Writer.TryWrite(item))
+            {
+                // Only after Dispose: the server is stopping.
+                foreach (var i in items) i.Abandoned = true;
+                throw new ObjectDisposedException(nameof(DynamicBatcher), "the server is shutting down");
+            }
+        }
+        try
+        {
+            return await Task.WhenAll(items.Select(i => i.Done.Task)).WaitAsync(timeout, cancellation);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            foreach (var i in items) i.Abandoned = true;
+            throw;
+        }
+    }
+
+    private async Task Work()
+    {
+        try
+        {
+            RunWarmUp();
+            _warm.SetResult();
+        }
+        catch (Exception e)
+        {
+            _warm.SetException(e);
+        }
+        var reader = _queue.Reader;
+        var batch = new List<Item>(_options.MaxBatch);
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
+            while (batch.Count < _options.MaxBatch)
+            {
+                if (reader.TryRead(out var item))
+                {
+                    if (item.Abandoned) Interlocked.Decrement(ref _queued);
+                    else batch.Add(item);
+                    continue;
+                }
+                var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                if (batch.Count == 0) { if (!await reader.WaitToReadAsync().ConfigureAwait(false)) break; continue; }
+                if (left <= TimeSpan.Zero || !await WaitForMore(reader, left).ConfigureAwait(false)) break;
+            }
+            // Images count as queued until their forward pass starts (also while the batch gathers).
+            _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
+            if (batch.Count > 0) Run(batch);
+        }
+    }
+
+    private static async Task<bool> WaitForMore(ChannelReader<Item> reader, TimeSpan left)
+    {
+        using var timer = new CancellationTokenSource(left);
+        try
+        {
+            return await reader.WaitToReadAsync(timer.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private void RunWarmUp()
+    {
+        var p = _model.Preprocessing;
+        using var blank = zeros(1, p.Channels, p.CropSize, p.CropSize);
+        using var output = _model.HasClassifier ? _model.Forward(blank) : _model.Features(blank);
+    }
+
+    private void Run(List<Item> batch)
+    {
+        foreach (var group in batch.GroupBy(i => i.Task))
+        {
+            var items = group.ToArray();
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                using var scope = NewDisposeScope();
+                var p = _model.Preprocessing;
+                int per = p.Channels * p.CropSize * p.CropSize;
+                var all = new float[(long)per * items.Length];
+                for (int i = 0; i < items.Length; i++) items[i].Pixels.CopyTo(all, (long)i * per);
+                var input = tensor(all).reshape(items.Length, p.Channels, p.CropSize, p.CropSize);
+                if (group.Key == ImageTask.Classify)
+                {
+                    var logits = _model.Forward(input);
+                    var predictions = Predictor.TopK(logits, items.Select(i => i.Source).ToArray(), items.Max(i => i.Top), _model.Labels);
+                    for (int i = 0; i < items.Length; i++)
+                        items[i].Done.TrySetResult(new ImageResult(predictions[i] with { Top = predictions[i].Top.Take(items[i].Top).ToArray() }, null));
+                }
+                else
+                {
+                    var features = _model.Features(input).contiguous();
+                    var values = features.data<float>().ToArray();
+                    int dim = (int)features.shape[1];
+                    for (int i = 0; i < items.Length; i++)
+                        items[i].Done.TrySetResult(new ImageResult(null, values.AsSpan(i * dim, dim).ToArray()));
+                }
+            }
+            catch (Exception e)
+            {
+                foreach (var item in items) item.Done.TrySetException(e);
+            }
+            _metrics.Batch(items.Length, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    /// <summary>Stops taking images, lets the worker finish the queued ones, and waits for it.</summary>
+    public void Dispose()
+    {
+        _queue.Writer.TryComplete();
+        _worker.Wait(TimeSpan.FromSeconds(30));
+    }
+}

@@ -1,0 +1,199 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using TransferSharp.Serving;
+using TransferSharp.Vision;
+using Xunit;
+
+namespace TransferSharp.Tests.Serving;
+
+/// <summary>The HTTP endpoints against a real Kestrel on 127.0.0.1: answers, limits, batching and metrics.</summary>
+[Collection("Serving")]
+[Trait("Category", "Serving")]
+public sealed class ServeEndpointTests(ServingFixture fixture)
+{
+    private static readonly string Cat = ServingFixture.Image("cat.jpg"), Coffee = ServingFixture.Image("coffee.jpg");
+
+    private static async Task<JsonElement> Json(HttpResponseMessage response, HttpStatusCode expected)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == expected, $"{(int)response.StatusCode}: {text}");
+        return JsonDocument.Parse(text).RootElement;
+    }
+
+    [Fact]
+    public async Task Predict_answers_what_the_predictor_answers_for_raw_and_multipart_uploads()
+    {
+        await using var server = await fixture.StartAsync();
+        using var model = VisionModel.Load(fixture.ModelPath);
+        using var predictor = model.CreatePredictor();
+        // One image per forward pass, as the server runs them here (oneDNN's sums depend on the batch size).
+        var expected = new[] { predictor.Predict([Cat], top: 3)[0], predictor.Predict([Coffee], top: 3)[0] };
+
+        var raw = await Json(await server.Client.PostAsync("v1/predict?top=3", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+        var top = raw.GetProperty("predictions")[0].GetProperty("top");
+        Assert.Equal(3, top.GetArrayLength());
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(expected[0].Top[i].Label, top[i].GetProperty("label").GetString());
+            Assert.Equal(expected[0].Top[i].Probability, top[i].GetProperty("probability").GetDouble(), 1e-5);
+        }
+
+        using var form = new MultipartFormDataContent
+        {
+            { RunningServer.ImageFile(Cat), "image", "cat.jpg" },
+            { RunningServer.ImageFile(Coffee), "image", "coffee.jpg" },
+        };
+        var multi = await Json(await server.Client.PostAsync("v1/predict", form), HttpStatusCode.OK);
+        var predictions = multi.GetProperty("predictions");
+        Assert.Equal(2, predictions.GetArrayLength());
+        Assert.Equal("coffee.jpg", predictions[1].GetProperty("source").GetString());
+        Assert.Equal(3, predictions[1].GetProperty("top").GetArrayLength()); // three classes, top 5 asked
+        Assert.Equal(expected[1].Top[0].Label, predictions[1].GetProperty("top")[0].GetProperty("label").GetString());
+    }
+
+    [Fact]
+    public async Task Features_model_health_metrics_and_openapi_answer()
+    {
+        await using var server = await fixture.StartAsync();
+        var features = await Json(await server.Client.PostAsync("v1/features", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+        Assert.Equal(512, features.GetProperty("dimension").GetInt32());
+        Assert.Equal(512, features.GetProperty("features")[0].GetProperty("vector").GetArrayLength());
+
+        var info = await Json(await server.Client.GetAsync("v1/model"), HttpStatusCode.OK);
+        Assert.Equal(["bag", "coat", "sandal"], info.GetProperty("classes").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(32, info.GetProperty("preprocessing").GetProperty("cropSize").GetInt32());
+        Assert.Equal(Path.GetFullPath(fixture.ModelPath), info.GetProperty("weights").GetProperty("file").GetString());
+        Assert.Equal("torchsharp", info.GetProperty("engine").GetString());
+
+        Assert.Equal("ok", await server.Client.GetStringAsync("healthz"));
+        Assert.Equal("ready", await server.Client.GetStringAsync("readyz"));
+
+        var metrics = await server.Client.GetStringAsync("metrics");
+        Assert.Contains("transfersharp_http_requests_total{route=\"/v1/features\",status=\"200\"} 1", metrics);
+        foreach (var name in new[] { "transfersharp_http_request_duration_seconds_bucket", "transfersharp_batch_size_bucket",
+                     "transfersharp_batch_duration_seconds_bucket", "transfersharp_queue_length", "transfersharp_images_total", "transfersharp_images_per_second" })
+            Assert.Contains(name, metrics);
+
+        var openApi = await Json(await server.Client.GetAsync("openapi/v1.json"), HttpStatusCode.OK);
+        var paths = openApi.GetProperty("paths");
+        foreach (var path in new[] { "/v1/predict", "/v1/features", "/v1/model", "/healthz", "/readyz" }) Assert.True(paths.TryGetProperty(path, out _), path);
+        Assert.True(paths.GetProperty("/v1/predict").GetProperty("post").GetProperty("requestBody").GetProperty("content").TryGetProperty("multipart/form-data", out _));
+
+        var page = await server.Client.GetStringAsync("");
+        Assert.Contains("<input id=\"file\"", page);
+        Assert.DoesNotContain("https://", page); // one self-contained page, no CDN
+    }
+
+    [Fact]
+    public async Task Bad_requests_get_4xx_that_say_why()
+    {
+        await using var server = await fixture.StartAsync(new ServingOptions { MaxUploadBytes = 100_000, MaxImagePixels = 1_000_000 });
+        var client = server.Client;
+
+        async Task Expect(HttpStatusCode status, string because, HttpResponseMessage response)
+        {
+            var problem = await Json(response, status);
+            Assert.Contains(because, problem.GetProperty("detail").GetString());
+        }
+
+        await Expect(HttpStatusCode.RequestEntityTooLarge, "larger than the limit",
+            await client.PostAsync("v1/predict", RunningServer.ImageBody(new byte[200_000])));
+        await Expect(HttpStatusCode.UnsupportedMediaType, "not a recognised image",
+            await client.PostAsync("v1/predict", RunningServer.ImageBody("this is not a picture"u8.ToArray())));
+        await Expect(HttpStatusCode.UnsupportedMediaType, "is not an image",
+            await client.PostAsync("v1/predict", new StringContent("{}", new MediaTypeHeaderValue("application/json"))));
+        await Expect(HttpStatusCode.BadRequest, "no body", await client.PostAsync("v1/predict", RunningServer.ImageBody([])));
+        await Expect(HttpStatusCode.BadRequest, "top must be", await client.PostAsync("v1/predict?top=0", RunningServer.ImageFile(Cat)));
+        await Expect(HttpStatusCode.BadRequest, "no file part",
+            await client.PostAsync("v1/predict", new MultipartFormDataContent { { new StringContent("x"), "field" } }));
+
+        // A 2000×2000 PNG is small on the wire but over the pixel limit: refused before decoding.
+        var big = Path.Combine(fixture.Dir, "big.png");
+        Training.TrainingData.Draw(big, 2000, 2000, SkiaSharp.SKColorType.Gray8, 3);
+        Assert.True(new FileInfo(big).Length < 100_000);
+        await Expect(HttpStatusCode.RequestEntityTooLarge, "megapixels",
+            await client.PostAsync("v1/predict", RunningServer.ImageBody(File.ReadAllBytes(big), "image/png")));
+
+        // The server is unharmed.
+        await Json(await client.PostAsync("v1/predict", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task A_full_queue_answers_429_with_retry_after_and_the_queued_requests_still_get_their_answers()
+    {
+        // The first image waits up to 2 s for company, so the queue stays full meanwhile.
+        await using var server = await fixture.StartAsync(new ServingOptions { MaxQueue = 2, MaxBatch = 64, MaxDelay = TimeSpan.FromSeconds(2) });
+        var first = server.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat));
+        var second = server.Client.PostAsync("v1/predict", RunningServer.ImageFile(Coffee));
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (server.Batcher.Queued < 2 && waited.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(10);
+        Assert.Equal(2, server.Batcher.Queued);
+
+        var refused = await server.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat));
+        var problem = await Json(refused, HttpStatusCode.TooManyRequests);
+        Assert.Contains("queue", problem.GetProperty("detail").GetString());
+        Assert.Equal(TimeSpan.FromSeconds(1), refused.Headers.RetryAfter?.Delta);
+
+        await Json(await first, HttpStatusCode.OK);
+        await Json(await second, HttpStatusCode.OK);
+        var metrics = await server.Client.GetStringAsync("metrics");
+        Assert.Contains("transfersharp_batch_size_sum 2", metrics); // the two queued images ran together (the warm-up is not counted)
+        Assert.Contains("transfersharp_batch_size_count 1", metrics);
+        Assert.Contains("transfersharp_http_requests_total{route=\"/v1/predict\",status=\"429\"} 1", metrics);
+    }
+
+    [Fact]
+    public async Task A_request_that_waits_past_its_timeout_gets_503_and_the_server_goes_on()
+    {
+        await using var server = await fixture.StartAsync(new ServingOptions { MaxDelay = TimeSpan.FromSeconds(1), RequestTimeout = TimeSpan.FromMilliseconds(200) });
+        var response = await server.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat));
+        var problem = await Json(response, HttpStatusCode.ServiceUnavailable);
+        Assert.Contains("no answer within", problem.GetProperty("detail").GetString());
+        Assert.NotNull(response.Headers.RetryAfter);
+    }
+
+    [Fact]
+    public async Task Concurrent_requests_are_batched_and_a_storm_of_bad_requests_loses_no_good_answer()
+    {
+        await using var server = await fixture.StartAsync(new ServingOptions { MaxBatch = 8, MaxDelay = TimeSpan.FromMilliseconds(20) });
+        var cat = File.ReadAllBytes(Cat);
+        var expected = (await Json(await server.Client.PostAsync("v1/predict", RunningServer.ImageBody(cat)), HttpStatusCode.OK))
+            .GetProperty("predictions")[0].GetProperty("top")[0].GetProperty("label").GetString();
+
+        var good = Enumerable.Range(0, 24).Select(async _ =>
+        {
+            var answer = await Json(await server.Client.PostAsync("v1/predict", RunningServer.ImageBody(cat)), HttpStatusCode.OK);
+            return answer.GetProperty("predictions")[0].GetProperty("top")[0].GetProperty("label").GetString();
+        }).ToArray();
+        var bad = Enumerable.Range(0, 24).Select(async i => (await server.Client.PostAsync("v1/predict", (i % 3) switch
+        {
+            0 => RunningServer.ImageBody(cat.AsSpan(0, cat.Length / 2).ToArray()), // truncated JPEG
+            1 => RunningServer.ImageBody("garbage"u8.ToArray()),
+            _ => new StringContent("hello"),
+        })).StatusCode).ToArray();
+        Assert.All(await Task.WhenAll(good), label => Assert.Equal(expected, label));
+        Assert.All(await Task.WhenAll(bad), status => Assert.Equal(HttpStatusCode.UnsupportedMediaType, status));
+
+        var metrics = (await server.Client.GetStringAsync("metrics")).Split('\n');
+        double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(25, Value("transfersharp_images_total"));
+        Assert.True(Value("transfersharp_batch_size_count") < 25, "24 concurrent requests ran in fewer than 24 forward passes");
+    }
+
+    [Fact]
+    public async Task The_onnxruntime_engine_serves_the_same_classes()
+    {
+        await using var torch = await fixture.StartAsync();
+        await using var ort = await fixture.StartAsync(engine: "onnxruntime");
+        var a = await Json(await torch.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+        var b = await Json(await ort.Client.PostAsync("v1/predict", RunningServer.ImageFile(Cat)), HttpStatusCode.OK);
+        var (ta, tb) = (a.GetProperty("predictions")[0].GetProperty("top"), b.GetProperty("predictions")[0].GetProperty("top"));
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Equal(ta[i].GetProperty("label").GetString(), tb[i].GetProperty("label").GetString());
+            Assert.Equal(ta[i].GetProperty("probability").GetDouble(), tb[i].GetProperty("probability").GetDouble(), 1e-3);
+        }
+        Assert.Equal("onnxruntime", (await Json(await ort.Client.GetAsync("v1/model"), HttpStatusCode.OK)).GetProperty("engine").GetString());
+    }
+}
