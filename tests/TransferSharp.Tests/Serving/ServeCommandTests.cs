@@ -66,6 +66,6 @@ public sealed class ServeCommandTests(ServingFixture fixture)
         Assert.Contains("--urls", err);
         (code, _, err) = CliRunner.Run("serve", "--model", fixture.ModelPath, "--max-bacth", "8");
         Assert.NotEqual(0, code);
-        Assert.Contains("--max-bacth", err);
+        Assert.Contains("max-bacth", err);
     }
 }
