@@ -17,17 +17,24 @@ internal static class ImageColumns
     internal const string Image = "__ts_image";
     internal const string Spec = "__ts_preprocessing";
     internal const string Pixels = "__ts_pixels";
+    internal const string ByteCount = "__ts_bytes";
+
+    /// <summary>Every temporary column the preprocessing steps make.</summary>
+    internal static readonly string[] Temporary = [Image, Spec, Pixels, ByteCount];
 
     /// <summary>The steps from <paramref name="inputColumn"/> to <see cref="Pixels"/>.</summary>
     public static IEstimator<ITransformer> Preprocess(TransformsCatalog transforms, string inputColumn, DataViewType inputType, Preprocessing preprocessing)
     {
-        var spec = Encode(preprocessing);
-        var steps = transforms.Expression(Spec, $"x => \"{spec}\"", inputColumn)
-            .Append(transforms.CopyColumns(Image, inputColumn));
+        var constant = $"x => \"{Encode(preprocessing)}\"";
+        var copy = transforms.CopyColumns(Image, inputColumn);
         if (inputType is TextDataViewType)
-            return steps.Append(transforms.CustomMapping(new PathPixelsFactory().GetMapping(), PathPixelsFactory.Contract));
+            return copy.Append(transforms.Expression(Spec, constant, Image))
+                .Append(transforms.CustomMapping(new PathPixelsFactory().GetMapping(), PathPixelsFactory.Contract));
         if (inputType is VectorDataViewType { ItemType: var item } && item == NumberDataViewType.Byte)
-            return steps.Append(transforms.CustomMapping(new BytesPixelsFactory().GetMapping(), BytesPixelsFactory.Contract));
+            // An expression reads scalars only: it hangs the constant on the image's length.
+            return copy.Append(transforms.CustomMapping(new ByteCountFactory().GetMapping(), ByteCountFactory.Contract))
+                .Append(transforms.Expression(Spec, constant, ByteCount))
+                .Append(transforms.CustomMapping(new BytesPixelsFactory().GetMapping(), BytesPixelsFactory.Contract));
         throw new ArgumentException($"column '{inputColumn}' is {inputType}: an image column holds file paths (text) or encoded image bytes "
             + "(a vector of bytes, as LoadRawImageBytes makes)");
     }
@@ -99,6 +106,31 @@ public sealed class BytesImageRow
 
     /// <summary>The encoded preprocessing.</summary>
     [ColumnName(ImageColumns.Spec)] public string Preprocessing { get; set; } = "";
+}
+
+/// <summary>An encoded image alone.</summary>
+public sealed class BytesRow
+{
+    /// <summary>The encoded image.</summary>
+    [ColumnName(ImageColumns.Image), VectorType] public byte[] Image { get; set; } = [];
+}
+
+/// <summary>The length of an encoded image.</summary>
+public sealed class ByteCountRow
+{
+    /// <summary>Bytes.</summary>
+    [ColumnName(ImageColumns.ByteCount)] public float Count { get; set; }
+}
+
+/// <summary>Registered (by contract name) so that a saved pipeline reloads in a fresh process.</summary>
+[CustomMappingFactoryAttribute(Contract)]
+public sealed class ByteCountFactory : CustomMappingFactory<BytesRow, ByteCountRow>
+{
+    /// <summary>The contract name written into saved models.</summary>
+    public const string Contract = "TransferSharp.ImageByteCount";
+
+    /// <inheritdoc />
+    public override Action<BytesRow, ByteCountRow> GetMapping() => (row, output) => output.Count = row.Image.Length;
 }
 
 /// <summary>The model's input values for one image (CHW floats).</summary>

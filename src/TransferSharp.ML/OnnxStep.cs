@@ -44,7 +44,8 @@ internal sealed class OnnxStep
         IEstimator<ITransformer> chain = ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing)
             .Append(transforms.ApplyOnnxModel([onnxOutput], [ImageColumns.Pixels], new MemoryStream(_onnx, writable: false), _inputShape, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100));
         if (onnxOutput != outputColumn) chain = chain.Append(transforms.CopyColumns(outputColumn, onnxOutput));
-        string[] temporary = [ImageColumns.Spec, ImageColumns.Image, ImageColumns.Pixels, .. onnxOutput != outputColumn ? new[] { onnxOutput } : []];
-        return chain.Append(transforms.DropColumns(temporary));
+        var temporary = ImageColumns.Temporary.Where(c => c != ImageColumns.ByteCount || inputType is not Microsoft.ML.Data.TextDataViewType).ToList();
+        if (onnxOutput != outputColumn) temporary.Add(onnxOutput);
+        return chain.Append(transforms.DropColumns([.. temporary]));
     }
 }
