@@ -14,7 +14,8 @@ namespace TransferSharp.Bench;
 public static class MlNetBench
 {
     public const string Help = "ML.NET DnnImageFeaturizer(ResNet18)+LbfgsMaximumEntropy vs FeaturizeImage+same vs FineTuneImageClassifier: "
-        + "--data DIR (DIR/train/<class>, DIR/test/<class>) | --folder DIR [--classes a,b,c] [--test-every 3]; [--epochs 3] [--threads 2] [--skip-finetune]";
+        + "--data DIR (DIR/train/<class>, DIR/test/<class>) | --folder DIR [--classes a,b,c] [--test-every 3] (images anywhere under DIR/<class>); "
+        + "[--epochs 3] [--threads 2] [--skip-finetune]";
 
     public sealed class Row
     {
@@ -100,7 +101,7 @@ public static class MlNetBench
     private static Row[] FromFolder(string dir, string[]? classes) =>
         Directory.GetDirectories(dir).Order(StringComparer.Ordinal)
             .Where(d => classes is null || classes.Contains(Path.GetFileName(d)))
-            .SelectMany(d => Directory.GetFiles(d).Where(f => TransferSharp.Data.ImageDataset.ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .SelectMany(d => Directory.GetFiles(d, "*", SearchOption.AllDirectories).Where(f => TransferSharp.Data.ImageDataset.ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
                 .Order(StringComparer.Ordinal).Select(f => new Row { ImagePath = f, Label = Path.GetFileName(d) }))
             .ToArray();
 }
