@@ -61,11 +61,12 @@ public static class OnnxBench
                 OnnxExporter.Export(model, file, new OnnxExportOptions { IncludeFeatures = false });
                 using var exported = new OnnxRuntimeEngine(file, ortOptions);
                 using var original = name == OnnxZoo.ResNet18CntkName ? new OnnxRuntimeEngine(OnnxZoo.ResNet18OnnxPath, ortOptions) : null;
-                using var fast = InferenceOptimizer.Optimize(model);
+                bool channelsLast = true;
+                using var fast = InferenceOptimizer.Optimize(model, ref channelsLast);
                 foreach (var batch in batches)
                 {
                     using var x = rand(batch, 3, 224, 224) * 255;
-                    using var xcl = InferenceOptimizer.ChannelsLast(x);
+                    using var xcl = channelsLast ? InferenceOptimizer.ChannelsLast(x) : x.alias();
                     var runs = new List<Action>
                     {
                         () => model.forward(x),

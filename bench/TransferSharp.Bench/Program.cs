@@ -9,8 +9,12 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["vision"] = ("eval images/s of zoo models vs TorchSharp hand-written and PyTorch: [MODEL...] [--batch 16] [--threads 2] [--no-peer]", VisionBench.Run),
     ["training"] = ("fine-tuning step vs PyTorch, extraction end to end vs model only: [--model resnet50] [--batch 16] [--threads 2] [--images 96] [--steps 6] [--no-peer]", TrainingBench.Run),
     ["mlnet"] = (MlNetBench.Help, MlNetBench.Run),
+    ["soak"] = (SoakBench.Help, SoakBench.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
+
+// The benchmark host opts in to the allocator tuning the `transfer` command applies, so both measure the same.
+TransferSharp.Runtime.TorchRuntime.TuneAllocator();
 
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))
 {

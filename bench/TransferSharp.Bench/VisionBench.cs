@@ -69,8 +69,9 @@ public static class VisionBench
             model.eval();
             double gflops = 2.0 * model.Summary().Macs / 1e9;
             using var x = randn(batch, 3, size, size);
-            using var optimized = InferenceOptimizer.Optimize(model);
-            using var xcl = InferenceOptimizer.ChannelsLast(x);
+            bool channelsLast = true;
+            using var optimized = InferenceOptimizer.Optimize(model, ref channelsLast);
+            using var xcl = channelsLast ? InferenceOptimizer.ChannelsLast(x) : x.alias();
             using var hand = HandWritten(name);
             // Interleaved rounds: load from other processes falls on all variants alike.
             var runs = new List<Action> { () => model.forward(x), () => optimized.forward(xcl) };

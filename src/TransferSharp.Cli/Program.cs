@@ -1,15 +1,31 @@
+using System.Runtime.InteropServices;
 using Spectre.Console.Cli;
 using TransferSharp.Cli;
 using TransferSharp.Cli.Commands;
 using TextCommands = TransferSharp.Cli.Commands.Text;
 using VectorCommands = TransferSharp.Cli.Commands.Vectors;
 
+// Ctrl+C is taken over first, before anything slow loads: it cancels the command's token instead of killing the
+// process, so work stops between steps and files being written are discarded (everything is written under a
+// temporary name and renamed when complete). A second Ctrl+C ends the process at once.
+using var cancellation = new CancellationTokenSource();
+using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+{
+    context.Cancel = !cancellation.IsCancellationRequested;
+    cancellation.Cancel();
+});
+// The command is the host: it opts in to the process-wide allocator tuning the library never applies by itself
+// (TRANSFERSHARP_MALLOC_TUNING=0 leaves malloc alone), and takes --verbose anywhere on the line.
+TransferSharp.Runtime.TorchRuntime.TuneAllocator();
+args = ErrorReporter.TakeVerboseFlag(args);
+
 var app = new CommandApp();
 app.Configure(config =>
 {
     config.SetApplicationName("transfer");
     config.SetApplicationVersion(typeof(TransferSharp.Vision.Zoo.ModelZoo).Assembly.GetName().Version?.ToString(3) ?? "0");
-    config.SetExceptionHandler((ex, _) => ErrorReporter.Report(ex));
+    config.SetExceptionHandler((ex, _) => ErrorReporter.Report(ex, args));
+    config.UseStrictParsing();
 
     config.AddCommand<DoctorCommand>("doctor")
         .WithDescription("Show which LibTorch loaded, from where, with how many threads, and whether the Debian 12 fix applied.");
@@ -93,12 +109,5 @@ app.Configure(config =>
             .WithExample("text", "evaluate", "--model", "sup.bin", "--data", "fortunes.test.txt", "--json");
     });
 });
-// Ctrl+C cancels the command's token instead of killing the process, so work stops between steps and files
-// being written are discarded (everything is written under a temporary name and renamed when complete).
-using var cancellation = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = !cancellation.IsCancellationRequested; // a second Ctrl+C ends the process at once
-    cancellation.Cancel();
-};
+if (cancellation.IsCancellationRequested) return ErrorReporter.Report(new OperationCanceledException(cancellation.Token), args);
 return await app.RunAsync(args, cancellation.Token);

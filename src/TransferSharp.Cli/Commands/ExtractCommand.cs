@@ -43,7 +43,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
         {
             "avg" or "mean" => PoolKind.Avg,
             "max" => PoolKind.Max,
-            _ => throw new ArgumentException($"--pool '{settings.Pool}': use avg or max"),
+            _ => throw new UsageException($"--pool '{settings.Pool}': use avg or max"),
         };
         var data = ImageDataset.Open(settings.Data);
         using var source = settings.OpenSource();

@@ -51,7 +51,7 @@ internal static class WorkflowConsole
         {
             "skip" => BadImagePolicy.Skip,
             "fail" => BadImagePolicy.Fail,
-            _ => throw new ArgumentException($"--on-bad-image '{onBadImage}': use skip or fail"),
+            _ => throw new UsageException($"--on-bad-image '{onBadImage}': use skip or fail"),
         },
     };
 
@@ -274,32 +274,32 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             "head" => TrainMode.Head,
             "finetune" or "fine-tune" => TrainMode.FineTune,
-            _ => throw new ArgumentException($"--mode '{s.Mode}': use head or finetune"),
+            _ => throw new UsageException($"--mode '{s.Mode}': use head or finetune"),
         };
         var optimizer = s.Optimizer.ToLowerInvariant() switch
         {
             "adamw" => OptimizerKind.AdamW,
             "sgd" => OptimizerKind.Sgd,
-            _ => throw new ArgumentException($"--optimizer '{s.Optimizer}': use adamw or sgd"),
+            _ => throw new UsageException($"--optimizer '{s.Optimizer}': use adamw or sgd"),
         };
         var schedule = s.Schedule.ToLowerInvariant() switch
         {
             "cosine" => ScheduleKind.Cosine,
             "step" => ScheduleKind.Step,
             "constant" or "none" => ScheduleKind.Constant,
-            _ => throw new ArgumentException($"--schedule '{s.Schedule}': use cosine, step or constant"),
+            _ => throw new UsageException($"--schedule '{s.Schedule}': use cosine, step or constant"),
         };
         var head = s.Head.ToLowerInvariant() switch
         {
             "linear" or "softmax" => HeadKind.Linear,
             "mlp" => HeadKind.Mlp,
-            _ => throw new ArgumentException($"--head '{s.Head}': use linear or mlp"),
+            _ => throw new UsageException($"--head '{s.Head}': use linear or mlp"),
         };
         Augmentation? augmentation = s.Augment.ToLowerInvariant() switch
         {
             "standard" => s.ColorJitter > 0 ? Augmentation.WithJitter(s.ColorJitter) : Augmentation.Standard,
             "none" => null,
-            _ => throw new ArgumentException($"--augment '{s.Augment}': use standard or none"),
+            _ => throw new UsageException($"--augment '{s.Augment}': use standard or none"),
         };
         int batch = s.BatchSize ?? (mode == TrainMode.Head ? 64 : 32);
         return new TrainOptions

@@ -114,7 +114,7 @@ public static class DataLoader
             int start = b * options.BatchSize, n = Math.Min(options.BatchSize, order.Count - start);
             var values = new float[(long)n * per];
             var ok = new bool[n];
-            Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = workers, CancellationToken = cancellation }, i =>
+            ImageTransforms.ForEachImage(n, new ParallelOptions { MaxDegreeOfParallelism = workers, CancellationToken = cancellation }, i =>
             {
                 int index = order[start + i];
                 var random = new Random(MixSeed(seed, epoch, index));

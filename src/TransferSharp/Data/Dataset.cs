@@ -3,8 +3,8 @@ using TransferSharp.Vision.Preprocessing;
 namespace TransferSharp.Data;
 
 /// <summary>A data set cannot be used as given: no classes, an empty class, missing files, a bad manifest line.
-/// The message says which folder, file or line, and what to do.</summary>
-public sealed class DatasetException(string message) : IOException(message);
+/// The message says which folder, file or line, and what to do (control characters quoted from a file shown escaped).</summary>
+public sealed class DatasetException(string message) : TransferSharpException(IO.Printable.Of(message));
 
 /// <summary>
 /// Labelled samples and their class names (index → name, in a fixed order). Image data sets hold
@@ -50,7 +50,7 @@ public abstract class Dataset
     public (Dataset Train, Dataset Validation) StratifiedSplit(double validationFraction, int seed = 0)
     {
         if (validationFraction is <= 0 or >= 1)
-            throw new ArgumentOutOfRangeException(nameof(validationFraction), $"validation fraction {validationFraction} must be between 0 and 1 (exclusive)");
+            throw new InvalidOptionException("ValidationSplit", $"validation fraction {validationFraction} must be between 0 and 1 (exclusive)");
         var byClass = Enumerable.Range(0, ClassNames.Count).Select(_ => new List<int>()).ToArray();
         for (int i = 0; i < Count; i++) byClass[LabelOf(i)].Add(i);
         var rng = new Random(seed);

@@ -98,10 +98,11 @@ public sealed class ImageDataset : Dataset
             if (string.IsNullOrWhiteSpace(line) || line.TrimStart().StartsWith('#')) continue;
             var fields = SplitFields(line, sep);
             if (fields.Count != 2)
-                throw new DatasetException($"{manifestPath}, line {n + 1}: expected 2 fields (path{(sep == '\t' ? "<TAB>" : ",")}label), found {fields.Count}: '{line}'");
+                throw new DatasetException($"{manifestPath}, line {n + 1}: expected 2 fields (path{(sep == '\t' ? "<TAB>" : ",")}label), found {fields.Count}: '{(line.Length > 120 ? line[..120] + "…" : line)}'");
             var (file, label) = (fields[0].Trim(), fields[1].Trim());
             if (rows.Count == 0 && file.Equals("path", StringComparison.OrdinalIgnoreCase) && label.Equals("label", StringComparison.OrdinalIgnoreCase)) continue;
             if (file.Length == 0 || label.Length == 0) throw new DatasetException($"{manifestPath}, line {n + 1}: empty path or label");
+            if (file.Contains('\0')) throw new DatasetException($"{manifestPath}, line {n + 1}: the path holds a NUL byte: not a text manifest");
             var full = Path.IsPathRooted(file) ? file : Path.GetFullPath(Path.Combine(baseDir, file));
             if (!File.Exists(full)) missing.Add($"line {n + 1}: {file}");
             rows.Add((full, label, n + 1));

@@ -2,17 +2,13 @@ namespace TransferSharp.Onnx;
 
 /// <summary>An ONNX file cannot be read or used: corrupt, truncated, malformed, or hostile. The
 /// message names the file and what was wrong.</summary>
-public class OnnxException : IOException
+public class OnnxException : InvalidFileException
 {
     /// <summary>Creates the exception for a file.</summary>
     public OnnxException(string file, string message, Exception? inner = null)
-        : base($"{file}: {message}", inner)
+        : base(file, message, inner)
     {
-        File = file;
     }
-
-    /// <summary>The ONNX file concerned.</summary>
-    public string File { get; }
 }
 
 /// <summary>One node the importer cannot translate.</summary>

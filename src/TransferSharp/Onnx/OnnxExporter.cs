@@ -88,18 +88,31 @@ public static class OnnxExporter
     public static byte[] ExportToBytes(GraphModule module, OnnxExportOptions? options = null) =>
         Build(module, options ?? new OnnxExportOptions()).ToByteArray();
 
-    /// <summary>The preprocessing recorded by <see cref="Export"/>, or null.</summary>
-    public static PreprocessingRecord? ReadPreprocessing(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.TryGetValue(PreprocessingKey, out var json) ? JsonSerializer.Deserialize<PreprocessingRecord>(json, _json) : null;
+    /// <summary>The preprocessing recorded by <see cref="Export"/>, or null; a value that does not parse is an <see cref="OnnxException"/> naming <paramref name="file"/>.</summary>
+    public static PreprocessingRecord? ReadPreprocessing(IReadOnlyDictionary<string, string> metadata, string file = "ONNX metadata") =>
+        metadata.TryGetValue(PreprocessingKey, out var json) ? ReadMetadata(file, PreprocessingKey, () => JsonSerializer.Deserialize<PreprocessingRecord>(json, _json)) : null;
 
-    /// <summary>The class names recorded by <see cref="Export"/>, or an empty list.</summary>
-    public static IReadOnlyList<string> ReadLabels(IReadOnlyDictionary<string, string> metadata) =>
-        metadata.TryGetValue(LabelsKey, out var json) ? JsonSerializer.Deserialize<string[]>(json) ?? [] : [];
+    /// <summary>The class names recorded by <see cref="Export"/>, or an empty list; a value that does not parse is an <see cref="OnnxException"/> naming <paramref name="file"/>.</summary>
+    public static IReadOnlyList<string> ReadLabels(IReadOnlyDictionary<string, string> metadata, string file = "ONNX metadata") =>
+        metadata.TryGetValue(LabelsKey, out var json) ? ReadMetadata(file, LabelsKey, () => JsonSerializer.Deserialize<string[]>(json)) ?? [] : [];
+
+    /// <summary>Metadata JSON from a file is data from anywhere: a value that does not parse names the file and the key.</summary>
+    private static T? ReadMetadata<T>(string file, string key, Func<T?> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            throw new OnnxException(file, $"metadata '{key}' is not valid: {e.Message}", e);
+        }
+    }
 
     internal static OnnxProto.ModelProto Build(GraphModule module, OnnxExportOptions options)
     {
         if (options.Opset < MinOpset || options.Opset > MaxOpset)
-            throw new ArgumentOutOfRangeException(nameof(options), $"opset {options.Opset}: the exporter writes opsets {MinOpset}–{MaxOpset}");
+            throw new InvalidOptionException("Opset", $"opset {options.Opset}: the exporter writes opsets {MinOpset}–{MaxOpset}");
         var writer = new Writer(module, options);
         var graph = writer.Run();
         var model = new OnnxProto.ModelProto
@@ -163,7 +176,7 @@ public static class OnnxExporter
                 }
                 catch (NotSupportedException e)
                 {
-                    throw new NotSupportedException($"graph '{_graph.Name}', node '{node.Name}' ({node.Op.Kind}): {e.Message}", e);
+                    throw new TransferSharpException($"graph '{_graph.Name}', node '{node.Name}' ({node.Op.Kind}): {e.Message}", e);
                 }
             }
             _current = "";

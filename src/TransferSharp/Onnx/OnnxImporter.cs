@@ -157,8 +157,11 @@ public static class OnnxImporter
             var needed = graph.Needed([graph.Output]).Select(i => graph.Nodes[i].Name).ToHashSet(StringComparer.Ordinal);
             if (needed.Count != graph.Nodes.Count)
             {
+                bool keepFeature = feature is not null && needed.Contains(feature);
+                if (!keepFeature && _options.FeatureNode is { } asked)
+                    throw new OnnxException(_file, $"feature node '{asked}' does not feed the output '{outputName}': choose a node on the output's path");
                 graph = graph.With(nodes: graph.Nodes.Where(n => needed.Contains(n.Name)).ToArray(),
-                    featureNode: feature is not null && needed.Contains(feature) ? feature : null);
+                    featureNode: keepFeature ? feature : null, clearFeatureNode: !keepFeature);
                 graph = graph.With(groups: GraphSurgery.GroupsByResolution(graph));
             }
             var state = _state.Where(kv => needed.Contains(kv.Key[..kv.Key.LastIndexOf('.')]))

@@ -68,10 +68,10 @@ public sealed class OnnxModel
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>The preprocessing recorded in the file, or null.</summary>
-    public Vision.Preprocessing.Preprocessing? Preprocessing => OnnxExporter.ReadPreprocessing(Metadata);
+    public Vision.Preprocessing.Preprocessing? Preprocessing => OnnxExporter.ReadPreprocessing(Metadata, File);
 
     /// <summary>Class names recorded in the file (empty when none).</summary>
-    public IReadOnlyList<string> Labels => OnnxExporter.ReadLabels(Metadata);
+    public IReadOnlyList<string> Labels => OnnxExporter.ReadLabels(Metadata, File);
 
     /// <summary>ONNX node names and tensor names → graph node names.</summary>
     public IReadOnlyDictionary<string, string> NodeNames { get; }

@@ -91,7 +91,7 @@ public sealed class OnnxRuntimeEngine : IDisposable
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>The preprocessing recorded in the file's metadata, or null when it has none.</summary>
-    public Vision.Preprocessing.Preprocessing? Preprocessing => OnnxExporter.ReadPreprocessing(Metadata);
+    public Vision.Preprocessing.Preprocessing? Preprocessing => OnnxExporter.ReadPreprocessing(Metadata, Path);
 
     /// <summary>The model output for a batch [N, C, H, W].</summary>
     public Tensor Forward(Tensor input) => Run(input, OutputName);
@@ -119,7 +119,7 @@ public sealed class OnnxRuntimeEngine : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new InvalidOperationException($"{Path}: ONNX Runtime cannot run input [{string.Join(",", input.shape)}] "
+            throw new TransferSharpException($"{Path}: ONNX Runtime cannot run input [{string.Join(",", input.shape)}] "
                 + $"(the model takes [{string.Join(",", InputShape.Select(d => d < 0 ? "N" : d.ToString(System.Globalization.CultureInfo.InvariantCulture)))}]): {e.Message}", e);
         }
         using var _ = results;

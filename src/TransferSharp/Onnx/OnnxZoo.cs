@@ -131,8 +131,8 @@ public static class OnnxZoo
 
     private static ModelGraph BuildResNet18Cntk(ModelOptions o)
     {
-        if (o.InChannels != 3) throw new ArgumentException($"{ResNet18CntkName} takes 3-channel images (its mean image is RGB)");
-        if (o.ImageSize is { } s && s != 224) throw new ArgumentException($"{ResNet18CntkName} takes 224×224 inputs only (its mean image is 224×224)");
+        if (o.InChannels != 3) throw new InvalidOptionException(nameof(o.InChannels), $"{ResNet18CntkName} takes 3-channel images (its mean image is RGB)");
+        if (o.ImageSize is { } s && s != 224) throw new InvalidOptionException(nameof(o.ImageSize), $"{ResNet18CntkName} takes 224×224 inputs only (its mean image is 224×224)");
         var graph = ResNet18Cntk.Graph;
         // The file ends in a 7×7 average pool; the graph's output is the pooled [N, 512] features, and a
         // requested classifier is a new linear layer on them.

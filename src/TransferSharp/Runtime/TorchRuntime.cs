@@ -24,9 +24,10 @@ public static partial class TorchRuntime
     /// glibc's malloc serves every block over 32 MB with a fresh mmap and returns it to the kernel on
     /// free, so each training step or batch page-faults its large activations back in (measured here:
     /// 3× slower allocate-and-fill of 51 MB tensors, and a quarter of ResNet-50's eval time). Raising
-    /// the mmap and trim thresholds keeps freed activation memory in the heap for reuse. Called once
-    /// when the first model is built; set TRANSFERSHARP_MALLOC_TUNING=0 to leave malloc alone.
-    /// Returns true when the settings were applied.
+    /// the mmap and trim thresholds keeps freed activation memory in the heap for reuse. This changes
+    /// the whole process, so the library never calls it by itself: a host opts in (the `transfer`
+    /// command does at start-up; TRANSFERSHARP_MALLOC_TUNING=0 makes this a no-op).
+    /// Returns true when the settings were applied (now or by an earlier call).
     /// </summary>
     public static bool TuneAllocator()
     {
@@ -66,11 +67,11 @@ public static partial class TorchRuntime
         if (n.StartsWith("cuda", StringComparison.Ordinal))
         {
             if (!cuda.is_available())
-                throw new ArgumentException($"device '{name}' asked for, but this process has no CUDA: it loaded a CPU build of LibTorch or sees no GPU. "
-                    + "Reference a CUDA build of TorchSharp (e.g. the libtorch-cuda-12.8-linux-x64 package) instead of TorchSharp-cpu, or use --device cpu.");
+                throw new InvalidOptionException("Device", $"device '{name}' asked for, but this process has no CUDA: it loaded a CPU build of LibTorch or sees no GPU. "
+                    + "Reference a CUDA build of TorchSharp (e.g. the libtorch-cuda-12.8-linux-x64 package) instead of TorchSharp-cpu, or use the CPU.");
             return torch.device(n);
         }
-        throw new ArgumentException($"unknown device '{name}': use cpu, cuda, cuda:N or auto");
+        throw new InvalidOptionException("Device", $"unknown device '{name}': use cpu, cuda, cuda:N or auto");
     }
 
     /// <summary>Sets LibTorch's intra-op thread count (0 or less: leave LibTorch's default).</summary>
@@ -92,7 +93,7 @@ public static partial class TorchRuntime
             libVersion, path, get_num_threads(), get_num_interop_threads(), Environment.ProcessorCount,
             cuda.is_available(), cuda.is_available() ? cuda.device_count() : 0,
             RuntimeInformation.OSDescription, CpuDescription(), stdcxx, has3432, patched,
-            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment, TuneAllocator());
+            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment, AllocatorTuned);
     }
 
     private static string CpuDescription()

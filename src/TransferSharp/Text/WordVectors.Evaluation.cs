@@ -35,7 +35,7 @@ public sealed partial class WordVectors
             }
             else
             {
-                if (name is null) throw new InvalidDataException($"{path}: line {lineNo + 1}: a question before the first ': section' line");
+                if (name is null) throw new InvalidFileException(path, $"line {lineNo + 1}: a question before the first ': section' line");
                 var words = PythonWhitespaceSplit(line);
                 if (words.Length == 4)
                 {
@@ -70,7 +70,7 @@ public sealed partial class WordVectors
             (predicted == p.Expected ? correct : incorrect)[p.Section].Add(new AnalogyQuestion(p.A, p.B, p.C, p.Expected, predicted));
         }
         var sections = sectionNames.Select((s, i) => new AnalogySection(s, correct[i], incorrect[i])).ToList();
-        if (questions == 0) throw new InvalidDataException($"{path}: no analogy questions (lines of four words after a ': section' line)");
+        if (questions == 0) throw new InvalidFileException(path, $"no analogy questions (lines of four words after a ': section' line)");
         var total = new AnalogySection("Total accuracy", sections.SelectMany(s => s.Correct).ToList(), sections.SelectMany(s => s.Incorrect).ToList());
         return new AnalogyEvaluationResult(total.Accuracy, sections, total, questions, oov);
     }
@@ -108,7 +108,7 @@ public sealed partial class WordVectors
             model.Add(SimilarityByIndex(ia, ib));
         }
         if (gold.Count == 0)
-            throw new InvalidDataException($"{path}: no valid similarity judgements: either the format is not 'word1{(options.Delimiter == '\t' ? "\\t" : options.Delimiter)}word2{(options.Delimiter == '\t' ? "\\t" : options.Delimiter)}score' or every pair is out of vocabulary");
+            throw new InvalidFileException(path, $"no valid similarity judgements: either the format is not 'word1{(options.Delimiter == '\t' ? "\\t" : options.Delimiter)}word2{(options.Delimiter == '\t' ? "\\t" : options.Delimiter)}score' or every pair is out of vocabulary");
         var (pearson, pearsonP) = Statistics.Pearson(gold, model);
         var (spearman, spearmanP) = Statistics.Spearman(gold, model);
         double oovPercent = options.Dummy4Unknown ? 100.0 * oov / gold.Count : 100.0 * oov / (gold.Count + oov);

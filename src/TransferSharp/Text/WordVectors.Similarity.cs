@@ -56,7 +56,7 @@ public sealed partial class WordVectors
     {
         var pos = positive?.ToList() ?? [];
         var neg = negative?.ToList() ?? [];
-        if (pos.Count + neg.Count == 0) throw new ArgumentException("cannot compute a mean of no words: give at least one positive or negative word");
+        if (pos.Count + neg.Count == 0) throw new TransferSharpException("cannot compute a mean of no words: give at least one positive or negative word");
         if (topN < 1) return [];
         var mean = new float[Dimension];
         var exclude = new List<int>();
@@ -106,7 +106,7 @@ public sealed partial class WordVectors
     {
         var pos = positive?.ToList() ?? [];
         var neg = negative?.ToList() ?? [];
-        if (pos.Count == 0) throw new ArgumentException("cannot compute similarity with no positive word");
+        if (pos.Count == 0) throw new TransferSharpException("cannot compute similarity with no positive word");
         if (topN < 1) return [];
         var exclude = new List<int>();
         float[] Unit(string w)
@@ -150,7 +150,7 @@ public sealed partial class WordVectors
     public IReadOnlyList<WordScore> RankByCentrality(IEnumerable<string> words)
     {
         var used = words.Where(w => Contains(w) || Subwords is not null).ToList();
-        if (used.Count == 0) throw new ArgumentException("cannot select a word from an empty list (none of the words is in the vocabulary)");
+        if (used.Count == 0) throw new TransferSharpException("cannot select a word from an empty list (none of the words is in the vocabulary)");
         var vectors = used.Select(w =>
         {
             var u = new float[Dimension];

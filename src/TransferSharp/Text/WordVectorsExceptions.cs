@@ -32,7 +32,7 @@ public sealed class WordVectorsFormatException : InvalidFileException
 }
 
 /// <summary>A word asked for is not in the vocabulary (and no subword model can make a vector for it).</summary>
-public sealed class WordNotFoundException : KeyNotFoundException
+public sealed class WordNotFoundException : TransferSharpException
 {
     /// <summary>Creates the exception for <paramref name="word"/>.</summary>
     public WordNotFoundException(string word, string? source = null)

@@ -109,8 +109,8 @@ public static class FeatureExtractor
         var fingerprint = Fingerprint(model, data, options);
         var jobFile = Path.Combine(partial, "job.txt");
         if (Directory.Exists(partial) && (!File.Exists(jobFile) || File.ReadAllText(jobFile) != fingerprint)) Directory.Delete(partial, true);
-        Directory.CreateDirectory(partial);
-        if (!File.Exists(jobFile)) AtomicFile.WriteText(jobFile, fingerprint);
+        // Created with its job file in one step, so a kill never leaves an empty OUT.partial/ behind.
+        if (!Directory.Exists(partial)) AtomicFile.CreateDirectory(partial, dir => File.WriteAllText(Path.Combine(dir, "job.txt"), fingerprint));
         badImages ??= new BadImageLog();
         int chunks = (data.Count + options.ChunkSize - 1) / options.ChunkSize;
         var order = Enumerable.Range(0, data.Count).ToArray();
@@ -128,6 +128,12 @@ public static class FeatureExtractor
                 Run(predictor, model, data, order, options, chunkBad, progress, start, count, cancellation, (i, f) => rows.Add((i, f)), data.Count);
                 WriteChunk(chunkFile, rows, chunkBad, model.Model.NumFeatures);
             }
+        }
+        catch (OperationCanceledException) when (!Directory.EnumerateFiles(partial, "chunk-*").Any())
+        {
+            // Nothing to resume from: leave no folder behind.
+            Directory.Delete(partial, true);
+            throw;
         }
         finally
         {

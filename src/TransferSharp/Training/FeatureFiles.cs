@@ -26,7 +26,7 @@ public static class FeatureFiles
         ".parquet" => FeatureFileFormat.Parquet,
         ".npy" => FeatureFileFormat.Npy,
         ".csv" => FeatureFileFormat.Csv,
-        var ext => throw new ArgumentException($"{path}: unknown feature file type '{ext}'; use .parquet, .npy or .csv"),
+        var ext => throw new InvalidOptionException("path", $"{path}: unknown feature file type '{ext}'; use .parquet, .npy or .csv"),
     };
 
     /// <summary>The index file written beside a .npy file.</summary>

@@ -105,7 +105,7 @@ public sealed record ModelArchitecture
     private ModelGraph SizedGraph(ModelGraph g)
     {
         if (InChannels != g.InChannels)
-            throw new ArgumentException($"graph '{g.Name}' takes {g.InChannels} input channels, not {InChannels}");
+            throw new InvalidOptionException(nameof(InChannels), $"graph '{g.Name}' takes {g.InChannels} input channels, not {InChannels}");
         if (ImageSize is not { } size || (g.InputShape[2] == size && g.InputShape[3] == size)) return g;
         return g.With(inputShape: [g.InputShape[0], g.InputShape[1], size, size]);
     }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using TorchSharp;
 using TransferSharp.Weights;
 using static TorchSharp.torch;
@@ -11,8 +10,6 @@ namespace TransferSharp.Training;
 /// </summary>
 internal static class TensorFile
 {
-    private const long MaxHeaderBytes = 100L * 1024 * 1024;
-
     /// <summary>Writes tensors and metadata (atomically: the Weights writer uses a temporary name and renames).</summary>
     public static void Write(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string> metadata)
     {
@@ -38,29 +35,7 @@ internal static class TensorFile
         return (tensors, dict.Metadata);
     }
 
-    /// <summary>Reads only the header's string metadata (cheap; used to recognise model files).</summary>
-    public static IReadOnlyDictionary<string, string> ReadMetadata(string path)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        if (fs.Length < 8) throw new ModelFileException(path, $"not a safetensors file: {fs.Length} bytes is too short");
-        Span<byte> lengthBytes = stackalloc byte[8];
-        fs.ReadExactly(lengthBytes);
-        ulong headerLength = BitConverter.ToUInt64(lengthBytes);
-        if (headerLength == 0 || headerLength > (ulong)Math.Min(MaxHeaderBytes, fs.Length - 8))
-            throw new ModelFileException(path, $"not a safetensors file: header length {headerLength} does not fit the file ({fs.Length} bytes)");
-        var header = new byte[headerLength];
-        fs.ReadExactly(header);
-        try
-        {
-            using var doc = JsonDocument.Parse(header);
-            var result = new Dictionary<string, string>(StringComparer.Ordinal);
-            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("__metadata__", out var meta) && meta.ValueKind == JsonValueKind.Object)
-                foreach (var m in meta.EnumerateObject()) result[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
-            return result;
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFileException(path, $"the safetensors header is not valid JSON: {e.Message}", e);
-        }
-    }
+    /// <summary>Reads only the header's string metadata (cheap; used to recognise model files), checked as
+    /// <see cref="Read"/> checks it (UTF-8, JSON, layout).</summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path) => SafeTensors.ReadMetadata(path);
 }

@@ -60,7 +60,7 @@ internal static class TrainLoop
             {
                 loaded = Checkpoint.Load(cp);
                 if (loaded.State.Fingerprint != fingerprint)
-                    throw new ModelFileException(cp, "this checkpoint was written by a run with other settings, model or data; start without --resume, or delete it");
+                    throw new ModelFileException(cp, "this checkpoint was written by a run with other settings, model or data; start without resuming, or delete it");
                 state = loaded.State;
                 var persisted = model.state_dict().Where(kv => task.Persist(kv.Key)).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
                 LoadInto(model, loaded.ModelTensors, persisted, cp);
@@ -207,7 +207,7 @@ internal static class TrainLoop
             cancellation.ThrowIfCancellationRequested();
         }
         if (micro % options.AccumulationSteps != 0) Step();
-        if (seen == 0) throw new InvalidOperationException("no training sample could be loaded in this epoch (every image was unreadable?)");
+        if (seen == 0) throw new TransferSharpException("no training sample could be loaded in this epoch (every image was unreadable?)");
         return (lossSum / seen, correct / (double)seen);
     }
 

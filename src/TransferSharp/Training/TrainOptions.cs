@@ -122,17 +122,17 @@ public sealed record TrainOptions
     /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
-        if (Epochs < 1) throw new ArgumentException($"epochs must be at least 1 (got {Epochs})");
-        if (HeadEpochs is { } h && (h < 0 || h > Epochs)) throw new ArgumentException($"head epochs {h} must lie in 0..{Epochs}");
-        if (BatchSize < 1) throw new ArgumentException($"batch size must be at least 1 (got {BatchSize})");
-        if (AccumulationSteps < 1) throw new ArgumentException($"accumulation steps must be at least 1 (got {AccumulationSteps})");
-        if (LearningRate <= 0 || double.IsNaN(LearningRate)) throw new ArgumentException($"learning rate must be positive (got {LearningRate})");
-        if (BodyLearningRateFactor < 0) throw new ArgumentException("the body learning-rate factor must be ≥ 0");
-        if (LabelSmoothing is < 0 or >= 1) throw new ArgumentException($"label smoothing must lie in [0, 1) (got {LabelSmoothing})");
-        if (ValidationSplit is < 0 or >= 1) throw new ArgumentException($"validation split must lie in [0, 1) (got {ValidationSplit})");
-        if (Patience < 0) throw new ArgumentException("patience must be ≥ 0");
-        if (UnfreezeTop is < 0) throw new ArgumentException("--unfreeze must be ≥ 0");
-        if (UnfreezeTop is not null && UnfreezeFrom is not null) throw new ArgumentException("give either --unfreeze N or --unfreeze-from GROUP, not both");
+        if (Epochs < 1) throw new InvalidOptionException(nameof(Epochs), $"Epochs must be at least 1 (got {Epochs})");
+        if (HeadEpochs is { } h && (h < 0 || h > Epochs)) throw new InvalidOptionException(nameof(HeadEpochs), $"HeadEpochs {h} must lie in 0..Epochs ({Epochs})");
+        if (BatchSize < 1) throw new InvalidOptionException(nameof(BatchSize), $"BatchSize must be at least 1 (got {BatchSize})");
+        if (AccumulationSteps < 1) throw new InvalidOptionException(nameof(AccumulationSteps), $"AccumulationSteps must be at least 1 (got {AccumulationSteps})");
+        if (LearningRate <= 0 || double.IsNaN(LearningRate)) throw new InvalidOptionException(nameof(LearningRate), $"LearningRate must be positive (got {LearningRate})");
+        if (BodyLearningRateFactor < 0) throw new InvalidOptionException(nameof(BodyLearningRateFactor), "BodyLearningRateFactor must be ≥ 0");
+        if (LabelSmoothing is < 0 or >= 1) throw new InvalidOptionException(nameof(LabelSmoothing), $"LabelSmoothing must lie in [0, 1) (got {LabelSmoothing})");
+        if (ValidationSplit is < 0 or >= 1) throw new InvalidOptionException(nameof(ValidationSplit), $"ValidationSplit must lie in [0, 1) (got {ValidationSplit})");
+        if (Patience < 0) throw new InvalidOptionException(nameof(Patience), "Patience must be ≥ 0");
+        if (UnfreezeTop is < 0) throw new InvalidOptionException(nameof(UnfreezeTop), "UnfreezeTop must be ≥ 0");
+        if (UnfreezeTop is not null && UnfreezeFrom is not null) throw new InvalidOptionException(nameof(UnfreezeFrom), "give either UnfreezeTop or UnfreezeFrom, not both");
     }
 
     internal int ResolvedHeadEpochs => Mode == TrainMode.Head ? Epochs : HeadEpochs ?? Math.Max(1, Epochs / 3);

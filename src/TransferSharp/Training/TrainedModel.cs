@@ -30,8 +30,10 @@ internal static class TrainingJson
         {
             return JsonSerializer.Deserialize<T>(json, Options) ?? throw new JsonException("null");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or NotSupportedException or ArgumentException or GraphException)
         {
+            // InvalidOperationException: a string escape that is not valid Unicode; GraphException: a stored graph that
+            // is not valid; the others: values a type refuses.
             throw new ModelFileException(path, $"metadata '{key}' is not valid: {e.Message}", e);
         }
     }
@@ -95,18 +97,13 @@ public sealed class TrainedModel : IDisposable
         TensorFile.Write(path, Model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList(), metadata);
     }
 
-    /// <summary>True when the file is a TransferSharp model file (reads only the header).</summary>
+    /// <summary>True when the file is a TransferSharp model file (reads only the header). A <c>.safetensors</c> file
+    /// whose header cannot be read is not taken for something else: its <see cref="InvalidFileException"/> (naming the
+    /// file and the fault) is thrown.</summary>
     public static bool IsModelFile(string path)
     {
         if (!File.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return false;
-        try
-        {
-            return TensorFile.ReadMetadata(path).TryGetValue(FormatKey, out var v) && v == FormatValue;
-        }
-        catch (ModelFileException)
-        {
-            return false;
-        }
+        return TensorFile.ReadMetadata(path).TryGetValue(FormatKey, out var v) && v == FormatValue;
     }
 
     /// <summary>
@@ -120,7 +117,7 @@ public sealed class TrainedModel : IDisposable
         try
         {
             if (!metadata.TryGetValue(FormatKey, out var format))
-                throw new ModelFileException(path, "not a TransferSharp model file (its metadata has no architecture); a plain weights file is loaded with --model ARCH --weights FILE");
+                throw new ModelFileException(path, "not a TransferSharp model file (its metadata has no architecture); a plain weights file is loaded as the weights of a zoo architecture");
             if (format != FormatValue) throw new ModelFileException(path, $"model file format '{format}' is not supported (expected {FormatValue})");
             string Meta(string key) => metadata.TryGetValue(key, out var v) ? v : throw new ModelFileException(path, $"metadata '{key}' is missing");
             var arch = TrainingJson.Deserialize<ModelArchitecture>(path, "architecture", Meta("architecture"));

@@ -50,7 +50,7 @@ public static class Trainer
         {
             var counts = train.ClassCounts();
             if (counts.Min() < 2)
-                throw new DatasetException($"{train.Origin}: class '{classes[Array.IndexOf(counts, counts.Min())]}' has {counts.Min()} sample(s), too few to hold out validation data; add images, pass --val DIR, or --val-split 0");
+                throw new DatasetException($"{train.Origin}: class '{classes[Array.IndexOf(counts, counts.Min())]}' has {counts.Min()} sample(s), too few to hold out validation data; add images, give a separate validation set, or set ValidationSplit to 0");
             (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
         }
         var (trainSet, validationSet) = (train, validation);
@@ -74,9 +74,9 @@ public static class Trainer
         var classes = train.ClassNames;
         if (classes.Count < 2) throw new DatasetException($"features of {classes.Count} class(es); a classifier needs at least 2");
         if (train.Dimension != source.Model.NumFeatures)
-            throw new ArgumentException($"the features have {train.Dimension} values per sample but {source.Description} gives {source.Model.NumFeatures}");
+            throw new TransferSharpException($"the features have {train.Dimension} values per sample but {source.Description} gives {source.Model.NumFeatures}");
         if (validation is not null && !validation.ClassNames.SequenceEqual(classes))
-            throw new ArgumentException("training and validation features must have the same class names, in the same order");
+            throw new TransferSharpException("training and validation features must have the same class names, in the same order");
         return Fit(source, classes, options, run, "features", train.Count, validation?.Count ?? 0, clock, cancellation,
             model => new HeadTask(model, train, validation, options));
     }
@@ -84,7 +84,7 @@ public static class Trainer
     private static TrainedModel Fit(SourceModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
         int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<GraphModule, ITrainingTask> createTask)
     {
-        var baseArch = source.Architecture ?? throw new NotSupportedException(
+        var baseArch = source.Architecture ?? throw new TransferSharpException(
             $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
         var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
         torch.manual_seed(options.Seed);
@@ -264,9 +264,9 @@ public static class Trainer
             // Check the unfreeze setting now, not after stage 1 has run.
             var groups = model.GroupNames;
             if (options.UnfreezeTop is { } n && n > groups.Count)
-                throw new ArgumentException($"--unfreeze {n}: model '{model.Graph.Name}' has {groups.Count} layer groups ({string.Join(", ", groups)}); use at most {groups.Count}");
+                throw new InvalidOptionException(nameof(TrainOptions.UnfreezeTop), $"UnfreezeTop {n}: model '{model.Graph.Name}' has {groups.Count} layer groups ({string.Join(", ", groups)}); use at most {groups.Count}");
             if (options.UnfreezeFrom is { } g && !groups.Contains(g, StringComparer.OrdinalIgnoreCase))
-                throw new ArgumentException($"--unfreeze-from {g}: model '{model.Graph.Name}' has no layer group '{g}'; groups: {string.Join(", ", groups)}");
+                throw new InvalidOptionException(nameof(TrainOptions.UnfreezeFrom), $"UnfreezeFrom {g}: model '{model.Graph.Name}' has no layer group '{g}'; groups: {string.Join(", ", groups)}");
         }
 
         public GraphModule Model { get; }

@@ -58,7 +58,7 @@ public sealed class VisionModel : IDisposable
                 if (loader(model, options, cancellation) is { } loaded) return loaded;
             }
             throw new InvalidFileException(model, "not a model file TransferSharp can open (a trained .safetensors model or an .onnx file); "
-                + "to load a checkpoint into a zoo architecture use --model NAME --weights FILE");
+                + "to load a checkpoint into a zoo architecture, give the architecture's zoo name as the model and the file as its weights");
         }
         var entry = ModelZoo.Get(model);
         var w = weights?.Trim();

@@ -2,21 +2,13 @@ namespace TransferSharp.Weights;
 
 /// <summary>A checkpoint file cannot be used: it is corrupt, truncated, hostile or of an unknown format.
 /// The message names the file and the problem.</summary>
-public class CheckpointException : IOException
+public class CheckpointException : InvalidFileException
 {
     /// <summary>Creates the exception.</summary>
     public CheckpointException(string filePath, string message, Exception? inner = null)
-        : base($"{filePath}: {message}", inner)
+        : base(filePath, message, inner)
     {
-        FilePath = filePath;
-        Problem = message;
     }
-
-    /// <summary>The file that was being read.</summary>
-    public string FilePath { get; }
-
-    /// <summary>What was wrong, without the file name.</summary>
-    public string Problem { get; }
 }
 
 /// <summary>The file is truncated, corrupt, or not in the format its name or content claims.</summary>
@@ -47,7 +39,7 @@ public sealed class UnsafeCheckpointException : CheckpointException
 }
 
 /// <summary>A download failed for good (not found, forbidden, retries exhausted).</summary>
-public class DownloadException : IOException
+public class DownloadException : TransferSharpException
 {
     /// <summary>Creates the exception.</summary>
     public DownloadException(string url, string message, int? statusCode = null, Exception? inner = null)
@@ -83,8 +75,26 @@ public sealed class ChecksumMismatchException : DownloadException
     public string Actual { get; }
 }
 
+/// <summary>A download was cancelled (Ctrl+C): what arrived is kept in <see cref="PartialPath"/> and the next try resumes from it.</summary>
+public sealed class DownloadCancelledException : OperationCanceledException
+{
+    /// <summary>Creates the exception.</summary>
+    public DownloadCancelledException(string url, string partialPath, CancellationToken token)
+        : base($"the download of {url} was cancelled; the part received is kept in {partialPath} and the next try resumes from it", token)
+    {
+        Url = url;
+        PartialPath = partialPath;
+    }
+
+    /// <summary>The URL being downloaded.</summary>
+    public string Url { get; }
+
+    /// <summary>Where the part received so far is kept.</summary>
+    public string PartialPath { get; }
+}
+
 /// <summary>TRANSFERSHARP_OFFLINE is set and the file is not in the cache: nothing was downloaded.</summary>
-public sealed class OfflineException : IOException
+public sealed class OfflineException : TransferSharpException
 {
     /// <summary>Creates the exception.</summary>
     public OfflineException(string url, string cachePath, IReadOnlyList<string>? alternativeUrls = null)
@@ -106,13 +116,13 @@ public sealed class OfflineException : IOException
 }
 
 /// <summary>A weights name is neither a known tag for the architecture nor a file.</summary>
-public sealed class UnknownWeightsException(string message) : ArgumentException(message);
+public sealed class UnknownWeightsException(string message) : TransferSharpException(message);
 
 /// <summary>
 /// A state dict does not fit the model (strict loading): the message lists missing, unexpected and
 /// mis-shaped keys by name. Nothing was copied into the model.
 /// </summary>
-public sealed class StateDictMismatchException : InvalidOperationException
+public sealed class StateDictMismatchException : TransferSharpException
 {
     /// <summary>Creates the exception from the report.</summary>
     public StateDictMismatchException(string source, LoadReport report)

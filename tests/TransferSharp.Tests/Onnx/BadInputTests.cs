@@ -26,7 +26,7 @@ public sealed class BadInputTests : IDisposable
     private T ImportFails<T>(string path) where T : OnnxException
     {
         var e = Assert.Throws<T>(() => OnnxImporter.Import(path));
-        Assert.Equal(Path.GetFullPath(path), e.File);
+        Assert.Equal(Path.GetFullPath(path), e.FilePath);
         Assert.Contains(Path.GetFileName(path), e.Message);
         return e;
     }
@@ -53,6 +53,23 @@ public sealed class BadInputTests : IDisposable
         File.WriteAllBytes(empty, []);
         Assert.Contains("no graph", ImportFails<OnnxException>(empty).Message);
         Assert.Throws<FileNotFoundException>(() => OnnxImporter.Import(Path.Combine(_dir, "absent.onnx")));
+    }
+
+    [Fact]
+    public void Metadata_that_does_not_parse_names_the_file()
+    {
+        var g = new OnnxGraphs(13, [1, 3, 8, 8]);
+        g.Op("Relu", ["x"], "y");
+        var model = g.Model("y");
+        model.MetadataProps.Add(new global::Onnx.StringStringEntryProto { Key = OnnxExporter.PreprocessingKey, Value = "{\"cropSize\": \"\u0007" });
+        model.MetadataProps.Add(new global::Onnx.StringStringEntryProto { Key = OnnxExporter.LabelsKey, Value = "[1, 2" });
+        var path = Path.Combine(_dir, "bad-metadata.onnx");
+        File.WriteAllBytes(path, Google.Protobuf.MessageExtensions.ToByteArray(model));
+        var imported = OnnxImporter.Import(path);
+        var e = Assert.Throws<OnnxException>(() => imported.Preprocessing);
+        Assert.Contains(path, e.Message);
+        Assert.Contains(OnnxExporter.PreprocessingKey, e.Message);
+        Assert.Contains(path, Assert.Throws<OnnxException>(() => imported.Labels).Message);
     }
 
     [Fact]

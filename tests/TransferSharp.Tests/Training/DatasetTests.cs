@@ -161,9 +161,9 @@ public sealed class DatasetTests : IDisposable
         var ckpt = Path.Combine(_dir, "x.ckpt");
         var run = new TrainRunOptions { Checkpoint = new CheckpointOptions { Path = ckpt } };
         var tooMany = new TrainOptions { Mode = TrainMode.FineTune, UnfreezeTop = 99, ValidationSplit = 0 };
-        var u = Assert.Throws<ArgumentException>(() => Trainer.Train(source, two, null, tooMany, run));
+        var u = Assert.Throws<InvalidOptionException>(() => Trainer.Train(source, two, null, tooMany, run));
         Assert.Contains("has 6 layer groups (stem, layer1, layer2, layer3, layer4, head)", u.Message);
-        var from = Assert.Throws<ArgumentException>(() => Trainer.Train(source, two, null, tooMany with { UnfreezeTop = null, UnfreezeFrom = "layer9" }, run));
+        var from = Assert.Throws<InvalidOptionException>(() => Trainer.Train(source, two, null, tooMany with { UnfreezeTop = null, UnfreezeFrom = "layer9" }, run));
         Assert.Contains("no layer group 'layer9'", from.Message);
         Assert.False(File.Exists(ckpt));
 

@@ -64,7 +64,7 @@ public sealed class FluentApiTests : IDisposable
         Assert.True(model.Training!.BestValidationAccuracy > 0.9, $"validation accuracy {model.Training.BestValidationAccuracy}");
         Assert.Equal(["x", "y", "z"], model.ClassNames);
         Assert.Equal(["head"], model.Training.TrainedGroups);
-        Assert.Throws<ArgumentException>(() => Trainer.TrainHead(source, new FeatureSet(new float[6], 3, [0, 1], ["a", "b"], ["x", "y"]), null, new TrainOptions()));
+        Assert.Throws<TransferSharpException>(() => Trainer.TrainHead(source, new FeatureSet(new float[6], 3, [0, 1], ["a", "b"], ["x", "y"]), null, new TrainOptions()));
     }
 
     [Theory]

@@ -115,6 +115,6 @@ public sealed class ModelFileTests : IDisposable
 
         var truncated = Path.Combine(_dir, "truncated.safetensors");
         File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
-        Assert.ThrowsAny<IOException>(() => TrainedModel.Load(truncated));
+        Assert.ThrowsAny<InvalidFileException>(() => TrainedModel.Load(truncated));
     }
 }

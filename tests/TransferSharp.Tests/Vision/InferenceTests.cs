@@ -27,18 +27,34 @@ public class InferenceTests
     [InlineData("mobilenet_v2.json")]
     [InlineData("densenet121.json")]
     [InlineData("inception_v3.json")]
-    public void Folded_channels_last_model_matches_the_reference(string fixture)
+    public void Folded_model_matches_the_reference(string fixture)
     {
         using var model = FilledModel(fixture, out var fx);
-        using var fast = InferenceOptimizer.Optimize(model);
+        bool channelsLast = false;
+        using var fast = InferenceOptimizer.Optimize(model, ref channelsLast);
         Assert.True(fast.Graph.Nodes.Count < model.Graph.Nodes.Count, "nothing was folded");
         Assert.DoesNotContain(fast.Graph.Nodes, n => n.Op is BatchNormOp && fast.Graph.Node(n.Inputs[0]).Op is Conv2dOp);
         using var _ = no_grad();
         using var x = ReferenceFill.Input(fx.InputShape, fx.InputSeed);
-        using var xl = InferenceOptimizer.ChannelsLast(x);
-        using var logits = fast.forward(xl);
+        using var logits = fast.forward(x);
         double d = ParityTests.MaxAbsDiff(logits, fx.Logits);
-        Assert.True(d <= fx.ToleranceLogits, $"{fx.Model}: optimised logits differ by {d:G4} > {fx.ToleranceLogits:G4}");
+        Assert.True(d <= fx.ToleranceLogits, $"{fx.Model}: folded logits differ by {d:G4} > {fx.ToleranceLogits:G4}");
+    }
+
+    /// <summary>Channels-last is kept only where it is exact on this machine; either way the logits match
+    /// (on this project's AMD EPYC machines oneDNN's channels-last resnet18 was off by 2.4 without the probe).</summary>
+    [Fact]
+    public void Channels_last_is_used_only_where_it_matches_the_reference()
+    {
+        using var model = FilledModel("resnet18.json", out var fx);
+        bool channelsLast = true;
+        using var fast = InferenceOptimizer.Optimize(model, ref channelsLast);
+        using var _ = no_grad();
+        using var x = ReferenceFill.Input(fx.InputShape, fx.InputSeed);
+        using var input = channelsLast ? InferenceOptimizer.ChannelsLast(x) : x.alias();
+        using var logits = fast.forward(input);
+        double d = ParityTests.MaxAbsDiff(logits, fx.Logits);
+        Assert.True(d <= fx.ToleranceLogits, $"channels-last {channelsLast}: logits differ by {d:G4} > {fx.ToleranceLogits:G4}");
     }
 
     [Fact]
@@ -115,7 +131,7 @@ public class InferenceTests
         Assert.Equal(["stem", "layer1", "layer2", "layer3", "layer4", "head"], model.GroupNames);
         var state = model.GroupState();
         Assert.True(state.Single(s => s.Group == "layer3").Trainable == 0 && state.Single(s => s.Group == "layer4").Frozen == 0);
-        Assert.Throws<ArgumentOutOfRangeException>(() => model.UnfreezeTop(7));
+        Assert.Throws<InvalidOptionException>(() => model.UnfreezeTop(7));
     }
 
     [Fact]
@@ -135,7 +151,7 @@ public class InferenceTests
     {
         using var headless = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = 0, ImageSize = 32 });
         using var predictor = new Predictor(headless, Preprocessing.ImageNet.AtCropSize(32));
-        var e = Assert.Throws<InvalidOperationException>(() => predictor.Predict([Path.Combine(Paths.RepoRoot, "samples", "cat.jpg")]));
+        var e = Assert.Throws<TransferSharpException>(() => predictor.Predict([Path.Combine(Paths.RepoRoot, "samples", "cat.jpg")]));
         Assert.Contains("no classifier", e.Message);
     }
 }

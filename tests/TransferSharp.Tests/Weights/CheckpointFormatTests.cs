@@ -220,6 +220,18 @@ public class CheckpointFormatTests
             { "INST subprocess.Popen", "subprocess.Popen", P($"(S'{cmd}'\nisubprocess\nPopen\n.") },
             // a state dict whose value hides the call
             { "nested in a dict", "os.system", P($"(dp0\nS'w'\ncos\nsystem\n(S'{cmd}'\ntRs.") },
+            { "GLOBAL builtins.exec + REDUCE", "builtins.exec", P($"cbuiltins\nexec\n(S'import os; os.system(\"{cmd}\")'\ntR.") },
+            { "getattr(os, 'system')", "builtins.getattr", P($"cbuiltins\ngetattr\n(cos\nS'system'\ntR(S'{cmd}'\ntR.") },
+            // protocol 1: OBJ (MARK, class, arguments, OBJ)
+            { "OBJ os.system", "os.system", P($"(cos\nsystem\nS'{cmd}'\no.") },
+            // BUILD: the state of an allowed object is a hostile call (__setstate__ would run it)
+            { "BUILD with a hostile state", "os.system", P($"ccollections\nOrderedDict\n)Rcos\nsystem\n(S'{cmd}'\ntRb.") },
+            // protocol 2: NEWOBJ of a class that runs a command when constructed
+            { "NEWOBJ subprocess.Popen", "subprocess.Popen", P($"\u0080\u0002csubprocess\nPopen\nS'{cmd}'\n\u0085\u0081.") },
+            // copyreg's extension registry names globals by number: nothing may be looked up through it
+            { "EXT1 copyreg extension", "copyreg extension 1", [0x80, 0x02, 0x82, 0x01, (byte)'.'] },
+            { "EXT2 copyreg extension", "copyreg extension 513", [0x80, 0x02, 0x83, 0x01, 0x02, (byte)'.'] },
+            { "EXT4 copyreg extension", "copyreg extension 16909060", [0x80, 0x02, 0x84, 0x04, 0x03, 0x02, 0x01, (byte)'.'] },
         };
         // protocol 4: STACK_GLOBAL with the names as short unicode strings
         var stackGlobal = new List<byte> { 0x80, 0x04 };

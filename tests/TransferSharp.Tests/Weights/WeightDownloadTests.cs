@@ -54,6 +54,7 @@ public sealed class WeightDownloadTests : IDisposable
         Assert.Equal(_body, File.ReadAllBytes(path));
         Assert.StartsWith(Path.Combine(_root, "weights", $"127.0.0.1_{_server.Port}"), path);
         Assert.Equal([path], CachedFiles());
+        Assert.Empty(Directory.GetFiles(Path.Combine(_root, "locks"))); // the lock is removed, not left as a zero-byte file
         var last = progress.Reports[^1];
         Assert.True(last.Completed);
         Assert.Equal(_body.Length, last.BytesReceived);

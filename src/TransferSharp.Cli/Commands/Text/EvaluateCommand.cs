@@ -8,24 +8,20 @@ namespace TransferSharp.Cli.Commands.Text;
 /// <summary>`transfer text evaluate`: accuracy of a classifier on labelled data.</summary>
 public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
 {
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : TextModelSettings
     {
-        [CommandOption("-m|--model <MODEL>")]
-        [Description("A classifier saved by `transfer text train` (.safetensors) or a fastText classifier (.bin/.ftz).")]
-        public string Model { get; init; } = "";
-
         [CommandOption("-d|--data <FILE>")]
         [Description("Labelled data: fastText format, CSV or TSV.")]
         public string Data { get; init; } = "";
 
         public override ValidationResult Validate() =>
-            string.IsNullOrWhiteSpace(Model) || string.IsNullOrWhiteSpace(Data) ? ValidationResult.Error("--model and --data are required") : ValidationResult.Success();
+            string.IsNullOrWhiteSpace(Data) ? ValidationResult.Error("--model and --data are required") : base.Validate();
     }
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         Runtime.TorchRuntime.SetThreads(settings.Threads);
-        using var model = TextModelFile.Open(settings.Model);
+        using var model = TextModelFile.Open(settings);
         TextEvaluation evaluation;
         TransferSharp.Text.FastText.FastTextTestResult? fastTextTest = null;
         if (model.FastText is { } ft)

@@ -7,12 +7,8 @@ namespace TransferSharp.Cli.Commands.Text;
 /// <summary>`transfer text predict`: labels for texts.</summary>
 public sealed class PredictCommand : Command<PredictCommand.Settings>
 {
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : TextModelSettings
     {
-        [CommandOption("-m|--model <MODEL>")]
-        [Description("A classifier saved by `transfer text train` (.safetensors) or a fastText classifier (.bin/.ftz, answered exactly as `fasttext predict-prob`).")]
-        public string Model { get; init; } = "";
-
         [CommandArgument(0, "[TEXTS]")]
         [Description("Texts to classify (quote each one). Without texts and --input, lines are read from standard input.")]
         public string[] Texts { get; init; } = [];
@@ -33,7 +29,8 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
 
         public override ValidationResult Validate()
         {
-            if (string.IsNullOrWhiteSpace(Model)) return ValidationResult.Error("--model is required");
+            var common = base.Validate();
+            if (!common.Successful) return common;
             return Top < 1 ? ValidationResult.Error("--top must be at least 1") : ValidationResult.Success();
         }
     }
@@ -45,7 +42,7 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         bool lines = settings.Input is not null || texts.Count == 0;
         if (settings.Input is { } file) texts.AddRange(File.ReadLines(file));
         else if (texts.Count == 0) texts.AddRange(ReadLines(Console.In));
-        using var model = TextModelFile.Open(settings.Model);
+        using var model = TextModelFile.Open(settings);
         var predictions = model.Predict(texts, settings.Top, settings.Threshold);
         if (settings.Json)
         {

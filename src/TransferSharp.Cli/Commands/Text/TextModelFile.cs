@@ -1,8 +1,22 @@
+using System.ComponentModel;
+using Spectre.Console;
+using Spectre.Console.Cli;
 using TransferSharp.Text.Classification;
 using TransferSharp.Text.FastText;
 using TransferSharp.Weights;
 
 namespace TransferSharp.Cli.Commands.Text;
+
+/// <summary>Options of the commands that open a text classifier (`text predict`, `text evaluate`).</summary>
+public class TextModelSettings : EncodingSettings
+{
+    [CommandOption("-m|--model <MODEL>")]
+    [Description("A classifier saved by `transfer text train` (.safetensors) or a fastText classifier (.bin/.ftz, answered exactly as `fasttext predict-prob`).")]
+    public string Model { get; init; } = "";
+
+    public override ValidationResult Validate() =>
+        string.IsNullOrWhiteSpace(Model) ? ValidationResult.Error("--model is required") : base.Validate();
+}
 
 /// <summary>A classifier for `text predict` / `text evaluate`: ours (.safetensors) or a fastText model (.bin/.ftz).</summary>
 internal sealed class TextModelFile : IDisposable
@@ -16,14 +30,15 @@ internal sealed class TextModelFile : IDisposable
     public TextClassifier? Ours { get; }
     public FastTextModel? FastText { get; }
 
-    public static TextModelFile Open(string path)
+    public static TextModelFile Open(TextModelSettings settings)
     {
+        var path = settings.Model;
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
-        var head = new byte[16];
+        var head = new byte[FastTextReader.HeaderBytes];
         using (var fs = File.OpenRead(path)) fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
-        if (TransferSharp.Text.FastText.FastTextReader.HasMagic(head))
+        if (FastTextReader.IsFastTextModel(head))
         {
-            var model = FastTextModel.Load(path);
+            var model = FastTextModel.Load(path, encodingErrors: settings.EncodingErrorMode);
             if (!model.IsSupervised)
             {
                 model.Dispose();

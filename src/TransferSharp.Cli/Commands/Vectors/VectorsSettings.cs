@@ -6,7 +6,7 @@ using TransferSharp.Text;
 namespace TransferSharp.Cli.Commands.Vectors;
 
 /// <summary>Options of every `transfer vectors` command: which file, and how to load it.</summary>
-public class VectorsSettings : CommonSettings
+public class VectorsSettings : EncodingSettings
 {
     [CommandOption("-v|--vectors <FILE>")]
     [Description("Word-vector file: word2vec binary (.bin) or text, GloVe text, fastText .vec, a fastText model (.bin/.ftz: also answers for unseen words), or a TransferSharp cache (.tswv). The format is detected from the content.")]
@@ -33,16 +33,11 @@ public class VectorsSettings : CommonSettings
     [Description("Text files: convert once into a binary cache (default $TRANSFERSHARP_HOME/vectors) and open that instantly on later runs.")]
     public FlagValue<string>? Cache { get; init; }
 
-    [CommandOption("--encoding-errors <MODE>")]
-    [Description("Words that are not valid UTF-8: fail (stop, naming the byte offset) or replace (with U+FFFD, counted).")]
-    [DefaultValue("fail")]
-    public string EncodingErrors { get; init; } = "fail";
-
     public override ValidationResult Validate()
     {
         if (string.IsNullOrWhiteSpace(Vectors)) return ValidationResult.Error("--vectors FILE is required");
         if (ParseFormat(Format) is null) return ValidationResult.Error($"unknown --format '{Format}' (auto, word2vec-binary, word2vec-text, glove, fasttext-vec, fasttext-bin, cache)");
-        if (EncodingErrors is not ("fail" or "replace")) return ValidationResult.Error("--encoding-errors is fail or replace");
+        if (base.Validate() is { Successful: false } invalid) return invalid;
         if (Limit is < 0) return ValidationResult.Error("--limit must be 0 or more");
         return ValidationResult.Success();
     }
@@ -77,7 +72,7 @@ public class VectorsSettings : CommonSettings
         Precision = Float16 ? VectorPrecision.Float16 : VectorPrecision.Float32,
         MemoryMap = MemoryMap,
         CacheDirectory = Cache is { IsSet: true } c ? (string.IsNullOrEmpty(c.Value) ? WordVectorsLoadOptions.DefaultCacheDirectory : c.Value) : null,
-        EncodingErrors = EncodingErrors == "replace" ? EncodingErrorMode.Replace : EncodingErrorMode.Fail,
+        EncodingErrors = EncodingErrorMode,
         Threads = Threads,
         Progress = progress,
         Cancellation = cancellation,

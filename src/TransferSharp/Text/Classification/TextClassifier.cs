@@ -60,7 +60,7 @@ public sealed class TextClassifier : IDisposable
     {
         options ??= new TextClassifierOptions();
         Validate(options);
-        if (train.Examples.Count == 0) throw new ArgumentException("the training data is empty", nameof(train));
+        if (train.Examples.Count == 0) throw new TransferSharpException("the training data is empty");
         var labels = train.Labels;
         var vocabulary = TextVocabulary.Build(train.Examples.Select(e => e.Text), options.MinCount, options.MaxVocabulary, options.Lowercase);
         int dim = vectors?.Dimension ?? options.EmbeddingDimension;
@@ -82,12 +82,12 @@ public sealed class TextClassifier : IDisposable
 
     private static void Validate(TextClassifierOptions o)
     {
-        if (o.Epochs < 1) throw new ArgumentException("Epochs must be at least 1");
-        if (o.BatchSize < 1) throw new ArgumentException("BatchSize must be at least 1");
-        if (o.MaxLength < 1) throw new ArgumentException("MaxLength must be at least 1");
-        if (o.LearningRate <= 0 || o.EmbeddingLearningRate is <= 0) throw new ArgumentException("learning rates must be positive");
-        if (o.Dropout is < 0 or >= 1) throw new ArgumentException("Dropout must be in [0, 1)");
-        if (o.EmbeddingDimension < 1) throw new ArgumentException("EmbeddingDimension must be at least 1");
+        if (o.Epochs < 1) throw new InvalidOptionException("Epochs", "Epochs must be at least 1");
+        if (o.BatchSize < 1) throw new InvalidOptionException("BatchSize", "BatchSize must be at least 1");
+        if (o.MaxLength < 1) throw new InvalidOptionException("MaxLength", "MaxLength must be at least 1");
+        if (o.LearningRate <= 0 || o.EmbeddingLearningRate is <= 0) throw new InvalidOptionException("LearningRate", "learning rates must be positive");
+        if (o.Dropout is < 0 or >= 1) throw new InvalidOptionException("Dropout", "Dropout must be in [0, 1)");
+        if (o.EmbeddingDimension < 1) throw new InvalidOptionException("EmbeddingDimension", "EmbeddingDimension must be at least 1");
     }
 
     /// <summary>Row 0 (padding) zero; each word's pretrained vector, else its lower-case form's, else its fastText
@@ -308,7 +308,7 @@ public sealed class TextClassifier : IDisposable
             labels = JsonSerializer.Deserialize<string[]>(dict.Metadata["labels"], Json) ?? throw new JsonException("null labels");
             tokens = JsonSerializer.Deserialize<string[]>(dict.Metadata["vocabulary"], Json) ?? throw new JsonException("null vocabulary");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException or InvalidOperationException or ArgumentException)
         {
             throw new InvalidFileException(path, $"the classifier's metadata is damaged: {e.Message}", e);
         }

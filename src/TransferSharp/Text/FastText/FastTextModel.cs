@@ -59,7 +59,7 @@ public sealed class FastTextModel : IDisposable
     /// <summary>The file read.</summary>
     public string Path { get; }
 
-    /// <summary>The file format version (12 for fastText 0.9).</summary>
+    /// <summary>The file format version (12 for fastText 0.9; 0 for a file of fastText before the format had a version).</summary>
     public int Version { get; }
 
     /// <summary>The training arguments stored in the file.</summary>
@@ -247,7 +247,7 @@ public sealed class FastTextModel : IDisposable
     /// </summary>
     public IReadOnlyList<LabelPrediction> Predict(string line, int k = 1, float threshold = 0f)
     {
-        if (!IsSupervised) throw new InvalidOperationException($"{Path} is an unsupervised ({Args.ModelName}) model: it has no labels to predict");
+        if (!IsSupervised) throw new TransferSharpException($"{Path} is an unsupervised ({Args.ModelName}) model: it has no labels to predict");
         if (k <= 0) throw new ArgumentOutOfRangeException(nameof(k), "k needs to be 1 or higher");
         var rows = new List<int>();
         _dict.GetLine(StripNewline(line), rows, null);
@@ -296,7 +296,7 @@ public sealed class FastTextModel : IDisposable
     /// as <c>fasttext test MODEL FILE k threshold</c> reports them.</summary>
     public FastTextTestResult Test(string path, int k = 1, float threshold = 0f)
     {
-        if (!IsSupervised) throw new InvalidOperationException($"{Path} is an unsupervised ({Args.ModelName}) model: it has no labels");
+        if (!IsSupervised) throw new TransferSharpException($"{Path} is an unsupervised ({Args.ModelName}) model: it has no labels");
         int examples = 0;
         long predicted = 0, gold = 0, correct = 0;
         var rows = new List<int>();

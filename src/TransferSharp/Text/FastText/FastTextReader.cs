@@ -4,7 +4,8 @@ using TransferSharp.Text.Formats;
 namespace TransferSharp.Text.FastText;
 
 /// <summary>
-/// Reads fastText's binary model (.bin, and .ftz when quantized) as fastText 0.9.2 writes it: magic and version,
+/// Reads fastText's binary model (.bin, and .ftz when quantized) as fastText 0.9.2 writes it (and, as gensim does,
+/// the unsupervised models of fastText before the format had a magic number, version 0 here): magic and version,
 /// the stored arguments, the dictionary (words, counts, types, pruning table), the input matrix (dense or
 /// product-quantized) and the output matrix. Every count and size is checked against what is left of the file
 /// before anything is allocated.
@@ -14,7 +15,35 @@ internal static unsafe class FastTextReader
     public const int Magic = 793712314;
     public const int LatestVersion = 12;
 
+    /// <summary>Bytes of the stored arguments of a file without magic and version (12 ints and a double).</summary>
+    public const int HeaderBytes = 12 * 4 + 8;
+
+    /// <summary>The version given to files of fastText before magic numbers (2016, before quantization).</summary>
+    public const int PreMagicVersion = 0;
+
     public static bool HasMagic(ReadOnlySpan<byte> head) => head.Length >= 4 && BinaryPrimitives.ReadInt32LittleEndian(head) == Magic;
+
+    /// <summary>True for a fastText model of either layout (<paramref name="head"/>: the first <see cref="HeaderBytes"/> bytes or more).</summary>
+    public static bool IsFastTextModel(ReadOnlySpan<byte> head) => HasMagic(head) || LooksLikePreMagicModel(head);
+
+    /// <summary>
+    /// A model of fastText before version 11 starts directly with its arguments: dim, ws, epoch, minCount, neg,
+    /// wordNgrams, loss, model, bucket, minn, maxn, lrUpdateRate (int32) and t (double). Every one must be in the
+    /// range fastText can write; a text file (no NUL bytes) never passes.
+    /// </summary>
+    public static bool LooksLikePreMagicModel(ReadOnlySpan<byte> head)
+    {
+        if (head.Length < HeaderBytes) return false;
+        Span<int> v = stackalloc int[12];
+        for (int i = 0; i < v.Length; i++) v[i] = BinaryPrimitives.ReadInt32LittleEndian(head[(i * 4)..]);
+        int dim = v[0], ws = v[1], epoch = v[2], minCount = v[3], neg = v[4], wordNgrams = v[5], loss = v[6], model = v[7],
+            bucket = v[8], minn = v[9], maxn = v[10], lrUpdateRate = v[11];
+        double t = BinaryPrimitives.ReadDoubleLittleEndian(head[48..]);
+        return dim is > 0 and <= LoadSupport.MaxDimension && ws is > 0 and <= 1000 && epoch is > 0 and <= 100_000 && minCount >= 0
+            && neg is >= 0 and <= 1000 && wordNgrams is > 0 and <= 1024 && loss is >= 1 and <= 3 && model is >= 1 and <= 3
+            && bucket >= 0 && minn is >= 0 and <= 64 && maxn is >= 0 and <= 64 && lrUpdateRate is > 0 and <= 1_000_000
+            && double.IsFinite(t) && t is > 0 and < 1;
+    }
 
     private sealed class Cursor(MappedFile file)
     {
@@ -59,20 +88,31 @@ internal static unsafe class FastTextReader
         {
             var c = new Cursor(file);
             if (file.Length < 8) throw new WordVectorsFormatException(path, $"{file.Length} bytes is too short for a fastText model");
-            int magic = c.Int32("the magic number");
-            if (magic != Magic)
-                throw new WordVectorsFormatException(path, $"not a fastText model: the file starts with 0x{magic:X8}, a fastText .bin/.ftz starts with 0x{Magic:X8}", null, 0);
-            int version = c.Int32("the version");
-            if (version is not (11 or 12))
-                throw new WordVectorsFormatException(path, $"fastText model version {version} is not supported (fastText 0.9 writes version {LatestVersion}; 11 is the one before)", null, 4);
+            int version;
+            if (LooksLikePreMagicModel(file.Span(0, Math.Min(file.Length, HeaderBytes))))
+                version = PreMagicVersion;
+            else
+            {
+                int magic = c.Int32("the magic number");
+                if (magic != Magic)
+                    throw new WordVectorsFormatException(path, $"not a fastText model: the file starts with 0x{magic:X8}, a fastText .bin/.ftz starts with 0x{Magic:X8} "
+                        + "(or, before fastText had a magic number, with plausible arguments)", null, 0);
+                version = c.Int32("the version");
+                if (version is not (11 or 12))
+                    throw new WordVectorsFormatException(path, $"fastText model version {version} is not supported (fastText 0.9 writes version {LatestVersion}; 11 is the one before)", null, 4);
+            }
+            bool preMagic = version == PreMagicVersion;
             var args = ReadArgs(c, version);
-            var dict = ReadDictionary(c, args, encodingErrors);
+            if (preMagic && args.Model == FastTextModelKind.Supervised)
+                throw c.Error("a fastText classifier from before fastText had a format version (2016) is not supported (gensim refuses these too); "
+                    + "retrain it with a current fastText");
+            var dict = ReadDictionary(c, args, encodingErrors, hasPruneTable: !preMagic);
             cancellation.ThrowIfCancellationRequested();
-            bool quantInput = c.Byte("the quantization flag") != 0;
+            bool quantInput = !preMagic && c.Byte("the quantization flag") != 0;
             if (!quantInput && dict.IsPruned)
                 throw c.Error("the dictionary is pruned but the input matrix is not quantized: fastText refuses such a file too (an old .ftz; download the current one)");
             input = quantInput ? ReadQuantMatrix(c, "input") : ReadDenseMatrix(c, "input", memoryMap);
-            bool qout = c.Byte("the output quantization flag") != 0;
+            bool qout = !preMagic && c.Byte("the output quantization flag") != 0;
             output = quantInput && qout ? ReadQuantMatrix(c, "output") : ReadDenseMatrix(c, "output", memoryMap: false);
             if (input.Cols != args.Dim || output.Cols != args.Dim)
                 throw c.Error($"the matrices have {input.Cols} and {output.Cols} columns but the model's dimension is {args.Dim}");
@@ -120,10 +160,10 @@ internal static unsafe class FastTextReader
         };
     }
 
-    private static FastTextDictionary ReadDictionary(Cursor c, FastTextArgs args, EncodingErrorMode encodingErrors)
+    private static FastTextDictionary ReadDictionary(Cursor c, FastTextArgs args, EncodingErrorMode encodingErrors, bool hasPruneTable)
     {
         int size = c.Int32("the dictionary size"), nwords = c.Int32("the word count"), nlabels = c.Int32("the label count");
-        long ntokens = c.Int64("the token count"), pruneIdxSize = c.Int64("the pruning table size");
+        long ntokens = c.Int64("the token count"), pruneIdxSize = hasPruneTable ? c.Int64("the pruning table size") : -1;
         // Each entry takes at least a NUL, an 8-byte count and a 1-byte type.
         if (size < 0 || nwords < 0 || nlabels < 0 || (long)nwords + nlabels != size || size > c.Remaining / 10)
             throw c.Error($"dictionary of {size} entries ({nwords} words + {nlabels} labels) is impossible in the {c.Remaining} bytes left");

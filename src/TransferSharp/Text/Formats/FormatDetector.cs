@@ -13,7 +13,7 @@ internal static class FormatDetector
             n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
         var span = head.AsSpan(0, n);
         if (n == 0) throw new WordVectorsFormatException(path, "the file is empty");
-        if (FastTextReader.HasMagic(span)) return VectorFileFormat.FastTextBinary;
+        if (FastTextReader.IsFastTextModel(span)) return VectorFileFormat.FastTextBinary;
         if (VectorCache.HasMagic(span)) return VectorFileFormat.Cache;
         int nl = span.IndexOf((byte)'\n');
         var first = nl < 0 ? span : span[..nl];

@@ -57,7 +57,7 @@ internal static class LoadSupport
         var bad = bytes[read..Math.Min(bytes.Length, read + 4)];
         throw new WordVectorsFormatException(path,
             $"the word is not valid UTF-8 (bytes {Convert.ToHexString(bad)} at this offset); "
-            + "pass EncodingErrors = Replace (CLI: --encoding-errors replace) to replace invalid bytes with U+FFFD",
+            + "set EncodingErrors to Replace to replace invalid bytes with U+FFFD",
             line, absoluteOffset + read);
     }
 }

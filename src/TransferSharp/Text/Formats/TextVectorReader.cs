@@ -359,7 +359,7 @@ internal static unsafe class TextVectorReader
 
     internal static string Preview(ReadOnlySpan<byte> bytes)
     {
-        var s = System.Text.Encoding.UTF8.GetString(bytes[..Math.Min(bytes.Length, 60)]);
+        var s = IO.Printable.Of(System.Text.Encoding.UTF8.GetString(bytes[..Math.Min(bytes.Length, 60)]));
         return bytes.Length > 60 ? s + "…" : s;
     }
 }

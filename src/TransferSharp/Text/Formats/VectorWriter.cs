@@ -17,7 +17,7 @@ internal static class VectorWriter
     public static void Write(WordVectors vectors, string path, VectorFileFormat format, CancellationToken cancellation)
     {
         if (format is VectorFileFormat.Auto or VectorFileFormat.FastTextBinary or VectorFileFormat.Cache)
-            throw new NotSupportedException($"cannot write {format}: choose Word2VecBinary, Word2VecText, GloVe or FastTextVec");
+            throw new InvalidOptionException("Format", $"cannot write {format}: choose Word2VecBinary, Word2VecText, GloVe or FastTextVec");
         CheckWords(vectors, format);
         AtomicFile.Write(path, fs =>
         {
@@ -75,7 +75,7 @@ internal static class VectorWriter
             var w = vectors.Words[i];
             bool bad = format == VectorFileFormat.Word2VecBinary ? w.Contains(' ') : w.Length == 0 || w.AsSpan().IndexOfAny('\n', '\r') >= 0;
             if (bad)
-                throw new InvalidOperationException($"word {i} ('{w}') cannot be written in {format}: "
+                throw new TransferSharpException($"word {i} ('{w}') cannot be written in {format}: "
                     + (format == VectorFileFormat.Word2VecBinary ? "it contains a space, which ends a word in that format" : "it is empty or contains a line break"));
         }
     }

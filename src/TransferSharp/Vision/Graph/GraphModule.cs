@@ -32,8 +32,6 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     private readonly object _planLock = new();
     private BatchNormMode _bnMode = BatchNormMode.FollowFreeze;
 
-    static GraphModule() => Runtime.TorchRuntime.TuneAllocator();
-
     /// <summary>Instantiates the graph with freshly initialised parameters.</summary>
     public GraphModule(ModelGraph graph) : base(graph.Name)
     {
@@ -391,7 +389,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     {
         var names = GroupNames;
         if (count < 0 || count > names.Count)
-            throw new ArgumentOutOfRangeException(nameof(count), $"model '{_graph.Name}' has {names.Count} layer groups ({string.Join(", ", names)}); cannot unfreeze the top {count}");
+            throw new InvalidOptionException(nameof(count), $"model '{_graph.Name}' has {names.Count} layer groups ({string.Join(", ", names)}); cannot unfreeze the top {count}");
         Freeze();
         Unfreeze(names.Skip(names.Count - count).ToArray());
     }
@@ -401,7 +399,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     {
         var names = GroupNames.ToList();
         int i = names.FindIndex(n => string.Equals(n, group, StringComparison.OrdinalIgnoreCase));
-        if (i < 0) throw new ArgumentException($"model '{_graph.Name}' has no layer group '{group}'; groups: {string.Join(", ", names)}", nameof(group));
+        if (i < 0) throw new InvalidOptionException(nameof(group), $"model '{_graph.Name}' has no layer group '{group}'; groups: {string.Join(", ", names)}");
         UnfreezeTop(names.Count - i);
     }
 
@@ -411,7 +409,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         foreach (var name in groups)
         {
             var g = _graph.Groups.FirstOrDefault(x => string.Equals(x.Name, name, StringComparison.OrdinalIgnoreCase))
-                ?? throw new ArgumentException($"model '{_graph.Name}' has no layer group '{name}'; groups: {string.Join(", ", GroupNames)}");
+                ?? throw new InvalidOptionException("group", $"model '{_graph.Name}' has no layer group '{name}'; groups: {string.Join(", ", GroupNames)}");
             selected.Add(g);
         }
         foreach (var (name, p) in named_parameters())

@@ -1,10 +1,11 @@
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>A graph is malformed, or an op cannot take the shapes it is given.</summary>
-public class GraphException : Exception
+public class GraphException : TransferSharpException
 {
-    /// <summary>Creates the exception.</summary>
-    public GraphException(string message) : base(message) { }
+    /// <summary>Creates the exception. Control characters in the message (a description quoted from a hostile file)
+    /// are shown escaped.</summary>
+    public GraphException(string message) : base(IO.Printable.Of(message)) { }
 }
 
 /// <summary>One named node: an op applied to the outputs of earlier nodes (or the graph input).</summary>
@@ -165,8 +166,8 @@ public sealed class ModelGraph
     /// <summary>A copy with some parts changed.</summary>
     public ModelGraph With(IReadOnlyList<Node>? nodes = null, string? output = null, string? featureNode = null,
         string? classifierNode = null, bool clearClassifier = false, IReadOnlyList<LayerGroup>? groups = null,
-        IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null) =>
-        new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, featureNode ?? FeatureNode,
+        IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null, bool clearFeatureNode = false) =>
+        new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, clearFeatureNode ? null : featureNode ?? FeatureNode,
             clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs)
         {
             // Kept only while it still names exactly the graph's nodes (a rewrite may add or drop nodes).

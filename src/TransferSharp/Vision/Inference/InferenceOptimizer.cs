@@ -76,19 +76,58 @@ public static class InferenceOptimizer
     }
 
     /// <summary>Stores every 4-D parameter and buffer NHWC-contiguous (viewed as NCHW), in place.</summary>
-    public static void ToChannelsLast(nn.Module model)
+    public static void ToChannelsLast(nn.Module model) => Relayout(model, channelsLast: true);
+
+    /// <summary>
+    /// Stores <paramref name="model"/>'s 4-D weights channels-last, in place, and keeps that layout only when it
+    /// computes what the NCHW layout computes: both are run on the same seeded probe batch at the graph's input
+    /// shape. oneDNN's channels-last kernels are not right on every CPU (on an AMD EPYC with AVX-512 VP2INTERSECT
+    /// and BF16, LibTorch 2.10 gave resnet18 logits off by 2.4 through one strided 1×1 convolution); there the
+    /// weights go back to NCHW and false is returned, so callers feed NCHW batches and stay exact, only slower.
+    /// On the same machine densenet121 channels-last crashed inside oneDNN, which no probe can catch: that is why
+    /// channels-last is opt-in (<see cref="PredictorOptions.ChannelsLast"/>), for machines where it was measured.
+    /// </summary>
+    public static bool TryChannelsLast(GraphModule model)
     {
+        if (model.Graph.InputShape.Length != 4) return false;
         using var _ = no_grad();
-        foreach (var (_, p) in model.named_parameters()) MakeChannelsLast(p);
-        foreach (var (_, b) in model.named_buffers()) MakeChannelsLast(b);
+        using var scope = NewDisposeScope();
+        var shape = model.Graph.InputShape.ToArray();
+        shape[0] = 2;
+        using var generator = new torch.Generator(20260101);
+        var device = model.parameters().FirstOrDefault()?.device ?? CPU;
+        var probe = randn(shape, generator: generator).to(device);
+        var reference = model.forward(probe);
+        ToChannelsLast(model);
+        var fast = model.forward(ChannelsLast(probe));
+        double scale = 1 + reference.abs().max().item<float>();
+        double difference = (reference - fast).abs().max().item<float>();
+        if (difference <= 1e-4 * scale) return true;
+        Relayout(model, channelsLast: false);
+        return false;
     }
 
-    private static void MakeChannelsLast(Tensor t)
+    private static void Relayout(nn.Module model, bool channelsLast)
+    {
+        using var _ = no_grad();
+        foreach (var (_, p) in model.named_parameters()) Relayout(p, channelsLast);
+        foreach (var (_, b) in model.named_buffers()) Relayout(b, channelsLast);
+    }
+
+    private static void Relayout(Tensor t, bool channelsLast)
     {
         if (t.dim() != 4) return;
-        using var nhwc = t.permute(0, 2, 3, 1).contiguous();
-        using var view = nhwc.permute(0, 3, 1, 2);
-        t.set_(view);
+        if (channelsLast)
+        {
+            using var nhwc = t.permute(0, 2, 3, 1).contiguous();
+            using var view = nhwc.permute(0, 3, 1, 2);
+            t.set_(view);
+        }
+        else
+        {
+            using var nchw = t.contiguous();
+            t.set_(nchw);
+        }
     }
 
     /// <summary>An NCHW batch with channels-last strides (a copy).</summary>
@@ -99,11 +138,13 @@ public static class InferenceOptimizer
         return nhwc.permute(0, 3, 1, 2);
     }
 
-    /// <summary>The full inference rewrite: fold BatchNorm, then channels-last weights.</summary>
-    public static GraphModule Optimize(GraphModule model, bool channelsLast = true)
+    /// <summary>The inference rewrite: fold BatchNorm and, when <paramref name="channelsLast"/> is asked for, channels-last
+    /// weights where they are exact on this machine (<see cref="TryChannelsLast"/>); it is reset to false otherwise,
+    /// and says whether to feed channels-last batches.</summary>
+    public static GraphModule Optimize(GraphModule model, ref bool channelsLast)
     {
         var fast = FoldBatchNorm(model);
-        if (channelsLast) ToChannelsLast(fast);
+        channelsLast = channelsLast && TryChannelsLast(fast);
         return fast;
     }
 }

@@ -23,8 +23,10 @@ public sealed record PredictorOptions
     /// <summary>Fold BatchNorm into convolutions (exact up to rounding; faster).</summary>
     public bool FoldBatchNorm { get; init; } = true;
 
-    /// <summary>Channels-last memory layout (faster on CPUs with oneDNN).</summary>
-    public bool ChannelsLast { get; init; } = true;
+    /// <summary>Channels-last memory layout: up to a third faster with oneDNN on CPUs where its kernels are right, but
+    /// wrong or crashing on some (LibTorch 2.10 on an AMD EPYC with AVX-512 VP2INTERSECT/BF16), so off unless asked for.
+    /// When on, it is used only where a probe shows it computes what NCHW does (<see cref="InferenceOptimizer.TryChannelsLast"/>).</summary>
+    public bool ChannelsLast { get; init; }
 }
 
 /// <summary>
@@ -46,12 +48,11 @@ public sealed class Predictor : IDisposable
         Preprocessing = preprocessing;
         Labels = labels ?? [];
         _device = Runtime.TorchRuntime.ParseDevice(Options.Device);
-        _channelsLast = Options.ChannelsLast && _device.type == DeviceType.CPU;
         _sourceGraph = model.Graph;
         _model = Options.FoldBatchNorm ? InferenceOptimizer.FoldBatchNorm(model) : Clone(model);
         _model.to(_device); // also when the source model lives elsewhere (a model trained on a GPU, predicting on the CPU)
-        if (_channelsLast) InferenceOptimizer.ToChannelsLast(_model);
         _model.eval();
+        _channelsLast = Options.ChannelsLast && _device.type == DeviceType.CPU && InferenceOptimizer.TryChannelsLast(_model);
         foreach (var p in _model.parameters()) p.requires_grad = false;
     }
 
@@ -61,6 +62,9 @@ public sealed class Predictor : IDisposable
         copy.CopyMatchingFrom(model);
         return copy;
     }
+
+    /// <summary>True when it runs channels-last (asked for, on the CPU, and verified exact on this machine).</summary>
+    public bool UsesChannelsLast => _channelsLast;
 
     /// <summary>The options it was built with.</summary>
     public PredictorOptions Options { get; }
@@ -103,7 +107,7 @@ public sealed class Predictor : IDisposable
     internal static void RequireClassifier(ModelGraph? graph, string description)
     {
         if (graph is null || graph.ClassifierNode is null && graph.Node(graph.Output).Op is GlobalPoolOp)
-            throw new InvalidOperationException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
+            throw new TransferSharpException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
     }
 
     /// <summary>Decodes image files in batches, runs <paramref name="forward"/> and labels the top-k classes (shared
@@ -130,7 +134,7 @@ public sealed class Predictor : IDisposable
     /// the ONNX Runtime predictor).</summary>
     internal static IReadOnlyList<Prediction> TopK(Tensor logits, IReadOnlyList<string> sources, int top, IReadOnlyList<string> labels)
     {
-        if (logits.dim() != 2) throw new InvalidOperationException($"the model outputs shape [{string.Join(",", logits.shape)}], not class scores; it has no classifier (train a head first)");
+        if (logits.dim() != 2) throw new TransferSharpException($"the model outputs shape [{string.Join(",", logits.shape)}], not class scores; it has no classifier (train a head first)");
         using var probs = logits.softmax(1);
         int k = (int)Math.Min(top, probs.shape[1]);
         var (values, indices) = probs.topk(k, 1);

@@ -64,6 +64,19 @@ public static class ImageDecoder
     /// <summary>Decodes encoded bytes; <paramref name="name"/> names the source in errors.</summary>
     public static RgbImage Decode(byte[] data, string name = "<memory>")
     {
+        try
+        {
+            return DecodeChecked(data, name);
+        }
+        catch (Exception e) when (e is not (ImageDecodeException or OutOfMemoryException or OperationCanceledException))
+        {
+            // Whatever the codec library throws for a hostile file is still a bad file, named.
+            throw new ImageDecodeException(name, $"cannot decode the image ({e.GetType().Name}: {e.Message})", e);
+        }
+    }
+
+    private static RgbImage DecodeChecked(byte[] data, string name)
+    {
         if (data.Length == 0) throw new ImageDecodeException(name, "the file is empty");
         using var skData = SKData.CreateCopy(data);
         using var codec = SKCodec.Create(skData)

@@ -80,13 +80,32 @@ public static class ImageTransforms
         return values;
     }
 
+    /// <summary>
+    /// The one way images are decoded in parallel (prediction batches, training and evaluation loaders, extraction):
+    /// a failing image surfaces as its own typed exception (an <see cref="ImageDecodeException"/> naming the file),
+    /// never as the <see cref="AggregateException"/> <see cref="Parallel"/> wraps it in.
+    /// </summary>
+    internal static void ForEachImage(int count, ParallelOptions options, Action<int> body)
+    {
+        try
+        {
+            Parallel.For(0, count, options, body);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            var first = e.InnerExceptions.FirstOrDefault(x => x is InvalidFileException) ?? e.InnerExceptions[0];
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+            throw;
+        }
+    }
+
     /// <summary>Decodes and preprocesses files in parallel into one batch tensor [N, C, crop, crop].</summary>
     public static Tensor LoadBatch(IReadOnlyList<string> paths, Preprocessing p)
     {
         if (paths.Count == 0) throw new ArgumentException("no images given");
         int per = p.Channels * p.CropSize * p.CropSize;
         var all = new float[(long)per * paths.Count];
-        Parallel.For(0, paths.Count, i =>
+        ForEachImage(paths.Count, new ParallelOptions(), i =>
         {
             var img = ResizeAndCrop(ImageDecoder.Decode(paths[i]), p);
             Normalize(img, p, all.AsSpan(i * per, per));

@@ -80,7 +80,7 @@ public sealed record Preprocessing
             "bilinear" => Interpolation.Bilinear,
             "bicubic" => Interpolation.Bicubic,
             "nearest" => Interpolation.Nearest,
-            _ => throw new ArgumentException($"unknown interpolation '{text}' (bilinear, bicubic, nearest)"),
+            _ => throw new InvalidOptionException("Interpolation", $"unknown interpolation '{text}' (bilinear, bicubic, nearest)"),
         };
     }
 

@@ -38,7 +38,7 @@ public sealed record ZooEntry(string Name, string Family, string Reference, stri
 }
 
 /// <summary>No zoo model has that name.</summary>
-public sealed class UnknownModelException(string message) : ArgumentException(message);
+public sealed class UnknownModelException(string message) : TransferSharpException(message);
 
 /// <summary>
 /// The registry of architectures (timm's registry, Keras Applications' names). Each family file

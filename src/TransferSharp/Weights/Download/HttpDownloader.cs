@@ -41,9 +41,23 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
         CheckScheme(url);
         Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
         Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        SweepStaleLocks(Path.GetDirectoryName(lockPath)!);
         using var fileLock = await AcquireLockAsync(lockPath, ct).ConfigureAwait(false);
-        if (File.Exists(destination)) return; // another process finished it while we waited
+        try
+        {
+            if (File.Exists(destination)) return; // another process finished it while we waited
+            await DownloadLockedAsync(url, destination, sha256Prefix, progress, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Unlinked while still held: a process waiting for it opens a new file, finds the download done (or
+            // failed) and goes on; no zero-byte lock stays behind.
+            TryDelete(lockPath);
+        }
+    }
 
+    private async Task DownloadLockedAsync(string url, string destination, string? sha256Prefix, IProgress<DownloadProgress>? progress, CancellationToken ct)
+    {
         var partial = destination + ".partial";
         for (int attempt = 1; ; attempt++)
         {
@@ -51,6 +65,10 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
             {
                 await TransferAsync(url, partial, destination, attempt, progress, ct).ConfigureAwait(false);
                 break;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                throw new DownloadCancelledException(url, partial, ct);
             }
             catch (TransientException) when (attempt < options.MaxAttempts)
             {
@@ -95,6 +113,26 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
         throw new DownloadException(url, $"{url}: only HTTPS downloads are allowed (plain HTTP only from this machine)");
     }
 
+    /// <summary>Removes lock files left by killed processes: a lock nobody holds can be taken, and is then unlinked
+    /// while held (as a finished download does), so a live download's lock is never touched.</summary>
+    internal static int SweepStaleLocks(string lockDir)
+    {
+        int removed = 0;
+        foreach (var path in Directory.EnumerateFiles(lockDir, "*.lock"))
+        {
+            try
+            {
+                using var held = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1);
+                if (held.Length != 0) continue; // not one of ours: ours are always empty
+                File.Delete(path);
+                removed++;
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return removed;
+    }
+
     private async Task<FileStream> AcquireLockAsync(string lockPath, CancellationToken ct)
     {
         var deadline = Stopwatch.StartNew();
@@ -103,7 +141,10 @@ internal sealed class HttpDownloader(HttpClient client, DownloadOptions options)
             try
             {
                 // FileShare.None takes an OS lock (flock on Unix, a share lock on Windows) held until disposed.
-                return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                var held = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+                if (File.Exists(lockPath)) return held;
+                held.Dispose(); // its holder finished and unlinked it between our open and lock: take the new one
+                continue;
             }
             catch (IOException) when (deadline.Elapsed < options.LockTimeout)
             {

@@ -86,6 +86,9 @@ public static class SafeTensors
     public static IReadOnlyList<(string Name, ScalarType DType, long[] Shape)> ReadIndex(string path) =>
         ReadHeader(path).Entries.Select(e => (e.Name, e.DType, e.Shape)).ToArray();
 
+    /// <summary>Reads only the <c>__metadata__</c> strings, with the header checked as <see cref="Read"/> checks it.</summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path) => ReadHeader(path).Metadata;
+
     private static (List<Entry> Entries, Dictionary<string, string> Metadata, long DataStart, long FileLength) ReadHeader(string path)
     {
         long fileLength;
@@ -132,32 +135,40 @@ public static class SafeTensors
         {
             throw new CheckpointFormatException(path, $"the header is not valid JSON ({e.Message})", e);
         }
-        using (doc)
+        try
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new CheckpointFormatException(path, $"the header is a JSON {doc.RootElement.ValueKind}, not an object");
-            var entries = new List<Entry>();
-            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            using (doc)
             {
-                if (!seen.Add(prop.Name)) throw new CheckpointFormatException(path, $"the header names '{prop.Name}' twice");
-                if (prop.Name == MetadataKey)
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                    throw new CheckpointFormatException(path, $"the header is a JSON {doc.RootElement.ValueKind}, not an object");
+                var entries = new List<Entry>();
+                var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var prop in doc.RootElement.EnumerateObject())
                 {
-                    if (prop.Value.ValueKind != JsonValueKind.Object)
-                        throw new CheckpointFormatException(path, $"{MetadataKey} must be an object of strings, is a {prop.Value.ValueKind}");
-                    foreach (var m in prop.Value.EnumerateObject())
+                    if (!seen.Add(prop.Name)) throw new CheckpointFormatException(path, $"the header names '{prop.Name}' twice");
+                    if (prop.Name == MetadataKey)
                     {
-                        if (m.Value.ValueKind != JsonValueKind.String)
-                            throw new CheckpointFormatException(path, $"{MetadataKey}['{m.Name}'] must be a string, is a {m.Value.ValueKind}");
-                        metadata[m.Name] = m.Value.GetString()!;
+                        if (prop.Value.ValueKind != JsonValueKind.Object)
+                            throw new CheckpointFormatException(path, $"{MetadataKey} must be an object of strings, is a {prop.Value.ValueKind}");
+                        foreach (var m in prop.Value.EnumerateObject())
+                        {
+                            if (m.Value.ValueKind != JsonValueKind.String)
+                                throw new CheckpointFormatException(path, $"{MetadataKey}['{m.Name}'] must be a string, is a {m.Value.ValueKind}");
+                            metadata[m.Name] = m.Value.GetString()!;
+                        }
+                        continue;
                     }
-                    continue;
+                    entries.Add(ParseEntry(path, prop, dataLength));
                 }
-                entries.Add(ParseEntry(path, prop, dataLength));
+                CheckLayout(path, entries, dataLength);
+                return (entries, metadata, dataStart, fileLength);
             }
-            CheckLayout(path, entries, dataLength);
-            return (entries, metadata, dataStart, fileLength);
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json refuses a string escape that is not valid Unicode (a lone surrogate) only when read.
+            throw new CheckpointFormatException(path, $"the header holds a string that is not valid Unicode ({e.Message})", e);
         }
     }
 

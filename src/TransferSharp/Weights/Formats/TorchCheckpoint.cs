@@ -136,7 +136,7 @@ public static class TorchCheckpoint
             ?? throw new CheckpointFormatException(path, $"the pickle is malformed at byte {at}: storage type {RestrictedUnpickler.Describe(t[1])} is not supported");
         var key = t[2] as string ?? throw new CheckpointFormatException(path, $"the pickle is malformed at byte {at}: storage key is a {RestrictedUnpickler.Describe(t[2])}");
         if (t[4] is not long numel || numel < 0)
-            throw new CheckpointFormatException(path, $"the pickle is malformed at byte {at}: storage '{key}' has no valid element count");
+            throw new CheckpointFormatException(path, $"the pickle is malformed at byte {at}: storage '{key}' has no valid element count (found {(t[4] switch { long n => n.ToString(), BigInteger => "an integer beyond 64 bits", var x => "a " + RestrictedUnpickler.Describe(x) })})");
         var view = legacy && t.Count > 5 ? t[5] as PyTuple : null;
         return (dtype, key, numel, view);
     }

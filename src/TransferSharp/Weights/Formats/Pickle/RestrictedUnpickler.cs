@@ -95,6 +95,8 @@ internal sealed class RestrictedUnpickler
                     {
                         int n = ReadInt32();
                         if (n < 0) throw Malformed($"LONG4 with negative length {n}");
+                        // No integer of a checkpoint needs more than a few bytes; a huge one only costs time to compare.
+                        if (n > 1024) throw Malformed($"LONG4 of {n} bytes (at most 1024 are accepted)");
                         Push(ReadLong(n));
                         break;
                     }
@@ -385,7 +387,12 @@ internal sealed class RestrictedUnpickler
     {
         var items = value switch { PyTuple t => t.Items, PyList l => l.Items.ToArray(), _ => throw Malformed($"{g.FullName}: {what} is a {Describe(value)}, not a tuple") };
         if (items.Length > 64) throw Malformed($"{g.FullName}: {what} has {items.Length} dimensions");
-        return items.Select(x => x is long v ? v : throw Malformed($"{g.FullName}: {what} holds a {Describe(x)}, not an integer")).ToArray();
+        return items.Select(x => x switch
+        {
+            long v => v,
+            BigInteger => throw Malformed($"{g.FullName}: {what} holds an integer beyond 64 bits"),
+            _ => throw Malformed($"{g.FullName}: {what} holds a {Describe(x)}, not an integer"),
+        }).ToArray();
     }
 
     private static Dictionary<(string, string), PyGlobal> BuildAllowlist()
@@ -522,7 +529,9 @@ internal sealed class RestrictedUnpickler
         if (byteCount == 0) return 0L;
         var bytes = ReadBytes(byteCount);
         var big = new BigInteger(bytes, isUnsigned: false, isBigEndian: false);
-        return big >= long.MinValue && big <= long.MaxValue ? (long)big : big;
+        // Boxed here: in `c ? (long)big : big` C# converts the long back to BigInteger, and an int64-sized count read as
+        // LONG1 (what pickle writes for values of 2^31 and more) would not be a long.
+        return big >= long.MinValue && big <= long.MaxValue ? (object)(long)big : big;
     }
 
     private string ReadLine()
