@@ -65,9 +65,6 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
             using var model = onnxFile ? null : ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
             using var ort = model is null ? OnnxRuntimePredictor.FromFile(settings.Model, ortOptions, settings.BatchSize)
                 : OnnxRuntimePredictor.FromModel(model, ortOptions, settings.BatchSize);
-            if (model is not null) Predictor.RequireClassifier(model.Module.Graph, model.Description);
-            else if (ort.Engine.Metadata.ContainsKey("transfersharp.model") && ort.Engine.OutputName == "output")
-                Predictor.RequireClassifier(null, settings.Model);
             sw.Restart();
             predictions = ort.Predict(settings.Images, settings.Top, cancellation);
             description = (model?.Description ?? Path.GetFileName(settings.Model)) + " in ONNX Runtime";
@@ -76,7 +73,6 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         else
         {
             using var model = ConsoleUi.WithDownloadProgress(p => VisionModel.Load(settings.Model, settings.Weights, progress: p, cancellation: cancellation));
-            Predictor.RequireClassifier(model.Module.Graph, model.Description);
             using var predictor = model.CreatePredictor(new PredictorOptions { Device = settings.Device, BatchSize = settings.BatchSize });
             sw.Restart();
             predictions = predictor.Predict(settings.Images, settings.Top, cancellation);

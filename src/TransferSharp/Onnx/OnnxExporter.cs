@@ -66,6 +66,15 @@ public static class OnnxExporter
     /// <summary>metadata_props key holding the preprocessing as JSON.</summary>
     public const string PreprocessingKey = "transfersharp.preprocessing";
 
+    /// <summary>metadata_props key stating how many classes the main output scores ("0": it is features, no classifier).</summary>
+    public const string NumClassesKey = "transfersharp.num_classes";
+
+    /// <summary>The number of classes a file written by <see cref="Export"/> states, or null for other files
+    /// (files of earlier versions: a TransferSharp model whose main output is named "output" has none).</summary>
+    public static int? ReadNumClasses(IReadOnlyDictionary<string, string> metadata, string mainOutputName) =>
+        metadata.TryGetValue(NumClassesKey, out var n) && int.TryParse(n, out int classes) ? classes
+        : metadata.ContainsKey("transfersharp.model") && mainOutputName == "output" ? 0 : null;
+
     /// <summary>metadata_props key holding the class names as a JSON array.</summary>
     public const string LabelsKey = "transfersharp.labels";
 
@@ -126,6 +135,7 @@ public static class OnnxExporter
         void Meta(string k, string v) => model.MetadataProps.Add(new OnnxProto.StringStringEntryProto { Key = k, Value = v });
         Meta("transfersharp.model", module.Graph.Name);
         if (module.Graph.FeatureNode is { } f) Meta("transfersharp.feature_node", f);
+        Meta(NumClassesKey, module.Graph.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (options.Preprocessing is { } p) Meta(PreprocessingKey, JsonSerializer.Serialize(p, _json));
         if (options.Labels is { Count: > 0 } labels) Meta(LabelsKey, JsonSerializer.Serialize(labels));
         if (options.Metadata is { } extra) foreach (var (k, v) in extra) Meta(k, v);

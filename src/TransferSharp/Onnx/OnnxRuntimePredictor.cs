@@ -61,8 +61,15 @@ public sealed class OnnxRuntimePredictor : IDisposable
     public Tensor Features(Tensor batch) => _engine.PooledFeatures(batch);
 
     /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
-    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default) =>
-        Predictor.PredictFiles(imagePaths, BatchSize, Preprocessing, Labels, top, Forward, cancellation);
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
+    {
+        Predictor.RequireClassifier(HasClassifier, _engine.Path);
+        return Predictor.PredictFiles(imagePaths, BatchSize, Preprocessing, Labels, top, Forward, cancellation);
+    }
+
+    /// <summary>False when the file states that its main output is features (written by TransferSharp without a
+    /// classifier); true for other files, whose outputs are taken to be class scores.</summary>
+    public bool HasClassifier => OnnxExporter.ReadNumClasses(_engine.Metadata, _engine.OutputName) is not 0;
 
     /// <summary>Pooled features [N, F] for image files, batched.</summary>
     public Tensor ExtractFeatures(IReadOnlyList<string> imagePaths, CancellationToken cancellation = default)

@@ -47,6 +47,6 @@ public sealed class WorkflowCliTests : IDisposable
         var data = TrainingData.Folder(Path.Combine(_dir, "data"), 2, "bag", "coat");
         var (code, _, err) = CliRunner.Run("train", "--model", "resnet18", "--weights", "none", "--data", data, "--out", Path.Combine(_dir, "x.safetensors"), "--device", "cuda");
         Assert.NotEqual(0, code);
-        Assert.Contains("CUDA build of TorchSharp", err.Replace("\n", " "));
+        Assert.Contains("CUDA build of TorchSharp", System.Text.RegularExpressions.Regex.Replace(err, @"\s+", " "));
     }
 }

@@ -98,15 +98,18 @@ public sealed class Predictor : IDisposable
     /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
     public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
     {
-        RequireClassifier(_sourceGraph, _sourceGraph.Name);
+        RequireClassifier(HasClassifier(_sourceGraph), _sourceGraph.Name);
         return PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Forward, cancellation);
     }
 
-    /// <summary>Refuses a model whose output is its pooled features (resnet18_cntk, a headless export; null: a file
-    /// known to be one): it has no classes to rank.</summary>
-    internal static void RequireClassifier(ModelGraph? graph, string description)
+    /// <summary>False when the graph's output is its pooled features (resnet18_cntk, a headless zoo model or export):
+    /// it states no classifier node and ends in pooling.</summary>
+    internal static bool HasClassifier(ModelGraph graph) => graph.ClassifierNode is not null || graph.Node(graph.Output).Op is not GlobalPoolOp;
+
+    /// <summary>The one guard of both predictors: refuses to rank classes of a model that has no classifier.</summary>
+    internal static void RequireClassifier(bool hasClassifier, string description)
     {
-        if (graph is null || graph.ClassifierNode is null && graph.Node(graph.Output).Op is GlobalPoolOp)
+        if (!hasClassifier)
             throw new TransferSharpException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
     }
 
