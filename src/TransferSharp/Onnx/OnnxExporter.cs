@@ -22,6 +22,10 @@ public sealed record OnnxExportOptions
     /// <summary>Name of the main output (default "logits" when the graph has a classifier, else "output").</summary>
     public string? OutputName { get; init; }
 
+    /// <summary>End a classifier's main output with a softmax over the classes (probabilities instead of logits;
+    /// no effect on a graph without a classifier).</summary>
+    public bool Probabilities { get; init; }
+
     /// <summary>Also output the pooled features [N, F] as "features" (when the graph marks a feature node).</summary>
     public bool IncludeFeatures { get; init; } = true;
 
@@ -87,6 +91,11 @@ public static class OnnxExporter
         var model = Build(module, options);
         AtomicFile.Write(path, model.WriteTo);
     }
+
+    /// <summary>Exports the module to ONNX bytes in memory (the same model <see cref="Export"/> writes), for hosts
+    /// that take a model as a stream (ONNX Runtime sessions, ML.NET's <c>ApplyOnnxModel</c>).</summary>
+    public static byte[] ExportToBytes(GraphModule module, OnnxExportOptions? options = null) =>
+        Build(module, options ?? new OnnxExportOptions()).ToByteArray();
 
     /// <summary>The preprocessing recorded by <see cref="Export"/>, or null; a value that does not parse is an <see cref="OnnxException"/> naming <paramref name="file"/>.</summary>
     public static PreprocessingRecord? ReadPreprocessing(IReadOnlyDictionary<string, string> metadata, string file = "ONNX metadata") =>
@@ -181,7 +190,9 @@ public static class OnnxExporter
                 }
             }
             _current = "";
-            Node("Identity", [_tensor[_graph.Output]], outputName);
+            var main = _tensor[_graph.Output];
+            if (_o.Probabilities && _graph.ClassifierNode is not null) main = Node("Softmax", [main], Fresh("probabilities"), A("axis", 1));
+            Node("Identity", [main], outputName);
             AddValueInfo(_g.Input, _o.InputName, _graph.InputShape);
             AddValueInfo(_g.Output, outputName, shapes[_graph.Output]);
             if (_o.IncludeFeatures && _graph.FeatureNode is { } feature)

@@ -93,6 +93,14 @@ public sealed class FastTextModel : IDisposable
         return id >= 0 && id < _dict.NWords ? id : -1;
     }
 
+    /// <summary>How often a vocabulary word occurred in the training data (0 for a word outside the vocabulary):
+    /// with <see cref="TokenCount"/>, the word's unigram probability (SIF weights use it).</summary>
+    public long GetWordCount(string word)
+    {
+        int id = GetWordId(word);
+        return id < 0 ? 0 : _dict.Counts[id];
+    }
+
     /// <summary>The word's subwords and input rows (fastText's <c>getSubwords</c>).</summary>
     public FastTextSubwords GetSubwords(string word)
     {

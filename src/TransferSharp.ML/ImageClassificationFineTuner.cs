@@ -1,0 +1,165 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms;
+using TransferSharp.Data;
+using TransferSharp.Training;
+
+namespace TransferSharp.ML;
+
+/// <summary>What <see cref="ImageClassificationFineTuner"/> reads, trains and writes.</summary>
+public sealed record FineTuneImageOptions
+{
+    /// <summary>The image column: file paths.</summary>
+    public string ImageColumnName { get; init; } = "ImagePath";
+
+    /// <summary>The label column: a key column (<c>MapValueToKey</c>); its key values name the classes.</summary>
+    public string LabelColumnName { get; init; } = "Label";
+
+    /// <summary>The class-probabilities column written.</summary>
+    public string ScoreColumnName { get; init; } = "Score";
+
+    /// <summary>The predicted-label column written (the label column's key type).</summary>
+    public string PredictedLabelColumnName { get; init; } = "PredictedLabel";
+
+    /// <summary>The pretrained model: a zoo name, an .onnx file or a trained TransferSharp model.</summary>
+    public string Model { get; init; } = "resnet18_cntk";
+
+    /// <summary>Weights for a zoo name ("imagenet", a tag, a checkpoint file); null for the default.</summary>
+    public string? Weights { get; init; }
+
+    /// <summary>Epochs in all (head first, then the unfrozen top groups).</summary>
+    public int Epochs { get; init; } = 3;
+
+    /// <summary>Top layer groups unfrozen after the head epochs.</summary>
+    public int Unfreeze { get; init; } = 1;
+
+    /// <summary>Epochs on the head alone (default: a third of <see cref="Epochs"/>).</summary>
+    public int? HeadEpochs { get; init; }
+
+    /// <summary>Any other setting of the training run (batch size, learning rates, seed, validation, progress).</summary>
+    public Func<TrainingRun, TrainingRun>? Configure { get; init; }
+}
+
+/// <summary>
+/// An ML.NET multiclass trainer that fine-tunes a pretrained vision model with TransferSharp's training loop
+/// (<see cref="Transfer"/>): ML.NET's <c>ImageClassificationTrainer</c> retrains the last layer of three TensorFlow
+/// models; this one trains a new head and then unfreezes the top layer groups of any model TransferSharp opens.
+/// The fitted transformer is a chain of ML.NET steps around the trained network exported to ONNX, so
+/// <c>mlContext.Model.Save</c>/<c>Load</c> round-trips it into another process with identical scores.
+/// </summary>
+public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
+{
+    private const string ScoreCopy = "__ts_score";
+    private const string ArgMaxIndex = "__ts_index";
+    private readonly MLContext _ml = new(seed: 0);
+
+    internal ImageClassificationFineTuner(FineTuneImageOptions options) => Options = options;
+
+    /// <summary>The settings.</summary>
+    public FineTuneImageOptions Options { get; }
+
+    /// <summary>The training record of the last <see cref="Fit"/> (history, best epoch), or null.</summary>
+    public TrainingRecord? LastTraining { get; private set; }
+
+    /// <inheritdoc />
+    public ITransformer Fit(IDataView input)
+    {
+        var o = Options;
+        var image = Column(input.Schema, o.ImageColumnName);
+        if (image.Type is not TextDataViewType)
+            throw new ArgumentException($"column '{o.ImageColumnName}' is {image.Type}; the fine-tuning trainer reads image file paths (text)");
+        var label = Column(input.Schema, o.LabelColumnName);
+        if (label.Type is not KeyDataViewType { RawType: var raw } || raw != typeof(uint))
+            throw new ArgumentException($"column '{o.LabelColumnName}' is {label.Type}; the label must be a key column (use MapValueToKey)");
+        var classNames = ClassNames(label);
+        var (paths, labels) = Read(input, image, label);
+        var dataset = new ImageDataset(paths, labels, classNames, $"ML.NET data ('{o.ImageColumnName}', '{o.LabelColumnName}')");
+        var run = Transfer.From(o.Model).WithWeights(o.Weights ?? "imagenet").Train(dataset).FineTune(o.Epochs, o.Unfreeze, o.HeadEpochs);
+        if (o.Configure is not null) run = o.Configure(run);
+        using var trained = run.Run();
+        LastTraining = trained.Training;
+        var step = new OnnxStep(trained.Model, trained.Preprocessing, probabilities: true);
+        var classes = trained.ClassNames.Select((name, i) => new KeyValuePair<uint, string>((uint)i, name)).ToArray();
+        var steps = step.Steps(_ml.Transforms, o.ImageColumnName, image.Type, step.MainOutput, o.ScoreColumnName)
+            .Append(_ml.Transforms.CopyColumns(ScoreCopy, o.ScoreColumnName))
+            .Append(_ml.Transforms.CustomMapping(new ArgMaxFactory().GetMapping(), ArgMaxFactory.Contract))
+            .Append(_ml.Transforms.Conversion.MapValue(o.PredictedLabelColumnName, classes, ArgMaxIndex, treatValuesAsKeyType: true))
+            .Append(_ml.Transforms.DropColumns(ScoreCopy, ArgMaxIndex));
+        return steps.Fit(input);
+    }
+
+    /// <inheritdoc />
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ImageColumns.TypeOf(inputSchema, Options.ImageColumnName);
+        if (!inputSchema.Any(c => c.Name == Options.LabelColumnName && c.IsKey))
+            throw new ArgumentException($"the input needs a key column '{Options.LabelColumnName}' (use MapValueToKey)");
+        // The same shapes as the fitted chain: a float vector with one value per class, and the label's key type.
+        return _ml.Transforms.Conversion.MapKeyToVector(Options.ScoreColumnName, Options.LabelColumnName)
+            .Append(_ml.Transforms.CopyColumns(Options.PredictedLabelColumnName, Options.LabelColumnName))
+            .GetOutputSchema(inputSchema);
+    }
+
+    private static DataViewSchema.Column Column(DataViewSchema schema, string name) =>
+        schema.GetColumnOrNull(name) ?? throw new ArgumentException($"the input has no column '{name}' (columns: {string.Join(", ", schema.Select(c => c.Name))})");
+
+    private static string[] ClassNames(DataViewSchema.Column label)
+    {
+        VBuffer<ReadOnlyMemory<char>> names = default;
+        if (label.Annotations.Schema.GetColumnOrNull("KeyValues") is null)
+            throw new ArgumentException($"the label column '{label.Name}' has no key values (class names); make it with MapValueToKey");
+        label.GetKeyValues(ref names);
+        return names.DenseValues().Select(n => n.ToString()).ToArray();
+    }
+
+    private static (List<string> Paths, List<int> Labels) Read(IDataView input, DataViewSchema.Column image, DataViewSchema.Column label)
+    {
+        var paths = new List<string>();
+        var labels = new List<int>();
+        using var cursor = input.GetRowCursor([image, label]);
+        var getPath = cursor.GetGetter<ReadOnlyMemory<char>>(image);
+        var getLabel = cursor.GetGetter<uint>(label);
+        ReadOnlyMemory<char> path = default;
+        uint key = 0;
+        while (cursor.MoveNext())
+        {
+            getPath(ref path);
+            getLabel(ref key);
+            if (key == 0) throw new ArgumentException($"row {cursor.Position}: '{path}' has a missing label (key 0) in column '{label.Name}'");
+            paths.Add(path.ToString());
+            labels.Add((int)key - 1);
+        }
+        if (paths.Count == 0) throw new ArgumentException("the training data has no rows");
+        return (paths, labels);
+    }
+}
+
+/// <summary>A row of class probabilities.</summary>
+public sealed class ScoreRow
+{
+    /// <summary>Probabilities.</summary>
+    [ColumnName("__ts_score"), VectorType] public float[] Score { get; set; } = [];
+}
+
+/// <summary>The index of the most probable class.</summary>
+public sealed class ArgMaxRow
+{
+    /// <summary>0-based class index.</summary>
+    [ColumnName("__ts_index")] public uint Index { get; set; }
+}
+
+/// <summary>Registered (by contract name) so that a saved pipeline reloads in a fresh process.</summary>
+[CustomMappingFactoryAttribute(Contract)]
+public sealed class ArgMaxFactory : CustomMappingFactory<ScoreRow, ArgMaxRow>
+{
+    /// <summary>The contract name written into saved models.</summary>
+    public const string Contract = "TransferSharp.ArgMax";
+
+    /// <inheritdoc />
+    public override Action<ScoreRow, ArgMaxRow> GetMapping() => (row, output) =>
+    {
+        int best = 0;
+        for (int i = 1; i < row.Score.Length; i++) if (row.Score[i] > row.Score[best]) best = i;
+        output.Index = (uint)best;
+    };
+}

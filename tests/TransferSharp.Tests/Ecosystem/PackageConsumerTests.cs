@@ -1,0 +1,68 @@
+using TransferSharp.Tests.Support;
+using Xunit;
+
+namespace TransferSharp.Tests.Ecosystem;
+
+/// <summary>The NuGet packages as a user gets them: packed from this build (no warnings), restored by a fresh app
+/// from a local folder — offline, the dependencies coming from the machine's NuGet cache — and run.</summary>
+[Trait("Category", "Packages")]
+public class PackageConsumerTests
+{
+    private static readonly string[] Packages = ["TransferSharp", "TransferSharp.ML", "TransferSharp.Extensions.AI"];
+
+    [Fact]
+    public void A_fresh_app_restores_the_packed_packages_and_predicts()
+    {
+        var dir = Paths.NewTempDir();
+        try
+        {
+            var config = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+            // A version of its own: nothing restored by an earlier run (or from elsewhere) can stand in for this build.
+            var version = $"0.1.0-consumer.{DateTime.UtcNow:yyyyMMddHHmmss}";
+            var feed = Path.Combine(dir, "feed");
+            foreach (var package in Packages)
+            {
+                var project = Path.Combine(Paths.RepoRoot, "src", package, package + ".csproj");
+                var (code, stdout, stderr) = Samples.RunProcess("dotnet", ["pack", project, "-c", config, "--no-build", "-o", feed, $"-p:PackageVersion={version}"],
+                    Paths.RepoRoot, TimeSpan.FromMinutes(5));
+                Assert.True(code == 0, $"pack {package}: exit {code}\n{stdout}\n{stderr}");
+                Assert.DoesNotContain("warning", stdout + stderr, StringComparison.OrdinalIgnoreCase);
+                Assert.True(File.Exists(Path.Combine(feed, $"{package}.{version}.nupkg")), stdout);
+                Assert.True(File.Exists(Path.Combine(feed, $"{package}.{version}.snupkg")), $"{package}: no symbols package");
+            }
+
+            var app = Path.Combine(dir, "app");
+            Directory.CreateDirectory(app);
+            foreach (var file in Directory.GetFiles(Path.Combine(Paths.RepoRoot, "tests", "PackageConsumer")))
+                File.Copy(file, Path.Combine(app, Path.GetFileName(file)));
+            var cache = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } p ? p
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+            // Only the local feed as a source; the machine's cache as a read-only fallback; our packages land in the app's folder.
+            File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
+                <?xml version="1.0" encoding="utf-8"?>
+                <configuration>
+                  <packageSources><clear /><add key="local" value="{feed}" /></packageSources>
+                  <fallbackPackageFolders><clear /><add key="cache" value="{cache}" /></fallbackPackageFolders>
+                  <config><add key="globalPackagesFolder" value="{Path.Combine(dir, "packages")}" /></config>
+                </configuration>
+                """);
+            var fashion = Path.Combine(Paths.RepoRoot, "data", "fashion-mnist-subset");
+            var train = Path.Combine(dir, "train");
+            foreach (var c in new[] { "bag", "trouser" })
+            {
+                Directory.CreateDirectory(Path.Combine(train, c));
+                foreach (var f in Directory.GetFiles(Path.Combine(fashion, "train", c)).Order(StringComparer.Ordinal).Take(5))
+                    File.Copy(f, Path.Combine(train, c, Path.GetFileName(f)));
+            }
+            var query = Directory.GetFiles(Path.Combine(fashion, "test", "trouser")).Order(StringComparer.Ordinal).First();
+            var run = Samples.RunProcess("dotnet", ["run", "-p:TransferSharpVersion=" + version, "--", train, query], app, TimeSpan.FromMinutes(8));
+            Assert.True(run.Code == 0, $"exit {run.Code}\n{run.Out}\n{run.Err}");
+            Assert.Contains("predicted: trouser", run.Out);
+            Assert.Contains("embedding: 0.5 0.5", run.Out);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
