@@ -21,6 +21,7 @@ switch (args)
             .Append(learner)
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
+        using var owned = model as IDisposable; // disposing deletes ML.NET's temporary copy of the ONNX model
         ml.Model.Save(model, train.Schema, modelZip);
         var testDir = Path.Combine(dataDir, "test");
         if (Directory.Exists(testDir))
@@ -34,6 +35,7 @@ switch (args)
     case ["predict", var modelZip, .. var images] when images.Length > 0:
     {
         var model = ml.Model.Load(modelZip, out _);
+        using var owned = model as IDisposable; // disposing deletes ML.NET's temporary copy of the ONNX model
         var rows = images.Select(p => new ImageRow { ImagePath = p, Label = "" });
         foreach (var p in ml.Data.CreateEnumerable<ScoredRow>(model.Transform(ml.Data.LoadFromEnumerable(rows)), reuseRowObject: false))
             Console.WriteLine(string.Join('\t', [p.ImagePath, p.PredictedLabel, .. p.Score.Select(s => s.ToString("R", CultureInfo.InvariantCulture))]));

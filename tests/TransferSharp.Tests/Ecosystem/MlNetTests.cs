@@ -69,6 +69,7 @@ public class MlNetTests
             .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy())
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
+        using var owned = model as IDisposable; // disposing deletes ApplyOnnxModel's temporary copy of the model
 
         var test = Rows("test", 3);
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(Rows("test", 10))));
@@ -88,6 +89,7 @@ public class MlNetTests
         });
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
+        using var owned = model as IDisposable; // disposing deletes ApplyOnnxModel's temporary copy of the model
         Assert.Equal(2, trainer.LastTraining!.History.Count);
 
         var scored = model.Transform(ml.Data.LoadFromEnumerable(Rows("test", 2)));
@@ -132,8 +134,12 @@ public class MlNetTests
                 Assert.True(Math.Abs(a[i][j] - expected[i * 512 + j]) <= 1e-5f * (1 + Math.Abs(expected[i * 512 + j])), $"image {i}, feature {j}: {a[i][j]} vs {expected[i * 512 + j]}");
     }
 
-    private static float[][] Featurize(MLContext ml, ImageFeaturizerEstimator estimator, IDataView data) =>
-        ml.Data.CreateEnumerable<Features>(estimator.Fit(data).Transform(data), reuseRowObject: false).Select(f => f.Features_).ToArray();
+    private static float[][] Featurize(MLContext ml, ImageFeaturizerEstimator estimator, IDataView data)
+    {
+        var fitted = estimator.Fit(data);
+        using var owned = fitted as IDisposable;
+        return ml.Data.CreateEnumerable<Features>(fitted.Transform(data), reuseRowObject: false).Select(f => f.Features_).ToArray();
+    }
 
     public sealed class NumberRow
     {
@@ -154,7 +160,9 @@ public class MlNetTests
 
         var notAnImage = Path.Combine(Paths.RepoRoot, "README.md");
         var data = ml.Data.LoadFromEnumerable(new[] { new Row { ImagePath = notAnImage } });
-        var transformed = estimator.Fit(data).Transform(data);
+        var fitted = estimator.Fit(data);
+        using var owned = fitted as IDisposable;
+        var transformed = fitted.Transform(data);
         var error = Record.Exception(() => transformed.GetColumn<float[]>("Features").ToArray());
         Assert.NotNull(error);
         var decode = error as ImageDecodeException ?? error.InnerException as ImageDecodeException;
