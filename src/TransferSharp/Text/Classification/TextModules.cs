@@ -72,11 +72,24 @@ internal sealed class KimCnn : TextNetwork
     public override Embedding EmbeddingLayer => embedding;
     public override int MinimumLength => _widest;
 
+    /// <summary>What <c>conv.call</c> computes on [N, dim, T], as windows times the flattened kernel on [N, T, dim] →
+    /// [N, T − w + 1, filters]. LibTorch 2.10's oneDNN conv1d returned NaN here on an AMD EPYC with AVX-512 VP2INTERSECT
+    /// (in both memory layouts); a matrix product is exact everywhere and keeps the Conv1d parameters and their names.</summary>
+    private static Tensor Correlate(Tensor x, Conv1d conv)
+    {
+        var weight = conv.weight!; // [filters, dim, w]
+        long filters = weight.shape[0], width = weight.shape[2];
+        var windows = x.unfold(1, width, 1); // [N, T − w + 1, dim, w]
+        var flat = windows.flatten(2); // dim-major, then w: the order of weight.reshape(filters, dim · w)
+        var y = flat.matmul(weight.reshape(filters, -1).t());
+        return conv.bias is { } bias ? y + bias : y;
+    }
+
     public override Tensor forward(Tensor ids, Tensor lengths)
     {
         using var scope = NewDisposeScope();
-        var x = embedding.call(ids).permute(0, 2, 1);
-        var pooled = convs.Select(conv => functional.relu(conv.call(x)).amax([2])).ToList();
+        var x = embedding.call(ids); // [N, T, dim]
+        var pooled = convs.Select(conv => functional.relu(Correlate(x, conv)).amax([1])).ToList();
         return fc.call(dropout.call(cat(pooled, 1))).MoveToOuterDisposeScope();
     }
 }
