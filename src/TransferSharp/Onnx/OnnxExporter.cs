@@ -66,6 +66,9 @@ public static class OnnxExporter
     /// <summary>metadata_props key holding the preprocessing as JSON.</summary>
     public const string PreprocessingKey = "transfersharp.preprocessing";
 
+    /// <summary>metadata_props key naming the exported graph; its presence marks a file TransferSharp wrote.</summary>
+    public const string ModelKey = "transfersharp.model";
+
     /// <summary>metadata_props key stating how many classes the main output scores ("0": it is features, no classifier).</summary>
     public const string NumClassesKey = "transfersharp.num_classes";
 
@@ -73,7 +76,7 @@ public static class OnnxExporter
     /// (files of earlier versions: a TransferSharp model whose main output is named "output" has none).</summary>
     public static int? ReadNumClasses(IReadOnlyDictionary<string, string> metadata, string mainOutputName) =>
         metadata.TryGetValue(NumClassesKey, out var n) && int.TryParse(n, out int classes) ? classes
-        : metadata.ContainsKey("transfersharp.model") && mainOutputName == "output" ? 0 : null;
+        : metadata.ContainsKey(ModelKey) && mainOutputName == "output" ? 0 : null;
 
     /// <summary>metadata_props key holding the class names as a JSON array.</summary>
     public const string LabelsKey = "transfersharp.labels";
@@ -133,7 +136,7 @@ public static class OnnxExporter
         };
         model.OpsetImport.Add(new OnnxProto.OperatorSetIdProto { Domain = "", Version = options.Opset });
         void Meta(string k, string v) => model.MetadataProps.Add(new OnnxProto.StringStringEntryProto { Key = k, Value = v });
-        Meta("transfersharp.model", module.Graph.Name);
+        Meta(ModelKey, module.Graph.Name);
         if (module.Graph.FeatureNode is { } f) Meta("transfersharp.feature_node", f);
         Meta(NumClassesKey, module.Graph.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (options.Preprocessing is { } p) Meta(PreprocessingKey, JsonSerializer.Serialize(p, _json));
