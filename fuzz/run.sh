@@ -31,6 +31,7 @@ dotnet build "$here/TransferSharp.Fuzz/TransferSharp.Fuzz.csproj" -c Release -o 
 if [ ! -d "$seeds" ]; then dotnet "$build/TransferSharp.Fuzz.dll" seeds "$seeds"; fi
 "$here/.tools/sharpfuzz" "$build/TransferSharp.dll" >/dev/null
 
+mkdir -p "$findings"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then mapfile -t targets < <(ls "$seeds"); fi
 
