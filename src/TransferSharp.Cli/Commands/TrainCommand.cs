@@ -5,6 +5,7 @@ using Spectre.Console.Cli;
 using TransferSharp.Data;
 using TransferSharp.Runtime;
 using TransferSharp.Training;
+using TransferSharp.Vision.Graph;
 
 namespace TransferSharp.Cli.Commands;
 
@@ -224,9 +225,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public int Hidden { get; init; } = 256;
 
         [CommandOption("--dropout <P>")]
-        [Description("Dropout before the head's last layer.")]
-        [DefaultValue(0.0)]
-        public double Dropout { get; init; }
+        [Description("Dropout before the head's last layer (default: the model's own — none for ResNet, 0.5 for VGG and Inception v3, 0.2 for MobileNetV2).")]
+        public double? Dropout { get; init; }
 
         [CommandOption("--augment <KIND>")]
         [Description("finetune augmentation: standard (RandomResizedCrop + flip) or none.")]

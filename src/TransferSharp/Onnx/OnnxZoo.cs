@@ -134,18 +134,10 @@ public static class OnnxZoo
         if (o.InChannels != 3) throw new InvalidOptionException(nameof(o.InChannels), $"{ResNet18CntkName} takes 3-channel images (its mean image is RGB)");
         if (o.ImageSize is { } s && s != 224) throw new InvalidOptionException(nameof(o.ImageSize), $"{ResNet18CntkName} takes 224×224 inputs only (its mean image is 224×224)");
         var graph = ResNet18Cntk.Graph;
-        // The file ends in a 7×7 average pool; the graph's output is the pooled [N, 512] features, and a
-        // requested classifier is a new linear layer on them.
-        var features = GraphSurgery.CutAt(graph, graph.FeatureNode!);
-        return o.NumClasses > 0 ? GraphSurgery.WithClassifier(features, o.NumClasses, "fc", o.DropRate ?? 0)
-            : AppendPool(features);
-    }
-
-    private static ModelGraph AppendPool(ModelGraph g)
-    {
-        var nodes = g.Nodes.Append(new Node("global_pool", new GlobalPoolOp(PoolKind.Avg, KeepDims: false), [g.Output])).ToArray();
-        return new ModelGraph(g.Name, g.InputShape, nodes, "global_pool", g.Output, null,
-            [.. g.Groups, new LayerGroup("head", ["global_pool"])]);
+        // The file ends in a 7×7 average pool; the graph's output is the pooled [N, 512] features (global_pool), and
+        // a requested classifier is a new linear layer "fc" on them.
+        var features = graph.CutAt(graph.FeatureNode!);
+        return features.WithClassifier(o.NumClasses, new HeadSpec { Dropout = o.DropRate });
     }
 
     /// <summary>Loads the pretrained body of <c>resnet18_cntk</c> into a module built from its zoo entry

@@ -59,6 +59,10 @@ public sealed record ExtractOptions
     /// <summary>Global pooling of the feature map.</summary>
     public PoolKind Pool { get; init; } = PoolKind.Avg;
 
+    /// <summary>Extract the pre-logits instead (the classifier's input, timm's <c>pre_logits</c>: the same as the pooled
+    /// features for most families; VGG's 4096 fc7 activations): what <see cref="Trainer.TrainHead"/> trains on.</summary>
+    public bool PreLogits { get; init; }
+
     /// <summary>Device ("cpu", "cuda", …).</summary>
     public string Device { get; init; } = "cpu";
 
@@ -91,7 +95,7 @@ public static class FeatureExtractor
         {
             var rows = new List<(int Index, float[] Features)>(data.Count);
             Run(predictor, model, data, Enumerable.Range(0, data.Count).ToArray(), options, badImages, progress, 0, data.Count, cancellation, (i, f) => rows.Add((i, f)));
-            return Assemble(data, rows, model.Model.NumFeatures);
+            return Assemble(data, rows, Dimension(model, options));
         }).ToArray();
     }
 
@@ -147,6 +151,9 @@ public static class FeatureExtractor
         return set;
     }
 
+    private static int Dimension(SourceModel model, ExtractOptions options) =>
+        options.PreLogits ? model.Model.Graph.PreLogitsSize : model.Model.NumFeatures;
+
     private static Predictor CreatePredictor(SourceModel model, ExtractOptions options) =>
         new(model.Model, model.Preprocessing, null, new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
 
@@ -154,14 +161,14 @@ public static class FeatureExtractor
         IProgress<ProgressInfo>? progress, int start, int count, CancellationToken cancellation, Action<int, float[]> sink, int? reportTotal = null)
     {
         var transform = new SampleTransform(model.Preprocessing);
-        int dim = model.Model.NumFeatures;
+        int dim = Dimension(model, options);
         var clock = Stopwatch.StartNew();
         long done = 0;
         foreach (var batch in DataLoader.Batches(data, new ArraySegment<int>(order, start, count), transform, options.Loader, 0, 0, badImages, cancellation))
         {
             using (batch)
             {
-                using var features = predictor.Features(batch.Images, options.Pool);
+                using var features = options.PreLogits ? predictor.PreLogits(batch.Images) : predictor.Features(batch.Images, options.Pool);
                 using var f32 = features.to(ScalarType.Float32).contiguous();
                 var values = f32.data<float>().ToArray();
                 for (int i = 0; i < batch.Indices.Length; i++) sink(batch.Indices[i], values.AsSpan(i * dim, dim).ToArray());

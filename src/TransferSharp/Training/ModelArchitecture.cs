@@ -3,34 +3,12 @@ using TransferSharp.Vision.Zoo;
 
 namespace TransferSharp.Training;
 
-/// <summary>The kind of classifier put on the pooled features.</summary>
-public enum HeadKind
-{
-    /// <summary>One linear layer: softmax (multinomial logistic) regression.</summary>
-    Linear,
-    /// <summary>A small MLP: linear → ReLU → dropout → linear.</summary>
-    Mlp,
-}
-
-/// <summary>The new head: its kind, hidden width (MLP) and dropout before its last layer.</summary>
-public sealed record HeadSpec
-{
-    /// <summary>Linear (default) or MLP.</summary>
-    public HeadKind Kind { get; init; } = HeadKind.Linear;
-
-    /// <summary>Hidden units of the MLP.</summary>
-    public int Hidden { get; init; } = 256;
-
-    /// <summary>Dropout probability before the last linear layer (0: none).</summary>
-    public double Dropout { get; init; }
-}
-
 /// <summary>
-/// Enough to rebuild a trained model's graph: the zoo architecture of the body (or, for a body no zoo builder
-/// makes — an imported ONNX network — its whole graph), its input options, and the
-/// head. The graph is the body up to its feature node (Keras' <c>include_top=False</c>), global average
-/// pooling (<c>head.pool</c>) and the head layers (<c>head.fc</c>, or <c>head.fc1</c>/<c>head.fc2</c>).
-/// Stored as JSON in a model file's metadata.
+/// Enough to rebuild a trained model's graph: the zoo architecture (or, for a body no zoo builder makes — an imported
+/// ONNX network — its graph), its input options, and the head. The graph is the reference model with
+/// <see cref="NumClasses"/> outputs, its classifier made by <see cref="ModelGraph.WithClassifier"/>, so the reference's
+/// names hold (torchvision's <c>fc</c>, <c>classifier.1</c>, …): a fine-tuned model's state dict loads into the reference
+/// model built with the same class count. Stored as JSON in a model file's metadata.
 /// </summary>
 public sealed record ModelArchitecture
 {
@@ -38,8 +16,8 @@ public sealed record ModelArchitecture
     /// that graph came from ("onnx:model.onnx").</summary>
     public string Zoo { get; init; } = "";
 
-    /// <summary>The body's graph itself, for bodies that are not in the zoo (imported ONNX networks); null for zoo
-    /// bodies, which are rebuilt from <see cref="Zoo"/>. Only its nodes up to the feature node are used.</summary>
+    /// <summary>The graph itself, for models that are not in the zoo (imported ONNX networks); null for zoo models,
+    /// which are rebuilt from <see cref="Zoo"/>. A graph that does not end in its classifier is used up to its feature node.</summary>
     public ModelGraph? Graph { get; init; }
 
     /// <summary>Input channels.</summary>
@@ -51,53 +29,29 @@ public sealed record ModelArchitecture
     /// <summary>The head.</summary>
     public HeadSpec Head { get; init; } = new();
 
-    /// <summary>Number of classes (0: no head, the output is the pooled features).</summary>
+    /// <summary>Number of classes (0: no classifier, the output is the pre-logits features).</summary>
     public int NumClasses { get; init; }
-
-    /// <summary>Name of the node where pooled features enter the head.</summary>
-    public const string PoolNode = "head.pool";
-
-    /// <summary>Name of the layer group holding the head.</summary>
-    public const string HeadGroup = "head";
-
-    /// <summary>True for the parameters and buffers of the head (<c>head.…</c>).</summary>
-    public static bool IsHeadTensor(string name) => name.StartsWith(HeadGroup + ".", StringComparison.Ordinal);
 
     /// <summary>Builds the graph.</summary>
     public ModelGraph BuildGraph()
     {
-        var zoo = Graph is null ? ModelZoo.Get(Zoo).Build(new ModelOptions { NumClasses = 0, InChannels = InChannels, ImageSize = ImageSize }) : SizedGraph(Graph);
-        var featureNode = zoo.FeatureNode ?? throw new GraphException($"model '{Zoo}' marks no feature node, so no head can be put on it");
-        var nodes = zoo.Needed([featureNode]).Select(i => zoo.Nodes[i]).ToList();
-        nodes.Add(new Node(PoolNode, new GlobalPoolOp(PoolKind.Avg, KeepDims: false), [featureNode]));
-        string last = PoolNode;
-        string? classifier = null;
-        int features = zoo.NumFeatures;
-        if (NumClasses > 0)
+        ModelGraph body;
+        if (Graph is null)
         {
-            if (Head.Kind == HeadKind.Mlp)
-            {
-                nodes.Add(new Node("head.fc1", new LinearOp(features, Head.Hidden), [last]));
-                nodes.Add(new Node("head.act", new ActivationOp(ActivationKind.Relu), ["head.fc1"]));
-                last = "head.act";
-                features = Head.Hidden;
-            }
-            if (Head.Dropout > 0)
-            {
-                nodes.Add(new Node("head.drop", new DropoutOp(Head.Dropout), [last]));
-                last = "head.drop";
-            }
-            classifier = Head.Kind == HeadKind.Mlp ? "head.fc2" : "head.fc";
-            nodes.Add(new Node(classifier, new LinearOp(features, NumClasses), [last]));
-            last = classifier;
+            body = ModelZoo.Get(Zoo).Build(new ModelOptions { NumClasses = NumClasses, InChannels = InChannels, ImageSize = ImageSize });
+            if (NumClasses == 0 && Head == new HeadSpec()) return body;
         }
-        var kept = new HashSet<string>(nodes.Select(n => n.Name), StringComparer.Ordinal);
-        var groups = zoo.Groups
-            .Select(g => g with { Prefixes = g.Prefixes.Where(p => kept.Any(k => k == p || k.StartsWith(p + ".", StringComparison.Ordinal))).ToArray() })
-            .Where(g => g.Prefixes.Count > 0 && !string.Equals(g.Name, HeadGroup, StringComparison.OrdinalIgnoreCase))
-            .Append(new LayerGroup(HeadGroup, [HeadGroup]))
-            .ToArray();
-        return new ModelGraph(zoo.Name, zoo.InputShape, nodes, last, featureNode, classifier, groups);
+        else
+        {
+            var g = SizedGraph(Graph);
+            if (g.ClassifierNode is null || g.ClassifierNode != g.Output)
+            {
+                var featureNode = g.FeatureNode ?? throw new GraphException($"model '{Zoo}' marks no feature node, so no head can be put on it");
+                g = g.CutAt(featureNode);
+            }
+            body = g;
+        }
+        return body.WithClassifier(NumClasses, Head);
     }
 
     /// <summary>A stored graph at the requested input: its own channels, and its own size unless <see cref="ImageSize"/>
@@ -112,4 +66,28 @@ public sealed record ModelArchitecture
 
     /// <summary>Builds the model with freshly initialised weights.</summary>
     public GraphModule Build() => new(BuildGraph());
+
+    /// <summary>
+    /// The architecture a model file of the first format (<c>model/1</c>) described, and the renaming of its tensors. That
+    /// format cut every body at its feature node and put its own head there (<c>head.pool</c>, then <c>head.fc</c>, or
+    /// <c>head.fc1</c> → ReLU → <c>head.fc2</c>); read now as that body stored as a graph with a head of today's names.
+    /// </summary>
+    internal static (ModelArchitecture Architecture, Func<string, string> Rename) FromFormat1(ModelArchitecture v1)
+    {
+        var source = v1.Graph ?? ModelZoo.Get(v1.Zoo).Build(new ModelOptions { NumClasses = 0, InChannels = v1.InChannels, ImageSize = v1.ImageSize });
+        var sized = v1 with { Graph = source, NumClasses = 0, Head = new HeadSpec() };
+        var cut = sized.SizedGraph(source).CutAt(source.FeatureNode
+            ?? throw new GraphException($"model '{v1.Zoo}' marks no feature node"));
+        // The first format kept a head dropout of 0 as "none"; a positive rate sat right before the last layer.
+        var head = v1.Head with { Dropout = v1.Head.Dropout is > 0 ? v1.Head.Dropout : null };
+        var arch = v1 with { Graph = cut, ImageSize = null, Head = head };
+        static string Rename(string name) => name switch
+        {
+            _ when name.StartsWith("head.fc1.", StringComparison.Ordinal) => "fc_hidden." + name["head.fc1.".Length..],
+            _ when name.StartsWith("head.fc2.", StringComparison.Ordinal) => "fc." + name["head.fc2.".Length..],
+            _ when name.StartsWith("head.fc.", StringComparison.Ordinal) => "fc." + name["head.fc.".Length..],
+            _ => name,
+        };
+        return (arch, Rename);
+    }
 }

@@ -174,7 +174,7 @@ internal static class TrainLoop
         int micro = 0;
         var clock = Stopwatch.StartNew();
         var l2Params = options.L2 > 0
-            ? Trainer.HeadParameters(model).Select(p => p.Item2).Where(p => p.dim() > 1).ToArray()
+            ? model.HeadParameters().Select(p => p.Parameter).Where(p => p.dim() > 1).ToArray()
             : [];
 
         void Step()

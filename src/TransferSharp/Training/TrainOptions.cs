@@ -1,3 +1,4 @@
+using TransferSharp.Vision.Graph;
 using TransferSharp.Data;
 
 namespace TransferSharp.Training;
@@ -123,6 +124,7 @@ public sealed record TrainOptions
     public void Validate()
     {
         if (Epochs < 1) throw new InvalidOptionException(nameof(Epochs), $"Epochs must be at least 1 (got {Epochs})");
+        Head.Validate();
         if (HeadEpochs is { } h && (h < 0 || h > Epochs)) throw new InvalidOptionException(nameof(HeadEpochs), $"HeadEpochs {h} must lie in 0..Epochs ({Epochs})");
         if (BatchSize < 1) throw new InvalidOptionException(nameof(BatchSize), $"BatchSize must be at least 1 (got {BatchSize})");
         if (AccumulationSteps < 1) throw new InvalidOptionException(nameof(AccumulationSteps), $"AccumulationSteps must be at least 1 (got {AccumulationSteps})");

@@ -4,6 +4,7 @@ using TorchSharp;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Inference;
 using TransferSharp.Vision.Preprocessing;
+using TransferSharp.Vision.Zoo;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Training;
@@ -49,8 +50,11 @@ public sealed class TrainedModel : IDisposable
     /// <summary>Metadata key marking a TransferSharp model file, with its format version.</summary>
     public const string FormatKey = "transfersharp";
 
-    /// <summary>Value of <see cref="FormatKey"/> for model files.</summary>
-    public const string FormatValue = "model/1";
+    /// <summary>Value of <see cref="FormatKey"/> for model files: <c>model/2</c>, the reference model's own names.
+    /// Files of <c>model/1</c> (a headless body and <c>head.*</c> tensors) still load.</summary>
+    public const string FormatValue = "model/2";
+
+    private const string Format1 = "model/1";
 
     /// <summary>Wraps a model with what it needs for inference.</summary>
     public TrainedModel(GraphModule model, ModelArchitecture architecture, Preprocessing preprocessing, IReadOnlyList<string> classNames, TrainingRecord? training = null)
@@ -103,7 +107,7 @@ public sealed class TrainedModel : IDisposable
     public static bool IsModelFile(string path)
     {
         if (!File.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return false;
-        return TensorFile.ReadMetadata(path).TryGetValue(FormatKey, out var v) && v == FormatValue;
+        return TensorFile.ReadMetadata(path).TryGetValue(FormatKey, out var v) && v is FormatValue or Format1;
     }
 
     /// <summary>
@@ -118,12 +122,25 @@ public sealed class TrainedModel : IDisposable
         {
             if (!metadata.TryGetValue(FormatKey, out var format))
                 throw new ModelFileException(path, "not a TransferSharp model file (its metadata has no architecture); a plain weights file is loaded as the weights of a zoo architecture");
-            if (format != FormatValue) throw new ModelFileException(path, $"model file format '{format}' is not supported (expected {FormatValue})");
+            if (format is not (FormatValue or Format1))
+                throw new ModelFileException(path, $"model file format '{format}' is not supported (this version reads {FormatValue} and {Format1}); a newer TransferSharp wrote it");
             string Meta(string key) => metadata.TryGetValue(key, out var v) ? v : throw new ModelFileException(path, $"metadata '{key}' is missing");
             var arch = TrainingJson.Deserialize<ModelArchitecture>(path, "architecture", Meta("architecture"));
             var classes = TrainingJson.Deserialize<string[]>(path, "class_names", Meta("class_names"));
             var pre = TrainingJson.Deserialize<Preprocessing>(path, "preprocessing", Meta("preprocessing"));
             var training = metadata.TryGetValue("training", out var t) ? TrainingJson.Deserialize<TrainingRecord>(path, "training", t) : null;
+            Func<string, string> rename = name => name;
+            if (format == Format1)
+            {
+                try
+                {
+                    (arch, rename) = ModelArchitecture.FromFormat1(arch);
+                }
+                catch (Exception e) when (e is GraphException or UnknownModelException)
+                {
+                    throw new ModelFileException(path, $"cannot rebuild architecture '{arch.Zoo}': {e.Message}", e);
+                }
+            }
             if (classes.Length != arch.NumClasses)
                 throw new ModelFileException(path, $"the architecture has {arch.NumClasses} classes but the file lists {classes.Length} class names");
             // A stored graph is data from the file: refuse one that would allocate far more than the file holds.
@@ -144,7 +161,7 @@ public sealed class TrainedModel : IDisposable
             }
             try
             {
-                StateLoading.LoadExact(model, tensors, path);
+                StateLoading.LoadExact(model, tensors.Select(t => (rename(t.Name), t.Tensor)), path);
             }
             catch
             {

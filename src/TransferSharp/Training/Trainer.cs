@@ -73,8 +73,8 @@ public static class Trainer
         var clock = Stopwatch.StartNew();
         var classes = train.ClassNames;
         if (classes.Count < 2) throw new DatasetException($"features of {classes.Count} class(es); a classifier needs at least 2");
-        if (train.Dimension != source.Model.NumFeatures)
-            throw new TransferSharpException($"the features have {train.Dimension} values per sample but {source.Description} gives {source.Model.NumFeatures}");
+        if (train.Dimension != source.Model.Graph.PreLogitsSize)
+            throw new TransferSharpException($"the features have {train.Dimension} values per sample but {source.Description}'s classifier takes {source.Model.Graph.PreLogitsSize} (its pre-logits)");
         if (validation is not null && !validation.ClassNames.SequenceEqual(classes))
             throw new TransferSharpException("training and validation features must have the same class names, in the same order");
         return Fit(source, classes, options, run, "features", train.Count, validation?.Count ?? 0, clock, cancellation,
@@ -171,9 +171,6 @@ public static class Trainer
         return moved;
     }
 
-    internal static IReadOnlyList<(string, Tensor)> HeadParameters(GraphModule model) =>
-        model.named_parameters().Where(p => ModelArchitecture.IsHeadTensor(p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
-
     /// <summary>Head training on features extracted once by the frozen body (eval transform, no augmentation).</summary>
     private sealed class HeadTask : ITrainingTask
     {
@@ -199,7 +196,7 @@ public static class Trainer
 
         public static HeadTask Create(GraphModule model, SourceModel source, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
         {
-            var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) } };
+            var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) }, PreLogits = true };
             var features = FeatureExtractor.ExtractEach(source, val is null ? [train] : [train, val], extract, run.BadImages, run.Progress, ct);
             return new HeadTask(model, features[0], val is null ? null : features[1], options);
         }
@@ -211,11 +208,11 @@ public static class Trainer
         public void EnterStage(int stage)
         {
             Model.Freeze();
-            Model.Unfreeze(ModelArchitecture.HeadGroup);
+            Model.Unfreeze(ModelGraph.HeadGroup);
         }
 
         public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options) =>
-            [new ParamGroup("head", HeadParameters(Model), options.LearningRate)];
+            [new ParamGroup("head", Model.HeadParameters(), options.LearningRate)];
 
         public IEnumerable<(Tensor X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation)
         {
@@ -228,7 +225,7 @@ public static class Trainer
             }
         }
 
-        public Tensor Forward(Tensor x) => Model.Run(new Dictionary<string, Tensor> { [ModelArchitecture.PoolNode] = x }, [Model.Graph.Output])[0];
+        public Tensor Forward(Tensor x) => Model.Run(new Dictionary<string, Tensor> { [Model.Graph.PreLogitsNode] = x }, [Model.Graph.Output])[0];
 
         public (double Loss, double Accuracy) Validate(IProgress<ProgressInfo>? progress, CancellationToken cancellation) =>
             Score(Model, Batches(_valX!, _valY!), Forward, "validate", _valY!.shape[0], null, cancellation);
@@ -239,7 +236,7 @@ public static class Trainer
             for (long s = 0; s < n; s += 1024) yield return (x.narrow(0, s, Math.Min(1024, n - s)), y.narrow(0, s, Math.Min(1024, n - s)));
         }
 
-        public bool Persist(string tensorName) => ModelArchitecture.IsHeadTensor(tensorName);
+        public bool Persist(string tensorName) => Model.Graph.IsHeadTensor(tensorName);
     }
 
     /// <summary>Fine-tuning on images: stage 1 the head on the frozen body, stage 2 the top groups unfrozen at a lower rate.</summary>
@@ -278,7 +275,7 @@ public static class Trainer
             if (stage == 1)
             {
                 Model.Freeze();
-                Model.Unfreeze(ModelArchitecture.HeadGroup);
+                Model.Unfreeze(ModelGraph.HeadGroup);
             }
             else if (_options.UnfreezeFrom is { } g) Model.UnfreezeFrom(g);
             else Model.UnfreezeTop(_options.UnfreezeTop ?? 2);
@@ -286,7 +283,7 @@ public static class Trainer
 
         public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options)
         {
-            var head = HeadParameters(Model);
+            var head = Model.HeadParameters();
             var body = Model.named_parameters().Where(p => p.parameter.requires_grad && !head.Any(h => h.Item1 == p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
             var groups = new List<ParamGroup> { new("head", head, options.LearningRate) };
             if (body.Length > 0) groups.Add(new ParamGroup("body", body, options.LearningRate * options.BodyLearningRateFactor));

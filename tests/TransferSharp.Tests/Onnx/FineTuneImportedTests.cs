@@ -22,7 +22,7 @@ public class FineTuneImportedTests(ITestOutputHelper output)
         var onnxName = imported.NodeNames.First(kv => kv.Value == stage3 && imported.Graph.HasNode(kv.Value) && kv.Key != stage3).Key;
         cutNode = imported.ResolveNode(onnxName);
         Assert.Equal(stage3, cutNode);
-        var graph = GraphSurgery.WithClassifier(GraphSurgery.CutAt(imported.Graph, cutNode), numClasses: 3);
+        var graph = imported.Graph.CutAt(cutNode).WithClassifier(3);
         var module = new GraphModule(graph);
         imported.LoadInto(module, strict: false);
         return (module, imported);
@@ -115,7 +115,7 @@ public class FineTuneImportedTests(ITestOutputHelper output)
         torch.manual_seed(11);
         // Train a 2-class head (motorcycle or not) on three photos, body frozen, then predict the rest.
         var imported = OnnxZoo.ResNet18Cntk;
-        var graph = GraphSurgery.WithClassifier(imported.Graph, 2);
+        var graph = imported.Graph.WithClassifier(2);
         using var module = new GraphModule(graph);
         imported.LoadInto(module, strict: false);
         module.Freeze();

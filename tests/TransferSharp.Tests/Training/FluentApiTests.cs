@@ -1,3 +1,4 @@
+using TransferSharp.Vision.Graph;
 using TransferSharp.Data;
 using TransferSharp.Tests.Support;
 using TransferSharp.Training;

@@ -1,3 +1,4 @@
+using TransferSharp.Vision.Graph;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
@@ -38,7 +39,7 @@ public sealed class ModelFileTests : IDisposable
         Assert.Equal(0ul, (8 + headerLength) % 8);
         using var header = JsonDocument.Parse(Encoding.UTF8.GetString(bytes, 8, (int)headerLength).TrimEnd(' '));
         var meta = header.RootElement.GetProperty("__metadata__");
-        Assert.Equal("model/1", meta.GetProperty("transfersharp").GetString());
+        Assert.Equal("model/2", meta.GetProperty("transfersharp").GetString());
         Assert.Equal("pt", meta.GetProperty("format").GetString());
         Assert.Equal(["bag", "coat", "sandal"], JsonSerializer.Deserialize<string[]>(meta.GetProperty("class_names").GetString()!)!);
         Assert.Contains("\"zoo\":\"resnet18\"", meta.GetProperty("architecture").GetString());
@@ -116,5 +117,38 @@ public sealed class ModelFileTests : IDisposable
         var truncated = Path.Combine(_dir, "truncated.safetensors");
         File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
         Assert.ThrowsAny<InvalidFileException>(() => TrainedModel.Load(truncated));
+    }
+
+    /// <summary>Files of the first format (written by main before the reference head names) still load, give the
+    /// logits they gave then, and come back with today's names.</summary>
+    [Theory]
+    [InlineData("tiny_linear", new[] { "fc.weight", "fc.bias" })]
+    [InlineData("tiny_mlp", new[] { "fc_hidden.weight", "fc_hidden.bias", "fc.weight", "fc.bias" })]
+    public void ModelFilesOfTheFirstFormatStillLoad(string name, string[] headTensors)
+    {
+        var path = Path.Combine(Paths.TestData, "model_v1", name + ".safetensors");
+        var expected = File.ReadAllText(Path.Combine(Paths.TestData, "model_v1", name + ".logits.txt"))
+            .Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.True(TrainedModel.IsModelFile(path));
+        using var model = TrainedModel.Load(path);
+        Assert.Equal(["ant", "bee", "cat"], model.ClassNames);
+        Assert.Equal("fc", model.Model.Graph.ClassifierNode);
+        var state = model.Model.state_dict();
+        Assert.All(headTensors, t => Assert.Contains(t, state.Keys));
+        Assert.DoesNotContain(state.Keys, k => k.StartsWith("head.", StringComparison.Ordinal));
+        model.Model.eval();
+        using var input = arange(0, 3 * 16 * 16, dtype: float32).reshape(1, 3, 16, 16).div(768.0f).sub(0.5f);
+        using var _ = no_grad();
+        var logits = model.Model.forward(input).data<float>().ToArray();
+        Assert.Equal(expected.Length, logits.Length);
+        for (int i = 0; i < logits.Length; i++) Assert.Equal(expected[i], logits[i], 6);
+
+        // Saved again, it is a file of today's format that loads to the same model.
+        var again = Path.Combine(_dir, name + ".safetensors");
+        model.Save(again);
+        Assert.Equal("model/2", TransferSharp.Weights.SafeTensors.ReadMetadata(again)[TrainedModel.FormatKey]);
+        using var reloaded = TrainedModel.Load(again);
+        reloaded.Model.eval();
+        Assert.True(reloaded.Model.forward(input).allclose(model.Model.forward(input)));
     }
 }

@@ -1,3 +1,4 @@
+using TransferSharp.Vision.Graph;
 using TorchSharp;
 using TransferSharp.Data;
 using TransferSharp.Tests.Support;

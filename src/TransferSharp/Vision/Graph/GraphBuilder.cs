@@ -23,7 +23,6 @@ public sealed class GraphBuilder
     private readonly List<string> _aux = [];
     private readonly Stack<string> _scopes = new();
     private string? _features;
-    private string? _classifier;
 
     /// <summary>Starts a graph for inputs of [1, channels, height, width].</summary>
     public GraphBuilder(string name, int channels, int height, int width)
@@ -166,12 +165,18 @@ public sealed class GraphBuilder
     /// <summary>Marks the last feature map (pooled features and feature extraction read it).</summary>
     public void Features(Sym x) => _features = x.Name;
 
-    /// <summary>Marks the final linear layer (replaced by <see cref="GraphModule.ResetClassifier"/>).</summary>
-    public void Classifier(Sym x)
+    /// <summary>Declares the classifier on the pre-logits <paramref name="preLogits"/>: a linear layer named
+    /// <paramref name="classifierName"/> (the reference's module path) with <paramref name="numClasses"/> outputs, made by
+    /// <see cref="ModelGraph.WithClassifier"/> when the graph is built; none when <paramref name="numClasses"/> is 0.
+    /// Returns the pre-logits, which stay the output until then. <paramref name="weightAs1x1Conv"/> keeps the weight in
+    /// the [out, in, 1, 1] layout of heads that apply a 1×1 convolution to the pooled map (timm's ResNetV2).</summary>
+    public Sym Head(Sym preLogits, int numClasses, string classifierName, bool weightAs1x1Conv = false)
     {
-        if (_nodes.Find(n => n.Name == x.Name)?.Op is not LinearOp) throw new GraphException($"'{x.Name}' is not a Linear node");
-        _classifier = x.Name;
+        _head = (numClasses, classifierName, weightAs1x1Conv);
+        return preLogits;
     }
+
+    private (int NumClasses, string Name, bool WeightAs1x1Conv)? _head;
 
     /// <summary>Marks a training-only extra output.</summary>
     public void AuxOutput(Sym x) => _aux.Add(x.Name);
@@ -204,9 +209,12 @@ public sealed class GraphBuilder
     public void Group(string name, params string[] prefixes) => _groups.Add(new LayerGroup(name, prefixes));
 
     /// <summary>Finishes the graph with the given output.</summary>
-    public ModelGraph Build(Sym output) =>
-        new(_name, _inputShape, _nodes.ToArray(), output.Name, _features, _classifier, _groups.ToArray(), _aux.ToArray())
+    public ModelGraph Build(Sym output)
+    {
+        var graph = new ModelGraph(_name, _inputShape, _nodes.ToArray(), output.Name, _features, null, _groups.ToArray(), _aux.ToArray())
         {
             RegistrationOrder = RegistrationOrder(),
         };
+        return _head is { NumClasses: > 0 } h ? graph.WithClassifier(h.NumClasses, name: h.Name, weightAs1x1Conv: h.WeightAs1x1Conv) : graph;
+    }
 }

@@ -321,32 +321,54 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     // ---------------------------------------------------------------- head
 
     /// <summary>
-    /// Replaces the classifier with a new, randomly initialised linear layer of
-    /// <paramref name="numClasses"/> outputs; 0 removes it, so the output becomes the pre-logits features.
+    /// Puts a new, randomly initialised classifier of <paramref name="numClasses"/> outputs on the model (the graph's
+    /// <see cref="ModelGraph.WithClassifier"/>: the reference's names kept); 0 removes it, so the output becomes the
+    /// pre-logits features. Every other layer keeps its weights.
     /// </summary>
-    public void ResetClassifier(int numClasses)
+    public void ResetClassifier(int numClasses, HeadSpec? head = null) => Rebuild(_graph.WithClassifier(numClasses, head));
+
+    /// <summary>The parameters a head trained on cached pre-logits trains (see <see cref="ModelGraph.HeadNodes"/>).</summary>
+    public IReadOnlyList<(string Name, Tensor Parameter)> HeadParameters()
     {
-        if (numClasses < 0) throw new ArgumentOutOfRangeException(nameof(numClasses), "must be ≥ 0");
-        var name = _graph.ClassifierNode ?? throw new GraphException($"graph '{_graph.Name}' has no classifier to replace");
-        var old = (LinearOp)_graph.Node(name).Op;
-        Op op = numClasses == 0 ? new IdentityOp() : old with { OutFeatures = numClasses };
-        ReplaceNode(name, op);
-        _graph = _graph.With(nodes: _graph.Nodes.Select(n => n.Name == name ? n with { Op = op } : n).ToArray(),
-            clearClassifier: numClasses == 0);
+        var head = _graph.HeadNodes.ToHashSet(StringComparer.Ordinal);
+        return named_parameters().Where(p => head.Contains(p.name[..Math.Max(0, p.name.LastIndexOf('.'))])).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
     }
 
-    private void ReplaceNode(string name, Op op)
+    /// <summary>Runs <paramref name="graph"/> from now on: layers of nodes it keeps unchanged (same name, same op) stay with
+    /// their weights; the others are created fresh (on this module's device and mode) or dropped.</summary>
+    private void Rebuild(ModelGraph graph)
     {
-        int i = _graph.IndexOf(name);
         var device = parameters().FirstOrDefault()?.device;
-        var layer = op.CreateLayer();
-        if (device is not null && device.type != DeviceType.CPU) layer.to(device);
-        layer.train(training);
-        Detach(name);
-        _layers[i].Dispose();
-        _layers[i] = layer;
-        Attach(name, layer);
+        var old = _graph;
+        var layers = new Layer[graph.Nodes.Count];
+        var kept = new HashSet<int>();
+        for (int i = 0; i < graph.Nodes.Count; i++)
+        {
+            var node = graph.Nodes[i];
+            if (old.HasNode(node.Name) && old.Node(node.Name).Op.Equals(node.Op))
+            {
+                int j = old.IndexOf(node.Name);
+                layers[i] = _layers[j];
+                kept.Add(j);
+                continue;
+            }
+            var layer = node.Op.CreateLayer();
+            if (device is not null && device.type != DeviceType.CPU) layer.to(device);
+            layer.train(training);
+            layers[i] = layer;
+        }
+        for (int j = 0; j < old.Nodes.Count; j++)
+        {
+            if (kept.Contains(j)) continue;
+            Detach(old.Nodes[j].Name);
+            _layers[j].Dispose();
+        }
+        for (int i = 0; i < graph.Nodes.Count; i++)
+            if (!old.HasNode(graph.Nodes[i].Name) || !ReferenceEquals(layers[i], _layers[old.IndexOf(graph.Nodes[i].Name)])) Attach(graph.Nodes[i].Name, layers[i]);
+        _layers = layers;
+        _graph = graph;
         lock (_planLock) _plans.Clear();
+        train(training);
     }
 
     // ---------------------------------------------------------------- freezing and modes

@@ -28,7 +28,7 @@ public sealed record LayerGroup(string Name, IReadOnlyList<string> Prefixes)
 /// the landmarks transfer learning needs (the feature map, the classifier, the layer groups).
 /// Immutable; rewrites return new graphs.
 /// </summary>
-public sealed class ModelGraph
+public sealed partial class ModelGraph
 {
     /// <summary>Name of the graph input.</summary>
     public const string InputName = "input";
@@ -173,6 +173,20 @@ public sealed class ModelGraph
             // Kept only while it still names exactly the graph's nodes (a rewrite may add or drop nodes).
             RegistrationOrder = RegistrationOrder is { } order && nodes is null ? order : null,
         };
+
+    /// <summary>A graph whose output is <paramref name="node"/>: only the nodes it needs remain; the
+    /// classifier is dropped; the feature node becomes <paramref name="node"/> when it is a feature map.</summary>
+    public ModelGraph CutAt(string node)
+    {
+        var keep = Needed([node]);
+        var names = keep.Select(i => Nodes[i].Name).ToHashSet(StringComparer.Ordinal);
+        var nodes = keep.Select(i => Nodes[i]).ToArray();
+        string? feature = Shapes[node].Length == 4 ? node
+            : FeatureNode is { } f && names.Contains(f) ? f : null;
+        var groups = Groups.Select(g => g with { Prefixes = g.Prefixes.Where(p => names.Contains(p) || names.Any(n => n.StartsWith(p + ".", StringComparison.Ordinal))).ToArray() })
+            .Where(g => g.Prefixes.Count > 0).ToArray();
+        return new ModelGraph(Name, InputShape, nodes, node, feature, null, groups);
+    }
 
     /// <summary>Indices of the nodes needed to compute the given outputs, in execution order.</summary>
     public int[] Needed(IEnumerable<string> outputs)

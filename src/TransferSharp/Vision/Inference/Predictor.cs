@@ -84,6 +84,9 @@ public sealed class Predictor : IDisposable
     /// <summary>Pooled features [N, F] for a preprocessed batch.</summary>
     public Tensor Features(Tensor batch, PoolKind pool = PoolKind.Avg) => Run(batch, m => x => m.PooledFeatures(x, pool));
 
+    /// <summary>Pre-logits [N, F] (the classifier's input, <see cref="ModelGraph.PreLogitsNode"/>) for a preprocessed batch.</summary>
+    public Tensor PreLogits(Tensor batch) => Run(batch, m => x => m.Run(x, m.Graph.PreLogitsNode)[0]);
+
     private Tensor Run(Tensor batch, Func<GraphModule, Func<Tensor, Tensor>> f)
     {
         using var scope = NewDisposeScope();

@@ -96,7 +96,7 @@ public static class ModelZoo
         return d[a.Length, b.Length];
     }
 
-    /// <summary>Shared head: global average pool → (dropout) → linear classifier, marked as such.
+    /// <summary>Shared head: global average pool → (dropout) → the linear classifier (see <see cref="GraphBuilder.Head"/>).
     /// <paramref name="weightAs1x1Conv"/> keeps the classifier weight in the [out, in, 1, 1] layout of
     /// heads that apply a 1×1 convolution to the pooled map (timm's ResNetV2).</summary>
     internal static Sym PoolAndClassify(GraphBuilder b, Sym features, ModelOptions o, string fcName, double dropRate = 0, string? dropName = null,
@@ -106,10 +106,7 @@ public static class ModelZoo
         var x = b.GlobalPool(features, PoolKind.Avg, keepDims: false, name: "global_pool");
         double p = o.DropRate ?? dropRate;
         if (p > 0 || dropName is not null) x = b.Dropout(x, p, dropName);
-        if (o.NumClasses <= 0) return x;
-        x = b.Add(new LinearOp(features.Channels, o.NumClasses, Bias: true, WeightAs1x1Conv: weightAs1x1Conv), fcName, x);
-        b.Classifier(x);
-        return x;
+        return b.Head(x, o.NumClasses, fcName, weightAs1x1Conv);
     }
 
     internal static GraphBuilder Builder(string name, ModelOptions o, int nativeSize) =>

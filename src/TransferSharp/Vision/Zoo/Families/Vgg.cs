@@ -48,11 +48,7 @@ public static class Vgg
         h = b.Dropout(h, drop, "classifier.2");
         h = b.Relu(b.Linear(h, "classifier.3", 4096), "classifier.4");
         h = b.Dropout(h, drop, "classifier.5");
-        if (o.NumClasses > 0)
-        {
-            h = b.Linear(h, "classifier.6", o.NumClasses);
-            b.Classifier(h);
-        }
+        h = b.Head(h, o.NumClasses, "classifier.6");
         foreach (var (g, prefixes) in groups) b.Group(g, prefixes);
         b.Group("head", "avgpool", "flatten", "classifier");
         return b.Build(h);
