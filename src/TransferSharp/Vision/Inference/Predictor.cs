@@ -106,8 +106,15 @@ public sealed class Predictor : IDisposable
     }
 
     /// <summary>False when the graph's output is its pooled features (resnet18_cntk, a headless zoo model or export):
-    /// it states no classifier node and ends in pooling.</summary>
-    internal static bool HasClassifier(ModelGraph graph) => graph.ClassifierNode is not null || graph.Node(graph.Output).Op is not GlobalPoolOp;
+    /// it states no classifier node and ends in pooling (a dropout after it, as headless Inception v3 and MobileNetV2
+    /// have, does not count).</summary>
+    internal static bool HasClassifier(ModelGraph graph)
+    {
+        if (graph.ClassifierNode is not null) return true;
+        var node = graph.Output;
+        while (node != ModelGraph.InputName && graph.Node(node).Op is DropoutOp or IdentityOp) node = graph.Node(node).Inputs[0];
+        return node == ModelGraph.InputName || graph.Node(node).Op is not GlobalPoolOp;
+    }
 
     /// <summary>The one guard of both predictors: refuses to rank classes of a model that has no classifier.</summary>
     internal static void RequireClassifier(bool hasClassifier, string description)
