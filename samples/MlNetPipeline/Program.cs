@@ -21,7 +21,7 @@ switch (args)
             .Append(learner)
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
-        using var owned = model as IDisposable; // disposing deletes ML.NET's temporary copy of the ONNX model
+        using var owned = model as IDisposable; // disposing deletes the ONNX file the pipeline's ONNX Runtime step reads
         ml.Model.Save(model, train.Schema, modelZip);
         var testDir = Path.Combine(dataDir, "test");
         if (Directory.Exists(testDir))

@@ -46,6 +46,7 @@ public sealed record FineTuneImageOptions
 /// models; this one trains a new head and then unfreezes the top layer groups of any model TransferSharp opens.
 /// The fitted transformer is a chain of ML.NET steps around the trained network exported to ONNX, so
 /// <c>mlContext.Model.Save</c>/<c>Load</c> round-trips it into another process with identical scores.
+/// Dispose the fitted transformer when done: it deletes the ONNX file its ONNX Runtime step reads from the temp folder.
 /// </summary>
 public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
 {
@@ -80,12 +81,11 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
         LastTraining = trained.Training;
         var step = new OnnxStep(trained.Model, trained.Preprocessing, probabilities: true);
         var classes = trained.ClassNames.Select((name, i) => new KeyValuePair<uint, string>((uint)i, name)).ToArray();
-        var steps = step.Steps(_ml.Transforms, o.ImageColumnName, image.Type, step.MainOutput, o.ScoreColumnName)
-            .Append(_ml.Transforms.CopyColumns(ScoreCopy, o.ScoreColumnName))
+        var argMax = _ml.Transforms.CopyColumns(ScoreCopy, o.ScoreColumnName)
             .Append(_ml.Transforms.CustomMapping(new ArgMaxFactory().GetMapping(), ArgMaxFactory.Contract))
             .Append(_ml.Transforms.Conversion.MapValue(o.PredictedLabelColumnName, classes, ArgMaxIndex, treatValuesAsKeyType: true))
             .Append(_ml.Transforms.DropColumns(ScoreCopy, ArgMaxIndex));
-        return steps.Fit(input);
+        return step.Fit(_ml.Transforms, input, o.ImageColumnName, step.MainOutput, o.ScoreColumnName, argMax);
     }
 
     /// <inheritdoc />

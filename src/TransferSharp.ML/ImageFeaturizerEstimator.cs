@@ -10,7 +10,8 @@ namespace TransferSharp.ML;
 /// <see cref="VisionModel.Load"/> opens works: a zoo name (with its weights), an ONNX file, a trained TransferSharp
 /// model. Create it with <see cref="TransferSharpCatalog.FeaturizeImage(TransformsCatalog, string, string, string, string?)"/>.
 /// Fitting learns nothing; the fitted transformer is an ordinary chain of ML.NET steps that saves with
-/// <c>mlContext.Model.Save</c> and loads in any process that can load this assembly.
+/// <c>mlContext.Model.Save</c> and loads in any process that can load this assembly. Dispose it when done: it deletes
+/// the ONNX file its ONNX Runtime step reads from the temp folder.
 /// </summary>
 public sealed class ImageFeaturizerEstimator : IEstimator<ITransformer>
 {
@@ -41,14 +42,12 @@ public sealed class ImageFeaturizerEstimator : IEstimator<ITransformer>
     /// <inheritdoc />
     public ITransformer Fit(IDataView input)
     {
-        var column = input.Schema.GetColumnOrNull(InputColumnName)
-            ?? throw new ArgumentException($"the input has no column '{InputColumnName}' (columns: {string.Join(", ", input.Schema.Select(c => c.Name))})");
-        return Steps(column.Type).Fit(input);
+        if (input.Schema.GetColumnOrNull(InputColumnName) is null)
+            throw new ArgumentException($"the input has no column '{InputColumnName}' (columns: {string.Join(", ", input.Schema.Select(c => c.Name))})");
+        return _step.Fit(_transforms, input, InputColumnName, _step.FeaturesOutput, OutputColumnName);
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => Steps(ImageColumns.TypeOf(inputSchema, InputColumnName)).GetOutputSchema(inputSchema);
-
-    private IEstimator<ITransformer> Steps(DataViewType inputType) =>
-        _step.Steps(_transforms, InputColumnName, inputType, _step.FeaturesOutput, OutputColumnName);
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
+        _step.OutputSchema(_transforms, inputSchema, InputColumnName, OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, FeatureCount));
 }
