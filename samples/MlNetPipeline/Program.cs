@@ -14,7 +14,7 @@ switch (args)
         bool fineTune = rest.Contains("--fine-tune");
         var train = ml.Data.LoadFromEnumerable(ImageRow.FromFolder(Path.Combine(dataDir, "train"), perClass));
         IEstimator<ITransformer> learner = fineTune
-            ? ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions { Epochs = 1, HeadEpochs = 1 })
+            ? ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions())
             : ml.Transforms.FeaturizeImage("Features", nameof(ImageRow.ImagePath), model: "resnet18_cntk")
                 .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy());
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
