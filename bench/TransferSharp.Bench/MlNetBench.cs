@@ -68,7 +68,7 @@ public static class MlNetBench
 
         var ml = new MLContext(seed: 1);
         var lbfgs = ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy();
-        // ML.NET's LoadImages/ResizeImages/ExtractPixels need SkiaSharp 2/3, which cannot share a process with ours (4.x):
+        // ML.NET's ResizeImages/ExtractPixels call SkiaSharp 2 methods that our SkiaSharp 4 (one per process) changed:
         // the peer gets the pixels ExtractPixels would give (planar RGB, 0–255, 224×224 — the images here are square, so
         // resize-to-fill and resize-and-crop agree) from our decoder, and everything after that is ML.NET's own.
         var pixels = new TransferSharp.Vision.Preprocessing.Preprocessing { ResizeSize = 224, CropSize = 224, PixelScale = 255, Mean = [0, 0, 0], Std = [1, 1, 1] };

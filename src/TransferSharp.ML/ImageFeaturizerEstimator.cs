@@ -5,7 +5,8 @@ using TransferSharp.Vision;
 namespace TransferSharp.ML;
 
 /// <summary>
-/// Turns an image column (file paths, or encoded bytes from <c>LoadRawImageBytes</c>) into a <c>float</c> vector of
+/// Turns an image column (file paths, encoded bytes from <c>LoadRawImageBytes</c>, or ML.NET images from
+/// <c>LoadImages</c>) into a <c>float</c> vector of
 /// the model's pooled features: the preprocessing bound to the model's weights, then the model's body. Any model
 /// <see cref="VisionModel.Load"/> opens works: a zoo name (with its weights), an ONNX file, a trained TransferSharp
 /// model. Create it with <see cref="TransferSharpCatalog.FeaturizeImage(TransformsCatalog, string, string, string, string?)"/>.

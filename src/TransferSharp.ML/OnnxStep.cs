@@ -1,5 +1,6 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
 using Microsoft.ML.Transforms.Onnx;
 using TransferSharp.IO;
 using TransferSharp.Onnx;
@@ -55,15 +56,24 @@ internal sealed class OnnxStep
         AtomicFile.Write(file, fs => fs.Write(_onnx));
         try
         {
-            IEstimator<ITransformer> chain = ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing)
-                .Append(transforms.ApplyOnnxModel(new OnnxOptions
+            var steps = new List<IEstimator<ITransformer>>(ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing))
+            {
+                transforms.ApplyOnnxModel(new OnnxOptions
                 {
                     ModelFile = file, InputColumns = [ImageColumns.Pixels], OutputColumns = [onnxOutput], ShapeDictionary = _inputShape, RecursionLimit = 100,
-                }));
-            if (onnxOutput != outputColumn) chain = chain.Append(transforms.CopyColumns(outputColumn, onnxOutput));
-            chain = chain.Append(transforms.DropColumns([.. TemporaryColumns(inputType, onnxOutput, outputColumn)]));
-            if (tail is not null) chain = chain.Append(tail);
-            return new OnnxStepTransformer(chain.Fit(input), file);
+                }),
+            };
+            if (onnxOutput != outputColumn) steps.Add(transforms.CopyColumns(outputColumn, onnxOutput));
+            steps.Add(transforms.DropColumns([.. TemporaryColumns(inputType, onnxOutput, outputColumn)]));
+            if (tail is not null) steps.Add(tail);
+            var fitted = new List<ITransformer>();
+            var view = input;
+            foreach (var step in steps)
+            {
+                fitted.Add(step.Fit(view));
+                view = fitted[^1].Transform(view);
+            }
+            return new OnnxStepTransformer(new TransformerChain<ITransformer>([.. fitted]), file);
         }
         catch
         {
@@ -77,7 +87,11 @@ internal sealed class OnnxStep
     /// asks for it before every Fit.</summary>
     public SchemaShape OutputSchema(TransformsCatalog transforms, SchemaShape input, string inputColumn, string outputColumn, DataViewType outputType)
     {
-        ImageColumns.Preprocess(transforms, inputColumn, ImageColumns.TypeOf(input, inputColumn), Preprocessing).GetOutputSchema(input);
+        var inputType = ImageColumns.TypeOf(input, inputColumn);
+        var preprocess = ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing);
+        var checkedShape = input;
+        if (inputType is not ImageDataViewType) // see ImageColumns.Preprocess
+            foreach (var step in preprocess) checkedShape = step.GetOutputSchema(checkedShape);
         // A schema shape is built only by ML.NET itself or by an estimator: a mapping that declares the column is one.
         var added = SchemaDefinition.Create(typeof(PixelsRow));
         added[0].ColumnName = outputColumn;

@@ -177,6 +177,33 @@ public class MlNetTests
         temp.AssertNothingLeft();
     }
 
+    [Fact]
+    public void Featurizer_reads_mlnet_images_from_LoadImages_as_it_reads_paths()
+    {
+        using var temp = new FreshTemp();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Rows("test", 1).Select(r => new Row { ImagePath = r.ImagePath }));
+        using var model = TransferSharp.Vision.VisionModel.Load("resnet18_cntk");
+        var fromPaths = Featurize(ml, ml.Transforms.FeaturizeImage("Features_", nameof(Row.ImagePath), model), data);
+
+        // ML.NET's own image loading (an MLImage column), then our featurizer; saved and loaded like any pipeline.
+        var pipeline = ml.Transforms.LoadImages("Photo", imageFolder: "", inputColumnName: nameof(Row.ImagePath))
+            .Append(ml.Transforms.FeaturizeImage("Features_", "Photo", model));
+        var fitted = pipeline.Fit(data);
+        using (fitted as IDisposable)
+        {
+            Assert.Equal(fromPaths, FeaturesOf(ml, fitted, data));
+            var zip = Path.Combine(temp.Work, "images.zip");
+            ml.Model.Save(fitted, data.Schema, zip);
+            var loaded = ml.Model.Load(zip, out _);
+            using (loaded as IDisposable) Assert.Equal(fromPaths, FeaturesOf(ml, loaded, data));
+        }
+        temp.AssertNothingLeft();
+    }
+
+    private static float[][] FeaturesOf(MLContext ml, ITransformer model, IDataView data) =>
+        ml.Data.CreateEnumerable<Features>(model.Transform(data), reuseRowObject: false).Select(f => f.Features_).ToArray();
+
     private static float[][] Featurize(MLContext ml, ImageFeaturizerEstimator estimator, IDataView data)
     {
         var fitted = estimator.Fit(data);
