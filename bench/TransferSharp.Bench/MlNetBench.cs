@@ -14,8 +14,12 @@ namespace TransferSharp.Bench;
 public static class MlNetBench
 {
     public const string Help = "ML.NET DnnImageFeaturizer(ResNet18)+LbfgsMaximumEntropy vs FeaturizeImage+same vs FineTuneImageClassifier: "
-        + "--data DIR (DIR/train/<class>, DIR/test/<class>) | --folder DIR [--classes a,b,c] [--test-every 3] (images anywhere under DIR/<class>); "
-        + "[--epochs 3] [--threads 2] [--skip-finetune]";
+        + "--data DIR (DIR/train/<class>, DIR/test/<class>) | --folder DIR [--classes a,b,c] [--test-every 3] (images anywhere under DIR/<class>; "
+        + "the folder " + TuxPaintStamps + " is installed with apt-get when missing); "
+        + "[--head-epochs 30] [--epochs 1] (the fine-tuning trainer's defaults) [--threads 2] [--skip-finetune]";
+
+    /// <summary>Debian's package tuxpaint-stamps-default: the second benchmark folder of docs/ml-net.md.</summary>
+    private const string TuxPaintStamps = "/usr/share/tuxpaint/stamps";
 
     public sealed class Row
     {
@@ -27,7 +31,8 @@ public static class MlNetBench
     {
         string? data = null, folder = null;
         string[]? classes = null;
-        int testEvery = 3, epochs = 3, threads = 2;
+        var defaults = new FineTuneImageOptions();
+        int testEvery = 3, epochs = defaults.Epochs, headEpochs = defaults.HeadEpochs, threads = 2;
         bool fineTune = true;
         for (int i = 0; i < args.Length; i++)
         {
@@ -38,6 +43,7 @@ public static class MlNetBench
                 case "--classes": classes = args[++i].Split(','); break;
                 case "--test-every": testEvery = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--epochs": epochs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--head-epochs": headEpochs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--threads": threads = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--skip-finetune": fineTune = false; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
@@ -47,6 +53,7 @@ public static class MlNetBench
         if (data is not null) (train, test) = (FromFolder(Path.Combine(data, "train"), null), FromFolder(Path.Combine(data, "test"), null));
         else if (folder is not null)
         {
+            if (Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) == TuxPaintStamps) EnsureTuxPaintStamps();
             var all = FromFolder(folder, classes);
             train = all.Where((_, i) => i % testEvery != 0).ToArray();
             test = all.Where((_, i) => i % testEvery == 0).ToArray();
@@ -61,7 +68,7 @@ public static class MlNetBench
 
         var ml = new MLContext(seed: 1);
         var lbfgs = ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy();
-        // ML.NET's LoadImages/ResizeImages/ExtractPixels need SkiaSharp 2/3, which cannot share a process with ours (4.x):
+        // ML.NET's ResizeImages/ExtractPixels call SkiaSharp 2 methods that our SkiaSharp 4 (one per process) changed:
         // the peer gets the pixels ExtractPixels would give (planar RGB, 0–255, 224×224 — the images here are square, so
         // resize-to-fill and resize-and-crop agree) from our decoder, and everything after that is ML.NET's own.
         var pixels = new TransferSharp.Vision.Preprocessing.Preprocessing { ResizeSize = 224, CropSize = 224, PixelScale = 255, Mean = [0, 0, 0], Std = [1, 1, 1] };
@@ -74,8 +81,9 @@ public static class MlNetBench
         Measure("ours: `FeaturizeImage` (resnet18_cntk) + `LbfgsMaximumEntropy`", ml, () => train, () => test,
             ml.Transforms.FeaturizeImage("Features", nameof(Row.ImagePath), "resnet18_cntk").AppendCacheCheckpoint(ml).Append(lbfgs));
         if (fineTune)
-            Measure($"ours: `FineTuneImageClassifier` (resnet18_cntk, {epochs} epochs, last group unfrozen)", ml, () => train, () => test,
-                ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions { Epochs = epochs, HeadEpochs = 1, Unfreeze = 1 }));
+            Measure($"ours: `FineTuneImageClassifier` (resnet18_cntk: head {headEpochs} epochs on cached features, then {epochs} fine-tuning with the last group unfrozen)",
+                ml, () => train, () => test,
+                ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions { HeadEpochs = headEpochs, Epochs = epochs }));
         return 0;
     }
 
@@ -91,11 +99,28 @@ public static class MlNetBench
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(learner);
         var sw = Stopwatch.StartNew();
         var model = pipeline.Fit(ml.Data.LoadFromEnumerable(train()));
+        using var owned = model as IDisposable; // deletes the ONNX files the pipeline's ONNX Runtime steps read
         double fit = sw.Elapsed.TotalSeconds;
         sw.Restart();
         var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(test())));
         double score = sw.Elapsed.TotalSeconds;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {metrics.MicroAccuracy:P1} | {fit:F0} | {score:F0} |"));
+    }
+
+    /// <summary>Installs Debian's tuxpaint-stamps-default when the folder is missing (as the browser test installs chromium).</summary>
+    private static void EnsureTuxPaintStamps()
+    {
+        if (Directory.Exists(TuxPaintStamps)) return;
+        Console.Error.WriteLine($"{TuxPaintStamps} is missing: installing tuxpaint-stamps-default with apt-get");
+        foreach (var command in new[] { "apt-get update -qq", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tuxpaint-stamps-default" })
+        {
+            using var p = Process.Start(new ProcessStartInfo("sh", ["-c", command]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"`{command}` failed ({p.ExitCode}): {err.Result}");
+        }
+        if (!Directory.Exists(TuxPaintStamps)) throw new InvalidOperationException($"apt-get installed tuxpaint-stamps-default but {TuxPaintStamps} is missing");
     }
 
     private static Row[] FromFolder(string dir, string[]? classes) =>

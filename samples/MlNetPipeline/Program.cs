@@ -14,14 +14,14 @@ switch (args)
         bool fineTune = rest.Contains("--fine-tune");
         var train = ml.Data.LoadFromEnumerable(ImageRow.FromFolder(Path.Combine(dataDir, "train"), perClass));
         IEstimator<ITransformer> learner = fineTune
-            ? ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions { Epochs = 1, HeadEpochs = 1 })
+            ? ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions())
             : ml.Transforms.FeaturizeImage("Features", nameof(ImageRow.ImagePath), model: "resnet18_cntk")
                 .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy());
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
             .Append(learner)
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
-        using var owned = model as IDisposable; // disposing deletes ML.NET's temporary copy of the ONNX model
+        using var owned = model as IDisposable; // disposing deletes the ONNX file the pipeline's ONNX Runtime step reads
         ml.Model.Save(model, train.Schema, modelZip);
         var testDir = Path.Combine(dataDir, "test");
         if (Directory.Exists(testDir))

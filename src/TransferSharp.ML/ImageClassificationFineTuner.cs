@@ -27,16 +27,19 @@ public sealed record FineTuneImageOptions
     /// <summary>Weights for a zoo name ("imagenet", a tag, a checkpoint file); null for the default.</summary>
     public string? Weights { get; init; }
 
-    /// <summary>Epochs in all (head first, then the unfrozen top groups).</summary>
-    public int Epochs { get; init; } = 3;
+    /// <summary>Stage 1: epochs training the new head on the frozen body's features, computed once (one forward pass
+    /// over the images; the epochs themselves take seconds).</summary>
+    public int HeadEpochs { get; init; } = 30;
 
-    /// <summary>Top layer groups unfrozen after the head epochs.</summary>
-    public int Unfreeze { get; init; } = 1;
+    /// <summary>Stage 2: epochs fine-tuning from that head with the top <see cref="Unfreeze"/> layer groups trainable
+    /// (each one a forward and backward pass over the images); 0: the head alone.</summary>
+    public int Epochs { get; init; } = 1;
 
-    /// <summary>Epochs on the head alone (default: a third of <see cref="Epochs"/>).</summary>
-    public int? HeadEpochs { get; init; }
+    /// <summary>Stage 2: top layer groups trainable, the head counting as one (2: the head and the last body group).</summary>
+    public int Unfreeze { get; init; } = 2;
 
-    /// <summary>Any other setting of the training run (batch size, learning rates, seed, validation, progress).</summary>
+    /// <summary>Any other setting of either stage's training run (batch size, learning rates, seed, validation,
+    /// progress); <c>run.Options.Mode</c> tells the stage (<see cref="TrainMode.Head"/>, then <see cref="TrainMode.FineTune"/>).</summary>
     public Func<TrainingRun, TrainingRun>? Configure { get; init; }
 }
 
@@ -46,6 +49,7 @@ public sealed record FineTuneImageOptions
 /// models; this one trains a new head and then unfreezes the top layer groups of any model TransferSharp opens.
 /// The fitted transformer is a chain of ML.NET steps around the trained network exported to ONNX, so
 /// <c>mlContext.Model.Save</c>/<c>Load</c> round-trips it into another process with identical scores.
+/// Dispose the fitted transformer when done: it deletes the ONNX file its ONNX Runtime step reads from the temp folder.
 /// </summary>
 public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
 {
@@ -58,7 +62,8 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
     /// <summary>The settings.</summary>
     public FineTuneImageOptions Options { get; }
 
-    /// <summary>The training record of the last <see cref="Fit"/> (history, best epoch), or null.</summary>
+    /// <summary>The training record of the last <see cref="Fit"/>'s last stage (fine-tuning, or the head when
+    /// <see cref="FineTuneImageOptions.Epochs"/> is 0), or null.</summary>
     public TrainingRecord? LastTraining { get; private set; }
 
     /// <inheritdoc />
@@ -74,18 +79,15 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
         var classNames = ClassNames(label);
         var (paths, labels) = Read(input, image, label);
         var dataset = new ImageDataset(paths, labels, classNames, $"ML.NET data ('{o.ImageColumnName}', '{o.LabelColumnName}')");
-        var run = Transfer.From(o.Model).WithWeights(o.Weights ?? "imagenet").Train(dataset).FineTune(o.Epochs, o.Unfreeze, o.HeadEpochs);
-        if (o.Configure is not null) run = o.Configure(run);
-        using var trained = run.Run();
+        using var trained = Train(dataset);
         LastTraining = trained.Training;
         var step = new OnnxStep(trained.Model, trained.Preprocessing, probabilities: true);
         var classes = trained.ClassNames.Select((name, i) => new KeyValuePair<uint, string>((uint)i, name)).ToArray();
-        var steps = step.Steps(_ml.Transforms, o.ImageColumnName, image.Type, step.MainOutput, o.ScoreColumnName)
-            .Append(_ml.Transforms.CopyColumns(ScoreCopy, o.ScoreColumnName))
+        var argMax = _ml.Transforms.CopyColumns(ScoreCopy, o.ScoreColumnName)
             .Append(_ml.Transforms.CustomMapping(new ArgMaxFactory().GetMapping(), ArgMaxFactory.Contract))
             .Append(_ml.Transforms.Conversion.MapValue(o.PredictedLabelColumnName, classes, ArgMaxIndex, treatValuesAsKeyType: true))
             .Append(_ml.Transforms.DropColumns(ScoreCopy, ArgMaxIndex));
-        return steps.Fit(input);
+        return step.Fit(_ml.Transforms, input, o.ImageColumnName, step.MainOutput, o.ScoreColumnName, argMax);
     }
 
     /// <inheritdoc />
@@ -98,6 +100,35 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
         return _ml.Transforms.Conversion.MapKeyToVector(Options.ScoreColumnName, Options.LabelColumnName)
             .Append(_ml.Transforms.CopyColumns(Options.PredictedLabelColumnName, Options.LabelColumnName))
             .GetOutputSchema(inputSchema);
+    }
+
+    /// <summary>
+    /// The schedule of TransferSharp's demo: a head trained to convergence on cached features (what a linear trainer
+    /// on the featurizer's output does), then a short fine-tuning from it at a small rate, BatchNorm statistics of
+    /// pretraining kept and mild crops. All the rows train (an ML.NET trainer gets its validation data apart), so
+    /// the last epoch is kept.
+    /// </summary>
+    private TrainedModel Train(ImageDataset dataset)
+    {
+        var o = Options;
+        var head = Transfer.From(o.Model).WithWeights(o.Weights ?? "imagenet").Train(dataset).Head(o.HeadEpochs)
+            .WithOptions(t => t with { BatchSize = 64, LearningRate = 3e-3, WeightDecay = 1e-4, ValidationSplit = 0, Seed = 0 });
+        if (o.Configure is not null) head = o.Configure(head);
+        var headModel = head.Run();
+        if (o.Epochs == 0) return headModel;
+        using (headModel)
+        {
+            var tune = Transfer.From(o.Model).Train(dataset).WithOptions(_ => new TrainOptions
+            {
+                Mode = TrainMode.FineTune, Epochs = o.Epochs, HeadEpochs = 0, UnfreezeTop = o.Unfreeze, BatchSize = 32,
+                LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
+                Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0, Seed = 0, Head = headModel.Architecture.Head,
+            });
+            if (o.Configure is not null) tune = o.Configure(tune);
+            // Transfer opens a model by name; the head is in memory, so the run's settings go to the trainer directly.
+            using var fromHead = SourceModel.From(headModel.Model, headModel.Architecture, headModel.Preprocessing, $"{o.Model} with the head trained on its features");
+            return Trainer.Train(fromHead, tune.Data, tune.Validation, tune.Options, tune.RunOptions);
+        }
     }
 
     private static DataViewSchema.Column Column(DataViewSchema schema, string name) =>

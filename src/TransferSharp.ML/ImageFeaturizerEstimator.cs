@@ -5,12 +5,14 @@ using TransferSharp.Vision;
 namespace TransferSharp.ML;
 
 /// <summary>
-/// Turns an image column (file paths, or encoded bytes from <c>LoadRawImageBytes</c>) into a <c>float</c> vector of
+/// Turns an image column (file paths, encoded bytes from <c>LoadRawImageBytes</c>, or ML.NET images from
+/// <c>LoadImages</c>) into a <c>float</c> vector of
 /// the model's pooled features: the preprocessing bound to the model's weights, then the model's body. Any model
 /// <see cref="VisionModel.Load"/> opens works: a zoo name (with its weights), an ONNX file, a trained TransferSharp
 /// model. Create it with <see cref="TransferSharpCatalog.FeaturizeImage(TransformsCatalog, string, string, string, string?)"/>.
 /// Fitting learns nothing; the fitted transformer is an ordinary chain of ML.NET steps that saves with
-/// <c>mlContext.Model.Save</c> and loads in any process that can load this assembly.
+/// <c>mlContext.Model.Save</c> and loads in any process that can load this assembly. Dispose it when done: it deletes
+/// the ONNX file its ONNX Runtime step reads from the temp folder.
 /// </summary>
 public sealed class ImageFeaturizerEstimator : IEstimator<ITransformer>
 {
@@ -41,14 +43,12 @@ public sealed class ImageFeaturizerEstimator : IEstimator<ITransformer>
     /// <inheritdoc />
     public ITransformer Fit(IDataView input)
     {
-        var column = input.Schema.GetColumnOrNull(InputColumnName)
-            ?? throw new ArgumentException($"the input has no column '{InputColumnName}' (columns: {string.Join(", ", input.Schema.Select(c => c.Name))})");
-        return Steps(column.Type).Fit(input);
+        if (input.Schema.GetColumnOrNull(InputColumnName) is null)
+            throw new ArgumentException($"the input has no column '{InputColumnName}' (columns: {string.Join(", ", input.Schema.Select(c => c.Name))})");
+        return _step.Fit(_transforms, input, InputColumnName, _step.FeaturesOutput, OutputColumnName);
     }
 
     /// <inheritdoc />
-    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => Steps(ImageColumns.TypeOf(inputSchema, InputColumnName)).GetOutputSchema(inputSchema);
-
-    private IEstimator<ITransformer> Steps(DataViewType inputType) =>
-        _step.Steps(_transforms, InputColumnName, inputType, _step.FeaturesOutput, OutputColumnName);
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) =>
+        _step.OutputSchema(_transforms, inputSchema, InputColumnName, OutputColumnName, new VectorDataViewType(NumberDataViewType.Single, FeatureCount));
 }

@@ -1,4 +1,8 @@
 using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms.Image;
+using Microsoft.ML.Transforms.Onnx;
+using TransferSharp.IO;
 using TransferSharp.Onnx;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Preprocessing;
@@ -37,15 +41,115 @@ internal sealed class OnnxStep
 
     public int FeatureCount { get; }
 
-    /// <summary>Image column → preprocessing → ONNX output <paramref name="onnxOutput"/> copied to <paramref name="outputColumn"/>,
-    /// the temporary columns dropped.</summary>
-    public IEstimator<ITransformer> Steps(TransformsCatalog transforms, string inputColumn, Microsoft.ML.Data.DataViewType inputType, string onnxOutput, string outputColumn)
+    /// <summary>
+    /// Fits image column → preprocessing → ONNX output <paramref name="onnxOutput"/> copied to
+    /// <paramref name="outputColumn"/> (temporary columns dropped) → <paramref name="tail"/>. The ONNX model is a
+    /// file of ours that the result deletes when disposed: ML.NET's <c>ApplyOnnxModel</c> copies a model given as a
+    /// stream into the temp folder and never deletes that copy (it does not own it), while a model file it is given
+    /// it neither copies nor deletes.
+    /// </summary>
+    public ITransformer Fit(TransformsCatalog transforms, IDataView input, string inputColumn, string onnxOutput, string outputColumn,
+        IEstimator<ITransformer>? tail = null)
     {
-        IEstimator<ITransformer> chain = ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing)
-            .Append(transforms.ApplyOnnxModel([onnxOutput], [ImageColumns.Pixels], new MemoryStream(_onnx, writable: false), _inputShape, gpuDeviceId: null, fallbackToCpu: false, recursionLimit: 100));
-        if (onnxOutput != outputColumn) chain = chain.Append(transforms.CopyColumns(outputColumn, onnxOutput));
-        var temporary = ImageColumns.Temporary.Where(c => c != ImageColumns.ByteCount || inputType is not Microsoft.ML.Data.TextDataViewType).ToList();
+        var inputType = input.Schema[inputColumn].Type;
+        var file = Path.Combine(Path.GetTempPath(), $"transfersharp-{Guid.NewGuid():N}.onnx");
+        AtomicFile.Write(file, fs => fs.Write(_onnx));
+        try
+        {
+            var steps = new List<IEstimator<ITransformer>>(ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing))
+            {
+                transforms.ApplyOnnxModel(new OnnxOptions
+                {
+                    ModelFile = file, InputColumns = [ImageColumns.Pixels], OutputColumns = [onnxOutput], ShapeDictionary = _inputShape, RecursionLimit = 100,
+                }),
+            };
+            if (onnxOutput != outputColumn) steps.Add(transforms.CopyColumns(outputColumn, onnxOutput));
+            steps.Add(transforms.DropColumns([.. TemporaryColumns(inputType, onnxOutput, outputColumn)]));
+            if (tail is not null) steps.Add(tail);
+            var fitted = new List<ITransformer>();
+            var view = input;
+            foreach (var step in steps)
+            {
+                fitted.Add(step.Fit(view));
+                view = fitted[^1].Transform(view);
+            }
+            return new OnnxStepTransformer(new TransformerChain<ITransformer>([.. fitted]), file);
+        }
+        catch
+        {
+            OnnxStepTransformer.TryDelete(file);
+            throw;
+        }
+    }
+
+    /// <summary>The schema <see cref="Fit"/>'s result makes (before any tail): the input plus <paramref name="outputColumn"/>
+    /// of <paramref name="outputType"/>. It checks the image column as Fit does but opens no ONNX session, since ML.NET
+    /// asks for it before every Fit.</summary>
+    public SchemaShape OutputSchema(TransformsCatalog transforms, SchemaShape input, string inputColumn, string outputColumn, DataViewType outputType)
+    {
+        var inputType = ImageColumns.TypeOf(input, inputColumn);
+        var preprocess = ImageColumns.Preprocess(transforms, inputColumn, inputType, Preprocessing);
+        var checkedShape = input;
+        if (inputType is not ImageDataViewType) // see ImageColumns.Preprocess
+            foreach (var step in preprocess) checkedShape = step.GetOutputSchema(checkedShape);
+        // A schema shape is built only by ML.NET itself or by an estimator: a mapping that declares the column is one.
+        var added = SchemaDefinition.Create(typeof(PixelsRow));
+        added[0].ColumnName = outputColumn;
+        added[0].ColumnType = outputType;
+        return transforms.CustomMapping<NoColumns, PixelsRow>((_, _) => { }, contractName: null, outputSchemaDefinition: added).GetOutputSchema(input);
+    }
+
+    /// <summary>A mapping input that reads no column.</summary>
+    private sealed class NoColumns;
+
+    private static List<string> TemporaryColumns(DataViewType inputType, string onnxOutput, string outputColumn)
+    {
+        var temporary = ImageColumns.Temporary.Where(c => c != ImageColumns.ByteCount || inputType is not TextDataViewType).ToList();
         if (onnxOutput != outputColumn) temporary.Add(onnxOutput);
-        return chain.Append(transforms.DropColumns([.. temporary]));
+        return temporary;
+    }
+}
+
+/// <summary>
+/// A fitted <see cref="OnnxStep"/>: ML.NET's own chain of steps, and the ONNX file its <c>ApplyOnnxModel</c> step reads
+/// (which it also reads again to save the model). Saving writes the chain alone, so a saved model is made of ML.NET's
+/// steps and the registered mappings only; disposing disposes the chain and deletes the file. A model loaded from a
+/// saved file is ML.NET's chain itself: its <c>ApplyOnnxModel</c> step keeps its own temporary copy of the ONNX model and
+/// deletes it when disposed.
+/// </summary>
+internal sealed class OnnxStepTransformer : ITransformer, IDisposable
+{
+    private readonly ITransformer _chain;
+    private readonly string _file;
+    private bool _disposed;
+
+    public OnnxStepTransformer(ITransformer chain, string file) => (_chain, _file) = (chain, file);
+
+    /// <summary>Disposal was forgotten: the chain is unreachable, so nothing can save it any more.</summary>
+    ~OnnxStepTransformer() => TryDelete(_file);
+
+    public bool IsRowToRowMapper => _chain.IsRowToRowMapper;
+
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _chain.GetOutputSchema(inputSchema);
+
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(inputSchema);
+
+    public IDataView Transform(IDataView input) => _chain.Transform(input);
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => _chain.Save(ctx);
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        (_chain as IDisposable)?.Dispose();
+        TryDelete(_file);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Deletes a file of ours if it can (on Windows a file still open elsewhere stays).</summary>
+    internal static void TryDelete(string file)
+    {
+        try { File.Delete(file); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 }

@@ -7,8 +7,8 @@ namespace TransferSharp.ML;
 public static class TransferSharpCatalog
 {
     /// <summary>
-    /// Image featurizer: <paramref name="inputColumnName"/> (image file paths, or encoded bytes from
-    /// <c>LoadRawImageBytes</c>) → <paramref name="outputColumnName"/>, the pooled features of
+    /// Image featurizer: <paramref name="inputColumnName"/> (image file paths, encoded bytes from
+    /// <c>LoadRawImageBytes</c>, or ML.NET images from <c>LoadImages</c>) → <paramref name="outputColumnName"/>, the pooled features of
     /// <paramref name="model"/> (a zoo name such as "resnet18_cntk" or "resnet50", an .onnx file, or a trained
     /// TransferSharp .safetensors model; <paramref name="weights"/> as for <see cref="VisionModel.Load"/>).
     /// The model is loaded (and, for zoo names, its checkpoint downloaded once) when this is called.

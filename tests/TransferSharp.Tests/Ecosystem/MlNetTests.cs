@@ -34,34 +34,71 @@ public class MlNetTests
         Directory.GetFiles(Path.Combine(Fashion, split, c)).Order(StringComparer.Ordinal).Take(perClass)
             .Select(f => new Row { ImagePath = f, Label = c })).ToArray();
 
-    /// <summary>Predicts in this process, saves, predicts in a fresh one: same labels, bit-identical scores.</summary>
-    private static void AssertSameInAnotherProcess(MLContext ml, ITransformer model, DataViewSchema schema, Row[] test)
+    /// <summary>
+    /// A fresh temp folder for one test: TMPDIR points at it while the test runs (test classes run one at a time),
+    /// so MLContext, ML.NET's ONNX transformer and TransferSharp put their temporary files there; a second fresh
+    /// folder is the child process's TMPDIR. <see cref="AssertNothingLeft"/> checks that both are empty again.
+    /// </summary>
+    private sealed class FreshTemp : IDisposable
     {
-        var here = ml.Data.CreateEnumerable<Scored>(model.Transform(ml.Data.LoadFromEnumerable(test)), reuseRowObject: false).ToArray();
-        var dir = Paths.NewTempDir();
-        try
+        private readonly string? _previous = Environment.GetEnvironmentVariable("TMPDIR");
+        private readonly string _root = Paths.NewTempDir();
+
+        public FreshTemp()
         {
-            var zip = Path.Combine(dir, "model.zip");
-            ml.Model.Save(model, schema, zip);
-            var (code, stdout, stderr) = Samples.Run("MlNetPipeline", ["predict", zip, .. test.Select(t => t.ImagePath)]);
-            Assert.True(code == 0, $"exit {code}: {stderr}");
-            var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.Equal(test.Length, lines.Length);
-            for (int i = 0; i < test.Length; i++)
+            foreach (var d in new[] { Temp, Child, Work }) Directory.CreateDirectory(d);
+            Environment.SetEnvironmentVariable("TMPDIR", Temp);
+            Assert.Equal(Path.TrimEndingDirectorySeparator(Path.GetFullPath(Temp)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(Path.GetTempPath())));
+        }
+
+        public string Temp => Path.Combine(_root, "tmp");
+        public string Child => Path.Combine(_root, "child-tmp");
+        public string Work => Path.Combine(_root, "work");
+
+        public void AssertNothingLeft()
+        {
+            foreach (var d in new[] { Temp, Child })
             {
-                var expected = string.Join('\t', [here[i].ImagePath, here[i].PredictedLabel, .. here[i].Score.Select(s => s.ToString("R", CultureInfo.InvariantCulture))]);
-                Assert.Equal(expected, lines[i].TrimEnd('\r'));
+                // ".ses" (51 bytes: a time and a session id) is ONNX Runtime's telemetry session file, one per temp
+                // folder, rewritten in place by every process that starts ONNX Runtime: not a copy that piles up.
+                var left = Directory.GetFileSystemEntries(d, "*", SearchOption.AllDirectories).Where(f => Path.GetFileName(f) != ".ses").ToArray();
+                Assert.True(left.Length == 0, $"left in {d}: {string.Join(", ", left.Select(f => $"{Path.GetFileName(f)} ({(File.Exists(f) ? new FileInfo(f).Length : 0)} bytes)"))}");
             }
         }
-        finally
+
+        public void Dispose()
         {
-            Directory.Delete(dir, recursive: true);
+            Environment.SetEnvironmentVariable("TMPDIR", _previous);
+            Directory.Delete(_root, recursive: true);
         }
     }
+
+    /// <summary>Predicts in this process, saves, loads and predicts again in this process and in a fresh one (the
+    /// MlNetPipeline sample): same labels, bit-identical scores.</summary>
+    private static void AssertSameAfterLoading(MLContext ml, ITransformer model, DataViewSchema schema, Row[] test, FreshTemp temp)
+    {
+        var here = Lines(ml, model, test);
+        var zip = Path.Combine(temp.Work, "model.zip");
+        ml.Model.Save(model, schema, zip);
+        var loaded = ml.Model.Load(zip, out _);
+        using (loaded as IDisposable) Assert.Equal(here, Lines(ml, loaded, test));
+
+        var (code, stdout, stderr) = Samples.Run("MlNetPipeline", ["predict", zip, .. test.Select(t => t.ImagePath)],
+            environment: new Dictionary<string, string> { ["TMPDIR"] = temp.Child });
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Equal(here, stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.TrimEnd('\r')).ToArray());
+    }
+
+    /// <summary>What the sample's predict prints: path, label, scores (round-trip format).</summary>
+    private static string[] Lines(MLContext ml, ITransformer model, Row[] rows) =>
+        ml.Data.CreateEnumerable<Scored>(model.Transform(ml.Data.LoadFromEnumerable(rows)), reuseRowObject: false)
+            .Select(p => string.Join('\t', [p.ImagePath, p.PredictedLabel, .. p.Score.Select(s => s.ToString("R", CultureInfo.InvariantCulture))]))
+            .ToArray();
 
     [Fact]
     public void Featurizer_with_an_mlnet_trainer_saves_and_predicts_identically_in_another_process()
     {
+        using var temp = new FreshTemp();
         var ml = new MLContext(seed: 1);
         var train = ml.Data.LoadFromEnumerable(Rows("train", 8));
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
@@ -69,17 +106,19 @@ public class MlNetTests
             .Append(ml.MulticlassClassification.Trainers.LbfgsMaximumEntropy())
             .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
-        using var owned = model as IDisposable; // disposing deletes ApplyOnnxModel's temporary copy of the model
-
-        var test = Rows("test", 3);
-        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(Rows("test", 10))));
-        Assert.True(metrics.MicroAccuracy >= 0.8, $"3 easy classes from 8 images each: accuracy {metrics.MicroAccuracy:P1}");
-        AssertSameInAnotherProcess(ml, model, train.Schema, test);
+        using (model as IDisposable) // disposing deletes the ONNX file the pipeline's ONNX Runtime step reads
+        {
+            var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(Rows("test", 10))));
+            Assert.True(metrics.MicroAccuracy >= 0.8, $"3 easy classes from 8 images each: accuracy {metrics.MicroAccuracy:P1}");
+            AssertSameAfterLoading(ml, model, train.Schema, Rows("test", 3), temp);
+        }
+        temp.AssertNothingLeft();
     }
 
     [Fact]
     public void Fine_tuning_trainer_saves_and_predicts_identically_in_another_process()
     {
+        using var temp = new FreshTemp();
         var ml = new MLContext(seed: 1);
         var train = ml.Data.LoadFromEnumerable(Rows("train", 4));
         var trainer = ml.MulticlassClassification.Trainers.FineTuneImageClassifier(new FineTuneImageOptions
@@ -89,15 +128,17 @@ public class MlNetTests
         });
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label").Append(trainer).Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
         var model = pipeline.Fit(train);
-        using var owned = model as IDisposable; // disposing deletes ApplyOnnxModel's temporary copy of the model
-        Assert.Equal(2, trainer.LastTraining!.History.Count);
-
-        var scored = model.Transform(ml.Data.LoadFromEnumerable(Rows("test", 2)));
-        var rows = ml.Data.CreateEnumerable<Scored>(scored, reuseRowObject: false).ToArray();
-        Assert.All(rows, r => Assert.Equal(Classes.Length, r.Score.Length));
-        Assert.All(rows, r => Assert.Equal(1.0, r.Score.Sum(), 4));
-        Assert.All(rows, r => Assert.Equal(Classes[Array.IndexOf(r.Score, r.Score.Max())], r.PredictedLabel));
-        AssertSameInAnotherProcess(ml, model, train.Schema, Rows("test", 1));
+        using (model as IDisposable)
+        {
+            Assert.Equal(2, trainer.LastTraining!.History.Count);
+            var scored = model.Transform(ml.Data.LoadFromEnumerable(Rows("test", 2)));
+            var rows = ml.Data.CreateEnumerable<Scored>(scored, reuseRowObject: false).ToArray();
+            Assert.All(rows, r => Assert.Equal(Classes.Length, r.Score.Length));
+            Assert.All(rows, r => Assert.Equal(1.0, r.Score.Sum(), 4));
+            Assert.All(rows, r => Assert.Equal(Classes[Array.IndexOf(r.Score, r.Score.Max())], r.PredictedLabel));
+            AssertSameAfterLoading(ml, model, train.Schema, Rows("test", 1), temp);
+        }
+        temp.AssertNothingLeft();
     }
 
     public sealed class BytesRow
@@ -113,6 +154,7 @@ public class MlNetTests
     [Fact]
     public void Featurizer_reads_encoded_bytes_as_it_reads_paths()
     {
+        using var temp = new FreshTemp();
         var ml = new MLContext(seed: 1);
         var files = Rows("test", 1).Select(r => r.ImagePath).ToArray();
         using var model = TransferSharp.Vision.VisionModel.Load("resnet18_cntk");
@@ -132,7 +174,35 @@ public class MlNetTests
         for (int i = 0; i < a.Length; i++)
             for (int j = 0; j < 512; j++)
                 Assert.True(Math.Abs(a[i][j] - expected[i * 512 + j]) <= 1e-5f * (1 + Math.Abs(expected[i * 512 + j])), $"image {i}, feature {j}: {a[i][j]} vs {expected[i * 512 + j]}");
+        temp.AssertNothingLeft();
     }
+
+    [Fact]
+    public void Featurizer_reads_mlnet_images_from_LoadImages_as_it_reads_paths()
+    {
+        using var temp = new FreshTemp();
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Rows("test", 1).Select(r => new Row { ImagePath = r.ImagePath }));
+        using var model = TransferSharp.Vision.VisionModel.Load("resnet18_cntk");
+        var fromPaths = Featurize(ml, ml.Transforms.FeaturizeImage("Features_", nameof(Row.ImagePath), model), data);
+
+        // ML.NET's own image loading (an MLImage column), then our featurizer; saved and loaded like any pipeline.
+        var pipeline = ml.Transforms.LoadImages("Photo", imageFolder: "", inputColumnName: nameof(Row.ImagePath))
+            .Append(ml.Transforms.FeaturizeImage("Features_", "Photo", model));
+        var fitted = pipeline.Fit(data);
+        using (fitted as IDisposable)
+        {
+            Assert.Equal(fromPaths, FeaturesOf(ml, fitted, data));
+            var zip = Path.Combine(temp.Work, "images.zip");
+            ml.Model.Save(fitted, data.Schema, zip);
+            var loaded = ml.Model.Load(zip, out _);
+            using (loaded as IDisposable) Assert.Equal(fromPaths, FeaturesOf(ml, loaded, data));
+        }
+        temp.AssertNothingLeft();
+    }
+
+    private static float[][] FeaturesOf(MLContext ml, ITransformer model, IDataView data) =>
+        ml.Data.CreateEnumerable<Features>(model.Transform(data), reuseRowObject: false).Select(f => f.Features_).ToArray();
 
     private static float[][] Featurize(MLContext ml, ImageFeaturizerEstimator estimator, IDataView data)
     {

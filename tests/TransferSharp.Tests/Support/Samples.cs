@@ -17,8 +17,9 @@ public static class Samples
     }
 
     /// <summary>Runs `dotnet NAME.dll args` in <paramref name="workingDirectory"/> (default the repository root).</summary>
-    public static (int Code, string Out, string Err) Run(string name, IEnumerable<string> args, string? workingDirectory = null, TimeSpan? timeout = null) =>
-        RunProcess("dotnet", [Dll(name), .. args], workingDirectory ?? Paths.RepoRoot, timeout ?? TimeSpan.FromMinutes(5));
+    public static (int Code, string Out, string Err) Run(string name, IEnumerable<string> args, string? workingDirectory = null, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null) =>
+        RunProcess("dotnet", [Dll(name), .. args], workingDirectory ?? Paths.RepoRoot, timeout ?? TimeSpan.FromMinutes(5), environment);
 
     /// <summary>Runs a process to completion (killed after <paramref name="timeout"/>), capturing its output.</summary>
     public static (int Code, string Out, string Err) RunProcess(string file, IEnumerable<string> args, string workingDirectory, TimeSpan timeout,
