@@ -84,7 +84,8 @@ public static class HeadsBench
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var sd = model.Model.state_dict();
-        var logits = set.ToTensor().mm(sd["head.fc.weight"].t()) + sd["head.fc.bias"];
+        var classifier = model.Model.Graph.ClassifierNode!;
+        var logits = set.ToTensor().mm(sd[classifier + ".weight"].flatten(1).t()) + sd[classifier + ".bias"];
         var y = set.LabelTensor();
         return (logits.argmax(1).eq(y).to_type(ScalarType.Float32).mean().item<float>(), nn.functional.cross_entropy(logits, y).item<float>());
     }

@@ -35,7 +35,7 @@ public sealed record HeadFitRecord(double L2, bool Converged, IReadOnlyList<Head
 /// <summary>
 /// The linear head as a multinomial logistic regression on cached pooled features, fitted to convergence by L-BFGS
 /// (two-loop recursion, ten pairs, Armijo backtracking) in float64, then written into the graph's own classifier
-/// parameters (<c>head.fc.weight</c>, <c>head.fc.bias</c>): the model file, prediction, export and fine-tuning from
+/// parameters (the classifier node's weight and bias): the model file, prediction, export and fine-tuning from
 /// it see the same head as after epoch training. The problem is strictly convex for λ &gt; 0, so the result does not
 /// depend on the seed, the learning rate or the batch size.
 /// </summary>
@@ -64,6 +64,8 @@ internal static class LogisticHead
         var clock = Stopwatch.StartNew();
         var (weight, bias) = ClassifierOf(model);
         int k = (int)weight.shape[0], f = (int)weight.shape[1];
+        if (trainX.shape[1] != f)
+            throw new TransferSharpException($"the cached features have {trainX.shape[1]} values per sample but classifier '{model.Graph.ClassifierNode}' takes {f}");
         using var scope = NewDisposeScope();
         var x = trainX.to(CPU).to_type(ScalarType.Float64);
         var y = trainY.to(CPU);
@@ -104,7 +106,7 @@ internal static class LogisticHead
         var chosen = candidates[Enumerable.Range(0, candidates.Count).First(i => vx is null || candidates[i].ValidationLoss == bestLoss)];
         using (no_grad())
         {
-            weight.copy_(torch.tensor(fitted.AsSpan(0, k * f).ToArray(), [k, f]).to_type(weight.dtype).to(weight.device));
+            weight.copy_(torch.tensor(fitted.AsSpan(0, k * f).ToArray(), [k, f]).view(weight.shape).to_type(weight.dtype).to(weight.device));
             bias.copy_(torch.tensor(fitted.AsSpan(k * f).ToArray()).to_type(bias.dtype).to(bias.device));
         }
         var (trainLoss, trainAccuracy) = Score(fitted, x, y, k, f);
@@ -119,12 +121,14 @@ internal static class LogisticHead
         return state;
     }
 
-    /// <summary>The classifier node's weight [K, F] and bias [K].</summary>
+    /// <summary>The classifier node's weight ([K, F], or [K, F, 1, 1] where the reference classifies with a 1×1
+    /// convolution) and bias [K].</summary>
     private static (Tensor Weight, Tensor Bias) ClassifierOf(GraphModule model)
     {
         var name = model.Graph.ClassifierNode ?? throw new TransferSharpException($"model '{model.Graph.Name}' has no classifier node to fit");
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter, StringComparer.Ordinal);
-        if (!parameters.TryGetValue(name + ".weight", out var w) || !parameters.TryGetValue(name + ".bias", out var b) || w.dim() != 2)
+        if (!parameters.TryGetValue(name + ".weight", out var w) || !parameters.TryGetValue(name + ".bias", out var b)
+            || w.dim() < 2 || w.shape.Skip(2).Any(d => d != 1))
             throw new TransferSharpException($"classifier node '{name}' of model '{model.Graph.Name}' is not a linear layer with a bias");
         return (w, b);
     }

@@ -63,7 +63,7 @@ public sealed class HeadFitTests : IDisposable
         Assert.Equal(fit.Candidates.Count, loaded.Training.HeadFit.Candidates.Count);
     }
 
-    private static float[] Weights(TrainedModel model) => model.Model.state_dict()["head.fc.weight"].data<float>().ToArray();
+    private static float[] Weights(TrainedModel model) => model.Model.state_dict()[model.Model.Graph.ClassifierNode + ".weight"].data<float>().ToArray();
 
     [Fact]
     public void A_given_l2_is_used_as_is_and_without_validation_the_penalty_is_one_over_n()
