@@ -9,6 +9,7 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["vision"] = ("eval images/s of zoo models vs TorchSharp hand-written and PyTorch: [MODEL...] [--batch 16] [--threads 2] [--no-peer]", VisionBench.Run),
     ["training"] = ("fine-tuning step vs PyTorch, extraction end to end vs model only: [--model resnet50] [--batch 16] [--threads 2] [--images 96] [--steps 6] [--no-peer]", TrainingBench.Run),
     ["mlnet"] = (MlNetBench.Help, MlNetBench.Run),
+    ["heads"] = (HeadsBench.Help, HeadsBench.Run),
     ["soak"] = (SoakBench.Help, SoakBench.Run),
     ["serve"] = (ServeBench.Help, ServeBench.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),

@@ -119,7 +119,7 @@ public static class TrainingBench
         }
         var train = Make(10_000);
         var val = Make(2_000);
-        var options = new TrainOptions { Mode = TrainMode.Head, Epochs = 30, BatchSize = 64 };
+        var options = new TrainOptions { Mode = TrainMode.Head, HeadSolver = HeadSolver.Epochs, Epochs = 30, BatchSize = 64 };
         var clock = Stopwatch.StartNew();
         using var trained = Trainer.TrainHead(source, train, val, options);
         return (clock.Elapsed.TotalSeconds, options.Epochs, dim, trained.Training!.BestValidationAccuracy ?? double.NaN);

@@ -51,12 +51,17 @@ app.Configure(config =>
         .WithDescription("Train a classifier on a folder of labelled images: a new head on a pretrained body, or fine-tuning.")
         .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--mode", "head", "--epochs", "20", "--out", "model.safetensors")
         .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--val", "photos/val", "--mode", "finetune", "--epochs", "9", "--unfreeze", "2", "--out", "model.safetensors");
+    config.AddCommand<LrFindCommand>("lr-find")
+        .WithDescription("Learning-rate range test (fastai's lr_find): an exponential ramp of the rate over ~100 mini-batches; prints the suggested rate (valley rule) and draws the curve.")
+        .WithExample("lr-find", "--model", "resnet18_cntk", "--data", "photos/train", "--plot", "lr.png")
+        .WithExample("lr-find", "--model", "resnet18_cntk", "--data", "photos/train", "--mode", "finetune", "--stage", "2", "--json");
     config.AddCommand<ExtractCommand>("extract")
         .WithDescription("Write pooled features of a model for every image of a data set (.parquet, .npy or .csv); resumable.")
         .WithExample("extract", "--model", "resnet50", "--data", "photos", "--out", "features.parquet");
     config.AddCommand<EvaluateCommand>("evaluate")
         .WithDescription("Accuracy, top-k, per-class precision/recall/F1 and the confusion matrix of a trained model.")
-        .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--confusion-png", "confusion.png");
+        .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--confusion-png", "confusion.png")
+        .WithExample("evaluate", "--model", "model.safetensors", "--data", "photos/test", "--plots", "plots");
     config.AddCommand<ServeCommand>("serve")
         .WithDescription("Serve a model over HTTP (Kestrel): POST /v1/predict and /v1/features with dynamic batching, /v1/model, /healthz, /readyz, Prometheus /metrics, OpenAPI, and a page at / to try it.")
         .WithExample("serve", "--model", "transfer-demo/fashion.safetensors")

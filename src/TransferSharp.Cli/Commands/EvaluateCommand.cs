@@ -26,6 +26,15 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         [Description("Also draw the confusion matrix into this PNG.")]
         public string? ConfusionPng { get; init; }
 
+        [CommandOption("--plots <DIR>")]
+        [Description("Write confusion.png (the confusion matrix) and top-losses.png (the samples of highest loss with predicted and true class) into this folder.")]
+        public string? Plots { get; init; }
+
+        [CommandOption("--top-losses <N>")]
+        [DefaultValue(9)]
+        [Description("Samples in top-losses.png.")]
+        public int TopLosses { get; init; } = 9;
+
         public override ValidationResult Validate()
         {
             return RequireModelAndData();
@@ -40,14 +49,24 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         var bad = new BadImageLog();
         var options = new EvaluateOptions { TopK = settings.TopK, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
         var report = Evaluator.Evaluate(model, data, options, bad, settings.Json ? null : new WorkflowConsole.ProgressLine(), cancellation);
-        if (settings.ConfusionPng is { } png) report.SaveConfusionMatrixPng(png, Path.GetFileNameWithoutExtension(settings.Model));
+        var name = Path.GetFileNameWithoutExtension(settings.Model);
+        if (settings.ConfusionPng is { } png) report.SaveConfusionMatrixPng(png, name);
+        string[] pictures = [];
+        if (settings.Plots is { } dir && report.Count > 0)
+        {
+            Directory.CreateDirectory(dir);
+            pictures = [Path.Combine(dir, "confusion.png"), Path.Combine(dir, "top-losses.png")];
+            report.SaveConfusionMatrixPng(pictures[0], name);
+            report.SaveTopLossesPng(model, data, pictures[1], Math.Max(1, settings.TopLosses), name);
+        }
         if (settings.Json)
         {
             Json.Print(new
             {
                 Model = settings.Model, Data = data.Origin, report.Count, report.Accuracy, report.TopK, report.TopKAccuracy, report.Loss,
                 report.MacroPrecision, report.MacroRecall, report.MacroF1, PerClass = report.PerClass, Classes = report.ClassNames,
-                report.ConfusionMatrix, ConfusionPng = settings.ConfusionPng, BadImages = WorkflowConsole.BadImagesJson(bad),
+                report.ConfusionMatrix, ConfusionPng = settings.ConfusionPng, Plots = pictures,
+                TopLosses = report.TopLosses(Math.Max(1, settings.TopLosses)).Select(s => new { s.Source, True = report.ClassNames[s.Truth], Predicted = report.ClassNames[s.Predicted], s.Probability, s.Loss }), BadImages = WorkflowConsole.BadImagesJson(bad),
             });
             return 0;
         }
@@ -59,6 +78,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         AnsiConsole.Write(new Spectre.Console.Text(report.ConfusionMatrixText()));
         AnsiConsole.MarkupLine($"accuracy [bold]{report.Accuracy:P2}[/], top-{report.TopK} {report.TopKAccuracy:P2} on {report.Count} images" + (report.Loss is { } l ? $", loss {l:F4}" : ""));
         if (settings.ConfusionPng is { } p) AnsiConsole.MarkupLine($"wrote {Markup.Escape(p)}");
+        foreach (var picture in pictures) AnsiConsole.MarkupLine($"wrote {Markup.Escape(picture)}");
         WorkflowConsole.ReportBadImages(bad);
         return 0;
     }

@@ -130,6 +130,11 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue("head")]
         public string Mode { get; init; } = "head";
 
+        [CommandOption("--head-solver <NAME>")]
+        [Description("head mode, linear head: lbfgs (default: logistic regression fitted to convergence, --l2 chosen on the validation data from a grid; --epochs, --lr, --batch-size unused) or epochs (mini-batch epochs with --optimizer/--lr/--schedule).")]
+        [DefaultValue("lbfgs")]
+        public string HeadSolver { get; init; } = "lbfgs";
+
         [CommandOption("-e|--epochs <N>")]
         [Description("Epochs in all (finetune: stage 1 + stage 2).")]
         [DefaultValue(10)]
@@ -176,7 +181,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double WeightDecay { get; init; } = 1e-4;
 
         [CommandOption("--l2 <LAMBDA>")]
-        [Description("L2 penalty λ/2·‖W‖² on the head's weights, added to the loss.")]
+        [Description("L2 penalty λ/2·‖W‖² on the head's weights, added to the loss. With --head-solver lbfgs, 0 (default) chooses it on the validation data.")]
         [DefaultValue(0.0)]
         public double L2 { get; init; }
 
@@ -256,7 +261,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public bool Resume { get; init; }
 
         [CommandOption("--plot <FILE>")]
-        [Description("Training curves PNG (default: OUT without extension + .curves.png; 'none' to skip).")]
+        [Description("Training curves PNG (default: OUT without extension + .curves.png; 'none' to skip). For an L-BFGS head: validation loss and accuracy over the L2 strengths tried.")]
         public string? Plot { get; init; }
 
         public override ValidationResult Validate()
@@ -301,6 +306,12 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             "none" => null,
             _ => throw new UsageException($"--augment '{s.Augment}': use standard or none"),
         };
+        var headSolver = s.HeadSolver.ToLowerInvariant() switch
+        {
+            "lbfgs" or "l-bfgs" => Training.HeadSolver.Lbfgs,
+            "epochs" => Training.HeadSolver.Epochs,
+            _ => throw new UsageException($"--head-solver '{s.HeadSolver}': use lbfgs or epochs"),
+        };
         int batch = s.BatchSize ?? (mode == TrainMode.Head ? 64 : 32);
         return new TrainOptions
         {
@@ -316,6 +327,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             BodyLearningRateFactor = s.BodyLrFactor,
             WeightDecay = s.WeightDecay,
             L2 = s.L2,
+            HeadSolver = headSolver,
             Schedule = schedule,
             WarmupEpochs = s.Warmup,
             StepEpochs = s.StepEpochs,
@@ -356,20 +368,29 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         using var model = Trainer.Train(source, train, val, options, run, cancellation);
         model.Save(settings.Out);
         string? plot = settings.Plot is "none" ? null : settings.Plot ?? Path.ChangeExtension(settings.Out, null) + ".curves.png";
-        if (plot is not null) Plots.SaveTrainingCurves(model.Training!.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
+        if (plot is not null)
+        {
+            // An L-BFGS fit has one "epoch": its picture is the search over λ instead.
+            if (model.Training!.HeadFit is { } headFit && headFit.Candidates.Any(c => c.ValidationLoss is not null))
+                Plots.SaveHeadFit(headFit, plot, Path.GetFileNameWithoutExtension(settings.Out));
+            else Plots.SaveTrainingCurves(model.Training!.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
+        }
         var record = model.Training!;
         if (settings.Json)
         {
             Json.Print(new
             {
                 Model = settings.Out, Plot = plot, record.Source, Classes = model.ClassNames, record.TrainSamples, record.ValidationSamples,
-                record.BestEpoch, record.BestValidationAccuracy, record.StoppedEarly, record.TrainedGroups, record.Seconds, record.History,
+                record.BestEpoch, record.BestValidationAccuracy, record.StoppedEarly, record.HeadFit, record.TrainedGroups, record.Seconds, record.History,
                 BadImages = WorkflowConsole.BadImagesJson(badImages),
             });
         }
         else
         {
             WorkflowConsole.ReportBadImages(badImages);
+            if (record.HeadFit is { } fit)
+                ConsoleUi.Err.MarkupLine($"head fitted by L-BFGS: L2 {fit.L2:G3} kept of {fit.Candidates.Count} tried ({string.Join(", ", fit.Candidates.Select(c => $"{c.L2:G2}" + (c.ValidationAccuracy is { } a ? $": {a:P1}" : "")))})"
+                    + (fit.Converged ? "" : "; [yellow]some fits hit the iteration cap[/]"));
             AnsiConsole.MarkupLine($"kept epoch {record.BestEpoch}" + (record.BestValidationAccuracy is { } a ? $" (validation accuracy {a:P1})" : "")
                 + $"; trained groups: {string.Join(", ", record.TrainedGroups)}; {record.Seconds:F0}s");
             AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(settings.Out)}[/]" + (plot is null ? "" : $" and {Markup.Escape(plot)}"));

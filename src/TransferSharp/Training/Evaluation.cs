@@ -10,6 +10,16 @@ namespace TransferSharp.Training;
 /// <summary>Precision, recall and F1 of one class (support: its true samples).</summary>
 public sealed record ClassMetrics(string Name, int Support, double Precision, double Recall, double F1);
 
+/// <summary>One evaluated sample: where it is, its true and predicted class, the predicted class's probability and the
+/// sample's cross-entropy.</summary>
+/// <param name="Index">Index in the evaluated data set (after aligning its classes to the model's).</param>
+/// <param name="Source">The file (or "#N"), as the data set names it.</param>
+/// <param name="Truth">True class index.</param>
+/// <param name="Predicted">Predicted class index.</param>
+/// <param name="Probability">Softmax probability of the predicted class.</param>
+/// <param name="Loss">Cross-entropy of the sample (−log of the true class's probability).</param>
+public sealed record SamplePrediction(int Index, string Source, int Truth, int Predicted, double Probability, double Loss);
+
 /// <summary>
 /// Classification metrics: accuracy, top-k accuracy, per-class precision/recall/F1 (0 where undefined, as
 /// scikit-learn's zero_division=0), macro averages, and the confusion matrix (rows: true class, columns: predicted).
@@ -18,8 +28,10 @@ public sealed class EvaluationReport
 {
     /// <summary>Computes the metrics from true and predicted labels; <paramref name="topKHits"/> counts samples whose
     /// true class is among the top <paramref name="topK"/> scores (null: not measured).</summary>
-    public EvaluationReport(IReadOnlyList<string> classNames, IReadOnlyList<int> truth, IReadOnlyList<int> predicted, int topK = 1, long? topKHits = null, double? loss = null)
+    public EvaluationReport(IReadOnlyList<string> classNames, IReadOnlyList<int> truth, IReadOnlyList<int> predicted, int topK = 1, long? topKHits = null, double? loss = null,
+        IReadOnlyList<SamplePrediction>? samples = null)
     {
+        Samples = samples ?? [];
         if (truth.Count != predicted.Count) throw new ArgumentException($"{truth.Count} true labels but {predicted.Count} predictions");
         int k = classNames.Count;
         ClassNames = classNames;
@@ -79,6 +91,13 @@ public sealed class EvaluationReport
     /// <summary>Mean F1 over classes with samples.</summary>
     public double MacroF1 { get; }
 
+    /// <summary>Every sample's prediction, in data-set order (empty when the report was built from labels only).</summary>
+    public IReadOnlyList<SamplePrediction> Samples { get; }
+
+    /// <summary>The <paramref name="count"/> samples of highest loss, highest first (fastai's <c>top_losses</c>).</summary>
+    public IReadOnlyList<SamplePrediction> TopLosses(int count = 9) =>
+        Samples.OrderByDescending(s => s.Loss).ThenBy(s => s.Index).Take(count).ToArray();
+
     /// <summary>[true class][predicted class] counts.</summary>
     public IReadOnlyList<int[]> ConfusionMatrix { get; }
 
@@ -105,6 +124,12 @@ public sealed class EvaluationReport
 
     /// <summary>Writes the confusion matrix as a PNG (row-normalised colours, counts in the cells).</summary>
     public void SaveConfusionMatrixPng(string path, string? title = null) => Plots.SaveConfusionMatrix(this, path, title);
+
+    /// <summary>Writes a grid of the <paramref name="count"/> samples of highest loss as a PNG: each the model's input
+    /// image (as the eval transform crops it) under "predicted / true / loss / probability". Decodes those samples of
+    /// <paramref name="data"/> again (the data set this report was computed on).</summary>
+    public void SaveTopLossesPng(TrainedModel model, Dataset data, string path, int count = 9, string? title = null) =>
+        Plots.SaveTopLosses(this, model, data, path, count, title);
 }
 
 /// <summary>How a model is evaluated.</summary>
@@ -130,6 +155,7 @@ public static class Evaluator
         options ??= new EvaluateOptions();
         data = data.AlignTo(model.ClassNames);
         using var predictor = model.CreatePredictor(new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
+        var samples = new List<SamplePrediction>(data.Count);
         var truth = new List<int>(data.Count);
         var predicted = new List<int>(data.Count);
         long topHits = 0;
@@ -147,11 +173,18 @@ public static class Evaluator
                 var top = logits.topk(k, 1).indexes;
                 var hits = top.eq(batch.Labels.unsqueeze(1)).any(1).sum().item<long>();
                 topHits += hits;
-                predicted.AddRange(top.select(1, 0).data<long>().ToArray().Select(v => (int)v));
-                truth.AddRange(batch.Labels.data<long>().ToArray().Select(v => (int)v));
+                var best = top.select(1, 0).data<long>().ToArray();
+                var labels = batch.Labels.data<long>().ToArray();
+                var logp = nn.functional.log_softmax(logits, 1);
+                var bestLogp = logp.gather(1, top.narrow(1, 0, 1)).squeeze(1).data<float>().ToArray();
+                var trueLogp = logp.gather(1, batch.Labels.unsqueeze(1)).squeeze(1).data<float>().ToArray();
+                for (int i = 0; i < labels.Length; i++)
+                    samples.Add(new SamplePrediction(batch.Indices[i], data.SourceOf(batch.Indices[i]), (int)labels[i], (int)best[i], Math.Exp(bestLogp[i]), -trueLogp[i]));
+                predicted.AddRange(best.Select(v => (int)v));
+                truth.AddRange(labels.Select(v => (int)v));
             }
             progress?.Report(new ProgressInfo("evaluate", truth.Count, data.Count, truth.Count / Math.Max(1e-9, clock.Elapsed.TotalSeconds)));
         }
-        return new EvaluationReport(model.ClassNames, truth, predicted, k, topHits, truth.Count == 0 ? null : loss / truth.Count);
+        return new EvaluationReport(model.ClassNames, truth, predicted, k, topHits, truth.Count == 0 ? null : loss / truth.Count, samples);
     }
 }

@@ -1,10 +1,12 @@
 using ScottPlot;
 using SkiaSharp;
+using TransferSharp.Data;
 using TransferSharp.IO;
+using TransferSharp.Vision.Preprocessing;
 
 namespace TransferSharp.Training;
 
-/// <summary>PNG pictures of training curves and confusion matrices, drawn with ScottPlot in an embedded font
+/// <summary>PNG pictures of training curves, the learning-rate finder's curve, confusion matrices and top losses, drawn with ScottPlot in an embedded font
 /// (DejaVu Sans), so text renders the same on machines without any font installed.</summary>
 public static class Plots
 {
@@ -143,5 +145,146 @@ public static class Plots
         plot.Grid.IsVisible = false;
         int size = Math.Clamp(300 + 48 * k, 500, 1600);
         SaveSideBySide(path, size + 80, size, plot);
+    }
+    /// <summary>The L-BFGS head fit's search (<see cref="HeadFitRecord"/>): validation loss and accuracy over the L2
+    /// strength λ (log scale, strongest on the right), the λ kept marked.</summary>
+    public static void SaveHeadFit(HeadFitRecord fit, string path, string? title = null)
+    {
+        var tried = fit.Candidates.Where(c => c.ValidationLoss is not null).ToArray();
+        if (tried.Length == 0) throw new ArgumentException("the fit has no validation scores to plot");
+        double[] xs = tried.Select(c => Math.Log10(c.L2)).ToArray();
+        var loss = NewPlot();
+        var acc = NewPlot();
+        AddLine(loss, xs, tried.Select(c => c.ValidationLoss!.Value), "validation", Colors.C1, false);
+        AddLine(acc, xs, tried.Select(c => c.ValidationAccuracy!.Value), "validation", Colors.C1, false);
+        var ticks = Enumerable.Range((int)Math.Floor(xs.Min()), (int)Math.Ceiling(xs.Max()) - (int)Math.Floor(xs.Min()) + 1).Select(e => (double)e).ToArray();
+        foreach (var (p, name) in new[] { (loss, "cross-entropy"), (acc, "accuracy") })
+        {
+            var kept = p.Add.VerticalLine(Math.Log10(fit.L2), 1, Colors.Gray, LinePattern.Dashed);
+            kept.LegendText = $"kept λ {fit.L2:G2}";
+            p.Axes.Bottom.SetTicks(ticks, ticks.Select(e => $"1e{e:0}").ToArray());
+            p.XLabel("L2 strength λ (log scale)");
+            p.YLabel(name);
+            p.Title((title is null ? "" : title + ": ") + "head fit by L-BFGS, validation " + name);
+            p.ShowLegend(Alignment.UpperRight);
+        }
+        SaveSideBySide(path, 1200, 450, loss, acc);
+    }
+
+    /// <summary>The range test's loss over the learning rate (log scale): raw losses faint, the smoothed curve bold,
+    /// the suggested (valley) and steepest rates marked.</summary>
+    public static void SaveLearningRateFinder(LearningRateFinderResult result, string path, string? title = null)
+    {
+        if (result.LearningRates.Count == 0) throw new ArgumentException("no learning rates to plot");
+        var plot = NewPlot();
+        double[] xs = result.LearningRates.Select(Math.Log10).ToArray();
+        // The raw losses of the last steps can be orders of magnitude above the rest: clip the view, not the data.
+        double low = result.SmoothedLosses.Where(double.IsFinite).DefaultIfEmpty(0).Min();
+        double first = result.SmoothedLosses.Where(double.IsFinite).DefaultIfEmpty(1).First();
+        double high = Math.Max(first, low) * 1.6 + 1e-3;
+        var raw = plot.Add.Scatter(xs, result.Losses.Select(v => double.IsFinite(v) ? v : high).ToArray(), Colors.C0.WithAlpha(0.3));
+        raw.LegendText = "loss";
+        raw.MarkerSize = 0;
+        var smooth = plot.Add.Scatter(xs, result.SmoothedLosses.Select(v => double.IsFinite(v) ? v : high).ToArray(), Colors.C0);
+        smooth.LegendText = "smoothed loss";
+        smooth.LineWidth = 2;
+        smooth.MarkerSize = 0;
+        var valley = plot.Add.VerticalLine(Math.Log10(result.SuggestedLearningRate), 2, Colors.C1);
+        valley.LegendText = $"suggested (valley) {result.SuggestedLearningRate:G2}";
+        var steep = plot.Add.VerticalLine(Math.Log10(result.SteepestLearningRate), 1, Colors.Gray, LinePattern.Dashed);
+        steep.LegendText = $"steepest {result.SteepestLearningRate:G2}";
+        var ticks = Enumerable.Range((int)Math.Floor(xs.Min()), (int)Math.Ceiling(xs.Max()) - (int)Math.Floor(xs.Min()) + 1).Select(e => (double)e).ToArray();
+        plot.Axes.Bottom.SetTicks(ticks, ticks.Select(e => $"1e{e:0}").ToArray());
+        plot.Axes.SetLimits(xs.Min(), xs.Max(), Math.Max(0, low - 0.1 * (high - low)), high);
+        plot.XLabel("learning rate (log scale)");
+        plot.YLabel("training loss");
+        plot.Title((title is null ? "" : title + ": ") + "learning-rate finder" + (result.Diverged ? " (stopped when the loss diverged)" : ""));
+        plot.ShowLegend(Alignment.UpperLeft);
+        SaveSideBySide(path, 800, 500, plot);
+    }
+
+    /// <summary>A grid of the samples of highest loss: each the model's input image under its predicted and true class,
+    /// its loss and the predicted class's probability (fastai's <c>plot_top_losses</c>).</summary>
+    public static void SaveTopLosses(EvaluationReport report, TrainedModel model, Dataset data, string path, int count = 9, string? title = null)
+    {
+        var top = report.TopLosses(count);
+        if (top.Count == 0) throw new ArgumentException("the report holds no per-sample predictions (evaluate with Evaluator.Evaluate)");
+        data = data.AlignTo(model.ClassNames);
+        var images = new Dictionary<int, SKBitmap>();
+        try
+        {
+            foreach (var batch in DataLoader.Batches(data, top.Select(t => t.Index).ToArray(), new SampleTransform(model.Preprocessing), new LoaderOptions { BatchSize = top.Count }))
+            {
+                using (batch)
+                {
+                    for (int i = 0; i < batch.Indices.Length; i++)
+                    {
+                        using var image = batch.Images[i];
+                        images[batch.Indices[i]] = ToBitmap(image, model.Preprocessing);
+                    }
+                }
+            }
+            int columns = (int)Math.Ceiling(Math.Sqrt(top.Count)), rows = (top.Count + columns - 1) / columns;
+            const int cell = 224, caption = 58, pad = 12, header = 44;
+            int width = columns * (cell + pad) + pad, height = header + rows * (cell + caption + pad);
+            using var surface = SKSurface.Create(new SKImageInfo(width, height));
+            var canvas = surface.Canvas;
+            canvas.Clear(SKColors.White);
+            using var font = new SKFont(Typeface.Value, 15);
+            using var titleFont = new SKFont(Typeface.Value, 18);
+            using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
+            using var wrong = new SKPaint { Color = new SKColor(0xC6, 0x28, 0x28), IsAntialias = true };
+            canvas.DrawText((title is null ? "" : title + ": ") + $"top {top.Count} losses — predicted / true / loss / probability", pad, 28, SKTextAlign.Left, titleFont, ink);
+            for (int n = 0; n < top.Count; n++)
+            {
+                var s = top[n];
+                int x = pad + n % columns * (cell + pad), y = header + n / columns * (cell + caption + pad);
+                if (images.TryGetValue(s.Index, out var bitmap))
+                {
+                    using var sized = SKImage.FromBitmap(bitmap);
+                    canvas.DrawImage(sized, new SKRect(x, y, x + cell, y + cell), new SKSamplingOptions(SKFilterMode.Nearest));
+                }
+                var names = model.ClassNames;
+                canvas.DrawText(Fit($"{names[s.Predicted]} / {names[s.Truth]}", font, cell), x, y + cell + 20, SKTextAlign.Left, font, s.Predicted == s.Truth ? ink : wrong);
+                canvas.DrawText($"loss {s.Loss:F2}, p {s.Probability:F2}", x, y + cell + 42, SKTextAlign.Left, font, ink);
+            }
+            using var snapshot = surface.Snapshot();
+            using var png = snapshot.Encode(SKEncodedImageFormat.Png, 100);
+            AtomicFile.Write(path, fs => png.SaveTo(fs));
+        }
+        finally
+        {
+            foreach (var b in images.Values) b.Dispose();
+        }
+    }
+
+    /// <summary>The text, cut with an ellipsis to fit <paramref name="width"/> pixels.</summary>
+    private static string Fit(string text, SKFont font, float width)
+    {
+        if (font.MeasureText(text) <= width) return text;
+        while (text.Length > 1 && font.MeasureText(text + "…") > width) text = text[..^1];
+        return text + "…";
+    }
+
+    /// <summary>A model input [C, H, W] back to 8-bit RGB: the preprocessing's normalisation and channel order undone.</summary>
+    private static SKBitmap ToBitmap(TorchSharp.torch.Tensor input, Preprocessing preprocessing)
+    {
+        int c = (int)input.shape[0], h = (int)input.shape[1], w = (int)input.shape[2];
+        var values = input.contiguous().data<float>().ToArray();
+        var bitmap = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        byte Channel(int channel, int i)
+        {
+            double v = values[channel * h * w + i] * preprocessing.Std[channel] + preprocessing.Mean[channel];
+            return (byte)Math.Clamp(Math.Round(v / preprocessing.PixelScale * 255), 0, 255);
+        }
+        bool bgr = preprocessing.ChannelOrder == ChannelOrder.Bgr;
+        var pixels = new byte[w * h * 4];
+        for (int i = 0; i < w * h; i++)
+        {
+            byte r = Channel(c == 1 ? 0 : bgr ? 2 : 0, i), g = Channel(c == 1 ? 0 : 1, i), b = Channel(c == 1 ? 0 : bgr ? 0 : 2, i);
+            (pixels[4 * i], pixels[4 * i + 1], pixels[4 * i + 2], pixels[4 * i + 3]) = (r, g, b, 255);
+        }
+        System.Runtime.InteropServices.Marshal.Copy(pixels, 0, bitmap.GetPixels(), pixels.Length);
+        return bitmap;
     }
 }

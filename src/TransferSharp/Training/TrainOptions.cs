@@ -73,8 +73,13 @@ public sealed record TrainOptions
     /// <summary>Weight decay (AdamW: decoupled; SGD: added to the gradient). Applied to weight matrices and kernels, not to biases or norm parameters.</summary>
     public double WeightDecay { get; init; } = 1e-4;
 
-    /// <summary>L2 penalty λ/2·‖W‖² on the head's weight matrices, added to the loss (the classic regularised softmax regression).</summary>
+    /// <summary>L2 penalty λ/2·‖W‖² on the head's weight matrices, added to the loss (the classic regularised softmax regression).
+    /// With <see cref="HeadSolver.Lbfgs"/>, 0 (the default) means: chosen on the validation split from a grid (1/N without one).</summary>
     public double L2 { get; init; }
+
+    /// <summary>Head mode with a linear head: L-BFGS logistic regression to convergence with λ chosen on validation
+    /// (default), or mini-batch epochs. MLP heads and fine-tuning always train by epochs.</summary>
+    public HeadSolver HeadSolver { get; init; } = HeadSolver.Lbfgs;
 
     /// <summary>SGD momentum.</summary>
     public double Momentum { get; init; } = 0.9;
@@ -187,6 +192,9 @@ public sealed record TrainingRecord
 
     /// <summary>Layer groups trainable in the last stage.</summary>
     public IReadOnlyList<string> TrainedGroups { get; init; } = [];
+
+    /// <summary>The L-BFGS fit of the head (<see cref="HeadSolver.Lbfgs"/>): the λ kept and every λ tried; null after epoch training.</summary>
+    public HeadFitRecord? HeadFit { get; init; }
 
     /// <summary>Wall time of training, seconds (feature extraction included).</summary>
     public double Seconds { get; init; }

@@ -54,9 +54,36 @@ public static class Trainer
             (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
         }
         var (trainSet, validationSet) = (train, validation);
-        return Fit(source, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation, model => options.Mode == TrainMode.Head
-            ? HeadTask.Create(model, source, trainSet, validationSet, options, run, cancellation)
-            : new FineTuneTask(model, source.Preprocessing, trainSet, validationSet, options, run));
+        return Fit(source, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation,
+            model => CreateTask(model, source, trainSet, validationSet, options, run, cancellation));
+    }
+
+    /// <summary>The task of <see cref="TrainOptions.Mode"/>: cached features for head mode, images for fine-tuning.</summary>
+    internal static ITrainingTask CreateTask(GraphModule model, SourceModel source, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions run,
+        CancellationToken cancellation) => options.Mode == TrainMode.Head
+            ? HeadTask.Create(model, source, train, validation, options, run, cancellation)
+            : new FineTuneTask(model, source.Preprocessing, train, validation, options, run);
+
+    /// <summary>The source's body with a new head for <paramref name="classes"/>, seeded, on the options' device.</summary>
+    internal static (GraphModule Model, ModelArchitecture Architecture) BuildModel(SourceModel source, IReadOnlyList<string> classes, TrainOptions options)
+    {
+        var baseArch = source.Architecture ?? throw new TransferSharpException(
+            $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
+        var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
+        torch.manual_seed(options.Seed);
+        var model = arch.Build();
+        try
+        {
+            model.CopyMatchingFrom(source.Model);
+            model.to(TorchRuntime.ParseDevice(options.Device));
+            model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
+            return (model, arch);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -84,21 +111,21 @@ public static class Trainer
     private static TrainedModel Fit(SourceModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
         int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<GraphModule, ITrainingTask> createTask)
     {
-        var baseArch = source.Architecture ?? throw new TransferSharpException(
-            $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
-        var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
-        torch.manual_seed(options.Seed);
-        var model = arch.Build();
+        var (model, arch) = BuildModel(source, classes, options);
         try
         {
-            model.CopyMatchingFrom(source.Model);
-            model.to(TorchRuntime.ParseDevice(options.Device));
-            model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
             var task = createTask(model);
             // Decoding threads and prefetch change no result: a resumed run may use others.
             var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Device = "cpu", Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
                 source.Description, origin, trainCount, validationCount, string.Join(",", classes));
-            var state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
+            HeadFitRecord? headFit = null;
+            TrainingState state;
+            if (task is HeadTask head && LogisticHead.Applies(options))
+            {
+                head.EnterStage(1); // the body frozen, as epoch training leaves it: the record lists the groups trained
+                state = LogisticHead.Fit(model, head.TrainX, head.TrainY, head.ValX, head.ValY, options, run.OnEpoch, run.Progress, cancellation, out headFit);
+            }
+            else state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
             model.eval();
             model.to(CPU);
             var record = new TrainingRecord
@@ -113,6 +140,7 @@ public static class Trainer
                 BestEpoch = state.BestEpoch,
                 BestValidationAccuracy = double.IsFinite(state.BestAccuracy) ? state.BestAccuracy : null,
                 StoppedEarly = state.StoppedEarly,
+                HeadFit = headFit,
                 TrainedGroups = model.GroupState().Where(g => g.Trainable > 0).Select(g => g.Group).ToArray(),
                 Seconds = clock.Elapsed.TotalSeconds,
             };
@@ -204,6 +232,10 @@ public static class Trainer
         public GraphModule Model { get; }
         public int TrainCount { get; }
         public bool HasValidation => _valX is not null;
+        public Tensor TrainX => _trainX;
+        public Tensor TrainY => _trainY;
+        public Tensor? ValX => _valX;
+        public Tensor? ValY => _valY;
 
         public void EnterStage(int stage)
         {

@@ -86,7 +86,8 @@ public sealed record TrainingRun
     /// <summary>Holds out this fraction of the training data (stratified, seeded) for validation.</summary>
     public TrainingRun ValidationSplit(double fraction) => this with { Validation = null, Options = Options with { ValidationSplit = fraction } };
 
-    /// <summary>Trains a new head on cached features of the frozen body.</summary>
+    /// <summary>Trains a new head on cached features of the frozen body. A linear head is fitted by L-BFGS to convergence
+    /// (<see cref="HeadSolver.Lbfgs"/>, <paramref name="epochs"/> unused); an MLP head, or <see cref="HeadSolver.Epochs"/>, trains for the epochs.</summary>
     public TrainingRun Head(int epochs, HeadKind kind = HeadKind.Linear) =>
         this with { Options = Options with { Mode = TrainMode.Head, Epochs = epochs, Head = Options.Head with { Kind = kind } } };
 

@@ -79,7 +79,7 @@ public sealed class KillDuringWriteTests : IDisposable
     {
         var data = TrainingData.Folder(Path.Combine(_dir, "data"), 2, "bag", "sandal");
         var model = Path.Combine(_dir, "m.safetensors");
-        string[] train = ["train", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--data", data, "--mode", "head", "--epochs", "2", "--out", model];
+        string[] train = ["train", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--data", data, "--mode", "head", "--head-solver", "epochs", "--epochs", "2", "--out", model];
         Run(train);
         var before = File.ReadAllBytes(model);
 

@@ -49,19 +49,8 @@ public sealed class FluentApiTests : IDisposable
     {
         using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
         var random = new Random(2);
-        FeatureSet Make(int n)
-        {
-            // Three classes whose features differ in the mean of their first 10 dimensions (made here, seeded).
-            var values = new float[n * 512];
-            var labels = new int[n];
-            for (int i = 0; i < n; i++)
-            {
-                labels[i] = i % 3;
-                for (int j = 0; j < 512; j++) values[i * 512 + j] = (float)(random.NextDouble() - 0.5) + (j < 10 && j % 3 == labels[i] ? 1f : 0f);
-            }
-            return new FeatureSet(values, 512, labels, labels.Select(l => $"#{l}").ToArray(), ["x", "y", "z"]);
-        }
-        using var model = Trainer.TrainHead(source, Make(300), Make(90), new TrainOptions { Epochs = 15, LearningRate = 1e-2, L2 = 1e-3 });
+        using var model = Trainer.TrainHead(source, TrainingData.Features(300, random), TrainingData.Features(90, random),
+            new TrainOptions { HeadSolver = HeadSolver.Epochs, Epochs = 15, LearningRate = 1e-2, L2 = 1e-3 });
         Assert.True(model.Training!.BestValidationAccuracy > 0.9, $"validation accuracy {model.Training.BestValidationAccuracy}");
         Assert.Equal(["x", "y", "z"], model.ClassNames);
         Assert.Equal(["head"], model.Training.TrainedGroups);

@@ -79,7 +79,7 @@ public sealed class ResumeTests : IDisposable
     [Fact]
     public void HeadTrainingKilledMidEpochResumesToTheSameWeights()
     {
-        var options = new TrainOptions { Mode = TrainMode.Head, Epochs = 4, BatchSize = 4, Head = new HeadSpec { Dropout = 0.5 }, Seed = 3, ValidationSplit = 0.25 };
+        var options = new TrainOptions { Mode = TrainMode.Head, HeadSolver = HeadSolver.Epochs, Epochs = 4, BatchSize = 4, Head = new HeadSpec { Dropout = 0.5 }, Seed = 3, ValidationSplit = 0.25 };
         var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _);
         var ckpt = Path.Combine(_dir, "b.ckpt");
         Run(options, ckpt, false, 12, out bool cancelled); // 18 samples / 4 = 5 batches an epoch: batch 12 is in epoch 3
@@ -92,7 +92,7 @@ public sealed class ResumeTests : IDisposable
     public void ResumingWithOtherSettingsIsRefused()
     {
         var ckpt = Path.Combine(_dir, "c.ckpt");
-        var options = new TrainOptions { Mode = TrainMode.Head, Epochs = 3, BatchSize = 4, Seed = 3 };
+        var options = new TrainOptions { Mode = TrainMode.Head, HeadSolver = HeadSolver.Epochs, Epochs = 3, BatchSize = 4, Seed = 3 };
         Run(options, ckpt, false, 7, out bool cancelled);
         Assert.True(cancelled);
         var e = Assert.Throws<ModelFileException>(() => Run(options with { LearningRate = 0.5 }, ckpt, true, 0, out _));

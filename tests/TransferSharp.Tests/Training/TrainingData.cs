@@ -42,4 +42,17 @@ internal static class TrainingData
     }
 
     public static ImageDataset Open(string path) => ImageDataset.Open(path);
+
+    /// <summary>Three classes ("x", "y", "z") of 512 features that differ in the mean of their first 10 dimensions.</summary>
+    public static TransferSharp.Training.FeatureSet Features(int n, Random random)
+    {
+        var values = new float[n * 512];
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = i % 3;
+            for (int j = 0; j < 512; j++) values[i * 512 + j] = (float)(random.NextDouble() - 0.5) + (j < 10 && j % 3 == labels[i] ? 1f : 0f);
+        }
+        return new TransferSharp.Training.FeatureSet(values, 512, labels, labels.Select(l => $"#{l}").ToArray(), ["x", "y", "z"]);
+    }
 }
