@@ -51,4 +51,12 @@ public sealed class ArchitectureFixture
         Directory.Exists(Paths.ArchitectureFixtures)
             ? Directory.GetFiles(Paths.ArchitectureFixtures, "*.json").Select(Path.GetFileName).Order(StringComparer.Ordinal)!
             : [];
+
+    /// <summary>Every fixture file, as theory data (a theory over a missing folder fails: no data).</summary>
+    public static Xunit.TheoryData<string> All()
+    {
+        var data = new Xunit.TheoryData<string>();
+        foreach (var f in Files()) data.Add(f);
+        return data;
+    }
 }

@@ -33,18 +33,11 @@ public sealed class ArchitectureTests
         Assert.Null(headless.ClassifierNode);
     }
 
-    public static TheoryData<string> Fixtures()
-    {
-        var data = new TheoryData<string>();
-        foreach (var f in ArchitectureFixture.Files()) data.Add(f);
-        return data;
-    }
-
     /// <summary>A model trained for 7 classes has the reference model's state dict with 7 classes: every name, every
     /// shape (the classifiers' first dimension 7), so it loads strictly into, say, torchvision's
     /// <c>resnet50(num_classes=7)</c>.</summary>
     [SkippableTheory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(ArchitectureFixture.All), MemberType = typeof(ArchitectureFixture))]
     public void TrainedModelHasTheReferenceStateDictWithItsClassCount(string fixtureFile)
     {
         var fx = ArchitectureFixture.Load(Path.Combine(Paths.ArchitectureFixtures, fixtureFile));

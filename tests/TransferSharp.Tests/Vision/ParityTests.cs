@@ -14,15 +14,8 @@ namespace TransferSharp.Tests.Vision;
 [Trait("Category", "Parity")]
 public class ParityTests(ITestOutputHelper output)
 {
-    public static TheoryData<string> Fixtures()
-    {
-        var data = new TheoryData<string>();
-        foreach (var f in ArchitectureFixture.Files()) data.Add(f);
-        return data;
-    }
-
     [SkippableTheory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(ArchitectureFixture.All), MemberType = typeof(ArchitectureFixture))]
     public void Matches_reference(string fixtureFile)
     {
         var fx = ArchitectureFixture.Load(Path.Combine(Paths.ArchitectureFixtures, fixtureFile));
