@@ -52,6 +52,33 @@ public static partial class TorchRuntime
         }
     }
 
+    /// <summary>
+    /// Turns LibTorch's NNPACK convolution backend off for the whole process, as PyTorch's
+    /// <c>torch.backends.nnpack.set_flags(False)</c> does (TorchSharp 0.107 has no binding for it). LibTorch considers NNPACK
+    /// for every convolution of a batch of 16 or more images; where NNPACK cannot start (on this project's AMD EPYC:
+    /// "Could not initialize NNPACK! Reason: Unsupported hardware") it tries again and prints that warning on every such
+    /// convolution: 440–730 stderr lines in a few seconds of serving mobilenet_v2, none with NNPACK off. Where NNPACK cannot
+    /// start, the convolutions run the same kernels either way. Like <see cref="TuneAllocator"/> this changes the whole
+    /// process, so the library never calls it by itself: a host opts in (`transfer serve` does; TRANSFERSHARP_NNPACK=1 leaves
+    /// NNPACK on). Returns true when NNPACK is off (now or by an earlier call); loads LibTorch if it is not loaded yet.
+    /// </summary>
+    public static unsafe bool DisableNnpack()
+    {
+        if (Environment.GetEnvironmentVariable("TRANSFERSHARP_NNPACK") is "1" or "true" or "on") return false;
+        _ = get_num_threads(); // loads LibTorch
+        var path = LoadedLibraryPath("libtorch_cpu");
+        if (path is null || !NativeLibrary.TryLoad(path, out var library)) return false;
+        // at::globalContext() and at::Context::setUserEnabledNNPACK(bool) / userEnabledNNPACK(): the C++ entry points
+        // behind torch.backends.nnpack, by their Itanium-ABI names (a member function takes `this` first).
+        if (!NativeLibrary.TryGetExport(library, "_ZN2at13globalContextEv", out var globalContext)
+            || !NativeLibrary.TryGetExport(library, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setEnabled)
+            || !NativeLibrary.TryGetExport(library, "_ZNK2at7Context17userEnabledNNPACKEv", out var getEnabled))
+            return false;
+        var context = ((delegate* unmanaged<nint>)globalContext)();
+        ((delegate* unmanaged<nint, byte, void>)setEnabled)(context, 0);
+        return ((delegate* unmanaged<nint, byte>)getEnabled)(context) == 0;
+    }
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
 
