@@ -106,17 +106,17 @@ public static class ServeBench
         Console.WriteLine();
         Console.WriteLine("Forward pass alone (the served model, blank images, no HTTP), sizes interleaved in rounds, median:");
         Console.WriteLine();
-        Console.WriteLine("| batch | ms per batch | ms per image | per image vs batch 1 |");
+        Console.WriteLine("| batch | ms per batch | ms per image | speed-up per image over batch 1 |");
         Console.WriteLine("|---:|---:|---:|---:|");
         foreach (var (size, ms) in forwardCost)
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {size} | {ms:F1} | {ms / size:F1} | {forwardCost[0].Ms / (ms / size):F2}× cheaper |"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {size} | {ms:F1} | {ms / size:F1} | {forwardCost[0].Ms / (ms / size):F2}× |"));
 
         double ratio = sixAll.Rate / seqAll.Rate, p99 = sixAll.Percentile(0.99), p99Bound = Bound(sixAll, delayMs);
         double meanSequential = seqAll.Latencies.Average() * 1000;
         Console.WriteLine();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"Forward cost per image: {seqAll.ForwardMsPerImage:F1} ms at batch 1, {sixAll.ForwardMsPerImage:F1} ms at a mean batch of {sixAll.MeanBatch:F1} " +
-            $"({seqAll.ForwardMsPerImage / sixAll.ForwardMsPerImage:F2}× cheaper). A sequential request takes {meanSequential:F1} ms end to end, so with the forward " +
+            $"(speed-up {seqAll.ForwardMsPerImage / sixAll.ForwardMsPerImage:F2}×). A sequential request takes {meanSequential:F1} ms end to end, so with the forward " +
             $"pass alone occupying the CPU, 16 clients could reach at most {meanSequential / sixAll.ForwardMsPerImage:F2}× sequential."));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"16 clients vs sequential over all rounds: {ratio:F2}× (target ≥ 2×: {(ratio >= 2 ? "met" : "NOT met")}; per round " +
