@@ -41,6 +41,9 @@ public static class BenchUtil
         return times.Select(t => { t.Sort(); return batch / t[t.Count / 2]; }).ToArray();
     }
 
+    /// <summary>The 1, 5 and 15 minute load averages (what `uptime` prints), "?" where there are none.</summary>
+    public static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
+
     /// <summary>One line naming the machine, for docs/benchmarks.md.</summary>
     public static string Machine()
     {

@@ -15,8 +15,10 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
 
-// The benchmark host opts in to the allocator tuning the `transfer` command applies, so both measure the same.
+// The benchmark host opts in to the process-wide tuning the `transfer` command applies (malloc, NNPACK off), so both
+// measure the same.
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();
+TransferSharp.Runtime.TorchRuntime.DisableNnpack();
 
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))
 {

@@ -40,7 +40,7 @@ public static class VectorsBench
         Directory.CreateDirectory(dir);
         var (text, binary) = EnsureData(dir, words, dim);
         Console.WriteLine($"machine: {BenchUtil.Machine()}");
-        Console.WriteLine($"load average at start: {LoadAverage()}");
+        Console.WriteLine($"load average at start: {BenchUtil.LoadAverage()}");
         Console.WriteLine($"data: {text} ({new FileInfo(text).Length / 1e6:F0} MB), {binary} ({new FileInfo(binary).Length / 1e6:F0} MB)");
 
         var rows = new List<(string What, double Ours, double? Peer, string Unit, double? OursMb, double? PeerMb)>();
@@ -80,7 +80,7 @@ public static class VectorsBench
             ours.GetProperty("query_peak_mb").GetDouble(), G(gQuery, "query_peak_mb")));
         rows.Add(($"MostSimilar, batch of {batch:N0} queries", ours.GetProperty("batch_seconds").GetDouble(), G(gQuery, "batch_seconds"), "s", null, null));
 
-        Console.WriteLine($"load average at end: {LoadAverage()}");
+        Console.WriteLine($"load average at end: {BenchUtil.LoadAverage()}");
         Console.WriteLine();
         Console.WriteLine("| measurement | TransferSharp | gensim 4.2 | speed-up | peak RSS ours | peak RSS gensim |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
@@ -91,7 +91,6 @@ public static class VectorsBench
 
     private static string Mb(double? mb) => mb is { } m ? $"{m:F0} MB" : "—";
 
-    private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
 
     private static (double Seconds, double PeakMb) MedianChild(int repeats, params string[] args)
     {

@@ -83,6 +83,9 @@ public sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
             return ErrorReporter.UserError;
         }
         TorchRuntime.SetThreads(settings.Threads);
+        // The command is the host: it opts in to NNPACK off, which LibTorch would otherwise try to start, and warn about,
+        // on every convolution of a batch of 16 where it cannot run (TRANSFERSHARP_NNPACK=1 leaves it on).
+        TorchRuntime.DisableNnpack();
         var options = new ServingOptions
         {
             MaxBatch = settings.MaxBatch,

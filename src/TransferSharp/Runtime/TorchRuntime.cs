@@ -28,9 +28,15 @@ public static partial class TorchRuntime
     /// thread other than the main one allocates from its own arena, whose heaps are at most 64 MB and
     /// are trimmed on free, so a server's batching thread page-faulted its large activations back in
     /// on every batch whatever the thresholds (30 % of its time in the kernel; mobilenet_v2 served at
-    /// batch 10 ran 2.3× faster per image with one arena). This changes
-    /// the whole process, so the library never calls it by itself: a host opts in (the `transfer`
-    /// command does at start-up; TRANSFERSHARP_MALLOC_TUNING=0 makes this a no-op).
+    /// batch 10 ran 2.3× faster per image with one arena). But the arena limit binds only arenas made
+    /// after it: .NET's own threads have made several before <c>Main</c>, and a new thread is handed one
+    /// of them (a serving process had 7, LibTorch's activations in two non-main ones). So it also asks
+    /// LibTorch for transparent huge pages on blocks of 2 MB and more (THP_MEM_ALLOC_ENABLE=1, unless the
+    /// environment says otherwise; LibTorch reads it at its first allocation, so call this before the first
+    /// tensor): a block faulted back in costs one fault per 2 MB instead of per 4 KB (a mobilenet_v2 serving
+    /// bench: 160k page faults instead of 955k, batch-8 forward 12.6 instead of 188 ms per image under
+    /// load). This changes the whole process, so the library never calls it by itself: a host opts in (the
+    /// `transfer` command does at start-up; TRANSFERSHARP_MALLOC_TUNING=0 makes this a no-op).
     /// Returns true when the settings were applied (now or by an earlier call).
     /// </summary>
     public static bool TuneAllocator()
@@ -42,7 +48,8 @@ public static partial class TorchRuntime
         {
             const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3, M_ARENA_MAX = -8;
             bool ok = Mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && Mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1
-                && Mallopt(M_ARENA_MAX, 1) == 1;
+                && Mallopt(M_ARENA_MAX, 1) == 1
+                && SetEnv("THP_MEM_ALLOC_ENABLE", "1", 0) == 0; // the native environment LibTorch reads; 0: keep a value already set
             if (ok) _allocatorTuned = 1;
             return ok;
         }
@@ -52,8 +59,38 @@ public static partial class TorchRuntime
         }
     }
 
+    /// <summary>
+    /// Turns LibTorch's NNPACK convolution backend off for the whole process, as PyTorch's
+    /// <c>torch.backends.nnpack.set_flags(False)</c> does (TorchSharp 0.107 has no binding for it). LibTorch considers NNPACK
+    /// for every convolution of a batch of 16 or more images; where NNPACK cannot start (on this project's AMD EPYC:
+    /// "Could not initialize NNPACK! Reason: Unsupported hardware") it tries again and prints that warning on every such
+    /// convolution: 440–730 stderr lines in a few seconds of serving mobilenet_v2, none with NNPACK off. Where NNPACK cannot
+    /// start, the convolutions run the same kernels either way. Like <see cref="TuneAllocator"/> this changes the whole
+    /// process, so the library never calls it by itself: a host opts in (`transfer serve` does; TRANSFERSHARP_NNPACK=1 leaves
+    /// NNPACK on). Returns true when NNPACK is off (now or by an earlier call); loads LibTorch if it is not loaded yet.
+    /// </summary>
+    public static unsafe bool DisableNnpack()
+    {
+        if (Environment.GetEnvironmentVariable("TRANSFERSHARP_NNPACK") is "1" or "true" or "on") return false;
+        _ = get_num_threads(); // loads LibTorch
+        var path = LoadedLibraryPath("libtorch_cpu");
+        if (path is null || !NativeLibrary.TryLoad(path, out var library)) return false;
+        // at::globalContext() and at::Context::setUserEnabledNNPACK(bool) / userEnabledNNPACK(): the C++ entry points
+        // behind torch.backends.nnpack, by their Itanium-ABI names (a member function takes `this` first).
+        if (!NativeLibrary.TryGetExport(library, "_ZN2at13globalContextEv", out var globalContext)
+            || !NativeLibrary.TryGetExport(library, "_ZN2at7Context20setUserEnabledNNPACKEb", out var setEnabled)
+            || !NativeLibrary.TryGetExport(library, "_ZNK2at7Context17userEnabledNNPACKEv", out var getEnabled))
+            return false;
+        var context = ((delegate* unmanaged<nint>)globalContext)();
+        ((delegate* unmanaged<nint, byte, void>)setEnabled)(context, 0);
+        return ((delegate* unmanaged<nint, byte>)getEnabled)(context) == 0;
+    }
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
 
     /// <summary>True when the tensor lives on that device; a device without an index ("cuda") matches any index.</summary>
     public static bool IsOn(Tensor t, Device device) =>

@@ -53,6 +53,36 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
     }
 
     [Fact]
+    public async Task Every_image_of_a_batch_is_copied_into_its_own_slot_of_the_batch()
+    {
+        await using var server = await fixture.StartAsync();
+        async Task<float[][]> Vectors(HttpContent body) =>
+            (await Json(await server.Client.PostAsync("v1/features", body), HttpStatusCode.OK)).GetProperty("features").EnumerateArray()
+                .Select(f => f.GetProperty("vector").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray();
+        var cat = (await Vectors(RunningServer.ImageFile(Cat)))[0];
+        var coffee = (await Vectors(RunningServer.ImageFile(Coffee)))[0];
+
+        // Three images in one request run as one batch of three: each must come back with its own features, in order.
+        using var form = new MultipartFormDataContent
+        {
+            { RunningServer.ImageFile(Coffee), "image", "coffee.jpg" },
+            { RunningServer.ImageFile(Cat), "image", "cat.jpg" },
+            { RunningServer.ImageFile(Coffee), "image", "coffee-again.jpg" },
+        };
+        var batched = await Vectors(form);
+        Assert.Equal(3, batched.Length);
+        // oneDNN's sums depend on the batch size, so batched and single features agree to rounding, not bit for bit.
+        static double Distance(float[] a, float[] b) => Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Sum());
+        static double Norm(float[] a) => Math.Sqrt(a.Sum(x => (double)x * x));
+        Assert.True(Distance(cat, coffee) > 1e-2 * Norm(cat), "the two images have different features");
+        Assert.True(Distance(batched[0], coffee) < 1e-4 * Norm(coffee), "slot 0 holds the coffee");
+        Assert.True(Distance(batched[1], cat) < 1e-4 * Norm(cat), "slot 1 holds the cat");
+        Assert.True(Distance(batched[2], coffee) < 1e-4 * Norm(coffee), "slot 2 holds the coffee again");
+        var metrics = await server.Client.GetStringAsync("metrics");
+        Assert.Contains("transfersharp_batch_size_sum 5", metrics); // 1 + 1 + the batch of 3
+    }
+
+    [Fact]
     public async Task Features_model_health_metrics_and_openapi_answer()
     {
         await using var server = await fixture.StartAsync();
