@@ -30,12 +30,11 @@ public static partial class TorchRuntime
     /// on every batch whatever the thresholds (30 % of its time in the kernel; mobilenet_v2 served at
     /// batch 10 ran 2.3× faster per image with one arena). But the arena limit binds only arenas made
     /// after it: .NET's own threads have made several before <c>Main</c>, and a new thread is handed one
-    /// of them (a serving process had 7, LibTorch's activations in two non-main ones). So it also asks
-    /// LibTorch for transparent huge pages on blocks of 2 MB and more (THP_MEM_ALLOC_ENABLE=1, unless the
-    /// environment says otherwise; LibTorch reads it at its first allocation, so call this before the first
-    /// tensor): a block faulted back in costs one fault per 2 MB instead of per 4 KB (a mobilenet_v2 serving
-    /// bench: 160k page faults instead of 955k, batch-8 forward 12.6 instead of 188 ms per image under
-    /// load). This changes the whole process, so the library never calls it by itself: a host opts in (the
+    /// of them (a serving process had 7, LibTorch's activations in two non-main ones). Transparent huge pages
+    /// for LibTorch's blocks (THP_MEM_ALLOC_ENABLE=1 in the environment before start) cut those faults further (a
+    /// mobilenet_v2 serving bench: 160k page faults instead of 955k) but are not set here: the 10,000-image soak
+    /// through one Predictor then held 800–990 MB instead of 510–630 MB and kept growing (12 % against 10 % for the
+    /// bound in docs/reliability.md); a host that wants the speed sets the variable itself. This changes the whole process, so the library never calls it by itself: a host opts in (the
     /// `transfer` command does at start-up; TRANSFERSHARP_MALLOC_TUNING=0 makes this a no-op).
     /// Returns true when the settings were applied (now or by an earlier call).
     /// </summary>
@@ -48,8 +47,7 @@ public static partial class TorchRuntime
         {
             const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3, M_ARENA_MAX = -8;
             bool ok = Mallopt(M_MMAP_THRESHOLD, 1 << 30) == 1 && Mallopt(M_TRIM_THRESHOLD, int.MaxValue) == 1
-                && Mallopt(M_ARENA_MAX, 1) == 1
-                && SetEnv("THP_MEM_ALLOC_ENABLE", "1", 0) == 0; // the native environment LibTorch reads; 0: keep a value already set
+                && Mallopt(M_ARENA_MAX, 1) == 1;
             if (ok) _allocatorTuned = 1;
             return ok;
         }
@@ -88,9 +86,6 @@ public static partial class TorchRuntime
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
-
-    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int SetEnv(string name, string value, int overwrite);
 
     /// <summary>True when the tensor lives on that device; a device without an index ("cuda") matches any index.</summary>
     public static bool IsOn(Tensor t, Device device) =>
