@@ -136,7 +136,7 @@ public sealed class TrainedModel : IDisposable
                 {
                     (arch, rename) = ModelArchitecture.FromFormat1(arch);
                 }
-                catch (Exception e) when (e is GraphException or UnknownModelException)
+                catch (Exception e) when (e is GraphException or UnknownModelException or InvalidOptionException)
                 {
                     throw new ModelFileException(path, $"cannot rebuild architecture '{arch.Zoo}': {e.Message}", e);
                 }
@@ -155,7 +155,7 @@ public sealed class TrainedModel : IDisposable
             {
                 model = arch.Build();
             }
-            catch (Exception e) when (e is ArgumentException or GraphException)
+            catch (Exception e) when (e is ArgumentException or GraphException or UnknownModelException or InvalidOptionException)
             {
                 throw new ModelFileException(path, $"cannot rebuild architecture '{arch.Zoo}': {e.Message}", e);
             }
