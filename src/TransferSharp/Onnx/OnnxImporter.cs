@@ -221,6 +221,8 @@ public static class OnnxImporter
         /// <summary>The graph value of an input; a constant becomes a ConstantOp node holding it as a buffer.</summary>
         private Sym Value(int i)
         {
+            if (i >= _node.Input.Count)
+                throw new OnnxException(_file, $"node '{_label}' ({_node.OpType}) has {_node.Input.Count} input(s); input {i + 1} is required");
             var name = _node.Input[i];
             if (_values.TryGetValue(name, out var s)) return s;
             if (!TryConst(name, out var c)) throw new OnnxException(_file, $"node '{_label}' reads '{name}', which has no value");
@@ -240,10 +242,15 @@ public static class OnnxImporter
             if (output == 0 && _node.Name.Length > 0) _nodeNames.TryAdd(_node.Name, s.Name);
         }
 
-        private void EmitConst(ConstTensor c, int output = 0) => _consts[_node.Output[output]] = c;
+        private void EmitConst(ConstTensor c, int output = 0)
+        {
+            if (output < _node.Output.Count) _consts[_node.Output[output]] = c;
+        }
 
         private void Alias(int input = 0)
         {
+            if (input >= _node.Input.Count)
+                throw new OnnxException(_file, $"node '{_label}' ({_node.OpType}) has {_node.Input.Count} input(s); input {input + 1} is required");
             var name = _node.Input[input];
             if (_values.TryGetValue(name, out var s)) Emit(s);
             else if (TryConst(name, out var c)) EmitConst(c);

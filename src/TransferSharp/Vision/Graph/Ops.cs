@@ -64,6 +64,8 @@ public sealed record Conv2dOp(int InChannels, int OutChannels, Size2 Kernel, Siz
 
     internal static long WindowOut(long size, int k, int s, int padBegin, int padEnd, int d, bool ceil)
     {
+        if (k < 1 || s < 1 || d < 1)
+            throw new GraphException($"kernel {k}, stride {s} and dilation {d} must each be at least 1");
         long span = size + padBegin + padEnd - (long)d * (k - 1) - 1;
         if (span < 0) return 0;
         long o = ceil ? (span + s - 1) / s + 1 : span / s + 1;
