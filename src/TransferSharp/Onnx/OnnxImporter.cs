@@ -141,6 +141,7 @@ public static class OnnxImporter
                 }
             }
 
+            if (_options.Output is null && g.Output.Count == 0) throw new OnnxException(_file, "declares no graph output");
             var outputName = _options.Output ?? g.Output[0].Name;
             if (!g.Output.Any(o => o.Name == outputName))
                 throw new OnnxException(_file, $"has no graph output '{outputName}'; outputs: {string.Join(", ", g.Output.Select(o => o.Name))}");
