@@ -40,7 +40,6 @@ internal sealed class DynamicBatcher : IDisposable
     private readonly ServingMetrics _metrics;
     private readonly Channel<Item> _queue = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Thread _worker;
-    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _warm = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _queued;
 
@@ -103,48 +102,40 @@ internal sealed class DynamicBatcher : IDisposable
     {
         try
         {
-            try
-            {
-                RunWarmUp();
-                _warm.SetResult();
-            }
-            catch (Exception e)
-            {
-                _warm.SetException(e);
-            }
-            var reader = _queue.Reader;
-            var batch = new List<Item>(_options.MaxBatch);
-            while (WaitToRead(reader, Timeout.InfiniteTimeSpan))
-            {
-                batch.Clear();
-                long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
-                while (batch.Count < _options.MaxBatch)
-                {
-                    if (reader.TryRead(out var item))
-                    {
-                        if (item.Abandoned) Interlocked.Decrement(ref _queued);
-                        else batch.Add(item);
-                        continue;
-                    }
-                    if (batch.Count == 0) { if (!WaitToRead(reader, Timeout.InfiniteTimeSpan)) break; continue; }
-                    var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-                    if (left <= TimeSpan.Zero || !WaitToRead(reader, left)) break;
-                }
-                // Images count as queued until their forward pass starts (also while the batch gathers).
-                _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
-                if (batch.Count > 0) Run(batch);
-            }
+            RunWarmUp();
+            _warm.SetResult();
         }
-        finally
+        catch (Exception e)
         {
-            _stopped.TrySetResult();
+            _warm.SetException(e);
+        }
+        var reader = _queue.Reader;
+        var batch = new List<Item>(_options.MaxBatch);
+        while (WaitToRead(reader, Timeout.InfiniteTimeSpan))
+        {
+            batch.Clear();
+            long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
+            while (batch.Count < _options.MaxBatch)
+            {
+                if (reader.TryRead(out var item))
+                {
+                    if (item.Abandoned) Interlocked.Decrement(ref _queued);
+                    else batch.Add(item);
+                    continue;
+                }
+                if (batch.Count == 0) { if (!WaitToRead(reader, Timeout.InfiniteTimeSpan)) break; continue; }
+                var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+                if (left <= TimeSpan.Zero || !WaitToRead(reader, left)) break;
+            }
+            // Images count as queued until their forward pass starts (also while the batch gathers).
+            _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
+            if (batch.Count > 0) Run(batch);
         }
     }
 
     /// <summary>Blocks the worker until an image can be read (true), the wait runs out or the queue completes (false).</summary>
     private static bool WaitToRead(ChannelReader<Item> reader, TimeSpan wait)
     {
-        if (wait == Timeout.InfiniteTimeSpan) return reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult();
         using var timer = new CancellationTokenSource(wait);
         try
         {
@@ -210,6 +201,6 @@ internal sealed class DynamicBatcher : IDisposable
     public void Dispose()
     {
         _queue.Writer.TryComplete();
-        _stopped.Task.Wait(TimeSpan.FromSeconds(30));
+        _worker.Join(TimeSpan.FromSeconds(30));
     }
 }

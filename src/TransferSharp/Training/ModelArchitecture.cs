@@ -75,8 +75,7 @@ public sealed record ModelArchitecture
     internal static (ModelArchitecture Architecture, Func<string, string> Rename) FromFormat1(ModelArchitecture v1)
     {
         var source = v1.Graph ?? ModelZoo.Get(v1.Zoo).Build(new ModelOptions { NumClasses = 0, InChannels = v1.InChannels, ImageSize = v1.ImageSize });
-        var sized = v1 with { Graph = source, NumClasses = 0, Head = new HeadSpec() };
-        var cut = sized.SizedGraph(source).CutAt(source.FeatureNode
+        var cut = v1.SizedGraph(source).CutAt(source.FeatureNode
             ?? throw new GraphException($"model '{v1.Zoo}' marks no feature node"));
         // The first format kept a head dropout of 0 as "none"; a positive rate sat right before the last layer.
         var head = v1.Head with { Dropout = v1.Head.Dropout is > 0 ? v1.Head.Dropout : null };

@@ -328,11 +328,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     public void ResetClassifier(int numClasses, HeadSpec? head = null) => Rebuild(_graph.WithClassifier(numClasses, head));
 
     /// <summary>The parameters a head trained on cached pre-logits trains (see <see cref="ModelGraph.HeadNodes"/>).</summary>
-    public IReadOnlyList<(string Name, Tensor Parameter)> HeadParameters()
-    {
-        var head = _graph.HeadNodes.ToHashSet(StringComparer.Ordinal);
-        return named_parameters().Where(p => head.Contains(p.name[..Math.Max(0, p.name.LastIndexOf('.'))])).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
-    }
+    public IReadOnlyList<(string Name, Tensor Parameter)> HeadParameters() =>
+        named_parameters().Where(p => _graph.IsHeadTensor(p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
 
     /// <summary>Runs <paramref name="graph"/> from now on: layers of nodes it keeps unchanged (same name, same op) stay with
     /// their weights; the others are created fresh (on this module's device and mode) or dropped.</summary>

@@ -73,23 +73,27 @@ public sealed partial class ModelGraph
 
     /// <summary>The nodes after <see cref="PreLogitsNode"/> up to the output: what a head trained on cached features
     /// trains (empty for a graph without a classifier).</summary>
-    public IReadOnlyList<string> HeadNodes
+    public IReadOnlyList<string> HeadNodes => _headNodes ??= FindHeadNodes();
+
+    // The graph is immutable: found once (checkpoints ask for every tensor of every epoch).
+    private string[]? _headNodes;
+    private HashSet<string>? _headNodeSet;
+
+    private string[] FindHeadNodes()
     {
-        get
-        {
-            if (ClassifierNode is null) return [];
-            var pre = PreLogitsNode;
-            var after = pre == InputName ? 0 : IndexOf(pre) + 1;
-            var needed = Needed([Output]).ToHashSet();
-            return Enumerable.Range(after, Nodes.Count - after).Where(needed.Contains).Select(i => Nodes[i].Name).ToArray();
-        }
+        if (ClassifierNode is null) return [];
+        var pre = PreLogitsNode;
+        var after = pre == InputName ? 0 : IndexOf(pre) + 1;
+        var needed = Needed([Output]).ToHashSet();
+        return Enumerable.Range(after, Nodes.Count - after).Where(needed.Contains).Select(i => Nodes[i].Name).ToArray();
     }
 
     /// <summary>True for a parameter or buffer name of a <see cref="HeadNodes"/> node.</summary>
     public bool IsHeadTensor(string tensorName)
     {
         int dot = tensorName.LastIndexOf('.');
-        return dot > 0 && HeadNodes.Contains(tensorName[..dot], StringComparer.Ordinal);
+        _headNodeSet ??= new HashSet<string>(HeadNodes, StringComparer.Ordinal);
+        return dot > 0 && _headNodeSet.Contains(tensorName[..dot]);
     }
 
     /// <summary>
