@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using TransferSharp.Training;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Bench;
@@ -40,7 +42,6 @@ public static class HeadsBench
         var train = ReadNpy(trainPath);
         var test = ReadNpy(testPath);
         Console.WriteLine($"{model}: {train.Count} training and {test.Count} evaluation feature vectors of {train.Dimension}, {train.ClassNames.Count} classes");
-        using var source = SourceModel.Open(model, "imagenet");
         var (fit, held) = Split(train, 0.2);
 
         var arms = new (string Name, TrainOptions Options)[]
@@ -56,11 +57,11 @@ public static class HeadsBench
         {
             foreach (var (protocol, trainSet, valSet) in new[] { ("val=test", train, test), ("split", fit, held) })
             {
+                using var trained = VisionModel.Load(model, "imagenet"); // training changes the model: each arm starts afresh
                 var clock = Stopwatch.StartNew();
-                using var trained = Trainer.TrainHead(source, trainSet, valSet, options);
+                var record = Trainer.TrainHead(trained, trainSet, valSet, options);
                 double seconds = clock.Elapsed.TotalSeconds;
                 var (accuracy, loss) = Score(trained, test);
-                var record = trained.Training!;
                 string chosen = record.HeadFit is { } h ? $"λ {h.L2:G2}" : $"epoch {record.BestEpoch} of {record.History.Count}";
                 Console.WriteLine($"| {name} | {protocol} (train {trainSet.Count}) | {accuracy:P1} | {loss:F3} | {seconds:F2} | {chosen} |");
             }
@@ -79,12 +80,12 @@ public static class HeadsBench
     }
 
     /// <summary>Accuracy and cross-entropy of a trained model's head on feature vectors.</summary>
-    private static (double Accuracy, double Loss) Score(TrainedModel model, FeatureSet set)
+    private static (double Accuracy, double Loss) Score(VisionModel model, FeatureSet set)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var sd = model.Model.state_dict();
-        var classifier = model.Model.Graph.ClassifierNode!;
+        var sd = model.Module.state_dict();
+        var classifier = model.Module.Graph.ClassifierNode!;
         var logits = set.ToTensor().mm(sd[classifier + ".weight"].flatten(1).t()) + sd[classifier + ".bias"];
         var y = set.LabelTensor();
         return (logits.argmax(1).eq(y).to_type(ScalarType.Float32).mean().item<float>(), nn.functional.cross_entropy(logits, y).item<float>());

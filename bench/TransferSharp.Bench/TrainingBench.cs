@@ -5,6 +5,8 @@ using SkiaSharp;
 using TorchSharp;
 using TransferSharp.Data;
 using TransferSharp.Training;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Vision.Inference;
 using static TorchSharp.torch;
 
@@ -77,10 +79,8 @@ public static class TrainingBench
 
     private static double FineTuneImagesPerSecond(string model, int batch, int steps)
     {
-        using var source = SourceModel.Open(model, "none");
-        var arch = source.Architecture! with { NumClasses = 10 };
-        using var net = arch.Build();
-        net.CopyMatchingFrom(source.Model);
+        using var source = VisionModel.Load(model, "none", new ModelOptions { NumClasses = 10 });
+        var net = source.Module;
         net.Unfreeze();
         net.train();
         var groups = new[] { new ParamGroup("all", net.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToArray(), 1e-4) };
@@ -102,8 +102,8 @@ public static class TrainingBench
     /// <summary>Head training alone on synthetic features of the model's width (10 Gaussian classes), through the real Trainer.TrainHead path.</summary>
     private static (double Seconds, int Epochs, int Dimension, double Accuracy) HeadOnCachedFeatures(string model)
     {
-        using var source = SourceModel.Open(model, "none");
-        int dim = source.Model.NumFeatures, classes = 10;
+        using var source = VisionModel.Load(model, "none");
+        int dim = source.Module.Graph.PreLogitsSize, classes = 10;
         var random = new Random(3);
         var centres = Enumerable.Range(0, classes).Select(_ => Enumerable.Range(0, dim).Select(_ => (float)(random.NextDouble() * 0.2)).ToArray()).ToArray();
         FeatureSet Make(int n)
@@ -121,8 +121,8 @@ public static class TrainingBench
         var val = Make(2_000);
         var options = new TrainOptions { Mode = TrainMode.Head, HeadSolver = HeadSolver.Epochs, Epochs = 30, BatchSize = 64 };
         var clock = Stopwatch.StartNew();
-        using var trained = Trainer.TrainHead(source, train, val, options);
-        return (clock.Elapsed.TotalSeconds, options.Epochs, dim, trained.Training!.BestValidationAccuracy ?? double.NaN);
+        var record = Trainer.TrainHead(source, train, val, options);
+        return (clock.Elapsed.TotalSeconds, options.Epochs, dim, record.BestValidationAccuracy ?? double.NaN);
     }
 
     private static (double ModelOnly, double EndToEnd, double DecodeOnly) Extraction(string model, int batch, int images)
@@ -130,10 +130,10 @@ public static class TrainingBench
         var dir = Path.Combine(Path.GetTempPath(), "transfersharp-bench-jpegs");
         MakeJpegs(dir, images);
         var data = ImageDataset.FromFolder(dir);
-        using var source = SourceModel.Open(model, "none");
+        using var source = VisionModel.Load(model, "none");
         var options = new ExtractOptions { Loader = new LoaderOptions { BatchSize = batch } };
 
-        using var predictor = new Predictor(source.Model, source.Preprocessing, null, new PredictorOptions { BatchSize = batch });
+        using var predictor = new Predictor(source.Module, source.Preprocessing, null, new PredictorOptions { BatchSize = batch });
         using var x = randn(batch, 3, source.Preprocessing.CropSize, source.Preprocessing.CropSize);
         double perBatch = BenchUtil.MedianSeconds(() => predictor.Features(x).Dispose(), warmup: 2, repeats: 5);
         double modelOnly = batch / perBatch;

@@ -26,7 +26,7 @@ public static class FuzzTargets
         new Dictionary<string, (string, Action<string>)>(StringComparer.Ordinal)
         {
             ["safetensors"] = (".safetensors", path => SafeTensors.Read(path).Dispose()),
-            ["model"] = (".safetensors", path => TrainedModel.Load(path).Dispose()),
+            ["model"] = (".safetensors", path => ModelFile.Read(path).Dispose()),
             ["pytorch"] = (".pth", path => Weights.Checkpoint.Read(path).Dispose()),
             ["onnx"] = (".onnx", Onnx),
             ["graphjson"] = (".json", path => GraphJson.Deserialize(File.ReadAllText(path))),

@@ -106,12 +106,11 @@ internal static class Seeds
         var graph = g.Build(x);
         File.WriteAllText(Path.Combine(Dir("graphjson"), "tiny.json"), GraphJson.Serialize(graph));
         var arch = new ModelArchitecture { Zoo = "onnx:tiny", Graph = graph, InChannels = 3, NumClasses = 2 };
-        using (var module = arch.Build())
         {
             var pre = TransferSharp.Vision.Preprocessing.Preprocessing.ImageNet with { ResizeSize = 8, CropSize = 8 };
-            using var trained = new TrainedModel(module, arch, pre, ["cat", "dog"]);
+            using var trained = new TransferSharp.Vision.VisionModel(arch.Build(), pre, ["cat", "dog"], "tiny", architecture: arch);
             trained.Save(Path.Combine(Dir("model"), "tiny.safetensors"));
-            OnnxExporter.Export(module, Path.Combine(Dir("onnx"), "tiny.onnx"));
+            OnnxExporter.Export(trained.Module, Path.Combine(Dir("onnx"), "tiny.onnx"));
         }
 
         // Word vectors: six words of the GloVe fixture in every text and binary layout, and the cache.

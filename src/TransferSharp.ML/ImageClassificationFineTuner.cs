@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Transforms;
 using TransferSharp.Data;
 using TransferSharp.Training;
+using TransferSharp.Vision;
 
 namespace TransferSharp.ML;
 
@@ -81,8 +82,8 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
         var dataset = new ImageDataset(paths, labels, classNames, $"ML.NET data ('{o.ImageColumnName}', '{o.LabelColumnName}')");
         using var trained = Train(dataset);
         LastTraining = trained.Training;
-        var step = new OnnxStep(trained.Model, trained.Preprocessing, probabilities: true);
-        var classes = trained.ClassNames.Select((name, i) => new KeyValuePair<uint, string>((uint)i, name)).ToArray();
+        var step = new OnnxStep(trained.Module, trained.Preprocessing, probabilities: true);
+        var classes = trained.Labels.Select((name, i) => new KeyValuePair<uint, string>((uint)i, name)).ToArray();
         var argMax = _ml.Transforms.CopyColumns(ScoreCopy, o.ScoreColumnName)
             .Append(_ml.Transforms.CustomMapping(new ArgMaxFactory().GetMapping(), ArgMaxFactory.Contract))
             .Append(_ml.Transforms.Conversion.MapValue(o.PredictedLabelColumnName, classes, ArgMaxIndex, treatValuesAsKeyType: true))
@@ -108,26 +109,31 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
     /// pretraining kept and mild crops. All the rows train (an ML.NET trainer gets its validation data apart), so
     /// the last epoch is kept.
     /// </summary>
-    private TrainedModel Train(ImageDataset dataset)
+    private VisionModel Train(ImageDataset dataset)
     {
         var o = Options;
         var head = Transfer.From(o.Model).WithWeights(o.Weights ?? "imagenet").Train(dataset).Head(o.HeadEpochs)
             .WithOptions(t => t with { BatchSize = 64, LearningRate = 3e-3, WeightDecay = 1e-4, ValidationSplit = 0, Seed = 0 });
         if (o.Configure is not null) head = o.Configure(head);
-        var headModel = head.Run();
-        if (o.Epochs == 0) return headModel;
-        using (headModel)
+        var model = head.Run();
+        if (o.Epochs == 0) return model;
+        try
         {
             var tune = Transfer.From(o.Model).Train(dataset).WithOptions(_ => new TrainOptions
             {
                 Mode = TrainMode.FineTune, Epochs = o.Epochs, HeadEpochs = 0, UnfreezeTop = o.Unfreeze, BatchSize = 32,
                 LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
-                Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0, Seed = 0, Head = headModel.Architecture.Head,
+                Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0, Seed = 0, Head = model.Architecture!.Head,
             });
             if (o.Configure is not null) tune = o.Configure(tune);
-            // Transfer opens a model by name; the head is in memory, so the run's settings go to the trainer directly.
-            using var fromHead = SourceModel.From(headModel.Model, headModel.Architecture, headModel.Preprocessing, $"{o.Model} with the head trained on its features");
-            return Trainer.Train(fromHead, tune.Data, tune.Validation, tune.Options, tune.RunOptions);
+            // The head model is in memory: the run's settings go to the trainer, which fine-tunes it in place.
+            Trainer.Train(model, tune.Data, tune.Validation, tune.Options, tune.RunOptions);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
         }
     }
 

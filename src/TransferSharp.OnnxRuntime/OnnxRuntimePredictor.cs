@@ -31,7 +31,7 @@ public sealed class OnnxRuntimePredictor : IDisposable
     {
         var engine = new OnnxRuntimeEngine(path, options);
         var size = engine.InputShape.Length == 4 && engine.InputShape[2] > 0 ? engine.InputShape[2] : 224;
-        return new OnnxRuntimePredictor(engine, engine.Preprocessing ?? OnnxVisionModels.DefaultPreprocessing(size),
+        return new OnnxRuntimePredictor(engine, engine.Preprocessing ?? OnnxModelFile.DefaultPreprocessing(size),
             OnnxExporter.ReadLabels(engine.Metadata, engine.Path), batchSize);
     }
 

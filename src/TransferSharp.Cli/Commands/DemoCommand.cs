@@ -5,6 +5,8 @@ using Spectre.Console.Cli;
 using TransferSharp.Data;
 using TransferSharp.Runtime;
 using TransferSharp.Training;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 
 namespace TransferSharp.Cli.Commands;
 
@@ -92,30 +94,32 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         var eval = new EvaluateOptions { TopK = 3, Device = settings.Device, Loader = new LoaderOptions { BatchSize = 32 } };
         var arms = new List<Arm>();
 
-        Arm RunHead(string name, SourceModel source, out TrainedModel model)
+        Arm RunHead(string name, VisionModel model)
         {
-            Say($"\n[bold]{Markup.Escape(name)}[/]: {Markup.Escape(source.Description)}");
+            Say($"\n[bold]{Markup.Escape(name)}[/]: {Markup.Escape(model.Description)}");
             var clock = Stopwatch.StartNew();
-            model = Trainer.Train(source, train, null, headOptions, new TrainRunOptions { Progress = progress }, ct);
+            var record = Trainer.Train(model, train, null, headOptions, new TrainRunOptions { Progress = progress }, ct);
             var report = Evaluator.Evaluate(model, test, eval, progress: progress, cancellation: ct);
             var arm = new Arm(name, report.Accuracy, report.TopKAccuracy, clock.Elapsed.TotalSeconds,
-                $"val {model.Training!.BestValidationAccuracy:P1} at epoch {model.Training.BestEpoch}");
+                $"val {record.BestValidationAccuracy:P1} at epoch {record.BestEpoch}");
             Say($"test accuracy {report.Accuracy:P1} ({arm.Seconds:F0}s)");
             return arm;
         }
 
-        TrainedModel pretrainedHead, randomHead;
-        using (var pretrained = SourceModel.Open(settings.Model, settings.Weights, settings.ImageSize, null, ct))
-            arms.Add(RunHead("head on pretrained features", pretrained, out pretrainedHead));
-        using (pretrainedHead)
+        var modelOptions = new ModelOptions { ImageSize = settings.ImageSize };
+        using var model = VisionModel.Load(settings.Model, settings.Weights, modelOptions, null, ct);
+        arms.Add(RunHead("head on pretrained features", model));
+        using (var random = VisionModel.Load(settings.Model, "none", modelOptions, null, ct))
+            arms.Add(RunHead("head on random-weight features", random));
         {
-            using (var random = SourceModel.Open(settings.Model, "none", settings.ImageSize, null, ct))
-                arms.Add(RunHead("head on random-weight features", random, out randomHead));
-            randomHead.Dispose();
+            // The head model is written first; fine-tuning continues from it in place and replaces the file only if it
+            // ends better on the test split.
+            var modelPath = Path.Combine(settings.Out, "fashion.safetensors");
+            model.Save(modelPath);
+            var headHistory = model.Training!.History;
 
             Say($"\n[bold]fine-tuning[/] the pretrained model: top 2 layer groups unfrozen, {settings.FineTuneEpochs} epoch{(settings.FineTuneEpochs == 1 ? "" : "s")}");
             var clock = Stopwatch.StartNew();
-            using var fromHead = SourceModel.From(pretrainedHead.Model, pretrainedHead.Architecture, pretrainedHead.Preprocessing, "the pretrained head model");
             var fineOptions = new TrainOptions
             {
                 // From a trained head: a small rate, BatchNorm statistics of pretraining kept (800 images are too few
@@ -123,27 +127,26 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
                 Mode = TrainMode.FineTune, Epochs = settings.FineTuneEpochs, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 32,
                 LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
                 Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0.2, Seed = 0,
-                Head = pretrainedHead.Architecture.Head, Device = settings.Device,
+                Head = model.Architecture!.Head, Device = settings.Device,
             };
-            var modelPath = Path.Combine(settings.Out, "fashion.safetensors");
-            using var tuned = Trainer.Train(fromHead, train, null, fineOptions,
+            var tuned = Trainer.Train(model, train, null, fineOptions,
                 new TrainRunOptions { Progress = progress, Checkpoint = new CheckpointOptions { Path = modelPath + ".checkpoint" } }, ct);
-            var report = Evaluator.Evaluate(tuned, test, eval, progress: progress, cancellation: ct);
+            var report = Evaluator.Evaluate(model, test, eval, progress: progress, cancellation: ct);
             arms.Add(new Arm("fine-tuned (from the pretrained head)", report.Accuracy, report.TopKAccuracy, clock.Elapsed.TotalSeconds,
-                $"val {tuned.Training!.BestValidationAccuracy:P1} at epoch {tuned.Training.BestEpoch}"));
+                $"val {tuned.BestValidationAccuracy:P1} at epoch {tuned.BestEpoch}"));
             Say($"test accuracy {report.Accuracy:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
 
-            var best = report.Accuracy >= arms[0].TestAccuracy ? tuned : pretrainedHead;
-            best.Save(modelPath);
+            bool tunedIsBest = report.Accuracy >= arms[0].TestAccuracy;
+            if (tunedIsBest) model.Save(modelPath);
             var curves = Path.Combine(settings.Out, "fine-tuning.curves.png");
-            Plots.SaveTrainingCurves(tuned.Training.History, curves, "fine-tuning");
+            Plots.SaveTrainingCurves(tuned.History, curves, "fine-tuning");
             var headCurves = Path.Combine(settings.Out, "pretrained-head.curves.png");
-            Plots.SaveTrainingCurves(pretrainedHead.Training!.History, headCurves, "head on pretrained features");
+            Plots.SaveTrainingCurves(headHistory, headCurves, "head on pretrained features");
             var confusion = Path.Combine(settings.Out, "fine-tuned.confusion.png");
             report.SaveConfusionMatrixPng(confusion, "fine-tuned");
 
             // Predict a few test images with the saved file, as `transfer predict` would.
-            using var reloaded = TrainedModel.Load(modelPath);
+            using var reloaded = VisionModel.Load(modelPath);
             using var predictor = reloaded.CreatePredictor();
             var samples = Enumerable.Range(0, test.ClassNames.Count).Select(c => Enumerable.Range(0, test.Count).First(i => test.LabelOf(i) == c))
                 .Where((_, k) => k % 2 == 0).Select(test.SourceOf).ToArray();
@@ -166,7 +169,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
             AnsiConsole.WriteLine();
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"pretrained features beat random ones by [bold]{(arms[0].TestAccuracy - arms[1].TestAccuracy) * 100:F1}[/] points.");
-            AnsiConsole.MarkupLine($"saved [bold]{Markup.Escape(modelPath)}[/] ({(best == tuned ? "fine-tuned" : "pretrained head")}); pictures: {Markup.Escape(string.Join(", ", curves, headCurves, confusion))}");
+            AnsiConsole.MarkupLine($"saved [bold]{Markup.Escape(modelPath)}[/] ({(tunedIsBest ? "fine-tuned" : "pretrained head")}); pictures: {Markup.Escape(string.Join(", ", curves, headCurves, confusion))}");
             AnsiConsole.MarkupLine("predictions of the saved model (try: [bold]transfer predict --model " + Markup.Escape(modelPath) + " IMAGE[/]):");
             foreach (var p in predictions)
             {

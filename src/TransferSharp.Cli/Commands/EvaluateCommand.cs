@@ -4,6 +4,7 @@ using Spectre.Console.Cli;
 using TransferSharp.Data;
 using TransferSharp.Runtime;
 using TransferSharp.Training;
+using TransferSharp.Vision;
 
 namespace TransferSharp.Cli.Commands;
 
@@ -44,7 +45,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
         TorchRuntime.SetThreads(settings.Threads);
-        using var model = TrainedModel.Load(settings.Model);
+        using var model = VisionModel.Load(settings.Model);
         var data = ImageDataset.Open(settings.Data);
         var bad = new BadImageLog();
         var options = new EvaluateOptions { TopK = settings.TopK, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };

@@ -4,6 +4,8 @@ using Spectre.Console.Cli;
 using TransferSharp.Data;
 using TransferSharp.Runtime;
 using TransferSharp.Training;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Vision.Graph;
 
 namespace TransferSharp.Cli.Commands;
@@ -50,7 +52,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
         var bad = new BadImageLog();
         var options = new ExtractOptions { Pool = pool, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        if (!settings.Json) ConsoleUi.Err.MarkupLine($"extracting {source.Model.NumFeatures}-d features of [bold]{Markup.Escape(source.Description)}[/] for {data.Count} images");
+        if (!settings.Json) ConsoleUi.Err.MarkupLine($"extracting {source.Module.NumFeatures}-d features of [bold]{Markup.Escape(source.Description)}[/] for {data.Count} images");
         var set = FeatureExtractor.ExtractToFile(source, data, settings.Out, options, bad, new WorkflowConsole.ProgressLine(), cancellation);
         double seconds = clock.Elapsed.TotalSeconds;
         if (settings.Json)

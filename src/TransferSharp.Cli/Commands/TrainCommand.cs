@@ -5,6 +5,8 @@ using Spectre.Console.Cli;
 using TransferSharp.Data;
 using TransferSharp.Runtime;
 using TransferSharp.Training;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Vision.Graph;
 
 namespace TransferSharp.Cli.Commands;
@@ -108,7 +110,7 @@ public class WeightsSettings : WorkflowSettings
     public int? ImageSize { get; init; }
 
     /// <summary>Opens --model with --weights (a model file ignores --weights).</summary>
-    public SourceModel OpenSource() => SourceModel.Open(Model, Weights, ImageSize);
+    public VisionModel OpenSource() => VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = ImageSize });
 }
 
 /// <summary>`transfer train`: a new head on a pretrained body (cached features) or two-stage fine-tuning.</summary>
@@ -365,22 +367,22 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
                 $"epoch {e.Epoch,3} (stage {e.Stage}): train loss {e.TrainLoss:F4} acc {e.TrainAccuracy:P1}"
                 + (e.ValidationAccuracy is { } va ? $" | val loss {e.ValidationLoss:F4} acc {va:P1}" : "") + $" | lr {e.LearningRate:G3} | {e.Seconds:F1}s"),
         };
-        using var model = Trainer.Train(source, train, val, options, run, cancellation);
+        var record = Trainer.Train(source, train, val, options, run, cancellation);
+        var model = source;
         model.Save(settings.Out);
         string? plot = settings.Plot is "none" ? null : settings.Plot ?? Path.ChangeExtension(settings.Out, null) + ".curves.png";
         if (plot is not null)
         {
             // An L-BFGS fit has one "epoch": its picture is the search over λ instead.
-            if (model.Training!.HeadFit is { } headFit && headFit.Candidates.Any(c => c.ValidationLoss is not null))
+            if (record.HeadFit is { } headFit && headFit.Candidates.Any(c => c.ValidationLoss is not null))
                 Plots.SaveHeadFit(headFit, plot, Path.GetFileNameWithoutExtension(settings.Out));
-            else Plots.SaveTrainingCurves(model.Training!.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
+            else Plots.SaveTrainingCurves(record.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
         }
-        var record = model.Training!;
         if (settings.Json)
         {
             Json.Print(new
             {
-                Model = settings.Out, Plot = plot, record.Source, Classes = model.ClassNames, record.TrainSamples, record.ValidationSamples,
+                Model = settings.Out, Plot = plot, record.Source, Classes = model.Labels, record.TrainSamples, record.ValidationSamples,
                 record.BestEpoch, record.BestValidationAccuracy, record.StoppedEarly, record.HeadFit, record.TrainedGroups, record.Seconds, record.History,
                 BadImages = WorkflowConsole.BadImagesJson(badImages),
             });

@@ -10,6 +10,11 @@ internal static class OnnxModelFile
     internal const int MinOpset = 7;
     internal const int MaxOpset = 21;
 
+    /// <summary>The eval transform of an ONNX file that records none: ImageNet's mean and std with torchvision's 0.875
+    /// crop ratio at the file's input size.</summary>
+    internal static Vision.Preprocessing.Preprocessing DefaultPreprocessing(long size) =>
+        Vision.Preprocessing.Preprocessing.ImageNet.AtCropSize((int)size);
+
     /// <summary>Parses the protobuf; corrupt or truncated files raise <see cref="OnnxException"/>.</summary>
     internal static OnnxProto.ModelProto Read(string path)
     {

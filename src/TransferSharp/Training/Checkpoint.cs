@@ -40,7 +40,7 @@ internal static class Checkpoint
         var meta = new Dictionary<string, string>
         {
             ["format"] = "pt",
-            [TrainedModel.FormatKey] = FormatValue,
+            [ModelFile.FormatKey] = FormatValue,
             ["state"] = TrainingJson.Serialize(state),
         };
         TensorFile.Write(path, tensors, meta);
@@ -63,7 +63,7 @@ internal static class Checkpoint
         var (tensors, meta) = TensorFile.Read(path);
         try
         {
-            if (!meta.TryGetValue(TrainedModel.FormatKey, out var f) || f != FormatValue || !meta.TryGetValue("state", out var json))
+            if (!meta.TryGetValue(ModelFile.FormatKey, out var f) || f != FormatValue || !meta.TryGetValue("state", out var json))
                 throw new ModelFileException(path, "not a TransferSharp training checkpoint");
             if (!tensors.Any(t => t.Name == Rng)) throw new ModelFileException(path, "the checkpoint has no random-generator state");
             return new Loaded(TrainingJson.Deserialize<TrainingState>(path, "state", json), tensors);

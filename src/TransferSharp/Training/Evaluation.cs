@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using TorchSharp;
+using TransferSharp.Vision;
 using TransferSharp.Data;
 using TransferSharp.Vision.Inference;
 using static TorchSharp.torch;
@@ -128,7 +129,7 @@ public sealed class EvaluationReport
     /// <summary>Writes a grid of the <paramref name="count"/> samples of highest loss as a PNG: each the model's input
     /// image (as the eval transform crops it) under "predicted / true / loss / probability". Decodes those samples of
     /// <paramref name="data"/> again (the data set this report was computed on).</summary>
-    public void SaveTopLossesPng(TrainedModel model, Dataset data, string path, int count = 9, string? title = null) =>
+    public void SaveTopLossesPng(VisionModel model, Dataset data, string path, int count = 9, string? title = null) =>
         Plots.SaveTopLosses(this, model, data, path, count, title);
 }
 
@@ -149,18 +150,18 @@ public sealed record EvaluateOptions
 public static class Evaluator
 {
     /// <summary>Runs the model over the data (eval transform, fast inference path) and computes the metrics.</summary>
-    public static EvaluationReport Evaluate(TrainedModel model, Dataset data, EvaluateOptions? options = null, BadImageLog? badImages = null,
+    public static EvaluationReport Evaluate(VisionModel model, Dataset data, EvaluateOptions? options = null, BadImageLog? badImages = null,
         IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
     {
         options ??= new EvaluateOptions();
-        data = data.AlignTo(model.ClassNames);
+        data = data.AlignTo(model.Labels);
         using var predictor = model.CreatePredictor(new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
         var samples = new List<SamplePrediction>(data.Count);
         var truth = new List<int>(data.Count);
         var predicted = new List<int>(data.Count);
         long topHits = 0;
         double loss = 0;
-        int k = Math.Clamp(options.TopK, 1, model.ClassNames.Count);
+        int k = Math.Clamp(options.TopK, 1, model.Labels.Count);
         var clock = Stopwatch.StartNew();
         foreach (var batch in DataLoader.Batches(data, Enumerable.Range(0, data.Count).ToArray(), new SampleTransform(model.Preprocessing), options.Loader,
             badImages: badImages, cancellation: cancellation))
@@ -185,6 +186,6 @@ public static class Evaluator
             }
             progress?.Report(new ProgressInfo("evaluate", truth.Count, data.Count, truth.Count / Math.Max(1e-9, clock.Elapsed.TotalSeconds)));
         }
-        return new EvaluationReport(model.ClassNames, truth, predicted, k, topHits, truth.Count == 0 ? null : loss / truth.Count, samples);
+        return new EvaluationReport(model.Labels, truth, predicted, k, topHits, truth.Count == 0 ? null : loss / truth.Count, samples);
     }
 }

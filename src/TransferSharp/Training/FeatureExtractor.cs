@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using TorchSharp;
 using TransferSharp.Data;
+using TransferSharp.Vision;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Inference;
 using static TorchSharp.torch;
@@ -79,14 +80,14 @@ public sealed record ExtractOptions
 public static class FeatureExtractor
 {
     /// <summary>Extracts features into memory.</summary>
-    public static FeatureSet Extract(SourceModel model, Dataset data, ExtractOptions? options = null, BadImageLog? badImages = null,
+    public static FeatureSet Extract(VisionModel model, Dataset data, ExtractOptions? options = null, BadImageLog? badImages = null,
         IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
     {
         return ExtractEach(model, [data], options, badImages, progress, cancellation)[0];
     }
 
     /// <summary>Extracts features of several data sets (training and validation) with one optimised copy of the model.</summary>
-    internal static FeatureSet[] ExtractEach(SourceModel model, IReadOnlyList<Dataset> sets, ExtractOptions? options = null, BadImageLog? badImages = null,
+    internal static FeatureSet[] ExtractEach(VisionModel model, IReadOnlyList<Dataset> sets, ExtractOptions? options = null, BadImageLog? badImages = null,
         IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
     {
         options ??= new ExtractOptions();
@@ -104,7 +105,7 @@ public static class FeatureExtractor
     /// (float32 [N, F], with <c>NAME.index.csv</c> beside it giving path and label per row) or <c>.csv</c>
     /// (path, label, label_index, f0…). Interrupted runs resume from the last finished chunk.
     /// </summary>
-    public static FeatureSet ExtractToFile(SourceModel model, Dataset data, string outputPath, ExtractOptions? options = null, BadImageLog? badImages = null,
+    public static FeatureSet ExtractToFile(VisionModel model, Dataset data, string outputPath, ExtractOptions? options = null, BadImageLog? badImages = null,
         IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
     {
         options ??= new ExtractOptions();
@@ -130,7 +131,7 @@ public static class FeatureExtractor
                 var rows = new List<(int, float[])>();
                 var chunkBad = new BadImageLog();
                 Run(predictor, model, data, order, options, chunkBad, progress, start, count, cancellation, (i, f) => rows.Add((i, f)), data.Count);
-                WriteChunk(chunkFile, rows, chunkBad, model.Model.NumFeatures);
+                WriteChunk(chunkFile, rows, chunkBad, model.Module.NumFeatures);
             }
         }
         catch (OperationCanceledException) when (!Directory.EnumerateFiles(partial, "chunk-*").Any())
@@ -145,19 +146,19 @@ public static class FeatureExtractor
         }
         var all = new List<(int, float[])>(data.Count);
         for (int c = 0; c < chunks; c++) ReadChunk(Path.Combine(partial, $"chunk-{c:D6}.bin"), all, badImages);
-        var set = Assemble(data, all, model.Model.NumFeatures);
+        var set = Assemble(data, all, model.Module.NumFeatures);
         FeatureFiles.Write(set, outputPath, format);
         Directory.Delete(partial, true);
         return set;
     }
 
-    private static int Dimension(SourceModel model, ExtractOptions options) =>
-        options.PreLogits ? model.Model.Graph.PreLogitsSize : model.Model.NumFeatures;
+    private static int Dimension(VisionModel model, ExtractOptions options) =>
+        options.PreLogits ? model.Module.Graph.PreLogitsSize : model.Module.NumFeatures;
 
-    private static Predictor CreatePredictor(SourceModel model, ExtractOptions options) =>
-        new(model.Model, model.Preprocessing, null, new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
+    private static Predictor CreatePredictor(VisionModel model, ExtractOptions options) =>
+        new(model.Module, model.Preprocessing, null, new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
 
-    private static void Run(Predictor predictor, SourceModel model, Dataset data, int[] order, ExtractOptions options, BadImageLog? badImages,
+    private static void Run(Predictor predictor, VisionModel model, Dataset data, int[] order, ExtractOptions options, BadImageLog? badImages,
         IProgress<ProgressInfo>? progress, int start, int count, CancellationToken cancellation, Action<int, float[]> sink, int? reportTotal = null)
     {
         var transform = new SampleTransform(model.Preprocessing);
@@ -186,13 +187,13 @@ public static class FeatureExtractor
         return new FeatureSet(values, dim, rows.Select(r => data.LabelOf(r.Index)).ToArray(), rows.Select(r => data.SourceOf(r.Index)).ToArray(), data.ClassNames);
     }
 
-    private static string Fingerprint(SourceModel model, Dataset data, ExtractOptions options)
+    private static string Fingerprint(VisionModel model, Dataset data, ExtractOptions options)
     {
         var sb = new StringBuilder();
         sb.AppendLine(model.Description).AppendLine(model.Preprocessing.ToString()).AppendLine(options.Pool.ToString()).AppendLine(options.ChunkSize.ToString());
         // A cheap digest of the weights, so a different checkpoint of the same architecture does not reuse chunks.
         using (var scope = NewDisposeScope())
-            foreach (var p in model.Model.parameters()) sb.Append(p.sum().item<float>().ToString("R")).Append(',');
+            foreach (var p in model.Module.parameters()) sb.Append(p.sum().item<float>().ToString("R")).Append(',');
         sb.AppendLine();
         for (int i = 0; i < data.Count; i++) sb.Append(data.SourceOf(i)).Append('\t').Append(data.LabelOf(i)).Append('\n');
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using TorchSharp;
 using TransferSharp.Data;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Graph;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Training;
@@ -63,7 +65,7 @@ public static class LearningRateFinder
 {
     /// <summary>Runs the test on <paramref name="train"/> (all of it: no validation split). Head mode trains the head on
     /// cached features (what <see cref="HeadSolver.Epochs"/> would); fine-tuning trains on augmented images.</summary>
-    public static LearningRateFinderResult Run(SourceModel source, Dataset train, TrainOptions options, LearningRateFinderOptions? finder = null,
+    public static LearningRateFinderResult Run(VisionModel source, Dataset train, TrainOptions options, LearningRateFinderOptions? finder = null,
         TrainRunOptions? run = null, CancellationToken cancellation = default)
     {
         finder ??= new LearningRateFinderOptions();
@@ -73,10 +75,14 @@ public static class LearningRateFinder
         run ??= new TrainRunOptions();
         if (train.ClassNames.Count < 2) throw new DatasetException($"{train.Origin}: {train.ClassNames.Count} class(es); a classifier needs at least 2");
         var clock = Stopwatch.StartNew();
-        var (model, _) = Trainer.BuildModel(source, train.ClassNames, options);
-        using (model)
+        // The test trains a copy: the source stays as it is.
+        var copy = new GraphModule(source.Module.Graph);
+        using var scratch = new VisionModel(copy, source.Preprocessing, source.Labels, source.Description, architecture: source.Architecture);
+        copy.CopyMatchingFrom(source.Module);
+        Trainer.PrepareModel(scratch, train.ClassNames, options);
+        var model = scratch.Module;
         {
-            var task = Trainer.CreateTask(model, source, train, null, options, run, cancellation);
+            var task = Trainer.CreateTask(scratch, train, null, options, run, cancellation);
             int stage = options.Mode == TrainMode.Head ? 1 : finder.Stage;
             task.EnterStage(stage);
             using var optimizer = new Optimizer(options.Optimizer, task.ParamGroups(stage, options), options.WeightDecay, options.Momentum);

@@ -1,5 +1,6 @@
 using ScottPlot;
 using SkiaSharp;
+using TransferSharp.Vision;
 using TransferSharp.Data;
 using TransferSharp.IO;
 using TransferSharp.Vision.Preprocessing;
@@ -205,11 +206,11 @@ public static class Plots
 
     /// <summary>A grid of the samples of highest loss: each the model's input image under its predicted and true class,
     /// its loss and the predicted class's probability (fastai's <c>plot_top_losses</c>).</summary>
-    public static void SaveTopLosses(EvaluationReport report, TrainedModel model, Dataset data, string path, int count = 9, string? title = null)
+    public static void SaveTopLosses(EvaluationReport report, VisionModel model, Dataset data, string path, int count = 9, string? title = null)
     {
         var top = report.TopLosses(count);
         if (top.Count == 0) throw new ArgumentException("the report holds no per-sample predictions (evaluate with Evaluator.Evaluate)");
-        data = data.AlignTo(model.ClassNames);
+        data = data.AlignTo(model.Labels);
         var images = new Dictionary<int, SKBitmap>();
         try
         {
@@ -244,7 +245,7 @@ public static class Plots
                     using var sized = SKImage.FromBitmap(bitmap);
                     canvas.DrawImage(sized, new SKRect(x, y, x + cell, y + cell), new SKSamplingOptions(SKFilterMode.Nearest));
                 }
-                var names = model.ClassNames;
+                var names = model.Labels;
                 canvas.DrawText(Fit($"{names[s.Predicted]} / {names[s.Truth]}", font, cell), x, y + cell + 20, SKTextAlign.Left, font, s.Predicted == s.Truth ? ink : wrong);
                 canvas.DrawText($"loss {s.Loss:F2}, p {s.Probability:F2}", x, y + cell + 42, SKTextAlign.Left, font, ink);
             }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using TransferSharp.Data;
+using TransferSharp.Vision;
 using TransferSharp.Vision.Graph;
 using static TorchSharp.torch;
 
@@ -25,19 +26,23 @@ public sealed record TrainRunOptions
 }
 
 /// <summary>
-/// Trains a classifier on a data set, from a <see cref="SourceModel"/>: a new head on cached features
-/// (<see cref="TrainMode.Head"/>) or two-stage fine-tuning (<see cref="TrainMode.FineTune"/>).
-/// The result carries the architecture, class names, preprocessing and training record.
+/// Trains a <see cref="VisionModel"/> in place on a data set: a new head on cached features (<see cref="TrainMode.Head"/>)
+/// or two-stage fine-tuning (<see cref="TrainMode.FineTune"/>). The model's classifier is made for the data's classes
+/// (the reference model with that class count, <see cref="ModelGraph.WithClassifier"/>; layers that stay the same keep
+/// their weights, so nothing is copied), then trained; afterwards the model carries the class names, its new
+/// architecture and the training record, ready for <see cref="VisionModel.Save"/>. Training changes the model it is
+/// given, as Keras' <c>fit</c> and fastai's <c>fine_tune</c> do: load the model again for another run from the same start.
 /// </summary>
 public static class Trainer
 {
     /// <summary>
-    /// Trains. Without <paramref name="validation"/>, <see cref="TrainOptions.ValidationSplit"/> of the training
-    /// data is held out (stratified, seeded). Throws <see cref="DatasetException"/> for unusable data (fewer than
-    /// two classes, a class without samples) before any work, and <see cref="OperationCanceledException"/> when
-    /// cancelled (the last checkpoint stays intact).
+    /// Trains <paramref name="model"/> in place and returns what training did (also in <see cref="VisionModel.Training"/>).
+    /// Without <paramref name="validation"/>, <see cref="TrainOptions.ValidationSplit"/> of the training data is held out
+    /// (stratified, seeded). Throws <see cref="DatasetException"/> for unusable data (fewer than two classes, a class
+    /// without samples) before the model is touched, and <see cref="OperationCanceledException"/> when cancelled (the last
+    /// checkpoint stays intact; the model holds what training had reached).
     /// </summary>
-    public static TrainedModel Train(SourceModel source, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions? run = null,
+    public static TrainingRecord Train(VisionModel model, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions? run = null,
         CancellationToken cancellation = default)
     {
         options.Validate();
@@ -54,44 +59,41 @@ public static class Trainer
             (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
         }
         var (trainSet, validationSet) = (train, validation);
-        return Fit(source, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation,
-            model => CreateTask(model, source, trainSet, validationSet, options, run, cancellation));
+        return Fit(model, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation,
+            () => CreateTask(model, trainSet, validationSet, options, run, cancellation));
     }
 
     /// <summary>The task of <see cref="TrainOptions.Mode"/>: cached features for head mode, images for fine-tuning.</summary>
-    internal static ITrainingTask CreateTask(GraphModule model, SourceModel source, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions run,
+    internal static ITrainingTask CreateTask(VisionModel model, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions run,
         CancellationToken cancellation) => options.Mode == TrainMode.Head
-            ? HeadTask.Create(model, source, train, validation, options, run, cancellation)
-            : new FineTuneTask(model, source.Preprocessing, train, validation, options, run);
+            ? HeadTask.Create(model, train, validation, options, run, cancellation)
+            : new FineTuneTask(model.Module, model.Preprocessing, train, validation, options, run);
 
-    /// <summary>The source's body with a new head for <paramref name="classes"/>, seeded, on the options' device.</summary>
-    internal static (GraphModule Model, ModelArchitecture Architecture) BuildModel(SourceModel source, IReadOnlyList<string> classes, TrainOptions options)
+    /// <summary>Makes <paramref name="model"/>'s classifier one for <paramref name="classes"/> (seeded, in place: layers the
+    /// new graph keeps keep their weights) and moves it to the options' device; returns the architecture it now has.</summary>
+    internal static ModelArchitecture PrepareModel(VisionModel model, IReadOnlyList<string> classes, TrainOptions options)
     {
-        var baseArch = source.Architecture ?? throw new TransferSharpException(
-            $"{source.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
+        var baseArch = model.Architecture ?? throw new TransferSharpException(
+            $"{model.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
         var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
         torch.manual_seed(options.Seed);
-        var model = arch.Build();
-        try
-        {
-            model.CopyMatchingFrom(source.Model);
-            model.to(TorchRuntime.ParseDevice(options.Device));
-            model.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
-            return (model, arch);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        var module = model.Module;
+        var graph = arch.BuildGraph();
+        // A head trained for exactly these classes continues; any other (ImageNet's, another data set's) starts afresh.
+        module.Adopt(graph, model.Labels.SequenceEqual(classes) ? null : graph.HeadNodes);
+        module.to(TorchRuntime.ParseDevice(options.Device));
+        module.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
+        model.Architecture = arch;
+        model.Labels = classes.ToArray();
+        return arch;
     }
 
     /// <summary>
-    /// Trains a new head on features already extracted from <paramref name="source"/>'s body (by
-    /// <see cref="FeatureExtractor"/>, with the same pooling): seconds for tens of thousands of samples. Validation
-    /// uses <paramref name="validation"/> only (no split). The result is a full model: the source's body and the head.
+    /// Trains a new head in place on features already extracted from <paramref name="model"/>'s body (by
+    /// <see cref="FeatureExtractor"/> with <see cref="ExtractOptions.PreLogits"/>): seconds for tens of thousands of
+    /// samples. Validation uses <paramref name="validation"/> only (no split). Returns what training did.
     /// </summary>
-    public static TrainedModel TrainHead(SourceModel source, FeatureSet train, FeatureSet? validation, TrainOptions options, TrainRunOptions? run = null,
+    public static TrainingRecord TrainHead(VisionModel model, FeatureSet train, FeatureSet? validation, TrainOptions options, TrainRunOptions? run = null,
         CancellationToken cancellation = default)
     {
         options = options with { Mode = TrainMode.Head, ValidationSplit = 0 };
@@ -100,59 +102,61 @@ public static class Trainer
         var clock = Stopwatch.StartNew();
         var classes = train.ClassNames;
         if (classes.Count < 2) throw new DatasetException($"features of {classes.Count} class(es); a classifier needs at least 2");
-        if (train.Dimension != source.Model.Graph.PreLogitsSize)
-            throw new TransferSharpException($"the features have {train.Dimension} values per sample but {source.Description}'s classifier takes {source.Model.Graph.PreLogitsSize} (its pre-logits)");
+        if (train.Dimension != model.Module.Graph.PreLogitsSize)
+            throw new TransferSharpException($"the features have {train.Dimension} values per sample but {model.Description}'s classifier takes {model.Module.Graph.PreLogitsSize} (its pre-logits)");
         if (validation is not null && !validation.ClassNames.SequenceEqual(classes))
             throw new TransferSharpException("training and validation features must have the same class names, in the same order");
-        return Fit(source, classes, options, run, "features", train.Count, validation?.Count ?? 0, clock, cancellation,
-            model => new HeadTask(model, train, validation, options));
+        return Fit(model, classes, options, run, "features", train.Count, validation?.Count ?? 0, clock, cancellation,
+            () => new HeadTask(model.Module, train, validation, options));
     }
 
-    private static TrainedModel Fit(SourceModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
-        int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<GraphModule, ITrainingTask> createTask)
+    private static TrainingRecord Fit(VisionModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
+        int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<ITrainingTask> createTask)
     {
-        var (model, arch) = BuildModel(source, classes, options);
+        var sourceDescription = source.Description;
+        var arch = PrepareModel(source, classes, options);
+        var model = source.Module;
+        var task = createTask();
+        // Decoding threads and prefetch change no result: a resumed run may use others.
+        var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Device = "cpu", Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
+            sourceDescription, origin, trainCount, validationCount, string.Join(",", classes));
+        HeadFitRecord? headFit = null;
+        TrainingState state;
         try
         {
-            var task = createTask(model);
-            // Decoding threads and prefetch change no result: a resumed run may use others.
-            var fingerprint = string.Join("\n", TrainingJson.Serialize(options with { Device = "cpu", Loader = options.Loader with { Workers = 0, Prefetch = 2 } }), TrainingJson.Serialize(arch),
-                source.Description, origin, trainCount, validationCount, string.Join(",", classes));
-            HeadFitRecord? headFit = null;
-            TrainingState state;
             if (task is HeadTask head && LogisticHead.Applies(options))
             {
                 head.EnterStage(1); // the body frozen, as epoch training leaves it: the record lists the groups trained
                 state = LogisticHead.Fit(model, head.TrainX, head.TrainY, head.ValX, head.ValY, options, run.OnEpoch, run.Progress, cancellation, out headFit);
             }
             else state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
+        }
+        finally
+        {
             model.eval();
             model.to(CPU);
-            var record = new TrainingRecord
-            {
-                Options = options,
-                Source = source.Description,
-                Data = origin,
-                TrainSamples = trainCount,
-                ValidationSamples = validationCount,
-                BadImages = run.BadImages.Count,
-                History = state.History,
-                BestEpoch = state.BestEpoch,
-                BestValidationAccuracy = double.IsFinite(state.BestAccuracy) ? state.BestAccuracy : null,
-                StoppedEarly = state.StoppedEarly,
-                HeadFit = headFit,
-                TrainedGroups = model.GroupState().Where(g => g.Trainable > 0).Select(g => g.Group).ToArray(),
-                Seconds = clock.Elapsed.TotalSeconds,
-            };
-            foreach (var p in model.parameters()) p.requires_grad = false;
-            if (run.Checkpoint is { DeleteWhenDone: true, Path: { } cp } && File.Exists(cp)) File.Delete(cp);
-            return new TrainedModel(model, arch, source.Preprocessing, classes.ToArray(), record);
         }
-        catch
+        var record = new TrainingRecord
         {
-            model.Dispose();
-            throw;
-        }
+            Options = options,
+            Source = sourceDescription,
+            Data = origin,
+            TrainSamples = trainCount,
+            ValidationSamples = validationCount,
+            BadImages = run.BadImages.Count,
+            History = state.History,
+            BestEpoch = state.BestEpoch,
+            BestValidationAccuracy = double.IsFinite(state.BestAccuracy) ? state.BestAccuracy : null,
+            StoppedEarly = state.StoppedEarly,
+            HeadFit = headFit,
+            TrainedGroups = model.GroupState().Where(g => g.Trainable > 0).Select(g => g.Group).ToArray(),
+            Seconds = clock.Elapsed.TotalSeconds,
+        };
+        foreach (var p in model.parameters()) p.requires_grad = false;
+        if (run.Checkpoint is { DeleteWhenDone: true, Path: { } cp } && File.Exists(cp)) File.Delete(cp);
+        source.Training = record;
+        source.Description = $"{sourceDescription} trained on {origin}";
+        return record;
     }
 
     private static void CheckClasses(Dataset train)
@@ -222,11 +226,11 @@ public static class Trainer
             TrainCount = train.Count;
         }
 
-        public static HeadTask Create(GraphModule model, SourceModel source, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
+        public static HeadTask Create(VisionModel model, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
         {
             var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) }, PreLogits = true };
-            var features = FeatureExtractor.ExtractEach(source, val is null ? [train] : [train, val], extract, run.BadImages, run.Progress, ct);
-            return new HeadTask(model, features[0], val is null ? null : features[1], options);
+            var features = FeatureExtractor.ExtractEach(model, val is null ? [train] : [train, val], extract, run.BadImages, run.Progress, ct);
+            return new HeadTask(model.Module, features[0], val is null ? null : features[1], options);
         }
 
         public GraphModule Model { get; }

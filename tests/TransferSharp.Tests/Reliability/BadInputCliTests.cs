@@ -1,4 +1,5 @@
 using System.Text;
+using TransferSharp.Vision;
 using TransferSharp.Tests.Support;
 using TransferSharp.Tests.Training;
 using TransferSharp.Training;
@@ -60,7 +61,7 @@ public sealed class BadInputCliTests : IDisposable
         AssertNamedError(CliRunner.Run(["extract", "--model", "resnet18", .. common, "--data", data, "--out", Path.Combine(_dir, "f.npy"), .. fail]), Path.Combine(data, "bag"));
         AssertNamedError(CliRunner.Run(["train", "--model", "resnet18", .. common, "--data", data, "--mode", "finetune", "--epochs", "1", "--out", Path.Combine(_dir, "m2.safetensors"), .. fail]), Path.Combine(data, "bag"));
 
-        using var trained = TrainedModel.Load(model);
+        using var trained = VisionModel.Load(model);
         using var predictor = trained.CreatePredictor();
         var e = Assert.Throws<ImageDecodeException>(() => predictor.Predict([good, broken[1]]));
         Assert.Equal(broken[1], e.FilePath);
@@ -84,7 +85,7 @@ public sealed class BadInputCliTests : IDisposable
         {
             var path = Path.Combine(_dir, name);
             File.WriteAllBytes(path, bytes);
-            var e = Assert.ThrowsAny<InvalidFileException>(() => TrainedModel.Load(path));
+            var e = Assert.ThrowsAny<InvalidFileException>(() => VisionModel.Load(path));
             Assert.Contains(path, e.Message);
             AssertNamedError(CliRunner.Run("predict", "--model", path, Directory.GetFiles(Path.Combine(data, "bag"))[0]), path);
             AssertNamedError(CliRunner.Run("evaluate", "--model", path, "--data", data), path);

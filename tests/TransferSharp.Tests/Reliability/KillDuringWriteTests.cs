@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TransferSharp.Vision;
 using TransferSharp.IO;
 using TransferSharp.Tests.Support;
 using TransferSharp.Tests.Training;
@@ -93,7 +94,7 @@ public sealed class KillDuringWriteTests : IDisposable
         Assert.Equal(before, File.ReadAllBytes(model));
 
         Run([.. train, "--seed", "7"]);
-        using (var trained = TransferSharp.Training.TrainedModel.Load(model)) Assert.Equal(2, trained.ClassNames.Count);
+        using (var trained = TransferSharp.Vision.VisionModel.Load(model)) Assert.Equal(2, trained.Labels.Count);
         Assert.Empty(Temporaries("m.safetensors"));
         Assert.Empty(Temporaries("m.safetensors.checkpoint"));
     }

@@ -1,6 +1,8 @@
 using System.Net.Http.Headers;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Data;
 using TransferSharp.Serving;
 using TransferSharp.Tests.Support;
@@ -22,8 +24,9 @@ public sealed class ServingFixture : IDisposable
     {
         Dir = Paths.NewTempDir();
         var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(Dir, "data"), 4, "bag", "coat", "sandal"));
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
-        using var trained = Trainer.Train(source, data, null, new TrainOptions { Epochs = 2, ValidationSplit = 0.25 });
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
+        var trained = source;
+        Trainer.Train(source, data, null, new TrainOptions { Epochs = 2, ValidationSplit = 0.25 });
         ModelPath = Path.Combine(Dir, "model.safetensors");
         trained.Save(ModelPath);
     }

@@ -1,3 +1,4 @@
+using TransferSharp.Vision;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Tests.Support;
 using TransferSharp.Training;

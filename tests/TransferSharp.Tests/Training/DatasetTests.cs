@@ -1,4 +1,6 @@
 using SkiaSharp;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Data;
 using TransferSharp.Tests.Support;
 using TransferSharp.Training;
@@ -150,7 +152,7 @@ public sealed class DatasetTests : IDisposable
     [Fact]
     public void TrainingRefusesUnusableDataBeforeWriting()
     {
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
         var one = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "one"), 4, "bag"));
         var e = Assert.Throws<DatasetException>(() => Trainer.Train(source, one, null, new TrainOptions()));
         Assert.Contains("at least 2", e.Message);

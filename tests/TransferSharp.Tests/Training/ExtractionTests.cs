@@ -1,4 +1,6 @@
 using Parquet;
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Data;
 using TransferSharp.Tests.Support;
 using TransferSharp.Training;
@@ -22,7 +24,7 @@ public sealed class ExtractionTests : IDisposable
     public void InterruptedExtractionResumesAndMatchesAnUninterruptedOne()
     {
         var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "data"), 6, "bag", "coat", "dress"));
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
         var options = new ExtractOptions { ChunkSize = 5, Loader = new LoaderOptions { BatchSize = 4 } };
         var reference = FeatureExtractor.Extract(source, data, options);
 
@@ -64,7 +66,7 @@ public sealed class ExtractionTests : IDisposable
     public async Task ParquetAndCsvHoldPathLabelAndFeatureColumns()
     {
         var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "data"), 3, "bag", "coat"));
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
         var parquet = Path.Combine(_dir, "f.parquet");
         var set = FeatureExtractor.ExtractToFile(source, data, parquet);
         using (var stream = File.OpenRead(parquet))

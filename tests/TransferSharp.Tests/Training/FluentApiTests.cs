@@ -1,3 +1,5 @@
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Data;
 using TransferSharp.Tests.Support;
@@ -27,7 +29,7 @@ public sealed class FluentApiTests : IDisposable
             .Report(null, epochs.Add)
             .Run();
         Assert.Equal(3, epochs.Count);
-        Assert.Equal(HeadKind.Mlp, model.Architecture.Head.Kind);
+        Assert.Equal(HeadKind.Mlp, model.Architecture!.Head.Kind);
         Assert.Equal(12, model.Training!.ValidationSamples);
         var path = Path.Combine(_dir, "m.safetensors");
         model.Save(path);
@@ -47,12 +49,13 @@ public sealed class FluentApiTests : IDisposable
     [Fact]
     public void HeadTrainsOnCachedFeaturesAndLearnsSeparableClasses()
     {
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
         var random = new Random(2);
-        using var model = Trainer.TrainHead(source, TrainingData.Features(300, random), TrainingData.Features(90, random),
+        var model = source;
+        Trainer.TrainHead(source, TrainingData.Features(300, random), TrainingData.Features(90, random),
             new TrainOptions { HeadSolver = HeadSolver.Epochs, Epochs = 15, LearningRate = 1e-2, L2 = 1e-3 });
         Assert.True(model.Training!.BestValidationAccuracy > 0.9, $"validation accuracy {model.Training.BestValidationAccuracy}");
-        Assert.Equal(["x", "y", "z"], model.ClassNames);
+        Assert.Equal(["x", "y", "z"], model.Labels);
         Assert.Equal(["head"], model.Training.TrainedGroups);
         Assert.Throws<TransferSharpException>(() => Trainer.TrainHead(source, new FeatureSet(new float[6], 3, [0, 1], ["a", "b"], ["x", "y"]), null, new TrainOptions()));
     }
@@ -63,14 +66,43 @@ public sealed class FluentApiTests : IDisposable
     public void FreezeBatchNormKeepsRunningStatisticsOfUnfrozenGroups(bool freeze)
     {
         var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "train"), 4, "bag", "trouser"));
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
         float Stat(TorchSharp.torch.nn.Module m, string layer = "layer4") => m.state_dict()[layer + ".1.bn2.running_mean"].abs().sum().item<float>();
-        float before = Stat(source.Model), frozenBefore = Stat(source.Model, "layer3");
+        float before = Stat(source.Module), frozenBefore = Stat(source.Module, "layer3");
         var options = new TrainOptions { Mode = TrainMode.FineTune, Epochs = 1, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 4, ValidationSplit = 0, FreezeBatchNorm = freeze };
-        using var model = Trainer.Train(source, train, null, options);
+        var model = source;
+        Trainer.Train(source, train, null, options);
         Assert.Equal(["layer4", "head"], model.Training!.TrainedGroups);
-        if (freeze) Assert.Equal(before, Stat(model.Model));
-        else Assert.NotEqual(before, Stat(model.Model));
-        Assert.Equal(frozenBefore, Stat(model.Model, "layer3")); // a frozen group's BatchNorm never updates
+        if (freeze) Assert.Equal(before, Stat(model.Module));
+        else Assert.NotEqual(before, Stat(model.Module));
+        Assert.Equal(frozenBefore, Stat(model.Module, "layer3")); // a frozen group's BatchNorm never updates
+    }
+
+    [Fact]
+    public void TrainingChangesTheModelInPlaceWithoutCopyingItsBody()
+    {
+        var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "train"), 4, "bag", "trouser"));
+        using var model = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
+        Assert.Equal(1000, model.NumClasses);
+        nint Storage(string name) => model.Module.named_parameters().Single(p => p.name == name).parameter.Handle;
+        var body = Storage("layer4.1.conv2.weight");
+        var options = new TrainOptions { Mode = TrainMode.FineTune, Epochs = 1, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 4, ValidationSplit = 0 };
+        var record = Trainer.Train(model, train, null, options);
+
+        Assert.Equal(body, Storage("layer4.1.conv2.weight")); // the body trained where it was loaded: no copy
+        Assert.Same(record, model.Training);
+        Assert.Equal(["bag", "trouser"], model.Labels);
+        Assert.Equal(2, model.NumClasses);
+        Assert.Equal(2, model.Architecture!.NumClasses);
+        Assert.Equal(["fc.bias", "fc.weight"], model.Module.state_dict().Keys.Where(k => k.StartsWith("fc.", StringComparison.Ordinal)).Order());
+
+        // A head trained for exactly these classes continues; a head for other classes starts afresh.
+        float[] Fc() => model.Module.state_dict()["fc.weight"].data<float>().ToArray();
+        var trained = Fc();
+        Trainer.PrepareModel(model, ["bag", "trouser"], options);
+        Assert.Equal(trained, Fc());
+        Trainer.PrepareModel(model, ["coat", "sandal"], options);
+        Assert.NotEqual(trained, Fc());
+        Assert.Equal(body, Storage("layer4.1.conv2.weight"));
     }
 }

@@ -1,3 +1,4 @@
+using TransferSharp.Vision;
 using TransferSharp.Data;
 using TransferSharp.Tests.Support;
 using TransferSharp.Training;
@@ -33,10 +34,9 @@ public sealed class HeadFitTests : IDisposable
     [Fact]
     public void The_default_head_is_an_lbfgs_fit_with_its_penalty_chosen_on_validation_and_it_round_trips()
     {
-        using var source = SourceModel.Open("resnet18", "none");
         var train = Make(300, 2);
         var val = Make(90, 3);
-        using var fitted = Trainer.TrainHead(source, train, val, new TrainOptions());
+        using var fitted = FitHead(train, val, new TrainOptions());
         var fit = fitted.Training!.HeadFit!;
         Assert.Contains(fit.L2, LogisticHead.L2Grid);
         Assert.True(fit.Converged);
@@ -46,32 +46,39 @@ public sealed class HeadFitTests : IDisposable
         Assert.True(fitted.Training.BestValidationAccuracy > 0.9, $"validation accuracy {fitted.Training.BestValidationAccuracy}");
 
         // Deterministic and independent of the seed: a strictly convex problem has one optimum.
-        using var again = Trainer.TrainHead(source, train, val, new TrainOptions { Seed = 9 });
+        using var again = FitHead(train, val, new TrainOptions { Seed = 9 });
         Assert.Equal(Weights(fitted), Weights(again));
 
         // The same data trained by epochs does not reach a lower validation loss than the converged fit.
-        using var epochs = Trainer.TrainHead(source, train, val, new TrainOptions { HeadSolver = HeadSolver.Epochs, Epochs = 10, BatchSize = 32 });
+        using var epochs = FitHead(train, val, new TrainOptions { HeadSolver = HeadSolver.Epochs, Epochs = 10, BatchSize = 32 });
         Assert.Null(epochs.Training!.HeadFit);
         Assert.True(chosen.ValidationLoss <= epochs.Training.History.Min(h => h.ValidationLoss!.Value) + 1e-6);
 
         // The weights live in the graph's own classifier: the model file keeps them and the fit's record.
         var path = Path.Combine(_dir, "head.safetensors");
         fitted.Save(path);
-        using var loaded = TrainedModel.Load(path);
+        using var loaded = VisionModel.Load(path);
         Assert.Equal(Weights(fitted), Weights(loaded));
         Assert.Equal(fit.L2, loaded.Training!.HeadFit!.L2);
         Assert.Equal(fit.Candidates.Count, loaded.Training.HeadFit.Candidates.Count);
     }
 
-    private static float[] Weights(TrainedModel model) => model.Model.state_dict()[model.Model.Graph.ClassifierNode + ".weight"].data<float>().ToArray();
+    private static float[] Weights(VisionModel model) => model.Module.state_dict()[model.Module.Graph.ClassifierNode + ".weight"].data<float>().ToArray();
+
+    /// <summary>A fresh resnet18 with a head trained on the features (training changes the model it is given).</summary>
+    private static VisionModel FitHead(FeatureSet train, FeatureSet? val, TrainOptions options)
+    {
+        var model = VisionModel.Load("resnet18", "none");
+        Trainer.TrainHead(model, train, val, options);
+        return model;
+    }
 
     [Fact]
     public void A_given_l2_is_used_as_is_and_without_validation_the_penalty_is_one_over_n()
     {
-        using var source = SourceModel.Open("resnet18", "none");
-        using var given = Trainer.TrainHead(source, Make(60, 2), Make(30, 3), new TrainOptions { L2 = 1e-2 });
+        using var given = FitHead(Make(60, 2), Make(30, 3), new TrainOptions { L2 = 1e-2 });
         Assert.Equal([1e-2], given.Training!.HeadFit!.Candidates.Select(c => c.L2));
-        using var blind = Trainer.TrainHead(source, Make(60, 2), null, new TrainOptions());
+        using var blind = FitHead(Make(60, 2), null, new TrainOptions());
         Assert.Equal(1.0 / 60, blind.Training!.HeadFit!.L2, 12);
     }
 

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TransferSharp.Vision;
 using TransferSharp.Data;
 using TransferSharp.Onnx;
 using TransferSharp.Tests.Support;
@@ -39,24 +40,25 @@ public sealed class ImportedModelTrainingTests : IDisposable
     public void A_head_trained_on_an_imported_graph_saves_and_reloads_from_the_file_alone()
     {
         var onnx = OnnxFile();
-        using var source = SourceModel.Open(onnx);
+        using var source = VisionModel.Load(onnx);
         Assert.NotNull(source.Architecture);
         Assert.NotNull(source.Architecture!.Graph);
-        using var trained = Trainer.Train(source, ImageDataset.FromFolder(Data()), null,
+        var trained = source;
+        Trainer.Train(source, ImageDataset.FromFolder(Data()), null,
             new TrainOptions { Epochs = 2, ValidationSplit = 0.25, Mode = TrainMode.FineTune, HeadEpochs = 1, UnfreezeTop = 2, BatchSize = 4 });
         var file = Path.Combine(_dir, "m.safetensors");
         trained.Save(file);
         File.Delete(onnx);                                     // the model file must need nothing else
 
-        using var loaded = TrainedModel.Load(file);
-        Assert.Equal(["bag", "coat", "sandal"], loaded.ClassNames);
-        Assert.StartsWith("onnx:", loaded.Architecture.Zoo);
+        using var loaded = VisionModel.Load(file);
+        Assert.Equal(["bag", "coat", "sandal"], loaded.Labels);
+        Assert.StartsWith("onnx:", loaded.Architecture!.Zoo);
         using var scope = NewDisposeScope();
         using var x = torch.randn(2, 3, 64, 64, generator: new torch.Generator(5));
-        trained.Model.eval();
-        loaded.Model.eval();
+        trained.Module.eval();
+        loaded.Module.eval();
         using (no_grad())
-            Assert.True(trained.Model.forward(x).allclose(loaded.Model.forward(x), 0, 0), "the reloaded model computes something else");
+            Assert.True(trained.Module.forward(x).allclose(loaded.Module.forward(x), 0, 0), "the reloaded model computes something else");
     }
 
     [Fact]
@@ -75,8 +77,9 @@ public sealed class ImportedModelTrainingTests : IDisposable
     public void A_stored_graph_larger_than_its_file_is_refused_before_allocation()
     {
         var onnx = OnnxFile();
-        using var source = SourceModel.Open(onnx);
-        using var trained = Trainer.Train(source, ImageDataset.FromFolder(Data()), null, new TrainOptions { Epochs = 1 });
+        using var source = VisionModel.Load(onnx);
+        var trained = source;
+        Trainer.Train(source, ImageDataset.FromFolder(Data()), null, new TrainOptions { Epochs = 1 });
         var file = Path.Combine(_dir, "m.safetensors");
         trained.Save(file);
         var (tensors, metadata) = TensorFile.Read(file);
@@ -87,7 +90,7 @@ public sealed class ImportedModelTrainingTests : IDisposable
         Assert.NotEqual(arch, hostile);
         var bad = Path.Combine(_dir, "hostile.safetensors");
         TensorFile.Write(bad, tensors, new Dictionary<string, string>(metadata) { ["architecture"] = hostile });
-        var e = Assert.Throws<ModelFileException>(() => TrainedModel.Load(bad));
+        var e = Assert.Throws<ModelFileException>(() => VisionModel.Load(bad));
         Assert.Contains(bad, e.Message);
     }
 }

@@ -6,6 +6,7 @@ using TransferSharp.Data;
 using TransferSharp.Tests.Support;
 using TransferSharp.Training;
 using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using Xunit;
 using static TorchSharp.torch;
 
@@ -18,11 +19,12 @@ public sealed class ModelFileTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private TrainedModel TrainSmall(HeadKind head = HeadKind.Mlp)
+    private VisionModel TrainSmall(HeadKind head = HeadKind.Mlp)
     {
         var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "data"), 4, "bag", "coat", "sandal"));
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
-        return Trainer.Train(source, data, null, new TrainOptions { Epochs = 2, ValidationSplit = 0.25, Head = new HeadSpec { Kind = head, Hidden = 8 } });
+        var model = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
+        Trainer.Train(model, data, null, new TrainOptions { Epochs = 2, ValidationSplit = 0.25, Head = new HeadSpec { Kind = head, Hidden = 8 } });
+        return model;
     }
 
     [Fact]
@@ -46,7 +48,7 @@ public sealed class ModelFileTests : IDisposable
         Assert.Contains("\"cropSize\":32", meta.GetProperty("preprocessing").GetString());
         Assert.Contains("\"history\"", meta.GetProperty("training").GetString());
         long dataStart = 8 + (long)headerLength, expectedOffset = 0;
-        var state = model.Model.state_dict();
+        var state = model.Module.state_dict();
         var entries = header.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__")
             .OrderBy(p => p.Value.GetProperty("data_offsets")[0].GetInt64()).ToList();
         Assert.Equal(state.Count, entries.Count);
@@ -70,17 +72,17 @@ public sealed class ModelFileTests : IDisposable
         }
         Assert.Equal(bytes.LongLength, dataStart + expectedOffset);
 
-        using var loaded = TrainedModel.Load(path);
-        Assert.Equal(model.ClassNames, loaded.ClassNames);
+        using var loaded = VisionModel.Load(path);
+        Assert.Equal(model.Labels, loaded.Labels);
         Assert.Equal(model.Architecture, loaded.Architecture);
         Assert.Equal(model.Preprocessing.CropSize, loaded.Preprocessing.CropSize);
         Assert.Equal(2, loaded.Training!.History.Count);
         using var x = torch.randn(2, 3, 32, 32, generator: new torch.Generator(1));
-        model.Model.eval();
-        loaded.Model.eval();
+        model.Module.eval();
+        loaded.Module.eval();
         using (no_grad())
-        using (var a = model.Model.forward(x))
-        using (var b = loaded.Model.forward(x))
+        using (var a = model.Module.forward(x))
+        using (var b = loaded.Module.forward(x))
             Assert.True(a.eq(b).all().item<bool>(), $"max difference {(a - b).abs().max().item<float>()}");
 
         // `transfer predict` opens model files through VisionModel.
@@ -104,19 +106,19 @@ public sealed class ModelFileTests : IDisposable
         Assert.Equal(header.Length, edited.Length);
         var other = Path.Combine(_dir, "other.safetensors");
         File.WriteAllBytes(other, [.. bytes[..8], .. Encoding.UTF8.GetBytes(edited), .. bytes[(8 + headerLength)..]]);
-        var e = Assert.Throws<ModelFileException>(() => TrainedModel.Load(other));
+        var e = Assert.Throws<ModelFileException>(() => VisionModel.Load(other));
         Assert.Contains("another model", e.Message);
         Assert.Contains("missing", e.Message);
 
         // A plain weights file (no architecture in its metadata).
         var plain = Path.Combine(_dir, "plain.safetensors");
         using (var t = torch.ones(2, 2)) TransferSharp.Weights.SafeTensors.Write(plain, [new("w", t)]);
-        Assert.Contains("not a TransferSharp model file", Assert.Throws<ModelFileException>(() => TrainedModel.Load(plain)).Message);
-        Assert.False(TrainedModel.IsModelFile(plain));
+        Assert.Contains("not a TransferSharp model file", Assert.Throws<ModelFileException>(() => VisionModel.Load(plain)).Message);
+        Assert.False(ModelFile.IsModelFile(plain));
 
         var truncated = Path.Combine(_dir, "truncated.safetensors");
         File.WriteAllBytes(truncated, bytes[..(bytes.Length / 2)]);
-        Assert.ThrowsAny<InvalidFileException>(() => TrainedModel.Load(truncated));
+        Assert.ThrowsAny<InvalidFileException>(() => VisionModel.Load(truncated));
     }
 
     /// <summary>Files of the first format (written by main before the reference head names) still load, give the
@@ -129,26 +131,26 @@ public sealed class ModelFileTests : IDisposable
         var path = Path.Combine(Paths.TestData, "model_v1", name + ".safetensors");
         var expected = File.ReadAllText(Path.Combine(Paths.TestData, "model_v1", name + ".logits.txt"))
             .Split(' ').Select(v => float.Parse(v, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        Assert.True(TrainedModel.IsModelFile(path));
-        using var model = TrainedModel.Load(path);
-        Assert.Equal(["ant", "bee", "cat"], model.ClassNames);
-        Assert.Equal("fc", model.Model.Graph.ClassifierNode);
-        var state = model.Model.state_dict();
+        Assert.True(ModelFile.IsModelFile(path));
+        using var model = VisionModel.Load(path);
+        Assert.Equal(["ant", "bee", "cat"], model.Labels);
+        Assert.Equal("fc", model.Module.Graph.ClassifierNode);
+        var state = model.Module.state_dict();
         Assert.All(headTensors, t => Assert.Contains(t, state.Keys));
         Assert.DoesNotContain(state.Keys, k => k.StartsWith("head.", StringComparison.Ordinal));
-        model.Model.eval();
+        model.Module.eval();
         using var input = arange(0, 3 * 16 * 16, dtype: float32).reshape(1, 3, 16, 16).div(768.0f).sub(0.5f);
         using var _ = no_grad();
-        var logits = model.Model.forward(input).data<float>().ToArray();
+        var logits = model.Module.forward(input).data<float>().ToArray();
         Assert.Equal(expected.Length, logits.Length);
         for (int i = 0; i < logits.Length; i++) Assert.Equal(expected[i], logits[i], 6);
 
         // Saved again, it is a file of today's format that loads to the same model.
         var again = Path.Combine(_dir, name + ".safetensors");
         model.Save(again);
-        Assert.Equal("model/2", TransferSharp.Weights.SafeTensors.ReadMetadata(again)[TrainedModel.FormatKey]);
-        using var reloaded = TrainedModel.Load(again);
-        reloaded.Model.eval();
-        Assert.True(reloaded.Model.forward(input).allclose(model.Model.forward(input)));
+        Assert.Equal("model/2", TransferSharp.Weights.SafeTensors.ReadMetadata(again)[ModelFile.FormatKey]);
+        using var reloaded = VisionModel.Load(again);
+        reloaded.Module.eval();
+        Assert.True(reloaded.Module.forward(input).allclose(model.Module.forward(input)));
     }
 }

@@ -1,3 +1,5 @@
+using TransferSharp.Vision;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Vision.Graph;
 using TorchSharp;
 using TransferSharp.Data;
@@ -37,7 +39,7 @@ public sealed class ResumeTests : IDisposable
     private Dictionary<string, float[]> Run(TrainOptions options, string checkpoint, bool resume, int cancelAfterBatches, out bool cancelled)
     {
         var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "data"), 8, "bag", "sandal", "trouser"));
-        using var source = SourceModel.Open("resnet18", "none", imageSize: 32);
+        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
         using var cts = new CancellationTokenSource();
         int batches = 0;
         var progress = new SyncProgress(p =>
@@ -48,8 +50,9 @@ public sealed class ResumeTests : IDisposable
         cancelled = false;
         try
         {
-            using var model = Trainer.Train(source, data, null, options, run, cts.Token);
-            return model.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
+            var model = source;
+            Trainer.Train(source, data, null, options, run, cts.Token);
+            return model.Module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float32).data<float>().ToArray());
         }
         catch (OperationCanceledException)
         {

@@ -325,15 +325,16 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     /// <see cref="ModelGraph.WithClassifier"/>: the reference's names kept); 0 removes it, so the output becomes the
     /// pre-logits features. Every other layer keeps its weights.
     /// </summary>
-    public void ResetClassifier(int numClasses, HeadSpec? head = null) => Rebuild(_graph.WithClassifier(numClasses, head));
+    public void ResetClassifier(int numClasses, HeadSpec? head = null) => Adopt(_graph.WithClassifier(numClasses, head));
 
     /// <summary>The parameters a head trained on cached pre-logits trains (see <see cref="ModelGraph.HeadNodes"/>).</summary>
     public IReadOnlyList<(string Name, Tensor Parameter)> HeadParameters() =>
         named_parameters().Where(p => _graph.IsHeadTensor(p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
 
     /// <summary>Runs <paramref name="graph"/> from now on: layers of nodes it keeps unchanged (same name, same op) stay with
-    /// their weights; the others are created fresh (on this module's device and mode) or dropped.</summary>
-    private void Rebuild(ModelGraph graph)
+    /// their weights; the others, and the nodes in <paramref name="renew"/>, are created fresh (on this module's device and
+    /// mode) or dropped. Training uses it to turn a loaded model into the architecture it trains without copying a weight.</summary>
+    internal void Adopt(ModelGraph graph, IReadOnlyCollection<string>? renew = null)
     {
         var device = parameters().FirstOrDefault()?.device;
         var old = _graph;
@@ -342,7 +343,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         for (int i = 0; i < graph.Nodes.Count; i++)
         {
             var node = graph.Nodes[i];
-            if (old.HasNode(node.Name) && old.Node(node.Name).Op.Equals(node.Op))
+            if (old.HasNode(node.Name) && old.Node(node.Name).Op.Equals(node.Op) && renew?.Contains(node.Name) != true)
             {
                 int j = old.IndexOf(node.Name);
                 layers[i] = _layers[j];

@@ -41,13 +41,13 @@ internal static class TrainingJson
 }
 
 /// <summary>
-/// A trained classifier as one <c>.safetensors</c> file: the weights (state-dict names), and in the
-/// metadata the architecture (to rebuild the graph), the class names, the eval preprocessing and what
-/// training did. <see cref="Load"/> needs nothing else; the file also opens with Python's <c>safetensors</c>.
+/// The model file: a <see cref="Vision.VisionModel"/> as one <c>.safetensors</c> file with the weights under the
+/// reference's state-dict names and, in the metadata, the architecture (to rebuild the graph), the class names, the eval
+/// preprocessing and what training did. Reading needs nothing else; the file also opens with Python's <c>safetensors</c>.
 /// </summary>
-public sealed class TrainedModel : IDisposable
+internal static class ModelFile
 {
-    /// <summary>Metadata key marking a TransferSharp model file, with its format version.</summary>
+    /// <summary>Metadata key marking a TransferSharp file (model files and training checkpoints), with its format version.</summary>
     public const string FormatKey = "transfersharp";
 
     /// <summary>Value of <see cref="FormatKey"/> for model files: <c>model/2</c>, the reference model's own names.
@@ -56,49 +56,23 @@ public sealed class TrainedModel : IDisposable
 
     private const string Format1 = "model/1";
 
-    /// <summary>Wraps a model with what it needs for inference.</summary>
-    public TrainedModel(GraphModule model, ModelArchitecture architecture, Preprocessing preprocessing, IReadOnlyList<string> classNames, TrainingRecord? training = null)
+    /// <summary>Writes <paramref name="model"/> to <paramref name="path"/> (atomically: temporary name, then rename).</summary>
+    public static void Write(string path, Vision.VisionModel model)
     {
-        if (architecture.NumClasses != classNames.Count)
-            throw new ArgumentException($"the architecture has {architecture.NumClasses} classes but {classNames.Count} class names are given");
-        Model = model;
-        Architecture = architecture;
-        Preprocessing = preprocessing;
-        ClassNames = classNames;
-        Training = training;
-    }
-
-    /// <summary>The network.</summary>
-    public GraphModule Model { get; }
-
-    /// <summary>How to rebuild it.</summary>
-    public ModelArchitecture Architecture { get; }
-
-    /// <summary>The eval transform for its inputs.</summary>
-    public Preprocessing Preprocessing { get; }
-
-    /// <summary>Class names, in output order.</summary>
-    public IReadOnlyList<string> ClassNames { get; }
-
-    /// <summary>The training settings and results (null if unknown).</summary>
-    public TrainingRecord? Training { get; }
-
-    /// <summary>A fast, thread-safe predictor for this model (BatchNorm folded, channels-last).</summary>
-    public Predictor CreatePredictor(PredictorOptions? options = null) => new(Model, Preprocessing, ClassNames, options);
-
-    /// <summary>Writes the model file (atomically: temporary name, then rename).</summary>
-    public void Save(string path)
-    {
+        var arch = model.Architecture ?? throw new TransferSharpException(
+            $"{model.Description}: its architecture is unknown (a graph that cannot be rebuilt from a description), so a model file could not be loaded again");
+        if (arch.NumClasses != model.Labels.Count)
+            throw new TransferSharpException($"{model.Description}: the classifier has {arch.NumClasses} classes but {model.Labels.Count} class names are known; a model file needs a name per class");
         var metadata = new Dictionary<string, string>
         {
             ["format"] = "pt",
             [FormatKey] = FormatValue,
-            ["architecture"] = TrainingJson.Serialize(Architecture),
-            ["class_names"] = TrainingJson.Serialize(ClassNames),
-            ["preprocessing"] = TrainingJson.Serialize(Preprocessing),
+            ["architecture"] = TrainingJson.Serialize(arch),
+            ["class_names"] = TrainingJson.Serialize(model.Labels),
+            ["preprocessing"] = TrainingJson.Serialize(model.Preprocessing),
         };
-        if (Training is not null) metadata["training"] = TrainingJson.Serialize(Training);
-        TensorFile.Write(path, Model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList(), metadata);
+        if (model.Training is not null) metadata["training"] = TrainingJson.Serialize(model.Training);
+        TensorFile.Write(path, model.Module.state_dict().Select(kv => (kv.Key, kv.Value)).ToList(), metadata);
     }
 
     /// <summary>True when the file is a TransferSharp model file (reads only the header). A <c>.safetensors</c> file
@@ -111,11 +85,10 @@ public sealed class TrainedModel : IDisposable
     }
 
     /// <summary>
-    /// Loads a model file written by <see cref="Save"/>: rebuilds the graph from the metadata and fills every
-    /// tensor, checking names and shapes (a file whose tensors do not fit its architecture is an error naming
-    /// the first mismatches, never a half-loaded model).
+    /// Reads a model file: rebuilds the graph from the metadata and fills every tensor, checking names and shapes (a
+    /// file whose tensors do not fit its architecture is an error naming the first mismatches, never a half-loaded model).
     /// </summary>
-    public static TrainedModel Load(string path)
+    public static Vision.VisionModel Read(string path)
     {
         var (tensors, metadata) = TensorFile.Read(path);
         try
@@ -168,32 +141,14 @@ public sealed class TrainedModel : IDisposable
                 model.Dispose();
                 throw;
             }
-            return new TrainedModel(model, arch, pre, classes, training);
+            model.eval();
+            return new Vision.VisionModel(model, pre, classes, $"{path} ({arch.Zoo}, {classes.Length} classes)", architecture: arch, training: training);
         }
         finally
         {
             foreach (var (_, tensor) in tensors) tensor.Dispose();
         }
     }
-
-    /// <inheritdoc />
-    public void Dispose() => Model.Dispose();
-}
-
-/// <summary>Lets <see cref="Vision.VisionModel.Load"/> (and so `transfer predict`) open trained model files.</summary>
-internal static class TrainedModelLoader
-{
-    // A module initializer, because Vision must not depend on Training, and a loader registered on first use
-    // of Training would be missing when `predict` opens a model file first. It only adds a delegate: no I/O, no LibTorch.
-#pragma warning disable CA2255
-    [System.Runtime.CompilerServices.ModuleInitializer]
-#pragma warning restore CA2255
-    internal static void Register() => Vision.VisionModel.FileLoaders.Add((path, _, _) =>
-    {
-        if (!TrainedModel.IsModelFile(path)) return null;
-        var trained = TrainedModel.Load(path);
-        return new Vision.VisionModel(trained.Model, trained.Preprocessing, trained.ClassNames, $"{path} ({trained.Architecture.Zoo}, {trained.ClassNames.Count} classes)");
-    });
 }
 
 /// <summary>Copying named tensors into a module, strictly.</summary>

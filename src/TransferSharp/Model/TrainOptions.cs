@@ -199,3 +199,30 @@ public sealed record TrainingRecord
     /// <summary>Wall time of training, seconds (feature extraction included).</summary>
     public double Seconds { get; init; }
 }
+
+/// <summary>How a linear head is fitted on cached features (<see cref="TrainMode.Head"/>).</summary>
+public enum HeadSolver
+{
+    /// <summary>Multinomial logistic regression fitted to convergence by full-batch L-BFGS, its L2 strength chosen on
+    /// the validation split from a grid (scikit-learn's <c>LogisticRegressionCV</c>, with a held-out split for the
+    /// folds). Seconds for thousands of samples; deterministic; independent of learning rate, batch size and epochs.</summary>
+    Lbfgs,
+
+    /// <summary>Mini-batch epochs with the optimizer and schedule of <see cref="TrainOptions"/> (the loop fine-tuning
+    /// uses; needed for MLP heads).</summary>
+    Epochs,
+}
+
+/// <summary>One L2 strength tried by <see cref="HeadSolver.Lbfgs"/>.</summary>
+/// <param name="L2">λ of the penalty λ/2·‖W‖² added to the mean cross-entropy.</param>
+/// <param name="Iterations">L-BFGS iterations until convergence (warm-started from the previous, stronger λ).</param>
+/// <param name="TrainLoss">Objective at the optimum (mean cross-entropy plus the penalty).</param>
+/// <param name="ValidationLoss">Validation cross-entropy (null without validation data).</param>
+/// <param name="ValidationAccuracy">Validation accuracy (null without validation data).</param>
+public sealed record HeadFitCandidate(double L2, int Iterations, double TrainLoss, double? ValidationLoss, double? ValidationAccuracy);
+
+/// <summary>What <see cref="HeadSolver.Lbfgs"/> did: the λ kept and every λ tried.</summary>
+/// <param name="L2">The λ whose weights the model holds.</param>
+/// <param name="Converged">True when every fit ended on the gradient or objective tolerance, not the iteration cap.</param>
+/// <param name="Candidates">Every λ tried, strongest first (the search stops after two λ worse than the best).</param>
+public sealed record HeadFitRecord(double L2, bool Converged, IReadOnlyList<HeadFitCandidate> Candidates);

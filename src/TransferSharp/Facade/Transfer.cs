@@ -1,4 +1,6 @@
+using TransferSharp.Vision;
 using TransferSharp.Vision.Graph;
+using TransferSharp.Vision.Zoo;
 using TransferSharp.Data;
 using TransferSharp.Vision.Inference;
 
@@ -39,8 +41,8 @@ public sealed record Transfer
     public Transfer WithImageSize(int pixels) => this with { ImageSize = pixels };
 
     /// <summary>Opens the model (downloads weights when needed). The caller disposes it.</summary>
-    public SourceModel Open(CancellationToken cancellation = default) =>
-        SourceModel.Open(Model, Weights, ImageSize, null, cancellation); // a model file ignores the weights
+    public VisionModel Open(CancellationToken cancellation = default) =>
+        VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = ImageSize }, null, cancellation); // a model file ignores the weights
 
     /// <summary>Pooled features of every sample; with <paramref name="outputPath"/> (.parquet/.npy/.csv) also written, resumably.</summary>
     public FeatureSet ExtractFeatures(Dataset data, string? outputPath = null, ExtractOptions? options = null, IProgress<ProgressInfo>? progress = null,
@@ -106,23 +108,32 @@ public sealed record TrainingRun
     public TrainingRun Report(IProgress<ProgressInfo>? progress, Action<EpochRecord>? onEpoch = null) =>
         this with { RunOptions = RunOptions with { Progress = progress, OnEpoch = onEpoch } };
 
-    /// <summary>Trains and returns the model (the caller disposes it).</summary>
-    public TrainedModel Run(CancellationToken cancellation = default)
+    /// <summary>Opens the model, trains it and returns it (the caller disposes it).</summary>
+    public VisionModel Run(CancellationToken cancellation = default)
     {
-        using var source = Source.Open(cancellation);
-        return Trainer.Train(source, Data, Validation, Options, RunOptions, cancellation);
+        var model = Source.Open(cancellation);
+        try
+        {
+            Trainer.Train(model, Data, Validation, Options, RunOptions, cancellation);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 }
 
-/// <summary>Evaluation and prediction straight from a trained model.</summary>
-public static class TrainedModelExtensions
+/// <summary>Evaluation and prediction straight from a model.</summary>
+public static class VisionModelExtensions
 {
     /// <summary>Accuracy, top-k, per-class metrics and the confusion matrix on labelled data.</summary>
-    public static EvaluationReport Evaluate(this TrainedModel model, Dataset data, EvaluateOptions? options = null, CancellationToken cancellation = default) =>
+    public static EvaluationReport Evaluate(this VisionModel model, Dataset data, EvaluateOptions? options = null, CancellationToken cancellation = default) =>
         Evaluator.Evaluate(model, data, options, null, null, cancellation);
 
     /// <summary>Top-k classes of image files.</summary>
-    public static IReadOnlyList<Prediction> Predict(this TrainedModel model, IReadOnlyList<string> imagePaths, int top = 3, CancellationToken cancellation = default)
+    public static IReadOnlyList<Prediction> Predict(this VisionModel model, IReadOnlyList<string> imagePaths, int top = 3, CancellationToken cancellation = default)
     {
         using var predictor = model.CreatePredictor();
         return predictor.Predict(imagePaths, top, cancellation);
