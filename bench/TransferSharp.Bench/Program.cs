@@ -20,6 +20,7 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();
 TransferSharp.Runtime.TorchRuntime.DisableNnpack();
 
+TransferSharp.Onnx.OnnxZoo.Register(); // the host composes the zoo: resnet18_cntk from its own package
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))
 {
     Console.Error.WriteLine("usage: TransferSharp.Bench <suite> [options]\nsuites:");

@@ -10,6 +10,7 @@ if (args.Length < 2)
     Console.Error.WriteLine("usage: ImageSearch FOLDER QUERY_IMAGE [--top 5] [--model resnet18_cntk]   (FOLDER/<label>/<image>)");
     return 2;
 }
+TransferSharp.Onnx.OnnxZoo.Register(); // resnet18_cntk, the offline default (package TransferSharp.Models.Cntk)
 string Option(string name, string fallback) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 
 var services = new ServiceCollection();

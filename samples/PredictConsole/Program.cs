@@ -7,6 +7,7 @@ if (args.Length < 2)
     Console.Error.WriteLine("usage: PredictConsole MODEL IMAGE...   (MODEL: resnet50, model.safetensors, model.onnx)");
     return 2;
 }
+TransferSharp.Onnx.OnnxZoo.Register(); // models trained on resnet18_cntk (package TransferSharp.Models.Cntk) rebuild by name
 using var model = VisionModel.Load(args[0]);
 using var predictor = model.CreatePredictor();
 foreach (var p in predictor.Predict(args[1..], top: 3))

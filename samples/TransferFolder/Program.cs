@@ -9,6 +9,7 @@ if (args.Length < 2)
     Console.Error.WriteLine("usage: TransferFolder TRAIN_DIR OUT_MODEL [TEST_DIR] [--model resnet18_cntk] [--epochs 20]");
     return 2;
 }
+TransferSharp.Onnx.OnnxZoo.Register(); // resnet18_cntk, the offline default (package TransferSharp.Models.Cntk)
 string Option(string name, string fallback) => Array.IndexOf(args, name) is var i and >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 var train = ImageDataset.FromFolder(args[0]);
 using var trained = Transfer.From(Option("--model", "resnet18_cntk"))

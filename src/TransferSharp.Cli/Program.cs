@@ -18,6 +18,8 @@ using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context
 // (TRANSFERSHARP_MALLOC_TUNING=0 leaves malloc alone), and takes --verbose anywhere on the line.
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();
 args = ErrorReporter.TakeVerboseFlag(args);
+// The composition root: the zoo gets resnet18_cntk (the offline default of `demo`) from its own package.
+TransferSharp.Onnx.OnnxZoo.Register();
 
 var app = new CommandApp();
 app.Configure(config =>

@@ -16,6 +16,7 @@ public static class TransferSharpCatalog
     public static ImageFeaturizerEstimator FeaturizeImage(this TransformsCatalog catalog, string outputColumnName, string inputColumnName,
         string model = "resnet18_cntk", string? weights = null)
     {
+        Onnx.OnnxZoo.Register(); // resnet18_cntk, this package's default model
         using var loaded = VisionModel.Load(model, weights);
         return catalog.FeaturizeImage(outputColumnName, inputColumnName, loaded);
     }
@@ -40,6 +41,7 @@ public static class TransferSharpCatalog
         FineTuneImageOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(trainers);
+        Onnx.OnnxZoo.Register(); // resnet18_cntk, this package's default model
         return new ImageClassificationFineTuner(options ?? new FineTuneImageOptions());
     }
 

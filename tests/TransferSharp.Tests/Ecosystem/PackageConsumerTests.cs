@@ -8,7 +8,7 @@ namespace TransferSharp.Tests.Ecosystem;
 [Trait("Category", "Packages")]
 public class PackageConsumerTests
 {
-    private static readonly string[] Packages = ["TransferSharp", "TransferSharp.ML", "TransferSharp.Extensions.AI"];
+    private static readonly string[] Packages = ["TransferSharp", "TransferSharp.Models.Cntk", "TransferSharp.ML", "TransferSharp.Extensions.AI"];
 
     [Fact]
     public void A_fresh_app_restores_the_packed_packages_and_predicts()
@@ -46,6 +46,25 @@ public class PackageConsumerTests
                   <config><add key="globalPackagesFolder" value="{Path.Combine(dir, "packages")}" /></config>
                 </configuration>
                 """);
+            // An app that takes only the core package restores without ONNX Runtime and without the CNTK model package
+            // (and so without its 45 MB model): those come with TransferSharp.Models.Cntk / TransferSharp.OnnxRuntime.
+            var core = Path.Combine(dir, "core");
+            Directory.CreateDirectory(core);
+            File.Copy(Path.Combine(app, "nuget.config"), Path.Combine(core, "nuget.config"));
+            File.WriteAllText(Path.Combine(core, "CoreOnly.csproj"), """
+                <Project Sdk="Microsoft.NET.Sdk">
+                  <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+                  <ItemGroup><PackageReference Include="TransferSharp" Version="$(TransferSharpVersion)" /></ItemGroup>
+                </Project>
+                """);
+            var restore = Samples.RunProcess("dotnet", ["restore", "-p:TransferSharpVersion=" + version], core, TimeSpan.FromMinutes(3));
+            Assert.True(restore.Code == 0, $"core-only restore: exit {restore.Code}\n{restore.Out}\n{restore.Err}");
+            var assets = File.ReadAllText(Path.Combine(core, "obj", "project.assets.json"));
+            Assert.Contains($"TransferSharp/{version}", assets);
+            foreach (var unwanted in new[] { "Microsoft.ML.OnnxRuntime", "Microsoft.ML.DnnImageFeaturizer", "TransferSharp.Models.Cntk", "TransferSharp.OnnxRuntime" })
+                Assert.DoesNotContain(unwanted, assets, StringComparison.OrdinalIgnoreCase);
+            Assert.InRange(new FileInfo(Path.Combine(feed, $"TransferSharp.{version}.nupkg")).Length, 1, 20_000_000);
+
             var fashion = Path.Combine(Paths.RepoRoot, "data", "fashion-mnist-subset");
             var train = Path.Combine(dir, "train");
             foreach (var c in new[] { "bag", "trouser" })

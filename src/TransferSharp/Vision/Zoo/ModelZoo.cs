@@ -46,37 +46,74 @@ public sealed class UnknownModelException(string message) : TransferSharpExcepti
 /// </summary>
 public static class ModelZoo
 {
-    private static readonly Lazy<IReadOnlyList<ZooEntry>> _entries = new(() =>
-    [
-        .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
-        .. ResNetV2.Entries(), .. InceptionResNetV2.Entries(), .. Xception.Entries(), .. MobileNetV1.Entries(), .. NasNet.Entries(),
-        .. TransferSharp.Onnx.OnnxZoo.Entries(),
-    ]);
+    private static readonly object Sync = new();
 
-    private static readonly Lazy<Dictionary<string, ZooEntry>> _byName = new(() =>
+    // The families of this assembly, then what the host registered (Register), in order. Replaced, never mutated, so a
+    // reader holds a consistent snapshot without a lock.
+    private static (IReadOnlyList<ZooEntry> Entries, Dictionary<string, ZooEntry> ByName)? _state;
+
+    private static (IReadOnlyList<ZooEntry> Entries, Dictionary<string, ZooEntry> ByName) State
+    {
+        get
+        {
+            if (_state is { } s) return s;
+            lock (Sync)
+            {
+                return _state ??= Index([
+                    .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
+                    .. ResNetV2.Entries(), .. InceptionResNetV2.Entries(), .. Xception.Entries(), .. MobileNetV1.Entries(), .. NasNet.Entries(),
+                ]);
+            }
+        }
+    }
+
+    private static (IReadOnlyList<ZooEntry>, Dictionary<string, ZooEntry>) Index(IReadOnlyList<ZooEntry> entries)
     {
         var map = new Dictionary<string, ZooEntry>(StringComparer.OrdinalIgnoreCase);
-        foreach (var e in _entries.Value)
+        foreach (var e in entries)
         {
             map.Add(e.Name, e);
             foreach (var a in e.Aliases) map.TryAdd(a, e);
         }
-        return map;
-    });
+        return (entries, map);
+    }
+
+    /// <summary>
+    /// Adds an architecture built outside this assembly (a model package such as <c>TransferSharp.Models.Cntk</c>'s
+    /// <c>resnet18_cntk</c>); the host calls it once at start-up, before the name is used. Registering the same entry
+    /// again does nothing; another entry under a name the zoo has is an error.
+    /// </summary>
+    public static void Register(ZooEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        lock (Sync)
+        {
+            var (entries, byName) = State;
+            if (byName.TryGetValue(entry.Name, out var existing))
+            {
+                if (ReferenceEquals(existing, entry) || existing == entry) return;
+                throw new ArgumentException($"the zoo already has a model named '{entry.Name}'", nameof(entry));
+            }
+            _state = Index([.. entries, entry]);
+        }
+    }
 
     /// <summary>Every architecture, in registry order.</summary>
-    public static IReadOnlyList<ZooEntry> Entries => _entries.Value;
+    public static IReadOnlyList<ZooEntry> Entries => State.Entries;
 
     /// <summary>True when the name or alias is in the zoo.</summary>
-    public static bool Contains(string nameOrAlias) => _byName.Value.ContainsKey(nameOrAlias);
+    public static bool Contains(string nameOrAlias) => State.ByName.ContainsKey(nameOrAlias);
 
     /// <summary>The entry for a name or alias (case-insensitive).</summary>
     public static ZooEntry Get(string nameOrAlias)
     {
-        if (_byName.Value.TryGetValue(nameOrAlias, out var e)) return e;
-        var close = _byName.Value.Keys
+        if (State.ByName.TryGetValue(nameOrAlias, out var e)) return e;
+        var close = State.ByName.Keys
             .Select(k => (k, d: EditDistance(k.ToLowerInvariant(), nameOrAlias.ToLowerInvariant())))
             .Where(t => t.d <= 3).OrderBy(t => t.d).Take(3).Select(t => t.k).ToArray();
+        // Models of other packages are named here only to say where they come from.
+        if (nameOrAlias.Equals("resnet18_cntk", StringComparison.OrdinalIgnoreCase))
+            throw new UnknownModelException("resnet18_cntk is not registered: it comes with the package TransferSharp.Models.Cntk; reference it and call TransferSharp.Onnx.OnnxZoo.Register() once at start-up");
         throw new UnknownModelException($"no model named '{nameOrAlias}' in the zoo"
             + (close.Length > 0 ? $"; did you mean {string.Join(" or ", close)}?" : "")
             + " Run `transfer models` for the list.");

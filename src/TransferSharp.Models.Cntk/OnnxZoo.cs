@@ -38,11 +38,17 @@ public static class OnnxZoo
     /// <summary>Tag of the bundled CNTK weights ("resnet18_cntk.cntk_in1k").</summary>
     public const string ResNet18CntkTag = "cntk_in1k";
 
-    internal static IEnumerable<ZooEntry> Entries()
+    private static readonly ZooEntry _entry = new(ResNet18CntkName, "ResNet", "CNTK (ML.NET DnnImageFeaturizer)", "ResNet18.onnx", [], 224, BuildResNet18Cntk);
+
+    /// <summary>
+    /// Adds <c>resnet18_cntk</c> to the zoo and its bundled weights to the weight registry (as its default). The host
+    /// calls it once at start-up — the <c>transfer</c> CLI and TransferSharp.ML do — so the core package neither
+    /// carries the model nor registers anything by itself. Calling it again does nothing.
+    /// </summary>
+    public static void Register()
     {
-        // The zoo lists its entries once, lazily: the bundled weights join the registry at the same time.
+        ModelZoo.Register(_entry);
         WeightRegistry.Register(ResNet18CntkWeights, makeDefault: true);
-        yield return new ZooEntry(ResNet18CntkName, "ResNet", "CNTK (ML.NET DnnImageFeaturizer)", "ResNet18.onnx", [], 224, BuildResNet18Cntk);
     }
 
     /// <summary>The bundled weights as a registry tag: a local file (the ONNX initializers, written once
