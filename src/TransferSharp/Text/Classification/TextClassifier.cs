@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using TorchSharp;
+using TransferSharp.Vision.Graph;
 using TransferSharp.Weights;
 using static TorchSharp.torch;
 
@@ -325,13 +326,8 @@ public sealed class TextClassifier : IDisposable
         var classifier = new TextClassifier(network, vocabulary, labels, options, settings.EmbeddingDimension) { Coverage = settings.Coverage };
         try
         {
-            var ours = network.state_dict();
-            var problems = ours.Where(p => !dict.ContainsKey(p.Key) || !dict[p.Key].shape.SequenceEqual(p.Value.shape))
-                .Select(p => dict.ContainsKey(p.Key) ? $"{p.Key} [{string.Join(", ", dict[p.Key].shape)}] vs [{string.Join(", ", p.Value.shape)}]" : $"{p.Key} missing")
-                .Concat(dict.Keys.Where(k => !ours.ContainsKey(k)).Select(k => $"{k} unexpected")).ToList();
-            if (problems.Count > 0) throw new InvalidFileException(path, $"the tensors do not fit the saved settings: {string.Join("; ", problems.Take(5))}");
-            using (no_grad())
-                foreach (var (name, tensor) in ours) tensor.copy_(dict[name]);
+            // The settings rebuild the network, so its tensors must be exactly the file's.
+            StateLoader.Load(network, dict, LoadPolicy.Exact, path);
             network.eval();
             return classifier;
         }
