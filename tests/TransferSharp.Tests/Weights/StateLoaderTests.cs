@@ -17,16 +17,23 @@ public class StateLoaderTests
     private static Dictionary<string, Tensor> StateOf(GraphModule model) =>
         model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone(), StringComparer.Ordinal);
 
+    /// <summary>The source's tensors with one missing (norm5's weight), one extra and one of another shape (conv0's weight).</summary>
+    private static Dictionary<string, Tensor> WithThreeProblems(GraphModule source, string extra)
+    {
+        var state = StateOf(source);
+        state.Remove("features.norm5.weight");
+        state[extra] = ones(3);
+        state[Conv] = zeros(8, 3, 5, 5);
+        return state;
+    }
+
     [Fact]
     public void Exact_refuses_a_missing_an_extra_and_a_misshaped_tensor_and_copies_nothing()
     {
         using var scope = NewDisposeScope();
         using var source = WeightFixtures.TinyDenseNet();
         using var model = WeightFixtures.TinyDenseNet();
-        var state = StateOf(source);
-        state.Remove("features.norm5.weight");
-        state["features.extra.weight"] = ones(3);
-        state[Conv] = zeros(8, 3, 5, 5);
+        var state = WithThreeProblems(source, "features.extra.weight");
         var before = StateOf(model);
 
         var e = Assert.Throws<StateDictMismatchException>(() => StateLoader.Load(model, state, LoadPolicy.Exact, "a.safetensors"));
@@ -96,10 +103,7 @@ public class StateLoaderTests
         using var scope = NewDisposeScope();
         using var source = WeightFixtures.TinyDenseNet();
         using var model = WeightFixtures.TinyDenseNet();
-        var state = StateOf(source);
-        state.Remove("features.norm5.weight");
-        state["somewhere.else"] = ones(2);
-        state[Conv] = zeros(8, 3, 5, 5);
+        var state = WithThreeProblems(source, "somewhere.else");
         var convBefore = model.state_dict()[Conv].clone();
 
         var report = StateLoader.Load(model, state, LoadPolicy.Lenient, "partial");
