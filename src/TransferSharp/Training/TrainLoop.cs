@@ -155,12 +155,7 @@ internal static class TrainLoop
             {
                 optimizer?.Dispose();
             }
-            if (best.Count > 0)
-            {
-                using var _ = no_grad();
-                var sd = model.state_dict();
-                foreach (var (name, t) in best) sd[name].copy_(t);
-            }
+            if (best.Count > 0) StateLoader.Load(model, best, LoadPolicy.Exact, "the best epoch's snapshot", include: task.Persist);
             return state;
         }
         finally

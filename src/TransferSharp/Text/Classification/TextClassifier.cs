@@ -186,11 +186,7 @@ public sealed class TextClassifier : IDisposable
                     best = _network.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone().DetachFromDisposeScope());
                 }
             }
-            if (best is not null)
-            {
-                using (no_grad())
-                    foreach (var (name, tensor) in _network.state_dict()) tensor.copy_(best[name]);
-            }
+            if (best is not null) StateLoader.Load(_network, best, LoadPolicy.Exact, "the best epoch's snapshot");
         }
         finally
         {
