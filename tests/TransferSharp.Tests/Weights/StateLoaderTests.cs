@@ -167,4 +167,23 @@ public class StateLoaderTests
         using (no_grad()) model.state_dict()[Conv].zero_();
         Assert.False(WeightFixtures.Same(model.state_dict()[Conv], clone.state_dict()[Conv]), "the clone shares storage with its source");
     }
+
+    [Fact]
+    public void Loading_leaves_no_native_tensor_behind()
+    {
+        using var scope = NewDisposeScope();
+        using var source = WeightFixtures.TinyDenseNet();
+        using var gray = WeightFixtures.TinyDenseNet(inChannels: 1);
+        using var model = WeightFixtures.TinyDenseNet();
+        var state = StateOf(source);
+        var damaged = WithThreeProblems(source, "somewhere.else");
+        var stats = DisposeScopeManager.Statistics;
+        long before = stats.ThreadTotalLiveCount;
+
+        StateDictLoader.Load(gray, state);                                  // adapts the first convolution
+        StateLoader.Load(model, damaged, LoadPolicy.Lenient, "damaged");
+        Assert.Throws<StateDictMismatchException>(() => StateLoader.Load(model, damaged, LoadPolicy.Exact, "damaged"));
+        StateLoader.Load(model, state, LoadPolicy.Exact, "state");
+        Assert.Equal(before, stats.ThreadTotalLiveCount);
+    }
 }
