@@ -148,7 +148,7 @@ public static class OnnxZoo
 
     /// <summary>Loads the pretrained body of <c>resnet18_cntk</c> into a module built from its zoo entry
     /// (a classifier, when present, keeps its fresh initialisation).</summary>
-    public static void LoadResNet18CntkWeights(GraphModule module) => ResNet18Cntk.LoadInto(module, strict: module.Graph.ClassifierNode is null);
+    public static void LoadResNet18CntkWeights(GraphModule module) => ResNet18Cntk.LoadInto(module, module.Graph.ClassifierNode is null ? LoadPolicy.Strict : LoadPolicy.Lenient);
 
     /// <summary>The zoo model with its pretrained weights, in eval mode.</summary>
     public static GraphModule CreateResNet18Cntk(ModelOptions? options = null)

@@ -134,7 +134,12 @@ internal static class ModelFile
             }
             try
             {
-                StateLoading.LoadExact(model, tensors.Select(t => (rename(t.Name), t.Tensor)), path);
+                StateLoader.Load(model, tensors.Select(t => (rename(t.Name), t.Tensor)), LoadPolicy.Exact, path);
+            }
+            catch (StateDictMismatchException e)
+            {
+                model.Dispose();
+                throw new ModelFileException(path, $"the tensors do not fit the architecture ({e.Report.DescribeProblems()}); the file was written for another model", e);
             }
             catch
             {
@@ -147,34 +152,6 @@ internal static class ModelFile
         finally
         {
             foreach (var (_, tensor) in tensors) tensor.Dispose();
-        }
-    }
-}
-
-/// <summary>Copying named tensors into a module, strictly.</summary>
-internal static class StateLoading
-{
-    /// <summary>Fills every parameter and buffer of <paramref name="module"/> from <paramref name="tensors"/>: the names
-    /// must be exactly the module's and the shapes equal; otherwise nothing is copied and the error lists what differs.</summary>
-    public static void LoadExact(nn.Module module, IEnumerable<(string Name, Tensor Tensor)> tensors, string source)
-    {
-        var state = module.state_dict();
-        var given = tensors.ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal);
-        var problems = new List<string>();
-        foreach (var (name, t) in state)
-        {
-            if (!given.TryGetValue(name, out var g)) problems.Add($"'{name}' missing");
-            else if (!g.shape.SequenceEqual(t.shape)) problems.Add($"'{name}' is [{string.Join(",", g.shape)}], the architecture needs [{string.Join(",", t.shape)}]");
-        }
-        foreach (var name in given.Keys) if (!state.ContainsKey(name)) problems.Add($"'{name}' unexpected");
-        if (problems.Count > 0)
-            throw new ModelFileException(source, $"the tensors do not fit the architecture ({problems.Count} problem{(problems.Count > 1 ? "s" : "")}: {string.Join("; ", problems.Take(5))}{(problems.Count > 5 ? "; …" : "")}); the file was written for another model");
-        using var _ = no_grad();
-        foreach (var (name, t) in state)
-        {
-            var g = given[name];
-            if (g.dtype == t.dtype) t.copy_(g);
-            else using (var c = g.to(t.dtype)) t.copy_(c);
         }
     }
 }

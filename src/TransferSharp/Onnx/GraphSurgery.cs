@@ -7,7 +7,7 @@ namespace TransferSharp.Onnx;
 /// <summary>
 /// Edits of a layer graph that fine-tuning an imported network needs: layer groups (by resolution stage or by
 /// node-index ranges). Cutting is <see cref="ModelGraph.CutAt"/>, a new classifier <see cref="ModelGraph.WithClassifier"/>; weights
-/// move between the old and the new module by name with <see cref="GraphModule.CopyMatchingFrom"/>.
+/// move into the new module by name with <see cref="OnnxModel.LoadInto"/> or <see cref="Weights.StateDictLoader.Load"/> under <see cref="LoadPolicy.Lenient"/>.
 /// </summary>
 public static class GraphSurgery
 {

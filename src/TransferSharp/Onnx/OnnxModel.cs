@@ -102,28 +102,21 @@ public sealed class OnnxModel
     }
 
     /// <summary>Copies the imported weights into a module built from this graph (or from a graph cut or
-    /// extended from it: names absent on either side are skipped; <paramref name="strict"/> requires every
-    /// tensor of the module to be covered).</summary>
-    public void LoadInto(GraphModule module, bool strict = true)
+    /// extended from it: load that <see cref="LoadPolicy.Lenient"/>ly and the report lists what was skipped).
+    /// BatchNorm counters, which ONNX does not carry, are reset.</summary>
+    /// <exception cref="OnnxException">Exact or strict loading found missing, unexpected or mis-shaped tensors; nothing was copied.</exception>
+    public LoadReport LoadInto(GraphModule module, LoadPolicy policy = LoadPolicy.Strict)
     {
         using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var missing = new List<string>();
-        foreach (var (name, target) in module.state_dict())
+        var tensors = State.Select(kv => (kv.Key, tensor(kv.Value.AsFloats()).reshape(kv.Value.Shape)));
+        try
         {
-            if (!State.TryGetValue(name, out var value))
-            {
-                if (target.dtype.IsFloatingPoint()) missing.Add(name);
-                continue;
-            }
-            if (!target.shape.SequenceEqual(value.Shape))
-                throw new OnnxException(File, $"tensor '{name}' has shape [{string.Join(",", value.Shape)}] in the file, [{string.Join(",", target.shape)}] in the model");
-            using var src = tensor(value.AsFloats());
-            using var shaped = src.reshape(value.Shape);
-            target.copy_(shaped);
+            return StateLoader.Load(module, tensors, policy, File);
         }
-        if (strict && missing.Count > 0)
-            throw new OnnxException(File, $"the model has tensors the file does not provide: {string.Join(", ", missing.Take(10))}");
+        catch (StateDictMismatchException e)
+        {
+            throw new OnnxException(File, e.Reason, e);
+        }
     }
 }
 
@@ -151,9 +144,4 @@ internal static class OnnxModelChain
         foreach (var (k, v) in second.NodeNames) names[k] = v == ModelGraph.InputName ? firstOut : v;
         return new OnnxModel(second.File, graph, state, second.Opset, second.Producer, first.OnnxInput, second.OnnxOutput, names, second.Metadata);
     }
-}
-
-internal static class DTypeExtensions
-{
-    public static bool IsFloatingPoint(this ScalarType t) => t is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16;
 }

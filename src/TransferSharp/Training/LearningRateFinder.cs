@@ -76,9 +76,8 @@ public static class LearningRateFinder
         if (train.ClassNames.Count < 2) throw new DatasetException($"{train.Origin}: {train.ClassNames.Count} class(es); a classifier needs at least 2");
         var clock = Stopwatch.StartNew();
         // The test trains a copy: the source stays as it is.
-        var copy = new GraphModule(source.Module.Graph);
+        var copy = StateLoader.Clone(source.Module);
         using var scratch = new VisionModel(copy, source.Preprocessing, source.Labels, source.Description, architecture: source.Architecture);
-        copy.CopyMatchingFrom(source.Module);
         Trainer.PrepareModel(scratch, train.ClassNames, options);
         var model = scratch.Module;
         {

@@ -62,8 +62,15 @@ internal static class TrainLoop
                 if (loaded.State.Fingerprint != fingerprint)
                     throw new ModelFileException(cp, "this checkpoint was written by a run with other settings, model or data; start without resuming, or delete it");
                 state = loaded.State;
-                var persisted = model.state_dict().Where(kv => task.Persist(kv.Key)).Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
-                LoadInto(model, loaded.ModelTensors, persisted, cp);
+                try
+                {
+                    // Exact over the tensors this task persists (a head-only run saves the head alone).
+                    StateLoader.Load(model, loaded.ModelTensors, LoadPolicy.Exact, cp, include: task.Persist);
+                }
+                catch (StateDictMismatchException e)
+                {
+                    throw new ModelFileException(cp, $"the checkpoint's tensors do not match the model being trained (another architecture or head?): {e.Report.DescribeProblems()}", e);
+                }
                 foreach (var (name, t) in loaded.BestTensors) best[name] = t.clone().DetachFromDisposeScope();
                 resumedOptimizer = loaded.OptimizerTensors.ToList();
                 torch.set_rng_state(loaded.RngState);
@@ -148,12 +155,7 @@ internal static class TrainLoop
             {
                 optimizer?.Dispose();
             }
-            if (best.Count > 0)
-            {
-                using var _ = no_grad();
-                var sd = model.state_dict();
-                foreach (var (name, t) in best) sd[name].copy_(t);
-            }
+            if (best.Count > 0) StateLoader.Load(model, best, LoadPolicy.Exact, "the best epoch's snapshot", include: task.Persist);
             return state;
         }
         finally
@@ -219,21 +221,6 @@ internal static class TrainLoop
             if (!task.Persist(name)) continue;
             if (best.TryGetValue(name, out var b)) b.copy_(t);
             else best[name] = t.detach().clone().DetachFromDisposeScope();
-        }
-    }
-
-    private static void LoadInto(GraphModule model, IEnumerable<(string Name, Tensor Tensor)> tensors, HashSet<string> expected, string path)
-    {
-        var sd = model.state_dict();
-        var given = tensors.ToList();
-        var names = given.Select(g => g.Name).ToHashSet(StringComparer.Ordinal);
-        if (!names.SetEquals(expected))
-            throw new ModelFileException(path, "the checkpoint's tensors do not match the model being trained (another architecture or head?)");
-        using var _ = no_grad();
-        foreach (var (name, t) in given)
-        {
-            if (!sd[name].shape.SequenceEqual(t.shape)) throw new ModelFileException(path, $"checkpoint tensor '{name}' has shape [{string.Join(",", t.shape)}], the model [{string.Join(",", sd[name].shape)}]");
-            sd[name].copy_(t);
         }
     }
 

@@ -19,9 +19,10 @@ public sealed record LoadedWeights(WeightTag? Tag, string FilePath, IReadOnlyDic
 /// <summary>Settings for <see cref="PretrainedWeights"/>.</summary>
 public sealed record WeightLoadOptions
 {
-    /// <summary>Refuse missing, unexpected or mis-shaped keys (default). A classifier of another size and a
-    /// missing auxiliary head are never errors: they stay initialised and the report says so.</summary>
-    public bool Strict { get; init; } = true;
+    /// <summary>How strictly the checkpoint must fit. <see cref="LoadPolicy.Strict"/> (the default) refuses missing,
+    /// unexpected or mis-shaped keys; a classifier of another size and a missing auxiliary head are never errors: they
+    /// stay initialised and the report says so. <see cref="LoadPolicy.Lenient"/> loads what matches.</summary>
+    public LoadPolicy Policy { get; init; } = LoadPolicy.Strict;
 
     /// <summary>The cache to use (default: as the environment configures it).</summary>
     public WeightCache? Cache { get; init; }
@@ -72,17 +73,17 @@ public static class PretrainedWeights
         var (tag, file) = Resolve(model.Graph.Name, weights);
         if (tag is not null) file = await (options.Cache ?? WeightCache.FromEnvironment()).GetAsync(tag, progress, ct).ConfigureAwait(false);
         ct.ThrowIfCancellationRequested();
-        return LoadFile(model, file!, tag, options.Strict);
+        return LoadFile(model, file!, tag, options.Policy);
     }
 
     /// <summary>Loads a checkpoint file (any supported format) into a model.</summary>
-    public static LoadedWeights LoadFile(GraphModule model, string path, bool strict = true) => LoadFile(model, path, null, strict);
+    public static LoadedWeights LoadFile(GraphModule model, string path, LoadPolicy policy = LoadPolicy.Strict) => LoadFile(model, path, null, policy);
 
-    private static LoadedWeights LoadFile(GraphModule model, string path, WeightTag? tag, bool strict)
+    private static LoadedWeights LoadFile(GraphModule model, string path, WeightTag? tag, LoadPolicy policy)
     {
         using var scope = NewDisposeScope();
         using var state = Checkpoint.Read(path);
-        var report = StateDictLoader.Load(model, state, strict, tag is null ? path : $"weights {tag.Name} ({path})");
+        var report = StateDictLoader.Load(model, state, policy, tag is null ? path : $"weights {tag.Name} ({path})");
         var preprocessing = ForChannels(tag?.Preprocessing ?? Preprocessing.ImageNet, model.Graph.InChannels);
         var labels = report.HeadLoaded && tag is not null && tag.Labels.Count == model.NumClasses ? tag.Labels : [];
         return new LoadedWeights(tag, state.Source ?? path, state.Metadata, preprocessing, labels, report);

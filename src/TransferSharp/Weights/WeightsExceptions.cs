@@ -117,21 +117,3 @@ public sealed class OfflineException : TransferSharpException
 
 /// <summary>A weights name is neither a known tag for the architecture nor a file.</summary>
 public sealed class UnknownWeightsException(string message) : TransferSharpException(message);
-
-/// <summary>
-/// A state dict does not fit the model (strict loading): the message lists missing, unexpected and
-/// mis-shaped keys by name. Nothing was copied into the model.
-/// </summary>
-public sealed class StateDictMismatchException : TransferSharpException
-{
-    /// <summary>Creates the exception from the report.</summary>
-    public StateDictMismatchException(string source, LoadReport report)
-        : base($"{source} does not fit the model '{report.Model}' (strict loading; nothing was loaded): {report.DescribeProblems()}. "
-            + "Pass strict: false to load only what matches.")
-    {
-        Report = report;
-    }
-
-    /// <summary>The full comparison.</summary>
-    public LoadReport Report { get; }
-}

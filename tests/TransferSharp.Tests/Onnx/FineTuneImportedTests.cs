@@ -24,7 +24,7 @@ public class FineTuneImportedTests(ITestOutputHelper output)
         Assert.Equal(stage3, cutNode);
         var graph = imported.Graph.CutAt(cutNode).WithClassifier(3);
         var module = new GraphModule(graph);
-        imported.LoadInto(module, strict: false);
+        imported.LoadInto(module, LoadPolicy.Lenient);
         return (module, imported);
     }
 
@@ -117,7 +117,7 @@ public class FineTuneImportedTests(ITestOutputHelper output)
         var imported = OnnxZoo.ResNet18Cntk;
         var graph = imported.Graph.WithClassifier(2);
         using var module = new GraphModule(graph);
-        imported.LoadInto(module, strict: false);
+        imported.LoadInto(module, LoadPolicy.Lenient);
         module.Freeze();
         module.Unfreeze("head");
         var train = TestImages.Batch(["motorcycle_left", "chelsea", "coffee"]);

@@ -1,4 +1,5 @@
 using TransferSharp.Tests.Support;
+using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Zoo;
 using TransferSharp.Weights;
 using Xunit;
@@ -46,7 +47,7 @@ public class StateDictLoaderTests
         using var model = WeightFixtures.TinyDenseNet();
         var conv0Before = model.state_dict()["features.conv0.weight"].clone();
 
-        var report = StateDictLoader.Load(model, state, strict: false);
+        var report = StateDictLoader.Load(model, state, LoadPolicy.Lenient);
         Assert.False(report.IsExact);
         Assert.Equal(["features.conv0.weight"], report.Missing);
         Assert.Equal(["somewhere.else"], report.Unexpected);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using TorchSharp;
+using TransferSharp.Vision.Graph;
 using TransferSharp.Weights;
 using static TorchSharp.torch;
 
@@ -185,11 +186,7 @@ public sealed class TextClassifier : IDisposable
                     best = _network.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone().DetachFromDisposeScope());
                 }
             }
-            if (best is not null)
-            {
-                using (no_grad())
-                    foreach (var (name, tensor) in _network.state_dict()) tensor.copy_(best[name]);
-            }
+            if (best is not null) StateLoader.Load(_network, best, LoadPolicy.Exact, "the best epoch's snapshot");
         }
         finally
         {
@@ -325,13 +322,8 @@ public sealed class TextClassifier : IDisposable
         var classifier = new TextClassifier(network, vocabulary, labels, options, settings.EmbeddingDimension) { Coverage = settings.Coverage };
         try
         {
-            var ours = network.state_dict();
-            var problems = ours.Where(p => !dict.ContainsKey(p.Key) || !dict[p.Key].shape.SequenceEqual(p.Value.shape))
-                .Select(p => dict.ContainsKey(p.Key) ? $"{p.Key} [{string.Join(", ", dict[p.Key].shape)}] vs [{string.Join(", ", p.Value.shape)}]" : $"{p.Key} missing")
-                .Concat(dict.Keys.Where(k => !ours.ContainsKey(k)).Select(k => $"{k} unexpected")).ToList();
-            if (problems.Count > 0) throw new InvalidFileException(path, $"the tensors do not fit the saved settings: {string.Join("; ", problems.Take(5))}");
-            using (no_grad())
-                foreach (var (name, tensor) in ours) tensor.copy_(dict[name]);
+            // The settings rebuild the network, so its tensors must be exactly the file's.
+            StateLoader.Load(network, dict, LoadPolicy.Exact, path);
             network.eval();
             return classifier;
         }

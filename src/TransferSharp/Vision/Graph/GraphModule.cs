@@ -456,25 +456,6 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     /// <summary>Number of parameters (trainable and frozen).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
-    /// <summary>Copies every parameter and buffer that <paramref name="source"/> has under the same name and shape
-    /// (a pretrained body into a new model, an imported model into a cut-and-extended copy); returns how many.</summary>
-    public int CopyMatchingFrom(nn.Module source)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var src = source.state_dict();
-        int copied = 0;
-        foreach (var (name, target) in state_dict())
-        {
-            if (src.TryGetValue(name, out var s) && s.shape.SequenceEqual(target.shape))
-            {
-                target.copy_(s);
-                copied++;
-            }
-        }
-        return copied;
-    }
-
     /// <summary>Layers, output shapes, parameter counts and MACs, for an input of the given [N, C, H, W] (default: native size, batch 1).</summary>
     public ModelSummary Summary(long[]? inputShape = null) => ModelSummary.Of(this, inputShape ?? _graph.InputShape);
 

@@ -46,11 +46,10 @@ public static class InferenceOptimizer
         var result = new GraphModule(graph);
         var src = model.state_dict();
         var dst = result.state_dict();
+        // Every node that was not folded keeps its tensors, exactly; the folded ones are computed below.
+        bool Kept(string key) => StateLoader.NodeOf(key) is not { } node || !(folded.ContainsKey(node) || convs.Contains(node));
+        StateLoader.Load(result, src.Where(kv => Kept(kv.Key)).Select(kv => (kv.Key, kv.Value)), LoadPolicy.Exact, g.Name, include: Kept);
         using var _ = no_grad();
-        foreach (var (name, t) in dst)
-        {
-            if (src.TryGetValue(name, out var s) && !folded.ContainsKey(name[..name.LastIndexOf('.')])) t.copy_(s);
-        }
         foreach (var (bnName, convName) in folded)
         {
             using var scope = NewDisposeScope();

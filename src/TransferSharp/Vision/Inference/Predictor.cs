@@ -49,18 +49,11 @@ public sealed class Predictor : IDisposable
         Labels = labels ?? [];
         _device = Runtime.TorchRuntime.ParseDevice(Options.Device);
         _sourceGraph = model.Graph;
-        _model = Options.FoldBatchNorm ? InferenceOptimizer.FoldBatchNorm(model) : Clone(model);
+        _model = Options.FoldBatchNorm ? InferenceOptimizer.FoldBatchNorm(model) : StateLoader.Clone(model);
         _model.to(_device); // also when the source model lives elsewhere (a model trained on a GPU, predicting on the CPU)
         _model.eval();
         _channelsLast = Options.ChannelsLast && _device.type == DeviceType.CPU && InferenceOptimizer.TryChannelsLast(_model);
         foreach (var p in _model.parameters()) p.requires_grad = false;
-    }
-
-    private static GraphModule Clone(GraphModule model)
-    {
-        var copy = new GraphModule(model.Graph);
-        copy.CopyMatchingFrom(model);
-        return copy;
     }
 
     /// <summary>True when it runs channels-last (asked for, on the CPU, and verified exact on this machine).</summary>

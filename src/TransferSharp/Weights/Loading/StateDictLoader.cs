@@ -6,126 +6,24 @@ using static TorchSharp.torch;
 namespace TransferSharp.Weights;
 
 /// <summary>
-/// Copies a state dict into a <see cref="GraphModule"/>, the way PyTorch's <c>load_state_dict</c> does,
-/// plus what transfer learning needs: known renames (DataParallel's <c>module.</c>, torchvision's legacy
-/// DenseNet names, timm's VGG head), dtype conversion to the model's, first-convolution adaptation to
-/// another number of input channels (timm's <c>adapt_input_conv</c>), and a classifier of another size
-/// left initialised. Strict loading checks everything first and copies nothing when a key is missing,
-/// unexpected or mis-shaped; the exception names them.
+/// Loads a state dict into a <see cref="GraphModule"/> through the one state loader, plugging in what
+/// transfer learning needs and only the zoo knows: known renames (DataParallel's <c>module.</c>, torchvision's
+/// legacy DenseNet names, timm's VGG head), first-convolution adaptation to another number of input channels
+/// (timm's <c>adapt_input_conv</c>), a classifier of another size left initialised, and head keys of a part
+/// the model was built without dropped. Under <see cref="LoadPolicy.Strict"/> (the default) everything is
+/// checked first and nothing is copied when a key is missing, unexpected or mis-shaped; the exception names them.
 /// </summary>
 public static class StateDictLoader
 {
-    private const string BatchCountSuffix = ".num_batches_tracked";
-
     /// <summary>Loads <paramref name="state"/> into <paramref name="model"/>.</summary>
     /// <param name="model">The model; its parameters are overwritten in place.</param>
     /// <param name="state">Named tensors (any dtype, CPU or the model's device).</param>
-    /// <param name="strict">When true (the default), a missing, unexpected or mis-shaped key is an
-    /// error and nothing is loaded; when false, what matches is loaded and the report says the rest.</param>
+    /// <param name="policy">Strict (the default): a missing, unexpected or mis-shaped key is an error and nothing is
+    /// loaded. Lenient: what matches is loaded and the report says the rest. Exact: no mapping at all.</param>
     /// <param name="source">Where the state came from, for messages.</param>
-    /// <exception cref="StateDictMismatchException">Strict loading found problems (listed by name).</exception>
-    public static LoadReport Load(GraphModule model, IReadOnlyDictionary<string, Tensor> state, bool strict = true, string? source = null)
-    {
-        var graph = model.Graph;
-        var target = model.state_dict();
-        var reference = ReferenceGraph(graph);
-        bool Known(string key) => target.ContainsKey(key) || (reference is not null && NodeOf(key) is { } n && reference.HasNode(n));
-
-        // 1. Map checkpoint names to model names.
-        var mapped = new Dictionary<string, (string From, Tensor Tensor, KeyRemap.Reshape Reshape)>(StringComparer.Ordinal);
-        var renamed = new List<(string, string)>();
-        var unexpected = new List<string>();
-        var dropped = new List<string>();
-        foreach (var (key, tensor) in state)
-        {
-            var m = KeyRemap.Map(key, Known);
-            if (m.ModelKey != key) renamed.Add((key, m.ModelKey));
-            if (!target.ContainsKey(m.ModelKey))
-            {
-                if (IsDroppableHead(m.ModelKey, graph, reference)) dropped.Add(key);
-                else unexpected.Add(key);
-                continue;
-            }
-            if (!mapped.TryAdd(m.ModelKey, (key, tensor, m.Reshape))) unexpected.Add(key);
-        }
-
-        // 2. Compare with the model, key by key.
-        var headKeys = HeadNodes(graph);
-        var auxNodes = AuxOnlyNodes(graph);
-        bool checkpointHasAux = mapped.Keys.Any(k => NodeOf(k) is { } n && auxNodes.Contains(n));
-        var stemConvs = StemConvolutions(graph);
-        var copies = new List<(string Key, Tensor Source, KeyRemap.Reshape Reshape)>();
-        var adapt = new List<(string Key, Tensor Source)>();
-        var missing = new List<string>();
-        var misShaped = new List<ShapeMismatch>();
-        var reinitialised = new List<string>();
-        var resetCounters = new List<string>();
-        foreach (var (key, dst) in target)
-        {
-            var node = NodeOf(key);
-            if (!mapped.TryGetValue(key, out var src))
-            {
-                if (key.EndsWith(BatchCountSuffix, StringComparison.Ordinal)) resetCounters.Add(key); // absent before PyTorch 0.4.1
-                else if (node is not null && auxNodes.Contains(node) && !checkpointHasAux) reinitialised.Add(key);
-                // A checkpoint without any classifier (a feature extractor such as resnet18_cntk's) leaves a new head initialised.
-                else if (node is not null && headKeys.Contains(node) && !mapped.Keys.Any(k => NodeOf(k) == node)) reinitialised.Add(key);
-                else missing.Add(key);
-                continue;
-            }
-            var srcShape = src.Tensor.shape;
-            if (srcShape.SequenceEqual(dst.shape)) copies.Add((key, src.Tensor, KeyRemap.Reshape.None));
-            else if (src.Reshape == KeyRemap.Reshape.ToModelShape && src.Tensor.numel() == dst.numel()) copies.Add((key, src.Tensor, src.Reshape));
-            else if (node is not null && stemConvs.Contains(node) && key == node + ".weight" && CanAdapt(srcShape, dst.shape)) adapt.Add((key, src.Tensor));
-            else if (node is not null && headKeys.Contains(node) && srcShape.Length == dst.shape.Length && srcShape[0] != dst.shape[0]) reinitialised.Add(key);
-            else misShaped.Add(new ShapeMismatch(key, dst.shape, srcShape));
-        }
-        // A classifier whose weight was left initialised must not keep the checkpoint's bias (or vice versa).
-        foreach (var node in headKeys)
-        {
-            if (reinitialised.Any(k => NodeOf(k) == node))
-            {
-                foreach (var c in copies.Where(c => NodeOf(c.Key) == node).ToList())
-                {
-                    copies.Remove(c);
-                    reinitialised.Add(c.Key);
-                }
-            }
-        }
-
-        var report = new LoadReport
-        {
-            Model = graph.Name,
-            Loaded = [.. copies.Select(c => c.Key), .. adapt.Select(a => a.Key)],
-            Missing = missing,
-            Unexpected = unexpected,
-            MisShaped = misShaped,
-            Reinitialised = reinitialised,
-            Adapted = adapt.Select(a => a.Key).ToList(),
-            Dropped = dropped,
-            Renamed = renamed,
-            HeadLoaded = graph.ClassifierNode is { } cls && copies.Any(c => NodeOf(c.Key) == cls),
-        };
-        if (strict && !report.IsExact) throw new StateDictMismatchException(source ?? "the state dict", report);
-
-        // 3. Copy (dtype and device conversion happen in copy_).
-        using (no_grad())
-        {
-            foreach (var (key, src, reshape) in copies)
-            {
-                using var scope = NewDisposeScope();
-                var dst = target[key];
-                dst.copy_(reshape == KeyRemap.Reshape.ToModelShape ? src.reshape(dst.shape) : src);
-            }
-            foreach (var (key, src) in adapt)
-            {
-                using var scope = NewDisposeScope();
-                var dst = target[key];
-                dst.copy_(AdaptInputConv(src, (int)dst.shape[1]));
-            }
-            foreach (var key in resetCounters) target[key].zero_();
-        }
-        return report;
-    }
+    /// <exception cref="StateDictMismatchException">Exact or strict loading found problems (listed by name).</exception>
+    public static LoadReport Load(GraphModule model, IReadOnlyDictionary<string, Tensor> state, LoadPolicy policy = LoadPolicy.Strict, string? source = null) =>
+        StateLoader.Load(model, state, policy, source ?? "the state dict", policy == LoadPolicy.Exact ? null : new ZooMapping(model));
 
     /// <summary>
     /// timm's <c>adapt_input_conv</c>: a kernel trained on RGB, for <paramref name="inChannels"/> inputs.
@@ -150,14 +48,63 @@ public static class StateDictLoader
         return result.to_type(rgbWeight.dtype).MoveToOuterDisposeScope();
     }
 
+}
+
+/// <summary>The zoo-aware part of <see cref="StateDictLoader"/>: names, heads and stems of the model's architecture.</summary>
+internal sealed class ZooMapping : StateMapping
+{
+    private readonly ModelGraph _graph;
+    private readonly Dictionary<string, Tensor> _target;
+    private readonly ModelGraph? _reference;
+    private readonly HashSet<string> _headNodes, _auxNodes, _stemConvs;
+
+    public ZooMapping(GraphModule model)
+    {
+        _graph = model.Graph;
+        _target = model.state_dict();
+        _reference = ReferenceGraph(_graph);
+        _headNodes = HeadNodes(_graph);
+        _auxNodes = AuxOnlyNodes(_graph);
+        _stemConvs = StemConvolutions(_graph);
+    }
+
+    public override (string Key, bool Reshape)? Map(string sourceKey)
+    {
+        var m = KeyRemap.Map(sourceKey, Known);
+        if (!_target.ContainsKey(m.ModelKey) && IsDroppableHead(m.ModelKey)) return null;
+        return (m.ModelKey, m.Reshape == KeyRemap.Reshape.ToModelShape);
+    }
+
+    public override bool KeepInitialised(string moduleKey, IReadOnlyCollection<string> mappedKeys)
+    {
+        if (StateLoader.NodeOf(moduleKey) is not { } node) return false;
+        // A checkpoint without the auxiliary head (timm's Inception v3) leaves the model's initialised.
+        if (_auxNodes.Contains(node) && !mappedKeys.Any(k => StateLoader.NodeOf(k) is { } n && _auxNodes.Contains(n))) return true;
+        // A checkpoint without any classifier (a feature extractor such as resnet18_cntk's) leaves a new head initialised.
+        return _headNodes.Contains(node) && !mappedKeys.Any(k => StateLoader.NodeOf(k) == node);
+    }
+
+    public override ShapeFit FitShape(string moduleKey, long[] sourceShape, long[] moduleShape)
+    {
+        var node = StateLoader.NodeOf(moduleKey);
+        if (node is null) return ShapeFit.Mismatch;
+        if (_stemConvs.Contains(node) && moduleKey == node + ".weight" && CanAdapt(sourceShape, moduleShape)) return ShapeFit.Adapt;
+        // A classifier of another number of classes stays as initialised.
+        if (_headNodes.Contains(node) && sourceShape.Length == moduleShape.Length && sourceShape[0] != moduleShape[0]) return ShapeFit.KeepInitialised;
+        return ShapeFit.Mismatch;
+    }
+
+    public override Tensor Adapt(string moduleKey, Tensor source, long[] moduleShape) => StateDictLoader.AdaptInputConv(source, (int)moduleShape[1]);
+
+    public override IEnumerable<string> Companions(string moduleKey) =>
+        StateLoader.NodeOf(moduleKey) is { } node && _headNodes.Contains(node)
+            ? _target.Keys.Where(k => StateLoader.NodeOf(k) == node)
+            : [];
+
+    private bool Known(string key) => _target.ContainsKey(key) || (_reference is not null && StateLoader.NodeOf(key) is { } n && _reference.HasNode(n));
+
     private static bool CanAdapt(long[] src, long[] dst) =>
         src.Length == 4 && dst.Length == 4 && src[1] == 3 && dst[1] != 3 && src[0] == dst[0] && src[2] == dst[2] && src[3] == dst[3];
-
-    private static string? NodeOf(string key)
-    {
-        int dot = key.LastIndexOf('.');
-        return dot < 0 ? null : key[..dot];
-    }
 
     /// <summary>The zoo's default build of the same architecture, to recognise head keys the model was built without.</summary>
     private static ModelGraph? ReferenceGraph(ModelGraph graph)
@@ -193,10 +140,10 @@ public static class StateDictLoader
         return graph.Needed(graph.AuxOutputs).Where(i => !main.Contains(i)).Select(i => graph.Nodes[i].Name).ToHashSet(StringComparer.Ordinal);
     }
 
-    private static bool IsDroppableHead(string key, ModelGraph graph, ModelGraph? reference)
+    private bool IsDroppableHead(string key)
     {
-        if (reference is null || NodeOf(key) is not { } node || graph.HasNode(node) || !reference.HasNode(node)) return false;
-        return node == reference.ClassifierNode || AuxOnlyNodes(reference).Contains(node);
+        if (_reference is null || StateLoader.NodeOf(key) is not { } node || _graph.HasNode(node) || !_reference.HasNode(node)) return false;
+        return node == _reference.ClassifierNode || AuxOnlyNodes(_reference).Contains(node);
     }
 
     /// <summary>Convolutions that read the image directly (through parameter-free ops only).</summary>

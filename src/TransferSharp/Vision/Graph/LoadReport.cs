@@ -1,33 +1,36 @@
 using System.Text;
 
-namespace TransferSharp.Weights;
+namespace TransferSharp.Vision.Graph;
 
 /// <summary>A tensor whose shape differs between model and checkpoint.</summary>
 /// <param name="Key">State-dict name (the model's).</param>
 /// <param name="ModelShape">Shape in the model.</param>
-/// <param name="CheckpointShape">Shape in the checkpoint.</param>
+/// <param name="CheckpointShape">Shape in the source (the checkpoint, file or module loaded from).</param>
 public sealed record ShapeMismatch(string Key, long[] ModelShape, long[] CheckpointShape)
 {
     /// <inheritdoc />
     public override string ToString() => $"{Key} (model [{string.Join(", ", ModelShape)}], checkpoint [{string.Join(", ", CheckpointShape)}])";
 }
 
-/// <summary>What loading a state dict into a model did, key by key.</summary>
+/// <summary>What loading named tensors into a model did, key by key.</summary>
 public sealed record LoadReport
 {
     /// <summary>The model's name.</summary>
     public required string Model { get; init; }
 
+    /// <summary>The policy it was loaded under.</summary>
+    public LoadPolicy Policy { get; init; }
+
     /// <summary>Model keys that received checkpoint values.</summary>
     public IReadOnlyList<string> Loaded { get; init; } = [];
 
-    /// <summary>Model keys the checkpoint lacks (an error under strict loading).</summary>
+    /// <summary>Model keys the checkpoint lacks (skipped under lenient loading, an error otherwise).</summary>
     public IReadOnlyList<string> Missing { get; init; } = [];
 
-    /// <summary>Checkpoint keys the model lacks (an error under strict loading).</summary>
+    /// <summary>Checkpoint keys the model lacks (skipped under lenient loading, an error otherwise).</summary>
     public IReadOnlyList<string> Unexpected { get; init; } = [];
 
-    /// <summary>Keys present in both with different shapes (an error under strict loading).</summary>
+    /// <summary>Keys present in both with different shapes (skipped under lenient loading, an error otherwise).</summary>
     public IReadOnlyList<ShapeMismatch> MisShaped { get; init; } = [];
 
     /// <summary>Head keys left as initialised on purpose: the classifier has another number of
@@ -75,4 +78,22 @@ public sealed record LoadReport
         if (!IsExact) sb.Append("; ").Append(DescribeProblems());
         return sb.ToString();
     }
+}
+
+/// <summary>
+/// Named tensors do not fit the model under an exact or strict <see cref="LoadPolicy"/>: <see cref="InvalidFileException.Reason"/>
+/// lists the missing, unexpected and mis-shaped keys by name. Nothing was copied into the model.
+/// </summary>
+public sealed class StateDictMismatchException : InvalidFileException
+{
+    /// <summary>Creates the exception from the report; <paramref name="source"/> is the file (or what the tensors came from).</summary>
+    public StateDictMismatchException(string source, LoadReport report)
+        : base(source, $"the tensors do not fit the model '{report.Model}' ({report.Policy.ToString().ToLowerInvariant()} loading; nothing was loaded): "
+            + $"{report.DescribeProblems()}. Load with LoadPolicy.Lenient to copy only what matches.")
+    {
+        Report = report;
+    }
+
+    /// <summary>The full comparison.</summary>
+    public LoadReport Report { get; }
 }
