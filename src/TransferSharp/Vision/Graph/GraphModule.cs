@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -31,14 +32,39 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     private readonly Dictionary<string, Plan> _plans = new(StringComparer.Ordinal);
     private readonly object _planLock = new();
     private BatchNormMode _bnMode = BatchNormMode.FollowFreeze;
+    private readonly Generator _ownGenerator;
+    private Generator _generator;
 
-    /// <summary>Instantiates the graph with freshly initialised parameters.</summary>
-    public GraphModule(ModelGraph graph) : base(graph.Name)
+    /// <summary>
+    /// Instantiates the graph with fresh parameters drawn, node by node, from a generator of its own seeded with
+    /// <paramref name="seed"/>: the same seed gives the same weights in any process, and LibTorch's global generator
+    /// (the host's) is neither read nor reseeded.
+    /// </summary>
+    public GraphModule(ModelGraph graph, long seed = 0) : base(graph.Name)
     {
         _graph = graph;
         _layers = graph.Nodes.Select(n => n.Op.CreateLayer()).ToArray();
         var order = graph.RegistrationOrder ?? graph.Nodes.Select(n => n.Name).ToArray();
         foreach (var name in order) Attach(name, _layers[graph.IndexOf(name)]);
+        _ownGenerator = _generator = new Generator(unchecked((ulong)seed));
+        foreach (var layer in _layers) layer.ResetParameters(_generator);
+        Generator = _ownGenerator;
+    }
+
+    /// <summary>
+    /// The generator this module draws from: the parameters of a new classifier (<see cref="ResetClassifier"/>) and
+    /// dropout masks in training mode. It starts as the module's own (seeded at construction and disposed with it); a
+    /// training run sets one it owns for the run and puts the previous one back. Setting null restores the module's own.
+    /// </summary>
+    [AllowNull]
+    public Generator Generator
+    {
+        get => _generator;
+        set
+        {
+            _generator = value ?? _ownGenerator;
+            foreach (var dropout in _layers.OfType<DropoutLayer>()) dropout.Generator = _generator;
+        }
     }
 
     /// <summary>The graph this module runs.</summary>
@@ -321,8 +347,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     // ---------------------------------------------------------------- head
 
     /// <summary>
-    /// Puts a new, randomly initialised classifier of <paramref name="numClasses"/> outputs on the model (the graph's
-    /// <see cref="ModelGraph.WithClassifier"/>: the reference's names kept); 0 removes it, so the output becomes the
+    /// Puts a new classifier of <paramref name="numClasses"/> outputs on the model, its parameters drawn from
+    /// <see cref="Generator"/> (the graph's <see cref="ModelGraph.WithClassifier"/>: the reference's names kept); 0 removes it, so the output becomes the
     /// pre-logits features. Every other layer keeps its weights.
     /// </summary>
     public void ResetClassifier(int numClasses, HeadSpec? head = null) => Adopt(_graph.WithClassifier(numClasses, head));
@@ -351,6 +377,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
                 continue;
             }
             var layer = node.Op.CreateLayer();
+            layer.ResetParameters(_generator);
+            if (layer is DropoutLayer dropout) dropout.Generator = _generator;
             if (device is not null && device.type != DeviceType.CPU) layer.to(device);
             layer.train(training);
             layers[i] = layer;
@@ -465,6 +493,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         if (disposing)
         {
             foreach (var l in _layers) l.Dispose();
+            _ownGenerator.Dispose();
         }
         base.Dispose(disposing);
     }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using TransferSharp.Runtime;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -33,6 +34,10 @@ public abstract class Layer : nn.Module
 
     internal static Parameter NewParameter(long[] shape) => new(empty(shape), requires_grad: true);
 
+    /// <summary>Draws this layer's initial parameters from <paramref name="generator"/> (never from LibTorch's global
+    /// generator, which belongs to the host). Layers without random parameters have nothing to draw.</summary>
+    internal virtual void ResetParameters(Generator generator) { }
+
     /// <summary>Registers a child module (when another node's path nests under this one).</summary>
     internal void SetChild(string name, nn.Module child)
     {
@@ -60,23 +65,21 @@ public sealed class ConvLayer : Layer
 {
     private readonly Conv2dOp _op;
 
-    /// <summary>Creates the layer with Kaiming-normal (fan-out) weights and zero bias.</summary>
+    /// <summary>Creates the layer (uninitialised until <see cref="GraphModule"/> draws it: Kaiming-normal fan-out weights,
+    /// zero bias).</summary>
     public ConvLayer(Conv2dOp op) : base(op)
     {
         _op = op;
-        var weight = NewParameter([op.OutChannels, op.InChannels / op.Groups, op.Kernel.H, op.Kernel.W]);
-        using (no_grad())
-        {
-            double fanOut = (double)op.OutChannels * op.Kernel.H * op.Kernel.W / op.Groups;
-            weight.normal_(0, Math.Sqrt(2.0 / fanOut));
-        }
-        register_parameter("weight", weight);
-        if (op.Bias)
-        {
-            var bias = NewParameter([op.OutChannels]);
-            using (no_grad()) bias.zero_();
-            register_parameter("bias", bias);
-        }
+        register_parameter("weight", NewParameter([op.OutChannels, op.InChannels / op.Groups, op.Kernel.H, op.Kernel.W]));
+        if (op.Bias) register_parameter("bias", NewParameter([op.OutChannels]));
+    }
+
+    internal override void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        double fanOut = (double)_op.OutChannels * _op.Kernel.H * _op.Kernel.W / _op.Groups;
+        Weight.normal_(0, Math.Sqrt(2.0 / fanOut), generator);
+        Bias?.zero_();
     }
 
     /// <summary>The kernel.</summary>
@@ -114,19 +117,19 @@ public sealed class ConvTransposeLayer : Layer
 {
     private readonly ConvTranspose2dOp _op;
 
-    /// <summary>Creates the layer.</summary>
+    /// <summary>Creates the layer (uninitialised until <see cref="GraphModule"/> draws it).</summary>
     public ConvTransposeLayer(ConvTranspose2dOp op) : base(op)
     {
         _op = op;
-        var weight = NewParameter([op.InChannels, op.OutChannels / op.Groups, op.Kernel.H, op.Kernel.W]);
-        using (no_grad()) weight.normal_(0, Math.Sqrt(2.0 / ((double)op.InChannels * op.Kernel.H * op.Kernel.W)));
-        register_parameter("weight", weight);
-        if (op.Bias)
-        {
-            var bias = NewParameter([op.OutChannels]);
-            using (no_grad()) bias.zero_();
-            register_parameter("bias", bias);
-        }
+        register_parameter("weight", NewParameter([op.InChannels, op.OutChannels / op.Groups, op.Kernel.H, op.Kernel.W]));
+        if (op.Bias) register_parameter("bias", NewParameter([op.OutChannels]));
+    }
+
+    internal override void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        get_parameter("weight")!.normal_(0, Math.Sqrt(2.0 / ((double)_op.InChannels * _op.Kernel.H * _op.Kernel.W)), generator);
+        if (_op.Bias) get_parameter("bias")!.zero_();
     }
 
     /// <inheritdoc />
@@ -203,20 +206,22 @@ public sealed class LinearLayer : Layer
 {
     private readonly LinearOp _op;
 
-    /// <summary>Creates the layer.</summary>
+    /// <summary>Creates the layer (uninitialised until <see cref="GraphModule"/> draws it).</summary>
     public LinearLayer(LinearOp op) : base(op)
     {
         _op = op;
-        double bound = 1.0 / Math.Sqrt(op.InFeatures);
-        var weight = NewParameter(op.WeightAs1x1Conv ? [op.OutFeatures, op.InFeatures, 1, 1] : [op.OutFeatures, op.InFeatures]);
-        using (no_grad()) weight.uniform_(-bound, bound);
-        register_parameter("weight", weight);
-        if (op.Bias)
-        {
-            var bias = NewParameter([op.OutFeatures]);
-            using (no_grad()) bias.uniform_(-bound, bound);
-            register_parameter("bias", bias);
-        }
+        register_parameter("weight", NewParameter(op.WeightAs1x1Conv ? [op.OutFeatures, op.InFeatures, 1, 1] : [op.OutFeatures, op.InFeatures]));
+        if (op.Bias) register_parameter("bias", NewParameter([op.OutFeatures]));
+    }
+
+    /// <summary>PyTorch's <c>Linear.reset_parameters</c>: Kaiming-uniform with a = √5 is uniform ±1/√fan_in, the bias's
+    /// bound too.</summary>
+    internal override void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        double bound = 1.0 / Math.Sqrt(_op.InFeatures);
+        get_parameter("weight")!.uniform_(-bound, bound, generator);
+        if (_op.Bias) get_parameter("bias")!.uniform_(-bound, bound, generator);
     }
 
     /// <inheritdoc />
@@ -331,7 +336,7 @@ public sealed class PoolLayer : Layer
     }
 }
 
-/// <summary>Dropout, active only in training mode.</summary>
+/// <summary>Dropout, active only in training mode, its masks drawn from the module's generator.</summary>
 public sealed class DropoutLayer : Layer
 {
     private readonly DropoutOp _op;
@@ -339,9 +344,15 @@ public sealed class DropoutLayer : Layer
     /// <summary>Creates the layer.</summary>
     public DropoutLayer(DropoutOp op) : base(op) { _op = op; }
 
+    /// <summary>Where training-mode masks come from (set by <see cref="GraphModule.Generator"/>).</summary>
+    internal Generator? Generator { get; set; }
+
     /// <inheritdoc />
-    public override Tensor Forward(IReadOnlyList<Tensor> inputs) =>
-        training && _op.P > 0 ? F.dropout(inputs[0], _op.P, true) : inputs[0].alias();
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        if (!training || _op.P <= 0) return inputs[0].alias();
+        return SeededDropout.Apply(inputs[0], _op.P, Generator ?? throw new InvalidOperationException("a dropout layer runs in training mode without its module's generator"));
+    }
 }
 
 /// <summary>A constant tensor held as a buffer named "value".</summary>

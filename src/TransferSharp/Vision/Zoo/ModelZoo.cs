@@ -20,6 +20,10 @@ public sealed record ModelOptions
 
     /// <summary>Keep Inception v3's auxiliary classifier (training mode only).</summary>
     public bool AuxLogits { get; init; } = true;
+
+    /// <summary>Seed of the generator fresh (random) weights are drawn from: the same seed, the same weights, in any
+    /// process. Weights loaded afterwards replace them.</summary>
+    public long Seed { get; init; }
 }
 
 /// <summary>A zoo architecture: its name, where it comes from, and how to build it.</summary>
@@ -120,7 +124,7 @@ public static class ModelZoo
     }
 
     /// <summary>Builds a model with freshly initialised weights (see <see cref="TransferSharp.Weights.PretrainedWeights"/> and <see cref="TransferSharp.Vision.VisionModel"/> for trained ones).</summary>
-    public static GraphModule Create(string nameOrAlias, ModelOptions? options = null) => new(Get(nameOrAlias).Build(options));
+    public static GraphModule Create(string nameOrAlias, ModelOptions? options = null) => new(Get(nameOrAlias).Build(options), options?.Seed ?? 0);
 
     private static int EditDistance(string a, string b)
     {

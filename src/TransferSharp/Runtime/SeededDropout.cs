@@ -1,0 +1,19 @@
+using static TorchSharp.torch;
+
+namespace TransferSharp.Runtime;
+
+/// <summary>
+/// PyTorch's dropout with its mask drawn from a given generator. <c>nn.functional.dropout</c> and the <c>Dropout</c>
+/// module draw from LibTorch's global generator, which belongs to the host application: the library never touches it.
+/// </summary>
+internal static class SeededDropout
+{
+    /// <summary>Zeroes each value with probability <paramref name="p"/> and scales the kept ones by 1/(1 − p), as PyTorch
+    /// does in training mode. Returns a new tensor.</summary>
+    public static Tensor Apply(Tensor x, double p, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var mask = empty_like(x).bernoulli_(1 - p, generator);
+        return x.mul(mask).div_(1 - p).MoveToOuterDisposeScope();
+    }
+}
