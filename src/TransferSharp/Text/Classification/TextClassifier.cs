@@ -65,12 +65,16 @@ public sealed class TextClassifier : IDisposable
         var labels = train.Labels;
         var vocabulary = TextVocabulary.Build(train.Examples.Select(e => e.Text), options.MinCount, options.MaxVocabulary, options.Lowercase);
         int dim = vectors?.Dimension ?? options.EmbeddingDimension;
-        random.manual_seed(options.Seed);
         var network = TextNetwork.Create(options.Model, vocabulary.Count, dim, labels.Count, options);
         var classifier = new TextClassifier(network, vocabulary, labels, options, dim);
+        // The run's own generator, seeded from the options, draws the initial weights and the dropout masks: the same seed
+        // trains the same classifier in any process, whatever the host did with LibTorch's global generator.
+        using var generator = new Generator(unchecked((ulong)options.Seed));
         try
         {
+            network.ResetParameters(generator);
             classifier.Coverage = classifier.InitialiseEmbedding(vectors);
+            network.Generator = generator;
             classifier.Fit(train, validation, progress, cancellation);
             return classifier;
         }
@@ -78,6 +82,10 @@ public sealed class TextClassifier : IDisposable
         {
             classifier.Dispose();
             throw;
+        }
+        finally
+        {
+            network.Generator = null;
         }
     }
 

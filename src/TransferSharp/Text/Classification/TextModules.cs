@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using TransferSharp.Runtime;
 
 namespace TransferSharp.Text.Classification;
 
@@ -9,9 +10,35 @@ namespace TransferSharp.Text.Classification;
 /// embedding is <c>embedding.weight</c> in every one, with row 0 (padding) kept at zero.</summary>
 internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
 {
-    protected TextNetwork(string name) : base(name) { }
+    private readonly double _dropout;
+
+    protected TextNetwork(string name, double dropout) : base(name) { _dropout = dropout; }
 
     public abstract Embedding EmbeddingLayer { get; }
+
+    /// <summary>Where dropout masks come from in training mode (the training run's; null outside one).</summary>
+    public Generator? Generator { get; set; }
+
+    /// <summary>Draws every parameter but the embedding (which <see cref="TextClassifier"/> fills itself) from
+    /// <paramref name="generator"/> with PyTorch's default distributions. TorchSharp's constructors drew them from
+    /// LibTorch's global generator, which is the host's to seed.</summary>
+    public abstract void ResetParameters(Generator generator);
+
+    /// <summary>PyTorch's default for Linear and Conv1d weights (Kaiming-uniform, a = √5) and biases: uniform ±1/√fan_in.</summary>
+    protected static void ResetFanIn(Tensor weight, Tensor? bias, Generator generator)
+    {
+        using var _ = no_grad();
+        double bound = 1 / Math.Sqrt(weight.numel() / weight.shape[0]);
+        weight.uniform_(-bound, bound, generator);
+        bias?.uniform_(-bound, bound, generator);
+    }
+
+    /// <summary>Dropout in training mode, its mask drawn from <see cref="Generator"/>.</summary>
+    protected Tensor Dropout(Tensor x)
+    {
+        if (!training || _dropout <= 0) return x;
+        return SeededDropout.Apply(x, _dropout, Generator ?? throw new InvalidOperationException("a text network trains without a generator"));
+    }
 
     /// <summary>Batches are padded to at least this many tokens (the CNN's widest filter).</summary>
     public virtual int MinimumLength => 1;
@@ -28,25 +55,25 @@ internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
 internal sealed class BagOfEmbeddings : TextNetwork
 {
     private readonly Embedding embedding;
-    private readonly Dropout dropout;
     private readonly Linear fc;
 
-    public BagOfEmbeddings(int vocabulary, int dim, int classes, double dropoutRate) : base("bow")
+    public BagOfEmbeddings(int vocabulary, int dim, int classes, double dropoutRate) : base("bow", dropoutRate)
     {
         embedding = Embedding(vocabulary, dim, padding_idx: 0);
-        dropout = Dropout(dropoutRate);
         fc = Linear(dim, classes);
         RegisterComponents();
     }
 
     public override Embedding EmbeddingLayer => embedding;
 
+    public override void ResetParameters(Generator generator) => ResetFanIn(fc.weight!, fc.bias, generator);
+
     public override Tensor forward(Tensor ids, Tensor lengths)
     {
         using var scope = NewDisposeScope();
         var summed = embedding.call(ids).sum(1);
         var mean = summed / lengths.unsqueeze(1).to_type(summed.dtype);
-        return fc.call(dropout.call(mean)).MoveToOuterDisposeScope();
+        return fc.call(Dropout(mean)).MoveToOuterDisposeScope();
     }
 }
 
@@ -54,16 +81,14 @@ internal sealed class KimCnn : TextNetwork
 {
     private readonly Embedding embedding;
     private readonly ModuleList<Conv1d> convs;
-    private readonly Dropout dropout;
     private readonly Linear fc;
     private readonly int _widest;
 
-    public KimCnn(int vocabulary, int dim, int classes, int filters, IReadOnlyList<int> widths, double dropoutRate) : base("cnn")
+    public KimCnn(int vocabulary, int dim, int classes, int filters, IReadOnlyList<int> widths, double dropoutRate) : base("cnn", dropoutRate)
     {
         if (widths.Count == 0 || widths.Any(w => w < 1)) throw new ArgumentException("CNN filter widths must be positive", nameof(widths));
         embedding = Embedding(vocabulary, dim, padding_idx: 0);
         convs = new ModuleList<Conv1d>(widths.Select(w => Conv1d(dim, filters, w)).ToArray());
-        dropout = Dropout(dropoutRate);
         fc = Linear(filters * widths.Count, classes);
         _widest = widths.Max();
         RegisterComponents();
@@ -71,6 +96,12 @@ internal sealed class KimCnn : TextNetwork
 
     public override Embedding EmbeddingLayer => embedding;
     public override int MinimumLength => _widest;
+
+    public override void ResetParameters(Generator generator)
+    {
+        foreach (var conv in convs) ResetFanIn(conv.weight!, conv.bias, generator);
+        ResetFanIn(fc.weight!, fc.bias, generator);
+    }
 
     /// <summary>What <c>conv.call</c> computes on [N, dim, T], as windows times the flattened kernel on [N, T, dim] →
     /// [N, T − w + 1, filters]. LibTorch 2.10's oneDNN conv1d returned NaN here on an AMD EPYC with AVX-512 VP2INTERSECT
@@ -90,7 +121,7 @@ internal sealed class KimCnn : TextNetwork
         using var scope = NewDisposeScope();
         var x = embedding.call(ids); // [N, T, dim]
         var pooled = convs.Select(conv => functional.relu(Correlate(x, conv)).amax([1])).ToList();
-        return fc.call(dropout.call(cat(pooled, 1))).MoveToOuterDisposeScope();
+        return fc.call(Dropout(cat(pooled, 1))).MoveToOuterDisposeScope();
     }
 }
 
@@ -98,19 +129,30 @@ internal sealed class BiLstmClassifier : TextNetwork
 {
     private readonly Embedding embedding;
     private readonly LSTM lstm;
-    private readonly Dropout dropout;
     private readonly Linear fc;
+    private readonly int _hidden;
 
-    public BiLstmClassifier(int vocabulary, int dim, int classes, int hidden, double dropoutRate) : base("bilstm")
+    public BiLstmClassifier(int vocabulary, int dim, int classes, int hidden, double dropoutRate) : base("bilstm", dropoutRate)
     {
+        _hidden = hidden;
         embedding = Embedding(vocabulary, dim, padding_idx: 0);
         lstm = LSTM(dim, hidden, numLayers: 1, bidirectional: true, batchFirst: true);
-        dropout = Dropout(dropoutRate);
         fc = Linear(2 * hidden, classes);
         RegisterComponents();
     }
 
     public override Embedding EmbeddingLayer => embedding;
+
+    /// <summary>PyTorch's LSTM default: every weight and bias uniform ±1/√hidden.</summary>
+    public override void ResetParameters(Generator generator)
+    {
+        using (no_grad())
+        {
+            double bound = 1 / Math.Sqrt(_hidden);
+            foreach (var p in lstm.parameters()) p.uniform_(-bound, bound, generator);
+        }
+        ResetFanIn(fc.weight!, fc.bias, generator);
+    }
 
     public override Tensor forward(Tensor ids, Tensor lengths)
     {
@@ -121,6 +163,6 @@ internal sealed class BiLstmClassifier : TextNetwork
         var (output, h, c) = lstm.call(packed);
         output.Dispose();
         var last = cat([h[0], h[1]], 1);
-        return fc.call(dropout.call(last)).MoveToOuterDisposeScope();
+        return fc.call(Dropout(last)).MoveToOuterDisposeScope();
     }
 }
