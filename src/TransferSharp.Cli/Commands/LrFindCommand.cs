@@ -74,7 +74,7 @@ public sealed class LrFindCommand : Command<LrFindCommand.Settings>
 
         [CommandOption("--seed <N>")]
         [DefaultValue(0)]
-        [Description("Seed of the data order, augmentation and head initialisation.")]
+        [Description("Seed of the data order, augmentation, head initialisation, dropout and the random weights of --weights none.")]
         public int Seed { get; init; }
 
         [CommandOption("--plot <FILE>")]
@@ -97,7 +97,7 @@ public sealed class LrFindCommand : Command<LrFindCommand.Settings>
         }) with { Device = settings.Device };
         var finder = new LearningRateFinderOptions { StartLearningRate = settings.StartLr, EndLearningRate = settings.EndLr, Steps = settings.Steps, Stage = settings.Stage };
         var data = ImageDataset.Open(settings.Data);
-        using var source = settings.OpenSource();
+        using var source = settings.OpenSource(settings.Seed);
         var bad = new BadImageLog();
         var run = new TrainRunOptions { Progress = new WorkflowConsole.ProgressLine(), BadImages = bad };
         if (!settings.Json)

@@ -109,8 +109,8 @@ public class WeightsSettings : WorkflowSettings
     [Description("Input crop size (default: the weights' size). Smaller is faster.")]
     public int? ImageSize { get; init; }
 
-    /// <summary>Opens --model with --weights (a model file ignores --weights).</summary>
-    public VisionModel OpenSource() => VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = ImageSize });
+    /// <summary>Opens --model with --weights (a model file ignores --weights); random weights are drawn with <paramref name="seed"/>.</summary>
+    public VisionModel OpenSource(int seed = 0) => VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = ImageSize, Seed = seed });
 }
 
 /// <summary>`transfer train`: a new head on a pretrained body (cached features) or two-stage fine-tuning.</summary>
@@ -247,7 +247,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
 
         [CommandOption("--seed <N>")]
         [DefaultValue(0)]
-        [Description("Seed of the split, data order, augmentation, head initialisation and dropout.")]
+        [Description("Seed of the split, data order, augmentation, head initialisation, dropout and the random weights of --weights none.")]
         public int Seed { get; init; }
 
         [CommandOption("-o|--out <FILE>")]
@@ -353,7 +353,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         options.Validate();
         var train = ImageDataset.Open(settings.Data);
         var val = settings.Val is null ? null : ImageDataset.Open(settings.Val);
-        using var source = settings.OpenSource();
+        using var source = settings.OpenSource(settings.Seed);
         var badImages = new BadImageLog();
         var checkpoint = settings.Checkpoint ?? settings.Out + ".checkpoint";
         if (!settings.Json)

@@ -39,9 +39,8 @@ public sealed partial class VisionModel
         var w = weights?.Trim();
         if (w is "none" or "random" or "scratch")
         {
-            // Random weights are seeded, so "random weights" means the same weights on every run (and a resumed run
-            // starts from the body it was interrupted with).
-            TorchSharp.torch.manual_seed(0);
+            // Random weights come from a generator seeded with ModelOptions.Seed, so "random weights" means the same weights
+            // on every run (and a resumed run starts from the body it was interrupted with).
             var fresh = ModelZoo.Create(entry.Name, options);
             return new VisionModel(fresh, Sized(DefaultPreprocessing(entry), options), [], $"{entry.Name} with random weights",
                 architecture: ZooArchitecture(entry, fresh, options));

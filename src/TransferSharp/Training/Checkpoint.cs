@@ -21,22 +21,21 @@ internal sealed record TrainingState
 
 /// <summary>
 /// A training checkpoint: one safetensors file with the model's (persisted) tensors, the best epoch's
-/// copy, the optimizer state, LibTorch's random-generator state, and the run state as JSON. Written
-/// atomically after every epoch, so a killed run resumes from the last completed epoch exactly.
+/// copy, the optimizer state, and the run state as JSON. Written atomically after every epoch, so a killed run resumes
+/// from the last completed epoch exactly. Randomness needs no state here: each epoch's generator is seeded from the run's
+/// seed and the epoch (<see cref="TrainLoop.DropoutGenerator"/>); the global generator state older checkpoints hold is ignored.
 /// </summary>
 internal static class Checkpoint
 {
     public const string FormatValue = "checkpoint/1";
-    private const string Model = "model/", Best = "best/", Optim = "optim/", Rng = "rng/torch";
+    private const string Model = "model/", Best = "best/", Optim = "optim/";
 
     public static void Save(string path, TrainingState state, IEnumerable<(string, Tensor)> model, IEnumerable<(string, Tensor)> best, Optimizer? optimizer)
     {
-        using var rng = torch.get_rng_state();
         var tensors = new List<(string, Tensor)>();
         tensors.AddRange(model.Select(t => (Model + t.Item1, t.Item2)));
         tensors.AddRange(best.Select(t => (Best + t.Item1, t.Item2)));
         if (optimizer is not null) tensors.AddRange(optimizer.StateTensors().Select(t => (Optim + t.Name, t.Tensor)));
-        tensors.Add((Rng, rng));
         var meta = new Dictionary<string, string>
         {
             ["format"] = "pt",
@@ -54,7 +53,6 @@ internal static class Checkpoint
         public IEnumerable<(string Name, Tensor Tensor)> ModelTensors => Part(Model);
         public IEnumerable<(string Name, Tensor Tensor)> BestTensors => Part(Best);
         public IEnumerable<(string Name, Tensor Tensor)> OptimizerTensors => Part(Optim);
-        public Tensor RngState => all.First(t => t.Name == Rng).Tensor;
         public void Dispose() { foreach (var (_, t) in all) t.Dispose(); }
     }
 
@@ -65,7 +63,6 @@ internal static class Checkpoint
         {
             if (!meta.TryGetValue(ModelFile.FormatKey, out var f) || f != FormatValue || !meta.TryGetValue("state", out var json))
                 throw new ModelFileException(path, "not a TransferSharp training checkpoint");
-            if (!tensors.Any(t => t.Name == Rng)) throw new ModelFileException(path, "the checkpoint has no random-generator state");
             return new Loaded(TrainingJson.Deserialize<TrainingState>(path, "state", json), tensors);
         }
         catch

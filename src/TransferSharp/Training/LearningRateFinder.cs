@@ -91,7 +91,9 @@ public static class LearningRateFinder
             double average = 0, best = double.PositiveInfinity;
             bool diverged = false;
             const double beta = 0.98;
-            torch.manual_seed(options.Seed);
+            // Dropout draws from the run's generator (the first epoch's, as training would), never from the host's global one.
+            using var generator = TrainLoop.DropoutGenerator(options.Seed, 0);
+            model.Generator = generator;
             model.train();
             for (int epoch = 0; rates.Count < finder.Steps && !diverged; epoch++)
             {

@@ -73,11 +73,6 @@ internal static class TrainLoop
                 }
                 foreach (var (name, t) in loaded.BestTensors) best[name] = t.clone().DetachFromDisposeScope();
                 resumedOptimizer = loaded.OptimizerTensors.ToList();
-                torch.set_rng_state(loaded.RngState);
-            }
-            else
-            {
-                torch.manual_seed(options.Seed);
             }
 
             Optimizer? optimizer = null;
@@ -110,7 +105,14 @@ internal static class TrainLoop
                             stageEpochs * stepsPerEpoch, stepsPerEpoch, options.StepEpochs, options.StepGamma, options.MinLearningRateFactor);
                     }
                     var epochClock = Stopwatch.StartNew();
-                    var (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, state, e, total, progress, cancellation);
+                    double trainLoss, trainAcc;
+                    using (var generator = DropoutGenerator(options.Seed, e))
+                    {
+                        var previous = model.Generator;
+                        model.Generator = generator;
+                        try { (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, state, e, total, progress, cancellation); }
+                        finally { model.Generator = previous; }
+                    }
                     double? valLoss = null, valAcc = null;
                     if (task.HasValidation)
                     {
@@ -164,6 +166,13 @@ internal static class TrainLoop
             foreach (var t in best.Values) t.Dispose();
         }
     }
+
+    /// <summary>
+    /// The generator of an epoch's dropout masks, seeded from the run's seed and the epoch (through
+    /// <see cref="Data.DataLoader.MixSeed"/>, on a stream of its own: the shuffle uses −1, samples 0 and up). A run resumed
+    /// at an epoch boundary draws exactly what the uninterrupted run drew, and LibTorch's global generator stays the host's.
+    /// </summary>
+    internal static Generator DropoutGenerator(int seed, int epoch) => new((ulong)Data.DataLoader.MixSeed(seed, epoch, -2));
 
     private static (double Loss, double Accuracy) TrainEpoch(ITrainingTask task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
         TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation)

@@ -76,11 +76,12 @@ public static class Trainer
         var baseArch = model.Architecture ?? throw new TransferSharpException(
             $"{model.Description}: this model's graph cannot be rebuilt from a name, so a trained model file could not be loaded again; train from a zoo model or a TransferSharp model file (extracting features works)");
         var arch = baseArch with { NumClasses = classes.Count, Head = options.Head };
-        torch.manual_seed(options.Seed);
         var module = model.Module;
         var graph = arch.BuildGraph();
-        // A head trained for exactly these classes continues; any other (ImageNet's, another data set's) starts afresh.
-        module.Adopt(graph, model.Labels.SequenceEqual(classes) ? null : graph.HeadNodes);
+        // A head trained for exactly these classes continues; any other (ImageNet's, another data set's) starts afresh,
+        // drawn from a generator seeded with the run's seed.
+        using (var generator = new Generator(unchecked((ulong)options.Seed)))
+            module.Adopt(graph, model.Labels.SequenceEqual(classes) ? null : graph.HeadNodes, generator);
         module.to(TorchRuntime.ParseDevice(options.Device));
         module.BatchNormMode = options.FreezeBatchNorm ? BatchNormMode.Eval : BatchNormMode.FollowFreeze;
         model.Architecture = arch;

@@ -359,8 +359,9 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
 
     /// <summary>Runs <paramref name="graph"/> from now on: layers of nodes it keeps unchanged (same name, same op) stay with
     /// their weights; the others, and the nodes in <paramref name="renew"/>, are created fresh (on this module's device and
-    /// mode) or dropped. Training uses it to turn a loaded model into the architecture it trains without copying a weight.</summary>
-    internal void Adopt(ModelGraph graph, IReadOnlyCollection<string>? renew = null)
+    /// mode) or dropped. Training uses it to turn a loaded model into the architecture it trains without copying a weight.
+    /// Fresh layers draw their parameters from <paramref name="generator"/> (null: <see cref="Generator"/>).</summary>
+    internal void Adopt(ModelGraph graph, IReadOnlyCollection<string>? renew = null, Generator? generator = null)
     {
         var device = parameters().FirstOrDefault()?.device;
         var old = _graph;
@@ -377,7 +378,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
                 continue;
             }
             var layer = node.Op.CreateLayer();
-            layer.ResetParameters(_generator);
+            layer.ResetParameters(generator ?? _generator);
             if (layer is DropoutLayer dropout) dropout.Generator = _generator;
             if (device is not null && device.type != DeviceType.CPU) layer.to(device);
             layer.train(training);
