@@ -12,6 +12,7 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["heads"] = (HeadsBench.Help, HeadsBench.Run),
     ["soak"] = (SoakBench.Help, SoakBench.Run),
     ["serve"] = (ServeBench.Help, ServeBench.Run),
+    ["dropout"] = (DropoutBench.Help, DropoutBench.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
 
