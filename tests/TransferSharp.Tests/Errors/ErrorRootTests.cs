@@ -19,7 +19,8 @@ public sealed class ErrorRootTests
         Assert.True(strays.Count == 0, "not under TransferSharpException: " + string.Join(", ", strays));
         // Every file problem is an InvalidFileException: one property for the path, one for the reason.
         foreach (var t in new[] { typeof(global::TransferSharp.Weights.CheckpointFormatException), typeof(global::TransferSharp.Onnx.OnnxException), typeof(global::TransferSharp.Text.WordVectorsFormatException),
-                     typeof(global::TransferSharp.Vision.Preprocessing.ImageDecodeException), typeof(global::TransferSharp.Training.ModelFileException) })
+                     typeof(global::TransferSharp.Vision.Preprocessing.ImageDecodeException), typeof(global::TransferSharp.Training.ModelFileException),
+                     typeof(global::TransferSharp.Vision.Graph.StateDictMismatchException) })
             Assert.True(typeof(InvalidFileException).IsAssignableFrom(t), t.Name);
     }
 
