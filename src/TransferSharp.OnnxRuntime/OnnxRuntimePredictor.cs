@@ -67,9 +67,27 @@ public sealed class OnnxRuntimePredictor : IDisposable
         return Predictor.PredictFiles(imagePaths, BatchSize, Preprocessing, Labels, top, Forward, cancellation);
     }
 
-    /// <summary>False when the file states that its main output is features (written by TransferSharp without a
-    /// classifier); true for other files, whose outputs are taken to be class scores.</summary>
-    public bool HasClassifier => OnnxExporter.ReadNumClasses(_engine.Metadata, _engine.OutputName) is not 0;
+    /// <summary>Whether the main output is class scores, decided as <see cref="Predictor"/> decides it: a file TransferSharp
+    /// wrote states its class count (0: pooled features); any other file is imported and its graph judged by the rule
+    /// the TorchSharp predictor applies (the graph states a classifier, or its output is not a global pool), so both engines
+    /// accept and refuse the same files. A file whose ops the importer does not translate is taken to give class scores.</summary>
+    public bool HasClassifier => _hasClassifier ??= DecideClassifier();
+
+    private bool? _hasClassifier;
+
+    private bool DecideClassifier()
+    {
+        if (OnnxExporter.ReadNumClasses(_engine.Metadata, _engine.OutputName) is { } stated) return stated != 0;
+        if (!File.Exists(_engine.Path)) return true;
+        try
+        {
+            return Predictor.HasClassifier(OnnxImporter.Import(_engine.Path).Graph);
+        }
+        catch (OnnxException)
+        {
+            return true;
+        }
+    }
 
     /// <summary>Pooled features [N, F] for image files, batched.</summary>
     public Tensor ExtractFeatures(IReadOnlyList<string> imagePaths, CancellationToken cancellation = default)

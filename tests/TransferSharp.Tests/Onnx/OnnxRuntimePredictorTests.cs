@@ -70,4 +70,42 @@ public class OnnxRuntimePredictorTests
         Assert.True(diffs.Count == 0, string.Join(", ", diffs.Take(10)));
         Assert.True(model.Module.forward(x).allclose(direct.PooledFeatures(x), 1e-5, 1e-5));
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(3)]
+    public void A_foreign_file_is_judged_a_classifier_or_not_alike_by_both_engines(int numClasses)
+    {
+        var dir = Paths.NewTempDir();
+        try
+        {
+            // A file TransferSharp did not write: the export with its metadata (class count, labels) stripped.
+            using var source = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = numClasses, ImageSize = 32 });
+            source.eval();
+            var proto = OnnxExporter.Build(source, new OnnxExportOptions());
+            proto.MetadataProps.Clear();
+            var file = Path.Combine(dir, "foreign.onnx");
+            File.WriteAllBytes(file, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+            var images = new[] { TestImages.PathOf("chelsea") };
+
+            using var model = VisionModel.Load(file);
+            using var torchPredictor = model.CreatePredictor();
+            using var ort = OnnxRuntimePredictor.FromFile(file);
+            Assert.Equal(numClasses > 0, ort.HasClassifier);
+            if (numClasses > 0)
+            {
+                Assert.Equal(3, torchPredictor.Predict(images, top: 3)[0].Top.Count);
+                Assert.Equal(3, ort.Predict(images, top: 3)[0].Top.Count);
+            }
+            else
+            {
+                Assert.Contains("has no classifier", Assert.Throws<TransferSharpException>(() => torchPredictor.Predict(images)).Message);
+                Assert.Contains("has no classifier", Assert.Throws<TransferSharpException>(() => ort.Predict(images)).Message);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }

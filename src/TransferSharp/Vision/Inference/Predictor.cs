@@ -98,15 +98,18 @@ public sealed class Predictor : IDisposable
         return PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Forward, cancellation);
     }
 
-    /// <summary>False when the graph's output is its pooled features (resnet18_cntk, a headless zoo model or export):
-    /// it states no classifier node and ends in pooling (a dropout after it, as headless Inception v3 and MobileNetV2
-    /// have, does not count).</summary>
+    /// <summary>False when the graph's output is its pooled features (resnet18_cntk, a headless zoo model or export, an
+    /// imported feature extractor): it states no classifier node and ends in global pooling (a dropout, flatten or squeeze
+    /// after it, as headless Inception v3 and MobileNetV2 or an exported network have, does not count).</summary>
     internal static bool HasClassifier(ModelGraph graph)
     {
         if (graph.ClassifierNode is not null) return true;
         var node = graph.Output;
-        while (node != ModelGraph.InputName && graph.Node(node).Op is DropoutOp or IdentityOp) node = graph.Node(node).Inputs[0];
-        return node == ModelGraph.InputName || graph.Node(node).Op is not GlobalPoolOp;
+        // Ops that do not change values (dropout at eval, identity, a flatten or squeeze of [N, C, 1, 1]) do not count:
+        // an imported network often ends its feature extractor with GlobalAveragePool then Flatten.
+        while (node != ModelGraph.InputName && graph.Node(node).Op is DropoutOp or IdentityOp or FlattenOp or SqueezeOp or ReshapeOp)
+            node = graph.Node(node).Inputs[0];
+        return node == ModelGraph.InputName || graph.Node(node).Op is not (GlobalPoolOp or AdaptiveAvgPool2dOp { OutH: 1, OutW: 1 });
     }
 
     /// <summary>The one guard of both predictors: refuses to rank classes of a model that has no classifier.</summary>
