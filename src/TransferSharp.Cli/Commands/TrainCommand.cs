@@ -164,7 +164,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public int Accumulate { get; init; } = 1;
 
         [CommandOption("--optimizer <NAME>")]
-        [Description("adamw or sgd (momentum 0.9).")]
+        [Description("adamw (decoupled weight decay), adam (L2 added to the gradient) or sgd (momentum 0.9).")]
         [DefaultValue("adamw")]
         public string Optimizer { get; init; } = "adamw";
 
@@ -287,7 +287,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             "adamw" => OptimizerKind.AdamW,
             "sgd" => OptimizerKind.Sgd,
-            _ => throw new UsageException($"--optimizer '{s.Optimizer}': use adamw or sgd"),
+            "adam" => OptimizerKind.Adam,
+            _ => throw new UsageException($"--optimizer '{s.Optimizer}': use adamw, adam or sgd"),
         };
         var schedule = s.Schedule.ToLowerInvariant() switch
         {

@@ -19,6 +19,9 @@ public enum OptimizerKind
     AdamW,
     /// <summary>SGD with momentum (weight decay added to the gradient, as PyTorch's SGD does).</summary>
     Sgd,
+    /// <summary>Adam with L2 weight decay added to the gradient (coupled, as PyTorch's <c>Adam</c> does), betas 0.9/0.999,
+    /// eps 1e-8: what text classifiers train with.</summary>
+    Adam,
 }
 
 /// <summary>Learning-rate schedule after the linear warm-up.</summary>

@@ -60,11 +60,13 @@ internal sealed class Optimizer : IDisposable
                 var grad = p.grad;
                 if (grad is null) continue;
                 double wd = Decays(p) ? _weightDecay : 0;
-                if (_kind == OptimizerKind.AdamW)
+                if (_kind is OptimizerKind.AdamW or OptimizerKind.Adam)
                 {
                     var m = State(name + ".exp_avg", p);
                     var v = State(name + ".exp_avg_sq", p);
-                    if (wd != 0) p.mul_(1 - lr * wd);
+                    // AdamW shrinks the weights apart from the moments (decoupled); Adam adds the L2 term to the gradient.
+                    if (wd != 0 && _kind == OptimizerKind.AdamW) p.mul_(1 - lr * wd);
+                    else if (wd != 0) grad = grad.add(p, wd);
                     m.mul_(Beta1).add_(grad, 1 - Beta1);
                     v.mul_(Beta2).addcmul_(grad, grad, 1 - Beta2);
                     double bc1 = 1 - Math.Pow(Beta1, Steps), bc2 = 1 - Math.Pow(Beta2, Steps);

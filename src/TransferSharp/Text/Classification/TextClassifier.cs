@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using TorchSharp;
+using TransferSharp.Training;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Weights;
 using static TorchSharp.torch;
@@ -147,11 +148,13 @@ public sealed class TextClassifier : IDisposable
         var labelIndex = Labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
         var encoded = train.Examples.Select(e => Vocabulary.Encode(e.Text, Options.MaxLength)).ToArray();
         var targets = train.Examples.Select(e => labelIndex[e.Label]).ToArray();
+        // The one optimizer of vision and text training (Training/Optimizers.cs), as Adam with coupled L2.
         var embedding = _network.EmbeddingLayer.weight!;
-        var others = _network.parameters().Where(p => !ReferenceEquals(p, embedding)).ToList();
-        var groups = new List<(IReadOnlyList<Tensor>, double)> { (others, Options.LearningRate) };
-        if (!Options.FreezeEmbeddings) groups.Add(([embedding], Options.EmbeddingLearningRate ?? Options.LearningRate));
-        using var optimizer = new AdamOptimizer(groups, Options.WeightDecay);
+        var named = _network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        var groups = new List<ParamGroup> { new("body", named.Where(p => !ReferenceEquals(p.Item2, embedding)).ToArray(), Options.LearningRate) };
+        if (!Options.FreezeEmbeddings)
+            groups.Add(new ParamGroup("embedding", named.Where(p => ReferenceEquals(p.Item2, embedding)).ToArray(), Options.EmbeddingLearningRate ?? Options.LearningRate));
+        using var optimizer = new Optimizer(OptimizerKind.Adam, groups, Options.WeightDecay, momentum: 0);
         var rng = new Random(Options.Seed);
         int steps = (encoded.Length + Options.BatchSize - 1) / Options.BatchSize;
         var history = new List<EpochResult>();

@@ -68,7 +68,8 @@ public sealed record TextClassifierOptions
     /// <summary>Dropout before the output layer.</summary>
     public double Dropout { get; init; } = 0.5;
 
-    /// <summary>L2 weight decay (Adam).</summary>
+    /// <summary>L2 weight decay, added to the gradient (Adam, as PyTorch's <c>Adam</c> applies it); biases and other 1-D
+    /// parameters take none, as in vision training (the shared optimizer's rule).</summary>
     public double WeightDecay { get; init; }
 
     /// <summary>Seed for initialisation, shuffling and dropout.</summary>
