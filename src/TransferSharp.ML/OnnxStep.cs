@@ -52,7 +52,7 @@ internal sealed class OnnxStep
         IEstimator<ITransformer>? tail = null)
     {
         var inputType = input.Schema[inputColumn].Type;
-        var file = Path.Combine(Path.GetTempPath(), $"transfersharp-{Guid.NewGuid():N}.onnx");
+        var file = OnnxStepTransformer.NewModelFile(Path.GetTempPath());
         AtomicFile.Write(file, fs => fs.Write(_onnx));
         try
         {
@@ -123,10 +123,56 @@ internal sealed class OnnxStepTransformer : ITransformer, IDisposable
     private readonly string _file;
     private bool _disposed;
 
-    public OnnxStepTransformer(ITransformer chain, string file) => (_chain, _file) = (chain, file);
+    public OnnxStepTransformer(ITransformer chain, string file)
+    {
+        (_chain, _file) = (chain, file);
+        Live.TryAdd(file, 0);
+    }
+
+    // Files of this process's transformers that are still alive. Programs rarely dispose an ML.NET model before they
+    // exit, and finalizers do not run at exit: the files left then are deleted when the process ends normally, and a
+    // killed process's files by the next Fit of any process (SweepStale).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Live = new(StringComparer.Ordinal);
+
+    static OnnxStepTransformer() => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        foreach (var file in Live.Keys) TryDelete(file);
+    };
+
+    /// <summary>A new name for a model file of this process in <paramref name="dir"/>
+    /// (<c>transfersharp-PID-GUID.onnx</c>), after sweeping the files of processes that are gone.</summary>
+    internal static string NewModelFile(string dir)
+    {
+        SweepStale(dir);
+        return Path.Combine(dir, $"transfersharp-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
+    }
+
+    /// <summary>Deletes model files of our naming whose process is no longer running; returns how many. Only exact
+    /// <c>transfersharp-PID-GUID.onnx</c> names are touched, and never one of a live process.</summary>
+    internal static int SweepStale(string dir)
+    {
+        int removed = 0;
+        try
+        {
+            foreach (var path in Directory.EnumerateFiles(dir, "transfersharp-*.onnx"))
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(Path.GetFileName(path), "^transfersharp-(?<pid>[0-9]{1,10})-[0-9a-f]{32}\\.onnx$");
+                if (!m.Success || !int.TryParse(m.Groups["pid"].Value, out int pid) || AtomicFile.IsRunning(pid)) continue;
+                TryDelete(path);
+                if (!File.Exists(path)) removed++;
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return removed;
+    }
 
     /// <summary>Disposal was forgotten: the chain is unreachable, so nothing can save it any more.</summary>
-    ~OnnxStepTransformer() => TryDelete(_file);
+    ~OnnxStepTransformer()
+    {
+        TryDelete(_file);
+        Live.TryRemove(_file, out _);
+    }
 
     public bool IsRowToRowMapper => _chain.IsRowToRowMapper;
 
@@ -144,6 +190,7 @@ internal sealed class OnnxStepTransformer : ITransformer, IDisposable
         _disposed = true;
         (_chain as IDisposable)?.Dispose();
         TryDelete(_file);
+        Live.TryRemove(_file, out _);
         GC.SuppressFinalize(this);
     }
 

@@ -101,7 +101,8 @@ internal static partial class AtomicFile
         return removed;
     }
 
-    private static bool IsRunning(int pid)
+    /// <summary>True when a process with this id runs (ours always does).</summary>
+    internal static bool IsRunning(int pid)
     {
         if (pid == Environment.ProcessId) return true;
         if (OperatingSystem.IsLinux()) return Directory.Exists($"/proc/{pid}");

@@ -161,7 +161,17 @@ public class MlNetTests
         var fromPaths = ml.Transforms.FeaturizeImage("Features_", nameof(Row.ImagePath), model);
         var fromBytes = ml.Transforms.FeaturizeImage("Features_", nameof(BytesRow.Image), model);
         Assert.Equal(512, fromPaths.FeatureCount);
+        // A model file left by a process that is gone (no process can have an id above pid_max) is swept by the next
+        // Fit; a file of another naming is not touched.
+        int deadPid = int.Parse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim()) + 1;
+        var stale = Path.Combine(temp.Temp, $"transfersharp-{deadPid}-{Guid.NewGuid():N}.onnx");
+        var notOurs = Path.Combine(temp.Temp, "transfersharp-notes.onnx");
+        File.WriteAllText(stale, "left by a killed process");
+        File.WriteAllText(notOurs, "someone else's");
         var a = Featurize(ml, fromPaths, ml.Data.LoadFromEnumerable(files.Select(f => new Row { ImagePath = f })));
+        Assert.False(File.Exists(stale), "a dead process's model file was not swept");
+        Assert.True(File.Exists(notOurs));
+        File.Delete(notOurs);
         var b = Featurize(ml, fromBytes, ml.Data.LoadFromEnumerable(files.Select(f => new BytesRow { Image = File.ReadAllBytes(f) })));
         Assert.Equal(files.Length, a.Length);
         for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i]);
