@@ -2,6 +2,7 @@
 using TransferSharp.Serving;
 
 var builder = WebApplication.CreateBuilder(args);
+TransferSharp.Onnx.OnnxZoo.Register(); // models trained on resnet18_cntk (the demo's) rebuild by name
 
 // Any model `transfer predict` accepts: a trained model file, a zoo name, an .onnx file (with engine: "onnxruntime").
 var model = ServedModel.Load(builder.Configuration["Model"] ?? "transfer-demo/fashion.safetensors");
