@@ -149,23 +149,8 @@ internal sealed class OnnxStepTransformer : ITransformer, IDisposable
 
     /// <summary>Deletes model files of our naming whose process is no longer running; returns how many. Only exact
     /// <c>transfersharp-PID-GUID.onnx</c> names are touched, and never one of a live process.</summary>
-    internal static int SweepStale(string dir)
-    {
-        int removed = 0;
-        try
-        {
-            foreach (var path in Directory.EnumerateFiles(dir, "transfersharp-*.onnx"))
-            {
-                var m = System.Text.RegularExpressions.Regex.Match(Path.GetFileName(path), "^transfersharp-(?<pid>[0-9]{1,10})-[0-9a-f]{32}\\.onnx$");
-                if (!m.Success || !int.TryParse(m.Groups["pid"].Value, out int pid) || AtomicFile.IsRunning(pid)) continue;
-                TryDelete(path);
-                if (!File.Exists(path)) removed++;
-            }
-        }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return removed;
-    }
+    internal static int SweepStale(string dir) =>
+        AtomicFile.SweepStale(dir, "transfersharp-*.onnx", new System.Text.RegularExpressions.Regex("^transfersharp-(?<pid>[0-9]{1,10})-[0-9a-f]{32}\\.onnx$"));
 
     /// <summary>Disposal was forgotten: the chain is unreachable, so nothing can save it any more.</summary>
     ~OnnxStepTransformer()

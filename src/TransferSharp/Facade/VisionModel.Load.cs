@@ -37,7 +37,7 @@ public sealed partial class VisionModel
         }
         var entry = ModelZoo.Get(model);
         var w = weights?.Trim();
-        if (w is "none" or "random" or "scratch")
+        if (w?.ToLowerInvariant() is "none" or "random" or "scratch")
         {
             // Random weights come from a generator seeded with ModelOptions.Seed, so "random weights" means the same weights
             // on every run (and a resumed run starts from the body it was interrupted with).
@@ -56,9 +56,6 @@ public sealed partial class VisionModel
     /// <summary>A zoo model's description: rebuilt by name with the class count and input it was built with.</summary>
     private static ModelArchitecture ZooArchitecture(ZooEntry entry, Vision.Graph.GraphModule module, ModelOptions? options) =>
         new() { Zoo = entry.Name, InChannels = module.Graph.InChannels, ImageSize = options?.ImageSize, NumClasses = module.NumClasses };
-
-    /// <summary>True for weight names that mean "no pretrained weights".</summary>
-    public static bool IsRandomWeights(string? weights) => weights is null || weights.Trim().ToLowerInvariant() is "" or "none" or "random" or "scratch";
 
     private static Preprocessing.Preprocessing Sized(Preprocessing.Preprocessing p, ModelOptions? options) =>
         options?.ImageSize is { } size ? p.AtCropSize(size) : p;

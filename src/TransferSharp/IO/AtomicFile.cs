@@ -76,14 +76,18 @@ internal static partial class AtomicFile
     /// <c>.NAME.tmp-PID-GUID</c> exactly, and only when no process with that id is running (a live one may be
     /// writing it; a reused id only delays the removal).
     /// </summary>
-    internal static int SweepStale(string dir)
+    internal static int SweepStale(string dir) => SweepStale(dir, ".*.tmp-*", TempPattern());
+
+    /// <summary>Removes the entries of <paramref name="dir"/> whose names match <paramref name="pattern"/> exactly (its
+    /// <c>pid</c> group naming the process that made them) when that process is no longer running; returns how many.</summary>
+    internal static int SweepStale(string dir, string searchPattern, Regex pattern)
     {
         int removed = 0;
         try
         {
-            foreach (var entry in Directory.EnumerateFileSystemEntries(dir, ".*.tmp-*"))
+            foreach (var entry in Directory.EnumerateFileSystemEntries(dir, searchPattern))
             {
-                var m = TempPattern().Match(Path.GetFileName(entry));
+                var m = pattern.Match(Path.GetFileName(entry));
                 if (!m.Success || !int.TryParse(m.Groups["pid"].Value, NumberStyles.None, CultureInfo.InvariantCulture, out int pid)) continue;
                 if (IsRunning(pid)) continue;
                 try
@@ -102,7 +106,7 @@ internal static partial class AtomicFile
     }
 
     /// <summary>True when a process with this id runs (ours always does).</summary>
-    internal static bool IsRunning(int pid)
+    private static bool IsRunning(int pid)
     {
         if (pid == Environment.ProcessId) return true;
         if (OperatingSystem.IsLinux()) return Directory.Exists($"/proc/{pid}");

@@ -95,7 +95,7 @@ public static class ModelZoo
             var (entries, byName) = State;
             if (byName.TryGetValue(entry.Name, out var existing))
             {
-                if (ReferenceEquals(existing, entry) || existing == entry) return;
+                if (existing == entry) return;
                 throw new ArgumentException($"the zoo already has a model named '{entry.Name}'", nameof(entry));
             }
             _state = Index([.. entries, entry]);
