@@ -21,10 +21,11 @@ internal sealed class OnnxStep
     public OnnxStep(GraphModule module, Preprocessing preprocessing, bool probabilities)
     {
         Preprocessing = preprocessing;
-        _onnx = OnnxExporter.ExportToBytes(module, new OnnxExportOptions { InputName = ImageColumns.Pixels, Probabilities = probabilities, Preprocessing = preprocessing });
+        var options = new OnnxExportOptions { InputName = ImageColumns.Pixels, Probabilities = probabilities, Preprocessing = preprocessing };
+        _onnx = OnnxExporter.ExportToBytes(module, options);
         var graph = module.Graph;
-        FeaturesOutput = graph.FeatureNode is not null ? OnnxExporter.FeaturesOutputName : graph.ClassifierNode is not null ? "logits" : "output";
-        MainOutput = graph.ClassifierNode is not null ? "logits" : "output";
+        MainOutput = OnnxExporter.MainOutputName(graph, options);
+        FeaturesOutput = graph.FeatureNode is not null ? OnnxExporter.FeaturesOutputName : MainOutput;
         FeatureCount = graph.NumFeatures;
         // The pixels column is a vector of unknown length to ML.NET (a registered mapping cannot declare one per
         // model); ML.NET then needs exactly one free dimension to infer, so the channels are left free.

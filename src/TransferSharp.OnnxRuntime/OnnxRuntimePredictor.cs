@@ -67,17 +67,17 @@ public sealed class OnnxRuntimePredictor : IDisposable
         return Predictor.PredictFiles(imagePaths, BatchSize, Preprocessing, Labels, top, Forward, cancellation);
     }
 
-    /// <summary>Whether the main output is class scores, decided as <see cref="Predictor"/> decides it: a file TransferSharp
-    /// wrote states its class count (0: pooled features); any other file is imported and its graph judged by the rule
-    /// the TorchSharp predictor applies (the graph states a classifier, or its output is not a global pool), so both engines
-    /// accept and refuse the same files. A file whose ops the importer does not translate is taken to give class scores.</summary>
+    /// <summary>Whether the main output is class scores, as the file states it: a file TransferSharp wrote records its class
+    /// count (0: features); any other file is imported and its graph says whether it has a classifier node (the rule
+    /// <see cref="OnnxImporter"/> states it by), so both engines accept and refuse the same files. A file whose ops the
+    /// importer does not translate cannot state one; ONNX Runtime runs it all the same, so it is taken to give class scores.</summary>
     public bool HasClassifier => _hasClassifier ??= DecideClassifier();
 
     private bool? _hasClassifier;
 
     private bool DecideClassifier()
     {
-        if (OnnxExporter.ReadNumClasses(_engine.Metadata, _engine.OutputName) is { } stated) return stated != 0;
+        if (OnnxExporter.StatedClasses(_engine.Metadata, _engine.OutputName) is { } stated) return stated != 0;
         if (!File.Exists(_engine.Path)) return true;
         try
         {

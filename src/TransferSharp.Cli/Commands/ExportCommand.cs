@@ -69,7 +69,7 @@ public sealed class ExportCommand : Command<ExportCommand.Settings>
         double? diff = settings.Check ? Check(model, settings.Out) : null;
         var file = Path.GetFullPath(settings.Out);
         var result = new ExportResult(model.Description, file, new FileInfo(file).Length, settings.Opset, options.InputName,
-            model.Module.Graph.ClassifierNode is null ? "output" : "logits", options.IncludeFeatures && model.Module.Graph.FeatureNode is not null,
+            OnnxExporter.MainOutputName(model.Module.Graph, options), options.IncludeFeatures && model.Module.Graph.FeatureNode is not null,
             model.Preprocessing.ToString(), seconds, diff);
         if (settings.Json)
         {

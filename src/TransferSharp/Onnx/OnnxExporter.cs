@@ -78,6 +78,17 @@ public static class OnnxExporter
         metadata.TryGetValue(NumClassesKey, out var n) && int.TryParse(n, out int classes) ? classes
         : metadata.ContainsKey(ModelKey) && mainOutputName == "output" ? 0 : null;
 
+    /// <summary>metadata_props key naming the main output, the one <see cref="NumClassesKey"/> speaks of.</summary>
+    public const string MainOutputKey = "transfersharp.main_output";
+
+    /// <summary>The number of classes the output <paramref name="outputName"/> of a file written by <see cref="Export"/> scores
+    /// (0 for its features output), or null for any other file.</summary>
+    internal static int? StatedClasses(IReadOnlyDictionary<string, string> metadata, string outputName)
+    {
+        bool main = metadata.TryGetValue(MainOutputKey, out var m) ? m == outputName : outputName != FeaturesOutputName;
+        return main ? ReadNumClasses(metadata, outputName) : metadata.ContainsKey(ModelKey) ? 0 : null;
+    }
+
     /// <summary>metadata_props key holding the class names as a JSON array.</summary>
     public const string LabelsKey = "transfersharp.labels";
 
@@ -139,11 +150,17 @@ public static class OnnxExporter
         Meta(ModelKey, module.Graph.Name);
         if (module.Graph.FeatureNode is { } f) Meta("transfersharp.feature_node", f);
         Meta(NumClassesKey, module.Graph.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Meta(MainOutputKey, MainOutputName(module.Graph, options));
         if (options.Preprocessing is { } p) Meta(PreprocessingKey, JsonSerializer.Serialize(p, _json));
         if (options.Labels is { Count: > 0 } labels) Meta(LabelsKey, JsonSerializer.Serialize(labels));
         if (options.Metadata is { } extra) foreach (var (k, v) in extra) Meta(k, v);
         return model;
     }
+
+    /// <summary>The name the main output of <paramref name="graph"/> gets: <see cref="OnnxExportOptions.OutputName"/>, else
+    /// "logits" when the graph has a classifier and "output" when it does not.</summary>
+    public static string MainOutputName(ModelGraph graph, OnnxExportOptions? options = null) =>
+        options?.OutputName ?? (graph.ClassifierNode is not null ? "logits" : "output");
 
     /// <summary>Emits nodes and initializers for one graph.</summary>
     private sealed class Writer
@@ -172,7 +189,7 @@ public static class OnnxExporter
             _g.Name = _graph.Name;
             _tensor[ModelGraph.InputName] = _o.InputName;
             _names.Add(_o.InputName);
-            var outputName = _o.OutputName ?? (_graph.ClassifierNode is not null ? "logits" : "output");
+            var outputName = MainOutputName(_graph, _o);
             if (!_names.Add(outputName) || !_names.Add(FeaturesOutputName))
                 throw new ArgumentException($"input and output names must differ ('{_o.InputName}', '{outputName}', '{FeaturesOutputName}')");
             var shapes = _graph.Shapes;

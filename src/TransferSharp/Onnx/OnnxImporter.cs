@@ -151,7 +151,7 @@ public static class OnnxImporter
 
             var graph = _b.Build(output);
             string? feature = _options.FeatureNode is { } f ? Resolve(graph, f) : DefaultFeatureNode(graph);
-            string? classifier = graph.Node(graph.Output).Op is LinearOp ? graph.Output : null;
+            string? classifier = StatedClassifier(graph, outputName);
             graph = graph.With(featureNode: feature, classifierNode: classifier);
             graph = graph.With(groups: GraphSurgery.GroupsByResolution(graph));
             // Drop state of nodes the chosen output does not need.
@@ -170,6 +170,28 @@ public static class OnnxImporter
             var producer = $"{_model.ProducerName} {_model.ProducerVersion}".Trim();
             var metadata = OnnxModelFile.Metadata(_model);
             return new OnnxModel(_file, graph, state, _opset, producer, input.Name, outputName, _nodeNames, metadata);
+        }
+
+        /// <summary>
+        /// The classifier, stated rather than guessed from what the output looks like: a file TransferSharp wrote says how
+        /// many classes its output scores (0: it is features); in any other file the classifier is a linear layer (Gemm, or
+        /// MatMul + Add) that produces the output, directly or through ops that keep its [N, K] scores (softmax, flatten,
+        /// reshape, squeeze, identity, dropout). An output that is anything else — a pooled feature map, a ReLU after a
+        /// linear layer (a headless VGG), a convolution — states no classifier, and predicting classes with it is refused.
+        /// </summary>
+        private string? StatedClassifier(ModelGraph graph, string outputName)
+        {
+            var metadata = OnnxModelFile.Metadata(_model);
+            int? stated = OnnxExporter.StatedClasses(metadata, outputName);
+            if (stated == 0) return null;
+            var node = graph.Output;
+            while (node != ModelGraph.InputName && graph.Node(node).Op is SoftmaxOp or FlattenOp or ReshapeOp or SqueezeOp or IdentityOp or DropoutOp
+                   && graph.Shapes[node].Length == 2 && graph.Shapes[graph.Node(node).Inputs[0]].SequenceEqual(graph.Shapes[node]))
+                node = graph.Node(node).Inputs[0];
+            string? classifier = node != ModelGraph.InputName && graph.Node(node).Op is LinearOp && graph.Shapes[node].Length == 2 ? node : null;
+            if (stated is { } n && (classifier is null || ((LinearOp)graph.Node(classifier).Op).OutFeatures != n))
+                throw new OnnxException(_file, $"its metadata states {n} classes, but its output '{outputName}' is not a linear layer with {n} outputs");
+            return classifier;
         }
 
         private string Resolve(ModelGraph graph, string name)

@@ -169,7 +169,7 @@ public static class Evaluator
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                var logits = predictor.Forward(batch.Images);
+                var logits = predictor.Logits(batch.Images);
                 loss += nn.functional.cross_entropy(logits, batch.Labels, reduction: nn.Reduction.Sum).item<float>();
                 var top = logits.topk(k, 1).indexes;
                 var hits = top.eq(batch.Labels.unsqueeze(1)).any(1).sum().item<long>();

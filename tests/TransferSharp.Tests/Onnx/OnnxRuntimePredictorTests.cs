@@ -72,15 +72,16 @@ public class OnnxRuntimePredictorTests
     }
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(3)]
-    public void A_foreign_file_is_judged_a_classifier_or_not_alike_by_both_engines(int numClasses)
+    [InlineData("resnet18", 0)]
+    [InlineData("resnet18", 3)]
+    [InlineData("headless-vgg", 0)] // VGG's pattern: its output is fc7's ReLU, a vector no rule from its shape tells from scores
+    public void A_foreign_file_is_judged_a_classifier_or_not_alike_by_both_engines(string architecture, int numClasses)
     {
         var dir = Paths.NewTempDir();
         try
         {
             // A file TransferSharp did not write: the export with its metadata (class count, labels) stripped.
-            using var source = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = numClasses, ImageSize = 32 });
+            using var source = architecture == "headless-vgg" ? HeadlessVgg() : ModelZoo.Create(architecture, new ModelOptions { NumClasses = numClasses, ImageSize = 32 });
             source.eval();
             var proto = OnnxExporter.Build(source, new OnnxExportOptions());
             proto.MetadataProps.Clear();
@@ -102,6 +103,83 @@ public class OnnxRuntimePredictorTests
                 Assert.Contains("has no classifier", Assert.Throws<TransferSharpException>(() => torchPredictor.Predict(images)).Message);
                 Assert.Contains("has no classifier", Assert.Throws<TransferSharpException>(() => ort.Predict(images)).Message);
             }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>VGG without its last layer, small: convolutions, pooling, then fc6 and fc7 each with its ReLU.</summary>
+    private static global::TransferSharp.Vision.Graph.GraphModule HeadlessVgg()
+    {
+        var b = new global::TransferSharp.Vision.Graph.GraphBuilder("headless_vgg", 3, 32, 32);
+        var x = b.Relu(b.Conv(b.Input, "features.0", 8, new(3, 3), new(1, 1), 1, bias: true));
+        b.Features(x);
+        x = b.GlobalPool(x);
+        x = b.Relu(b.Linear(x, "classifier.0", 16));
+        x = b.Relu(b.Linear(x, "classifier.3", 16));
+        return new global::TransferSharp.Vision.Graph.GraphModule(b.Build(x));
+    }
+
+    [Fact]
+    public void A_classifier_that_ends_in_a_softmax_is_stated_and_its_logits_ranked_once()
+    {
+        var dir = Paths.NewTempDir();
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var source = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = 3, ImageSize = 32 });
+            source.eval();
+            var proto = OnnxExporter.Build(source, new OnnxExportOptions { Probabilities = true });
+            proto.MetadataProps.Clear(); // as a file from another tool: Gemm, then Softmax
+            var file = Path.Combine(dir, "softmax.onnx");
+            File.WriteAllBytes(file, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+
+            using var model = VisionModel.Load(file);
+            var graph = model.Module.Graph;
+            Assert.Equal("fc", graph.ClassifierNode);
+            Assert.NotEqual(graph.ClassifierNode, graph.Output);
+            Assert.Equal(3, model.NumClasses);
+            using var x = TestImages.Batch(["chelsea"]);
+            using var predictor = model.CreatePredictor();
+            using var probabilities = predictor.Forward(x); // the file's own output
+            using var logits = predictor.Logits(x);
+            Assert.True(logits.softmax(1).allclose(probabilities, 1e-5, 1e-6));
+            var top = predictor.Predict([TestImages.PathOf("chelsea")], top: 3)[0].Top;
+            Assert.Equal(1.0, top.Sum(c => c.Probability), 4);
+
+            // A new head replaces the classifier and the softmax after it: the trained output is logits.
+            var headed = graph.WithClassifier(5);
+            Assert.Equal("fc", headed.Output);
+            Assert.DoesNotContain(headed.Nodes, n => n.Op is global::TransferSharp.Vision.Graph.SoftmaxOp);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void A_file_whose_metadata_states_classes_its_output_does_not_score_is_refused()
+    {
+        var dir = Paths.NewTempDir();
+        try
+        {
+            using var source = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = 0, ImageSize = 32 });
+            var proto = OnnxExporter.Build(source, new OnnxExportOptions());
+            var stated = proto.MetadataProps.Single(p => p.Key == OnnxExporter.NumClassesKey);
+            stated.Value = "7";
+            var file = Path.Combine(dir, "lying.onnx");
+            File.WriteAllBytes(file, Google.Protobuf.MessageExtensions.ToByteArray(proto));
+            var e = Assert.Throws<OnnxException>(() => OnnxImporter.Import(file));
+            Assert.Contains("lying.onnx", e.Message);
+            Assert.Contains("states 7 classes", e.Message);
+            // The features output of a file that states classes is features.
+            using (var classifier = ModelZoo.Create("resnet18", new ModelOptions { NumClasses = 3, ImageSize = 32 }))
+                OnnxExporter.Export(classifier, file);
+            var imported = OnnxImporter.Import(file, new OnnxImportOptions { Output = OnnxExporter.FeaturesOutputName });
+            Assert.Null(imported.Graph.ClassifierNode);
         }
         finally
         {

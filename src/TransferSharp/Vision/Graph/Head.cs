@@ -119,9 +119,13 @@ public sealed partial class ModelGraph
             weightAs1x1Conv = old.WeightAs1x1Conv;
             classifier = c;
             removed.Add(c);
+            // Ops an imported file ends its classifier with (a softmax, a flatten) go with it: the new head outputs logits.
+            for (var after = Output; after != c && Node(after).Op is SoftmaxOp or FlattenOp or ReshapeOp or SqueezeOp or IdentityOp or DropoutOp;
+                 after = Node(after).Inputs[0])
+                removed.Add(after);
             pre = Node(c).Inputs[0];
             while (pre != InputName && IsOwnHeadNode(pre)) { removed.Add(pre); pre = Node(pre).Inputs[0]; }
-            if (Output != c || Nodes.Any(n => !removed.Contains(n.Name) && n.Inputs.Any(removed.Contains)))
+            if (!removed.Contains(Output) || Nodes.Any(n => !removed.Contains(n.Name) && n.Inputs.Any(removed.Contains)))
                 throw new GraphException($"graph '{Name}': the classifier '{c}' is not the last layer, so it cannot be replaced");
             nodes.RemoveAll(n => removed.Contains(n.Name));
         }

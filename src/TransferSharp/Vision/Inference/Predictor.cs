@@ -91,32 +91,30 @@ public sealed class Predictor : IDisposable
         return y.MoveToOuterDisposeScope();
     }
 
+    /// <summary>Class scores [N, K] for a preprocessed batch: the output of the graph's classifier node (the model's
+    /// output too, unless an imported file ends its classifier in a softmax or a flatten, which are left out here).</summary>
+    public Tensor Logits(Tensor batch)
+    {
+        RequireClassifier(HasClassifier(_sourceGraph), _sourceGraph.Name);
+        return Run(batch, m => x => m.Run(x, m.Graph.ClassifierNode!)[0]);
+    }
+
     /// <summary>Top-k classes with softmax probabilities for image files, batched.</summary>
     public IReadOnlyList<Prediction> Predict(IReadOnlyList<string> imagePaths, int top = 5, CancellationToken cancellation = default)
     {
         RequireClassifier(HasClassifier(_sourceGraph), _sourceGraph.Name);
-        return PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Forward, cancellation);
+        return PredictFiles(imagePaths, Options.BatchSize, Preprocessing, Labels, top, Logits, cancellation);
     }
 
-    /// <summary>False when the graph's output is its pooled features (resnet18_cntk, a headless zoo model or export, an
-    /// imported feature extractor): it states no classifier node and ends in global pooling (a dropout, flatten or squeeze
-    /// after it, as headless Inception v3 and MobileNetV2 or an exported network have, does not count).</summary>
-    internal static bool HasClassifier(ModelGraph graph)
-    {
-        if (graph.ClassifierNode is not null) return true;
-        var node = graph.Output;
-        // Ops that do not change values (dropout at eval, identity, a flatten or squeeze of [N, C, 1, 1]) do not count:
-        // an imported network often ends its feature extractor with GlobalAveragePool then Flatten.
-        while (node != ModelGraph.InputName && graph.Node(node).Op is DropoutOp or IdentityOp or FlattenOp or SqueezeOp or ReshapeOp)
-            node = graph.Node(node).Inputs[0];
-        return node == ModelGraph.InputName || graph.Node(node).Op is not (GlobalPoolOp or AdaptiveAvgPool2dOp { OutH: 1, OutW: 1 });
-    }
+    /// <summary>Whether the graph scores classes: it states a classifier node (the zoo, the head builder and the ONNX
+    /// importer state it; nothing is inferred from what the output looks like).</summary>
+    internal static bool HasClassifier(ModelGraph graph) => graph.ClassifierNode is not null;
 
     /// <summary>The one guard of both predictors: refuses to rank classes of a model that has no classifier.</summary>
     internal static void RequireClassifier(bool hasClassifier, string description)
     {
         if (!hasClassifier)
-            throw new TransferSharpException($"{description} has no classifier: its output is pooled features. Train a head on it first (or extract features).");
+            throw new TransferSharpException($"{description} has no classifier: its output is features, not class scores. Train a head on it first (or extract features).");
     }
 
     /// <summary>Decodes image files in batches, runs <paramref name="forward"/> and labels the top-k classes (shared
