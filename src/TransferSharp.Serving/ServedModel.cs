@@ -66,7 +66,7 @@ public sealed class ServedModel : IDisposable
     /// <summary>Serves a TorchSharp predictor (thread-safe, BN folded, channels-last); takes ownership of it.</summary>
     public static ServedModel FromPredictor(Predictor predictor, string name, WeightsProvenance? weights = null) =>
         new(name, "torchsharp", predictor.Preprocessing, predictor.Labels, Predictor.HasClassifier(predictor.Model.Graph), weights,
-            predictor.Forward, b => predictor.Features(b), predictor);
+            predictor.Logits, b => predictor.Features(b), predictor);
 
     /// <summary>Serves a loaded model in TorchSharp (a predictor is built from it; the model may be disposed afterwards).</summary>
     public static ServedModel FromModel(VisionModel model, PredictorOptions? options = null) =>
