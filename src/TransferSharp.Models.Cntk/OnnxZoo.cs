@@ -138,17 +138,33 @@ public static class OnnxZoo
     private static ModelGraph BuildResNet18Cntk(ModelOptions o)
     {
         if (o.InChannels != 3) throw new InvalidOptionException(nameof(o.InChannels), $"{ResNet18CntkName} takes 3-channel images (its mean image is RGB)");
-        if (o.ImageSize is { } s && s != 224) throw new InvalidOptionException(nameof(o.ImageSize), $"{ResNet18CntkName} takes 224×224 inputs only (its mean image is 224×224)");
-        var graph = ResNet18Cntk.Graph;
         // The file ends in a 7×7 average pool; the graph's output is the pooled [N, 512] features (global_pool), and
         // a requested classifier is a new linear layer "fc" on them.
-        var features = graph.CutAt(graph.FeatureNode!);
-        return features.WithClassifier(o.NumClasses, new HeadSpec { Dropout = o.DropRate });
+        var graph = ResNet18Cntk.Graph;
+        graph = graph.CutAt(graph.FeatureNode!);
+        if (o.ImageSize is { } s && s != NativeSize)
+        {
+            // Another input size: the mean image becomes a constant of that size (the weight loader resamples the 224×224
+            // one into it), the rest of the network is convolutions and the global pool.
+            // Its stride-2 branches meet in additions: only multiples of 32 keep both sides the same size at every stage.
+            if (s < 32 || s % 32 != 0) throw new InvalidOptionException(nameof(o.ImageSize), $"{ResNet18CntkName} takes inputs whose size is a multiple of 32 (64, 96, 128, …, 224); got {s}");
+            var nodes = graph.Nodes.Select(n => n.Op is ConstantOp { Shape: [1, 3, NativeSize, NativeSize] } ? n with { Op = new ConstantOp([1, 3, s, s]) } : n).ToArray();
+            graph = graph.With(nodes: nodes, inputShape: [graph.InputShape[0], graph.InputShape[1], s, s]);
+        }
+        return graph.WithClassifier(o.NumClasses, new HeadSpec { Dropout = o.DropRate });
     }
 
     /// <summary>Loads the pretrained body of <c>resnet18_cntk</c> into a module built from its zoo entry
     /// (a classifier, when present, keeps its fresh initialisation).</summary>
-    public static void LoadResNet18CntkWeights(GraphModule module) => ResNet18Cntk.LoadInto(module, module.Graph.ClassifierNode is null ? LoadPolicy.Strict : LoadPolicy.Lenient);
+    public static void LoadResNet18CntkWeights(GraphModule module)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var state = ResNet18Cntk.State.ToDictionary(kv => kv.Key, kv => TorchSharp.torch.tensor(kv.Value.AsFloats()).reshape(kv.Value.Shape), StringComparer.Ordinal);
+        // Through the zoo's loader, as a checkpoint of the tag: a new head stays initialised, the mean image fits the input size.
+        StateDictLoader.Load(module, state, LoadPolicy.Strict, ResNet18OnnxPath);
+    }
+
+    private const int NativeSize = 224;
 
     /// <summary>The zoo model with its pretrained weights, in eval mode.</summary>
     public static GraphModule CreateResNet18Cntk(ModelOptions? options = null)

@@ -1,6 +1,7 @@
 using TransferSharp.Onnx;
 using TransferSharp.Tests.Support;
 using TransferSharp.Vision;
+using TransferSharp.Vision.Preprocessing;
 using TransferSharp.Vision.Zoo;
 using Xunit;
 using static TorchSharp.torch;
@@ -185,5 +186,24 @@ public class OnnxRuntimePredictorTests
         {
             Directory.Delete(dir, true);
         }
+    }
+
+    [Fact]
+    public void Resnet18_cntk_takes_other_input_sizes_with_its_mean_image_resampled()
+    {
+        using var scope = NewDisposeScope();
+        using var model = VisionModel.Load("resnet18_cntk", options: new ModelOptions { ImageSize = 128 });
+        Assert.Equal(new long[] { 1, 3, 128, 128 }, model.Module.Graph.InputShape);
+        Assert.Equal(128, model.Preprocessing.CropSize);
+        Assert.Equal(128, model.Preprocessing.ResizeSize); // it resizes to its crop, at any size
+        var mean = model.Module.state_dict().Single(kv => kv.Value.dim() == 4 && kv.Value.shape[2] == 128).Value;
+        using var full = OnnxZoo.CreateResNet18Cntk();
+        var native = full.state_dict()[model.Module.state_dict().Single(kv => kv.Value.dim() == 4 && kv.Value.shape[2] == 128).Key];
+        var expected = nn.functional.interpolate(native, size: [128, 128], mode: InterpolationMode.Bilinear, align_corners: false, antialias: true);
+        Assert.True(mean.allclose(expected));
+        using var predictor = model.CreatePredictor();
+        using var features = predictor.Features(ImageTransforms.LoadBatch([TestImages.PathOf("chelsea")], model.Preprocessing));
+        Assert.Equal(new long[] { 1, 512 }, features.shape);
+        Assert.Throws<InvalidOptionException>(() => VisionModel.Load("resnet18_cntk", options: new ModelOptions { ImageSize = 112 }));
     }
 }

@@ -56,9 +56,10 @@ public sealed record Preprocessing
     /// <summary>torchvision's ImageNet default: resize 256, crop 224, bilinear, ImageNet mean/std.</summary>
     public static Preprocessing ImageNet { get; } = new();
 
-    /// <summary>The same transform at another crop size, resizing by torchvision's 0.875 crop ratio
-    /// (resize = ⌊crop / 0.875⌋: 224 → 256).</summary>
-    public Preprocessing AtCropSize(int cropSize) => this with { CropSize = cropSize, ResizeSize = (int)Math.Floor(cropSize / 0.875) };
+    /// <summary>The same transform at another crop size, keeping its crop ratio as timm keeps crop_pct (resize =
+    /// ⌊crop × resize / crop⌋: torchvision's 256/224 gives 160 → 182; a model that resizes to its crop, such as
+    /// resnet18_cntk, keeps doing so).</summary>
+    public Preprocessing AtCropSize(int cropSize) => this with { CropSize = cropSize, ResizeSize = (int)Math.Floor(cropSize * (double)ResizeSize / CropSize + 1e-9) };
 
     /// <summary>timm's convention: crop size and crop_pct give the resize size, floor(crop / crop_pct).</summary>
     public static Preprocessing FromCropPct(int cropSize, double cropPct, Interpolation interpolation, IReadOnlyList<double> mean, IReadOnlyList<double> std) => new()

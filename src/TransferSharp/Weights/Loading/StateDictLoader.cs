@@ -89,12 +89,31 @@ internal sealed class ZooMapping : StateMapping
         var node = StateLoader.NodeOf(moduleKey);
         if (node is null) return ShapeFit.Mismatch;
         if (_stemConvs.Contains(node) && moduleKey == node + ".weight" && CanAdapt(sourceShape, moduleShape)) return ShapeFit.Adapt;
+        if (IsImageConstant(moduleKey) && CanResample(sourceShape, moduleShape)) return ShapeFit.Adapt;
         // A classifier of another number of classes stays as initialised.
         if (_headNodes.Contains(node) && sourceShape.Length == moduleShape.Length && sourceShape[0] != moduleShape[0]) return ShapeFit.KeepInitialised;
         return ShapeFit.Mismatch;
     }
 
-    public override Tensor Adapt(string moduleKey, Tensor source, long[] moduleShape) => StateDictLoader.AdaptInputConv(source, (int)moduleShape[1]);
+    public override Tensor Adapt(string moduleKey, Tensor source, long[] moduleShape) =>
+        IsImageConstant(moduleKey) ? ResampleImageConstant(source, moduleShape) : StateDictLoader.AdaptInputConv(source, (int)moduleShape[1]);
+
+    /// <summary>A constant the size of the input image (CNTK ResNet's mean image), in a model built for another input size:
+    /// resampled as timm resamples position embeddings for another resolution (bilinear, antialiased when it shrinks).</summary>
+    private bool IsImageConstant(string moduleKey) =>
+        StateLoader.NodeOf(moduleKey) is { } node && moduleKey == node + ".value" && _graph.HasNode(node) && _graph.Node(node).Op is ConstantOp;
+
+    private static bool CanResample(long[] src, long[] dst) =>
+        src.Length == 4 && dst.Length == 4 && src[0] == dst[0] && src[1] == dst[1] && src[2] > 1 && src[3] > 1 && dst[2] > 1 && dst[3] > 1;
+
+    private static Tensor ResampleImageConstant(Tensor source, long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        var x = source.to_type(ScalarType.Float32);
+        bool shrinks = shape[2] < x.shape[2] || shape[3] < x.shape[3];
+        var y = nn.functional.interpolate(x, size: [shape[2], shape[3]], mode: InterpolationMode.Bilinear, align_corners: false, antialias: shrinks);
+        return y.to_type(source.dtype).MoveToOuterDisposeScope();
+    }
 
     public override IEnumerable<string> Companions(string moduleKey) =>
         StateLoader.NodeOf(moduleKey) is { } node && _headNodes.Contains(node)
