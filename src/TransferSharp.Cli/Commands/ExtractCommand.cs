@@ -48,7 +48,7 @@ public sealed class ExtractCommand : Command<ExtractCommand.Settings>
             _ => throw new UsageException($"--pool '{settings.Pool}': use avg or max"),
         };
         var data = ImageDataset.Open(settings.Data);
-        using var source = settings.OpenSource();
+        using var source = settings.OpenSource(data);
         var bad = new BadImageLog();
         var options = new ExtractOptions { Pool = pool, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
         var clock = System.Diagnostics.Stopwatch.StartNew();

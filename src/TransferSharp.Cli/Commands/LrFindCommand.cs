@@ -97,7 +97,7 @@ public sealed class LrFindCommand : Command<LrFindCommand.Settings>
         }) with { Device = settings.Device };
         var finder = new LearningRateFinderOptions { StartLearningRate = settings.StartLr, EndLearningRate = settings.EndLr, Steps = settings.Steps, Stage = settings.Stage };
         var data = ImageDataset.Open(settings.Data);
-        using var source = settings.OpenSource(settings.Seed);
+        using var source = settings.OpenSource(data, settings.Seed);
         var bad = new BadImageLog();
         var run = new TrainRunOptions { Progress = new WorkflowConsole.ProgressLine(), BadImages = bad };
         if (!settings.Json)

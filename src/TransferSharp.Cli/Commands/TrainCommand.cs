@@ -106,11 +106,19 @@ public class WeightsSettings : WorkflowSettings
     public string Weights { get; init; } = "imagenet";
 
     [CommandOption("--image-size <PIXELS>")]
-    [Description("Input crop size (default: the weights' size). Smaller is faster.")]
+    [Description("Input crop size. Default: the weights' size, except for images smaller than it (thumbnails, 28-pixel scans): 5× their shorter side rounded up to a multiple of 32, at least 64 (as accurate, about twice as fast; see docs/workflows.md). Smaller is faster")]
     public int? ImageSize { get; init; }
 
-    /// <summary>Opens --model with --weights (a model file ignores --weights); random weights are drawn with <paramref name="seed"/>.</summary>
-    public VisionModel OpenSource(int seed = 0) => VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = ImageSize, Seed = seed });
+    /// <summary>Opens --model with --weights (a model file ignores --weights); random weights are drawn with <paramref name="seed"/>.
+    /// Without --image-size, a zoo model takes <paramref name="data"/>'s small images at the size <see cref="Transfer.ImageSizeFor"/>
+    /// picks, and says so.</summary>
+    public VisionModel OpenSource(Dataset? data = null, int seed = 0)
+    {
+        var size = data is null ? ImageSize : (Transfer.From(Model) with { ImageSize = ImageSize }).ImageSizeFor(data);
+        if (size != ImageSize && !Json)
+            ConsoleUi.Err.MarkupLine($"[grey]the images are small ({(data as ImageDataset)?.TypicalShortSide()} px on the shorter side): input {size}×{size} instead of the weights' size (--image-size to choose)[/]");
+        return VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = size, Seed = seed });
+    }
 }
 
 /// <summary>`transfer train`: a new head on a pretrained body (cached features) or two-stage fine-tuning.</summary>
@@ -354,7 +362,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         options.Validate();
         var train = ImageDataset.Open(settings.Data);
         var val = settings.Val is null ? null : ImageDataset.Open(settings.Val);
-        using var source = settings.OpenSource(settings.Seed);
+        using var source = settings.OpenSource(train, settings.Seed);
         var badImages = new BadImageLog();
         var checkpoint = settings.Checkpoint ?? settings.Out + ".checkpoint";
         if (!settings.Json)

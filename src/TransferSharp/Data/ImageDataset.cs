@@ -44,6 +44,23 @@ public sealed class ImageDataset : Dataset
     /// <inheritdoc />
     public override string Origin { get; }
 
+    /// <summary>The median shorter side, in pixels, of up to <paramref name="sample"/> images spread over the set, read from
+    /// their headers (nothing is decoded); null when none could be read. Says whether the images are thumbnails that a
+    /// 224-pixel input would only blow up.</summary>
+    public int? TypicalShortSide(int sample = 64)
+    {
+        if (sample < 1) throw new ArgumentOutOfRangeException(nameof(sample));
+        var sides = new List<int>();
+        int n = Math.Min(sample, _paths.Length);
+        for (int k = 0; k < n; k++)
+        {
+            if (ImageDecoder.ReadSize(_paths[(int)((long)k * _paths.Length / n)]) is { } size) sides.Add(Math.Min(size.Width, size.Height));
+        }
+        if (sides.Count == 0) return null;
+        sides.Sort();
+        return sides[sides.Count / 2];
+    }
+
     /// <summary>Opens a folder (class subfolders) or a manifest (.csv/.tsv), by what the path is.</summary>
     public static ImageDataset Open(string path) =>
         File.Exists(path) ? FromManifest(path) : FromFolder(path);

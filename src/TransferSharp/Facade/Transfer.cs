@@ -37,12 +37,33 @@ public sealed record Transfer
     /// <summary>Other weights: "imagenet", a tag, a weights file, or "none" for random initialisation.</summary>
     public Transfer WithWeights(string weights) => this with { Weights = weights };
 
-    /// <summary>Another input size (crop; the resize keeps the 0.875 ratio).</summary>
+    /// <summary>Another input size (the crop; the resize keeps the weights' crop ratio).</summary>
     public Transfer WithImageSize(int pixels) => this with { ImageSize = pixels };
 
     /// <summary>Opens the model (downloads weights when needed). The caller disposes it.</summary>
-    public VisionModel Open(CancellationToken cancellation = default) =>
-        VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = ImageSize }, null, cancellation); // a model file ignores the weights
+    public VisionModel Open(CancellationToken cancellation = default) => Open(ImageSize, cancellation);
+
+    internal VisionModel Open(int? imageSize, CancellationToken cancellation) =>
+        VisionModel.Load(Model, Weights, new ModelOptions { ImageSize = imageSize }, null, cancellation); // a model file ignores the weights
+
+    /// <summary>How many times the images' shorter side the input of a zoo model is, by default, for images smaller than its
+    /// native input (measured in docs/workflows.md: accuracy levels off there, while time keeps growing with the pixels).</summary>
+    public const double ThumbnailUpscale = 5;
+
+    /// <summary>
+    /// The input size training on <paramref name="data"/> uses: <see cref="ImageSize"/> when set; for a zoo model and images
+    /// smaller than its native input (28-pixel garments, 32-pixel thumbnails), <see cref="ThumbnailUpscale"/> times their
+    /// typical shorter side rounded up to a multiple of 32, at least 64 (160 for both: 224 took about twice the time for no
+    /// better accuracy, docs/workflows.md), and otherwise null (the weights' own size). Model files keep the size they were trained at.
+    /// </summary>
+    public int? ImageSizeFor(Dataset data)
+    {
+        if (ImageSize is not null || !ModelZoo.Contains(Model) || data is not ImageDataset images) return ImageSize;
+        int native = ModelZoo.Get(Model).NativeSize;
+        if (images.TypicalShortSide() is not { } side) return null;
+        int size = Math.Max(64, (int)Math.Ceiling(side * ThumbnailUpscale / 32) * 32);
+        return size < native ? size : null;
+    }
 
     /// <summary>Pooled features of every sample; with <paramref name="outputPath"/> (.parquet/.npy/.csv) also written, resumably.</summary>
     public FeatureSet ExtractFeatures(Dataset data, string? outputPath = null, ExtractOptions? options = null, IProgress<ProgressInfo>? progress = null,
@@ -111,7 +132,7 @@ public sealed record TrainingRun
     /// <summary>Opens the model, trains it and returns it (the caller disposes it).</summary>
     public VisionModel Run(CancellationToken cancellation = default)
     {
-        var model = Source.Open(cancellation);
+        var model = Source.Open(Source.ImageSizeFor(Data), cancellation);
         try
         {
             Trainer.Train(model, Data, Validation, Options, RunOptions, cancellation);

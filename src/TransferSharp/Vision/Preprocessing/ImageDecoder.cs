@@ -76,6 +76,24 @@ public static class ImageDecoder
         }
     }
 
+    /// <summary>The width and height an image file declares (after its EXIF orientation), read from its header without
+    /// decoding the pixels; null when it is not an image the decoder knows.</summary>
+    internal static (int Width, int Height)? ReadSize(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var codec = SKCodec.Create(stream);
+            if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return null;
+            bool swapped = codec.EncodedOrigin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+            return swapped ? (codec.Info.Height, codec.Info.Width) : (codec.Info.Width, codec.Info.Height);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return null;
+        }
+    }
+
     private static RgbImage DecodeChecked(byte[] data, string name, long maxPixels)
     {
         if (data.Length == 0) throw new ImageDecodeException(name, "the file is empty");
