@@ -106,6 +106,29 @@ public sealed class TextClassifierTests : IDisposable
         Assert.Contains("line 1", Assert.Throws<InvalidFileException>(() => TextDataset.Load(csv)).Message);
     }
 
+    [Theory]
+    [InlineData("bow")]
+    [InlineData("cnn")]
+    public void Files_written_by_the_first_format_still_load_and_predict_the_same(string kind)
+    {
+        // Written by main before text training moved onto the shared loop (tests/data/text_classifier_v1/README.md).
+        var dir = Path.Combine(Paths.TestData, "text_classifier_v1");
+        using var classifier = TextClassifier.Load(Path.Combine(dir, $"tiny_{kind}.safetensors"));
+        Assert.Equal(["neg", "pos"], classifier.Labels);
+        var texts = File.ReadAllLines(Path.Combine(dir, "probe.txt"));
+        using var expected = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, $"tiny_{kind}.predictions.json")));
+        var predicted = classifier.Predict(texts, 2);
+        for (int i = 0; i < texts.Length; i++)
+        {
+            var labels = expected.RootElement[i].GetProperty("labels");
+            for (int j = 0; j < 2; j++)
+            {
+                Assert.Equal(labels[j].GetProperty("label").GetString(), predicted[i][j].Label);
+                Assert.Equal(labels[j].GetProperty("probability").GetSingle(), predicted[i][j].Probability, 1e-6f);
+            }
+        }
+    }
+
     [Fact]
     public void A_file_that_is_not_a_classifier_is_refused()
     {
