@@ -64,9 +64,18 @@ public sealed class TextCliTests : IDisposable
         var train = Path.Combine(_temp, "train.txt");
         File.WriteAllLines(train, File.ReadLines(Reference("fortunes.train.txt")).Take(200));
         var model = Path.Combine(_temp, "m.safetensors");
-        var t = RunJson("text", "train", "--vectors", Reference("ft.bin"), "--data", train, "--test", Reference("fortunes.test.txt"), "--model", "bow", "--epochs", "1", "--out", model);
+        var val = Path.Combine(_temp, "val.txt");
+        File.WriteAllLines(val, File.ReadLines(Reference("fortunes.train.txt")).Skip(200).Take(100));
+        var t = RunJson("text", "train", "--vectors", Reference("ft.bin"), "--data", train, "--val", val, "--test", Reference("fortunes.test.txt"), "--model", "bow",
+            "--epochs", "2", "--schedule", "cosine", "--warmup", "0.5", "--patience", "3", "--out", model);
         Assert.True(File.Exists(model));
-        Assert.Equal(956, t.GetProperty("test").GetProperty("examples").GetInt32());
+        Assert.False(File.Exists(model + ".checkpoint"), "the checkpoint is deleted when training completes");
+        Assert.Equal(956, t.GetProperty("test").GetProperty("count").GetInt32());
+        Assert.Equal(2, t.GetProperty("history").GetArrayLength());
+        Assert.InRange(t.GetProperty("bestEpoch").GetInt32(), 1, 2);
+        // Cosine after half an epoch of warm-up: the rate decays towards 0 over the second epoch.
+        var rates = t.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("learningRate").GetDouble()).ToArray();
+        Assert.True(rates[1] < rates[0] / 10 && rates[0] < 1e-3, string.Join(", ", rates));
         var p = RunJson("text", "predict", "--model", model, "The computer crashed.", "--top", "2");
         Assert.Equal(2, p[0].GetProperty("labels").GetArrayLength());
         var ev = RunJson("text", "evaluate", "--model", model, "--data", Reference("fortunes.test.txt"));
