@@ -131,10 +131,11 @@ public sealed class TextClassifierTests : IDisposable
 
         // The first run is stopped after epoch 2 (as Ctrl+C would stop it); its checkpoint is what a killed process leaves.
         using var cts = new CancellationTokenSource();
+        var stopped = new List<TransferSharp.Training.EpochRecord>();
         var first = new TransferSharp.Training.TrainRunOptions
         {
             Checkpoint = new TransferSharp.Training.CheckpointOptions { Path = checkpoint },
-            OnEpoch = e => { if (e.Epoch == 2) cts.Cancel(); },
+            OnEpoch = e => { stopped.Add(e); if (e.Epoch == 2) cts.Cancel(); },
         };
         Assert.ThrowsAny<OperationCanceledException>(() => TextClassifier.Train(train, validation, null, options, first, cts.Token));
         Assert.True(File.Exists(checkpoint));
@@ -145,6 +146,7 @@ public sealed class TextClassifierTests : IDisposable
         Assert.Equal(whole.History.Select(h => (h.Epoch, h.TrainLoss, h.TrainAccuracy, h.ValidationLoss, h.ValidationAccuracy, h.LearningRate)),
             resumed.History.Select(h => (h.Epoch, h.TrainLoss, h.TrainAccuracy, h.ValidationLoss, h.ValidationAccuracy, h.LearningRate)));
         Assert.Equal(whole.BestEpoch, resumed.BestEpoch);
+        Assert.Equal(stopped, resumed.History.Take(2)); // epochs 1–2 come from the checkpoint (wall times too), not trained again
         string a = Path.Combine(_temp, "whole.safetensors"), b = Path.Combine(_temp, "resumed.safetensors");
         whole.Save(a);
         resumed.Save(b);

@@ -86,6 +86,40 @@ public sealed class TextCliTests : IDisposable
         Assert.Equal(0.4027196652719665, ft.GetProperty("evaluation").GetProperty("accuracy").GetDouble(), 12);
     }
 
+    [Fact]
+    public void Text_train_resumes_a_stopped_run_from_its_checkpoint()
+    {
+        var words = new[] { "red", "green", "blue", "cyan", "pink", "grey" };
+        var lines = Enumerable.Range(0, 60).Select(i => $"__label__{(i % 6 < 3 ? "a" : "b")} {words[i % 6]} {words[(i * 7 + 1) % 6]} {words[(i / 6) % 6]}").ToArray();
+        var data = Path.Combine(_temp, "train.txt");
+        File.WriteAllLines(data, lines);
+        var model = Path.Combine(_temp, "m.safetensors");
+        string[] args = ["text", "train", "--data", data, "--embedding-dim", "8", "--epochs", "3", "--lr", "0.02", "--schedule", "cosine", "--out", model];
+        var whole = RunJson(args);
+        // A run stopped after its first epoch leaves the checkpoint `text train` looks for (OUT.checkpoint); the options
+        // are what the CLI builds from the same flags.
+        var options = new TransferSharp.Text.Classification.TextClassifierOptions
+        {
+            EmbeddingDimension = 8, Epochs = 3, LearningRate = 0.02, Schedule = TransferSharp.Training.ScheduleKind.Cosine,
+        };
+        TransferSharp.Training.EpochRecord? stoppedEpoch = null;
+        var run = new TransferSharp.Training.TrainRunOptions
+        {
+            Checkpoint = new TransferSharp.Training.CheckpointOptions { Path = model + ".checkpoint" },
+            OnEpoch = e => { stoppedEpoch = e; throw new OperationCanceledException(); },
+        };
+        Assert.ThrowsAny<OperationCanceledException>(() => TransferSharp.Text.Classification.TextClassifier.Train(
+            TransferSharp.Text.Classification.TextDataset.Load(data), null, null, options, run));
+        var resumed = RunJson([.. args, "--resume"]);
+        Assert.False(File.Exists(model + ".checkpoint"));
+        double[] Losses(JsonElement r) => r.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("trainLoss").GetDouble()).ToArray();
+        Assert.Equal(3, Losses(resumed).Length);
+        Assert.Equal(Losses(whole), Losses(resumed));
+        // The first epoch is the stopped run's (its record came from the checkpoint, wall time and all), not trained again.
+        Assert.Equal(stoppedEpoch!.Seconds, resumed.GetProperty("history")[0].GetProperty("seconds").GetDouble());
+        Assert.NotEqual(stoppedEpoch.Seconds, whole.GetProperty("history")[0].GetProperty("seconds").GetDouble());
+    }
+
     [SkippableFact]
     public void Bad_input_is_a_clear_error_with_exit_code_2()
     {
