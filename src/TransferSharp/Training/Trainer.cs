@@ -9,7 +9,8 @@ using TransferSharp.Runtime;
 
 namespace TransferSharp.Training;
 
-/// <summary>Where training output and checkpoints go, and what to report.</summary>
+/// <summary>Where checkpoints go, and what to report, for any run of the shared training loop: <see cref="Trainer"/>'s and
+/// text classifiers'.</summary>
 public sealed record TrainRunOptions
 {
     /// <summary>Checkpointing and resuming.</summary>
@@ -21,7 +22,7 @@ public sealed record TrainRunOptions
     /// <summary>Progress of extraction, training and validation.</summary>
     public IProgress<ProgressInfo>? Progress { get; init; }
 
-    /// <summary>Unreadable images are collected here (see <see cref="LoaderOptions.OnBadImage"/>).</summary>
+    /// <summary>Unreadable images are collected here (see <see cref="LoaderOptions.OnBadImage"/>; vision training only).</summary>
     public BadImageLog BadImages { get; init; } = new();
 }
 
