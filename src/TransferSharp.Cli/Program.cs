@@ -109,7 +109,9 @@ app.Configure(config =>
             .WithDescription("Train a classifier on labelled texts (fastText __label__ format, CSV or TSV) with an embedding layer initialised from word vectors.")
             .WithExample("text", "train", "--vectors", "ft.bin", "--data", "fortunes.train.txt", "--model", "bow", "--out", "fortunes.safetensors")
             .WithExample("text", "train", "--vectors", "glove.6B.100d.txt", "--lowercase", "--data", "train.csv", "--val", "val.csv", "--model", "cnn", "--freeze", "--out", "cnn.safetensors")
-            .WithExample("text", "train", "--data", "train.tsv", "--model", "bilstm", "--embedding-dim", "64", "--epochs", "5", "--out", "lstm.safetensors");
+            .WithExample("text", "train", "--data", "train.tsv", "--model", "bilstm", "--embedding-dim", "64", "--epochs", "5", "--out", "lstm.safetensors")
+            .WithExample("text", "train", "--vectors", "ft.bin", "--data", "train.csv", "--val", "val.csv", "--epochs", "30", "--schedule", "cosine", "--warmup", "1", "--patience", "5", "--out", "text.safetensors")
+            .WithExample("text", "train", "--vectors", "ft.bin", "--data", "train.csv", "--val", "val.csv", "--epochs", "30", "--schedule", "cosine", "--warmup", "1", "--patience", "5", "--out", "text.safetensors", "--resume");
         text.AddCommand<TextCommands.PredictCommand>("predict")
             .WithDescription("Most probable labels of texts, from a trained classifier or a fastText .bin/.ftz; texts from the arguments, --input FILE or standard input (one per line, printed as fasttext predict-prob prints them).")
             .WithExample("text", "predict", "--model", "fortunes.safetensors", "The computer is down again.")

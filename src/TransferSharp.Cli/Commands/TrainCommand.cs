@@ -298,13 +298,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             "adam" => OptimizerKind.Adam,
             _ => throw new UsageException($"--optimizer '{s.Optimizer}': use adamw, adam or sgd"),
         };
-        var schedule = s.Schedule.ToLowerInvariant() switch
-        {
-            "cosine" => ScheduleKind.Cosine,
-            "step" => ScheduleKind.Step,
-            "constant" or "none" => ScheduleKind.Constant,
-            _ => throw new UsageException($"--schedule '{s.Schedule}': use cosine, step or constant"),
-        };
+        var schedule = ParseSchedule(s.Schedule);
         var head = s.Head.ToLowerInvariant() switch
         {
             "linear" or "softmax" => HeadKind.Linear,
@@ -353,6 +347,15 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             Loader = WorkflowConsole.Loader(mode == TrainMode.Head ? 32 : batch, s.Workers, s.OnBadImage),
         };
     }
+
+    /// <summary>The --schedule value of `transfer train` and `transfer text train`.</summary>
+    internal static ScheduleKind ParseSchedule(string name) => name.ToLowerInvariant() switch
+    {
+        "cosine" => ScheduleKind.Cosine,
+        "step" => ScheduleKind.Step,
+        "constant" or "none" => ScheduleKind.Constant,
+        _ => throw new UsageException($"--schedule '{name}': use cosine, step or constant"),
+    };
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {

@@ -22,8 +22,9 @@ public sealed record ClassMetrics(string Name, int Support, double Precision, do
 public sealed record SamplePrediction(int Index, string Source, int Truth, int Predicted, double Probability, double Loss);
 
 /// <summary>
-/// Classification metrics: accuracy, top-k accuracy, per-class precision/recall/F1 (0 where undefined, as
-/// scikit-learn's zero_division=0), macro averages, and the confusion matrix (rows: true class, columns: predicted).
+/// Classification metrics of images and texts alike: accuracy, top-k accuracy, per-class precision/recall/F1 (0 where
+/// undefined, as scikit-learn's zero_division=0), macro averages, and the confusion matrix (rows: true class, columns:
+/// predicted).
 /// </summary>
 public sealed class EvaluationReport
 {
@@ -56,7 +57,9 @@ public sealed class EvaluationReport
             double f1 = precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall);
             return new ClassMetrics(classNames[c], support, precision, recall, f1);
         }).ToArray();
-        var present = PerClass.Where(c => c.Support > 0).ToArray();
+        // scikit-learn's macro average (labels=None): over the classes that occur in the truth or the predictions, so a
+        // class predicted but never true counts with F1 0; classes neither true nor predicted are left out.
+        var present = PerClass.Where((c, i) => c.Support > 0 || Enumerable.Range(0, k).Any(r => matrix[r][i] > 0)).ToArray();
         MacroPrecision = present.Length == 0 ? 0 : present.Average(c => c.Precision);
         MacroRecall = present.Length == 0 ? 0 : present.Average(c => c.Recall);
         MacroF1 = present.Length == 0 ? 0 : present.Average(c => c.F1);
@@ -83,14 +86,25 @@ public sealed class EvaluationReport
     /// <summary>Per-class metrics, in class order.</summary>
     public IReadOnlyList<ClassMetrics> PerClass { get; }
 
-    /// <summary>Mean precision over classes with samples.</summary>
+    /// <summary>Mean precision over the classes that are true or predicted at least once (scikit-learn's macro average).</summary>
     public double MacroPrecision { get; }
 
-    /// <summary>Mean recall over classes with samples.</summary>
+    /// <summary>Mean recall over the classes that are true or predicted at least once.</summary>
     public double MacroRecall { get; }
 
-    /// <summary>Mean F1 over classes with samples.</summary>
+    /// <summary>Mean F1 over the classes that are true or predicted at least once: scikit-learn's
+    /// <c>f1_score(average="macro", zero_division=0)</c>.</summary>
     public double MacroF1 { get; }
+
+    /// <summary>The report of predicted against true labels given by name (texts, or any classifier's output): its classes
+    /// are every label that occurs in either, in ordinal order, so a true label the classifier does not know counts as a miss.</summary>
+    public static EvaluationReport FromLabels(IReadOnlyList<string> truth, IReadOnlyList<string> predicted)
+    {
+        if (truth.Count != predicted.Count) throw new ArgumentException($"{truth.Count} true labels but {predicted.Count} predictions");
+        var names = truth.Concat(predicted).Distinct().Order(StringComparer.Ordinal).ToArray();
+        var index = names.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => p.i, StringComparer.Ordinal);
+        return new EvaluationReport(names, truth.Select(t => index[t]).ToArray(), predicted.Select(p => index[p]).ToArray());
+    }
 
     /// <summary>Every sample's prediction, in data-set order (empty when the report was built from labels only).</summary>
     public IReadOnlyList<SamplePrediction> Samples { get; }

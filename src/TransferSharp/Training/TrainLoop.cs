@@ -7,16 +7,27 @@ using static TorchSharp.torch;
 
 namespace TransferSharp.Training;
 
-/// <summary>What the loop trains: a model, its batches, its stages, its validation.</summary>
-internal interface ITrainingTask
+/// <summary>
+/// What the loop trains: a module, its batches (inputs of type <typeparamref name="TInput"/>, class indices as targets),
+/// its stages, its validation. Vision tasks feed images or cached features to a graph; a text classifier feeds token ids
+/// and lengths to its network.
+/// </summary>
+internal interface ITrainingTask<TInput> where TInput : IDisposable
 {
-    GraphModule Model { get; }
+    nn.Module Module { get; }
     int TrainCount { get; }
     bool HasValidation { get; }
+
+    /// <summary>The weight matrices <see cref="TrainOptions.L2"/> penalises.</summary>
+    IEnumerable<Tensor> L2Parameters { get; }
+
+    /// <summary>Where the module's dropout masks come from (the loop sets each epoch's and restores the previous).</summary>
+    Generator? DropoutGenerator { get; set; }
+
     void EnterStage(int stage);
     IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options);
-    IEnumerable<(Tensor X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation);
-    Tensor Forward(Tensor x);
+    IEnumerable<(TInput X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation);
+    Tensor Forward(TInput x);
     (double Loss, double Accuracy) Validate(IProgress<ProgressInfo>? progress, CancellationToken cancellation);
     bool Persist(string tensorName);
 }
@@ -35,20 +46,20 @@ public sealed record CheckpointOptions
 }
 
 /// <summary>
-/// The epoch loop shared by head training and fine-tuning: stages, optimizer steps with gradient
+/// The one epoch loop of vision (head training, fine-tuning) and text classifiers: stages, optimizer steps with gradient
 /// accumulation, the learning-rate schedule, label smoothing and L2, validation, the best epoch,
 /// early stopping, and a checkpoint after every epoch from which a killed run resumes exactly.
 /// </summary>
 internal static class TrainLoop
 {
-    public static TrainingState Run(ITrainingTask task, TrainOptions options, string fingerprintSource, CheckpointOptions checkpoint,
-        Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+    public static TrainingState Run<TInput>(ITrainingTask<TInput> task, TrainOptions options, string fingerprintSource, CheckpointOptions checkpoint,
+        Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation) where TInput : IDisposable
     {
         int total = options.Epochs;
         int headEpochs = options.ResolvedHeadEpochs;
         int StageOf(int e) => e < headEpochs ? 1 : 2;
         var fingerprint = Fingerprint(fingerprintSource);
-        var model = task.Model;
+        var model = task.Module;
         var state = new TrainingState { Fingerprint = fingerprint };
         var best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         List<(string, Tensor)>? resumedOptimizer = null;
@@ -108,10 +119,10 @@ internal static class TrainLoop
                     double trainLoss, trainAcc;
                     using (var generator = DropoutGenerator(options.Seed, e))
                     {
-                        var previous = model.Generator;
-                        model.Generator = generator;
+                        var previous = task.DropoutGenerator;
+                        task.DropoutGenerator = generator;
                         try { (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, state, e, total, progress, cancellation); }
-                        finally { model.Generator = previous; }
+                        finally { task.DropoutGenerator = previous; }
                     }
                     double? valLoss = null, valAcc = null;
                     if (task.HasValidation)
@@ -174,19 +185,17 @@ internal static class TrainLoop
     /// </summary>
     internal static Generator DropoutGenerator(int seed, int epoch) => new((ulong)Data.DataLoader.MixSeed(seed, epoch, -2));
 
-    private static (double Loss, double Accuracy) TrainEpoch(ITrainingTask task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
-        TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+    private static (double Loss, double Accuracy) TrainEpoch<TInput>(ITrainingTask<TInput> task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
+        TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation) where TInput : IDisposable
     {
-        var model = task.Model;
+        var model = task.Module;
         model.train();
         optimizer.ZeroGrad();
         double lossSum = 0;
         long correct = 0, seen = 0;
         int micro = 0;
         var clock = Stopwatch.StartNew();
-        var l2Params = options.L2 > 0
-            ? model.HeadParameters().Select(p => p.Parameter).Where(p => p.dim() > 1).ToArray()
-            : [];
+        var l2Params = options.L2 > 0 ? task.L2Parameters.ToArray() : [];
 
         void Step()
         {
@@ -222,7 +231,7 @@ internal static class TrainLoop
         return (lossSum / seen, correct / (double)seen);
     }
 
-    private static void CopyState(GraphModule model, ITrainingTask task, Dictionary<string, Tensor> best)
+    private static void CopyState<TInput>(nn.Module model, ITrainingTask<TInput> task, Dictionary<string, Tensor> best) where TInput : IDisposable
     {
         using var _ = no_grad();
         foreach (var (name, t) in model.state_dict())

@@ -9,7 +9,8 @@ using TransferSharp.Runtime;
 
 namespace TransferSharp.Training;
 
-/// <summary>Where training output and checkpoints go, and what to report.</summary>
+/// <summary>Where checkpoints go, and what to report, for any run of the shared training loop: <see cref="Trainer"/>'s and
+/// text classifiers'.</summary>
 public sealed record TrainRunOptions
 {
     /// <summary>Checkpointing and resuming.</summary>
@@ -21,7 +22,7 @@ public sealed record TrainRunOptions
     /// <summary>Progress of extraction, training and validation.</summary>
     public IProgress<ProgressInfo>? Progress { get; init; }
 
-    /// <summary>Unreadable images are collected here (see <see cref="LoaderOptions.OnBadImage"/>).</summary>
+    /// <summary>Unreadable images are collected here (see <see cref="LoaderOptions.OnBadImage"/>; vision training only).</summary>
     public BadImageLog BadImages { get; init; } = new();
 }
 
@@ -64,7 +65,7 @@ public static class Trainer
     }
 
     /// <summary>The task of <see cref="TrainOptions.Mode"/>: cached features for head mode, images for fine-tuning.</summary>
-    internal static ITrainingTask CreateTask(VisionModel model, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions run,
+    internal static ITrainingTask<Tensor> CreateTask(VisionModel model, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions run,
         CancellationToken cancellation) => options.Mode == TrainMode.Head
             ? HeadTask.Create(model, train, validation, options, run, cancellation)
             : new FineTuneTask(model.Module, model.Preprocessing, train, validation, options, run);
@@ -112,7 +113,7 @@ public static class Trainer
     }
 
     private static TrainingRecord Fit(VisionModel source, IReadOnlyList<string> classes, TrainOptions options, TrainRunOptions run, string origin,
-        int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<ITrainingTask> createTask)
+        int trainCount, int validationCount, Stopwatch clock, CancellationToken cancellation, Func<ITrainingTask<Tensor>> createTask)
     {
         var sourceDescription = source.Description;
         var arch = PrepareModel(source, classes, options);
@@ -170,8 +171,8 @@ public static class Trainer
     }
 
     /// <summary>Cross-entropy and accuracy of a model's logits over batches, in eval mode without gradients.</summary>
-    internal static (double Loss, double Accuracy) Score(GraphModule model, IEnumerable<(Tensor X, Tensor Y)> batches, Func<Tensor, Tensor> forward,
-        string phase, long total, IProgress<ProgressInfo>? progress, CancellationToken cancellation)
+    internal static (double Loss, double Accuracy) Score<TInput>(nn.Module model, IEnumerable<(TInput X, Tensor Y)> batches, Func<TInput, Tensor> forward,
+        string phase, long total, IProgress<ProgressInfo>? progress, CancellationToken cancellation) where TInput : IDisposable
     {
         model.eval();
         using var _ = no_grad();
@@ -205,7 +206,7 @@ public static class Trainer
     }
 
     /// <summary>Head training on features extracted once by the frozen body (eval transform, no augmentation).</summary>
-    private sealed class HeadTask : ITrainingTask
+    private sealed class HeadTask : ITrainingTask<Tensor>
     {
         private readonly Tensor _trainX, _trainY;
         private readonly Tensor? _valX, _valY;
@@ -235,6 +236,9 @@ public static class Trainer
         }
 
         public GraphModule Model { get; }
+        public nn.Module Module => Model;
+        public IEnumerable<Tensor> L2Parameters => Model.HeadParameters().Select(p => p.Parameter).Where(p => p.dim() > 1);
+        public Generator? DropoutGenerator { get => Model.Generator; set => Model.Generator = value; }
         public int TrainCount { get; }
         public bool HasValidation => _valX is not null;
         public Tensor TrainX => _trainX;
@@ -277,7 +281,7 @@ public static class Trainer
     }
 
     /// <summary>Fine-tuning on images: stage 1 the head on the frozen body, stage 2 the top groups unfrozen at a lower rate.</summary>
-    private sealed class FineTuneTask : ITrainingTask
+    private sealed class FineTuneTask : ITrainingTask<Tensor>
     {
         private readonly Vision.Preprocessing.Preprocessing _preprocessing;
         private readonly Dataset _train;
@@ -304,6 +308,9 @@ public static class Trainer
         }
 
         public GraphModule Model { get; }
+        public nn.Module Module => Model;
+        public IEnumerable<Tensor> L2Parameters => Model.HeadParameters().Select(p => p.Parameter).Where(p => p.dim() > 1);
+        public Generator? DropoutGenerator { get => Model.Generator; set => Model.Generator = value; }
         public int TrainCount => _train.Count;
         public bool HasValidation => _val is not null;
 

@@ -64,9 +64,18 @@ public sealed class TextCliTests : IDisposable
         var train = Path.Combine(_temp, "train.txt");
         File.WriteAllLines(train, File.ReadLines(Reference("fortunes.train.txt")).Take(200));
         var model = Path.Combine(_temp, "m.safetensors");
-        var t = RunJson("text", "train", "--vectors", Reference("ft.bin"), "--data", train, "--test", Reference("fortunes.test.txt"), "--model", "bow", "--epochs", "1", "--out", model);
+        var val = Path.Combine(_temp, "val.txt");
+        File.WriteAllLines(val, File.ReadLines(Reference("fortunes.train.txt")).Skip(200).Take(100));
+        var t = RunJson("text", "train", "--vectors", Reference("ft.bin"), "--data", train, "--val", val, "--test", Reference("fortunes.test.txt"), "--model", "bow",
+            "--epochs", "2", "--schedule", "cosine", "--warmup", "0.5", "--patience", "3", "--out", model);
         Assert.True(File.Exists(model));
-        Assert.Equal(956, t.GetProperty("test").GetProperty("examples").GetInt32());
+        Assert.False(File.Exists(model + ".checkpoint"), "the checkpoint is deleted when training completes");
+        Assert.Equal(956, t.GetProperty("test").GetProperty("count").GetInt32());
+        Assert.Equal(2, t.GetProperty("history").GetArrayLength());
+        Assert.InRange(t.GetProperty("bestEpoch").GetInt32(), 1, 2);
+        // Cosine after half an epoch of warm-up: the rate decays towards 0 over the second epoch.
+        var rates = t.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("learningRate").GetDouble()).ToArray();
+        Assert.True(rates[1] < rates[0] / 10 && rates[0] < 1e-3, string.Join(", ", rates));
         var p = RunJson("text", "predict", "--model", model, "The computer crashed.", "--top", "2");
         Assert.Equal(2, p[0].GetProperty("labels").GetArrayLength());
         var ev = RunJson("text", "evaluate", "--model", model, "--data", Reference("fortunes.test.txt"));
@@ -75,6 +84,40 @@ public sealed class TextCliTests : IDisposable
         Assert.Equal(0.4027196652719665, ft.GetProperty("fastTextTest").GetProperty("precision").GetDouble(), 12);
         // One label per line: accuracy over every line is fastText's P@1 (predicted labels lose their __label__ prefix).
         Assert.Equal(0.4027196652719665, ft.GetProperty("evaluation").GetProperty("accuracy").GetDouble(), 12);
+    }
+
+    [Fact]
+    public void Text_train_resumes_a_stopped_run_from_its_checkpoint()
+    {
+        var words = new[] { "red", "green", "blue", "cyan", "pink", "grey" };
+        var lines = Enumerable.Range(0, 60).Select(i => $"__label__{(i % 6 < 3 ? "a" : "b")} {words[i % 6]} {words[(i * 7 + 1) % 6]} {words[(i / 6) % 6]}").ToArray();
+        var data = Path.Combine(_temp, "train.txt");
+        File.WriteAllLines(data, lines);
+        var model = Path.Combine(_temp, "m.safetensors");
+        string[] args = ["text", "train", "--data", data, "--embedding-dim", "8", "--epochs", "3", "--lr", "0.02", "--schedule", "cosine", "--out", model];
+        var whole = RunJson(args);
+        // A run stopped after its first epoch leaves the checkpoint `text train` looks for (OUT.checkpoint); the options
+        // are what the CLI builds from the same flags.
+        var options = new TransferSharp.Text.Classification.TextClassifierOptions
+        {
+            EmbeddingDimension = 8, Epochs = 3, LearningRate = 0.02, Schedule = TransferSharp.Training.ScheduleKind.Cosine,
+        };
+        TransferSharp.Training.EpochRecord? stoppedEpoch = null;
+        var run = new TransferSharp.Training.TrainRunOptions
+        {
+            Checkpoint = new TransferSharp.Training.CheckpointOptions { Path = model + ".checkpoint" },
+            OnEpoch = e => { stoppedEpoch = e; throw new OperationCanceledException(); },
+        };
+        Assert.ThrowsAny<OperationCanceledException>(() => TransferSharp.Text.Classification.TextClassifier.Train(
+            TransferSharp.Text.Classification.TextDataset.Load(data), null, null, options, run));
+        var resumed = RunJson([.. args, "--resume"]);
+        Assert.False(File.Exists(model + ".checkpoint"));
+        double[] Losses(JsonElement r) => r.GetProperty("history").EnumerateArray().Select(h => h.GetProperty("trainLoss").GetDouble()).ToArray();
+        Assert.Equal(3, Losses(resumed).Length);
+        Assert.Equal(Losses(whole), Losses(resumed));
+        // The first epoch is the stopped run's (its record came from the checkpoint, wall time and all), not trained again.
+        Assert.Equal(stoppedEpoch!.Seconds, resumed.GetProperty("history")[0].GetProperty("seconds").GetDouble());
+        Assert.NotEqual(stoppedEpoch.Seconds, whole.GetProperty("history")[0].GetProperty("seconds").GetDouble());
     }
 
     [SkippableFact]

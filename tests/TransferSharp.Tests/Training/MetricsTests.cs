@@ -33,10 +33,30 @@ public sealed class MetricsTests
         Assert.Equal(0.6, r.PerClass[1].F1, 12);
         Assert.Equal(0, r.PerClass[2].Precision);
         Assert.Equal(0, r.PerClass[2].Support);
-        Assert.Equal((r.PerClass[0].F1 + 0.6) / 2, r.MacroF1, 12); // classes without samples are left out of the macro mean
+        // scikit-learn's f1_score(average="macro", zero_division=0) averages over the labels true or predicted: c, predicted
+        // once and never true, counts with F1 0 (precision 0/1, recall undefined → 0).
+        Assert.Equal((r.PerClass[0].F1 + 0.6 + 0) / 3, r.MacroF1, 12);
+        Assert.Equal((5 / 7.0 + 0.75 + 0) / 3, r.MacroPrecision, 12);
+        Assert.Equal((5 / 6.0 + 0.5 + 0) / 3, r.MacroRecall, 12);
         var text = r.ConfusionMatrixText().Split('\n');
         Assert.Matches(@"^a\s+5\s+1\s+0$", text[1]);
         Assert.Matches(@"^b\s+2\s+3\s+1$", text[2]);
+    }
+
+    [Fact]
+    public void LabelsByNameGiveTheSameReportAsClassIndices()
+    {
+        // What text evaluation computes (labels by name) and what vision evaluation computes (class indices) on the same
+        // predictions: one macro F1. A class neither true nor predicted (d) is left out of the macro mean, as scikit-learn does.
+        string[] names = ["a", "b", "c", "d"];
+        var byIndex = new EvaluationReport(names, Truth, Predicted);
+        var byName = EvaluationReport.FromLabels(Truth.Select(i => names[i]).ToList(), Predicted.Select(i => names[i]).ToList());
+        Assert.Equal(["a", "b", "c"], byName.ClassNames);
+        Assert.Equal(byIndex.MacroF1, byName.MacroF1, 15);
+        Assert.Equal(byIndex.MacroPrecision, byName.MacroPrecision, 15);
+        Assert.Equal(byIndex.Accuracy, byName.Accuracy, 15);
+        Assert.Equal(byIndex.PerClass.Take(3), byName.PerClass);
+        Assert.Equal(new EvaluationReport(["a", "b", "c"], Truth, Predicted).MacroF1, byIndex.MacroF1, 15);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TransferSharp.Text.Classification;
+using TransferSharp.Training;
 
 namespace TransferSharp.Cli.Commands.Text;
 
@@ -22,7 +23,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
     {
         Runtime.TorchRuntime.SetThreads(settings.Threads);
         using var model = TextModelFile.Open(settings);
-        TextEvaluation evaluation;
+        EvaluationReport evaluation;
         TransferSharp.Text.FastText.FastTextTestResult? fastTextTest = null;
         if (model.FastText is { } ft)
         {
@@ -30,7 +31,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
             fastTextTest = ft.Test(settings.Data, 1);
             var data = TextDataset.Load(settings.Data);
             var predicted = model.Predict(data.Examples.Select(e => e.Text).ToList(), 1, 0).Select(p => p.Count > 0 ? TextModelFile.StripPrefix(p[0].Label) : "").ToList();
-            evaluation = TextClassifier.Score(data.Examples.Select(e => e.Label).ToList(), predicted);
+            evaluation = EvaluationReport.FromLabels(data.Examples.Select(e => e.Label).ToList(), predicted);
         }
         else evaluation = model.Ours!.Evaluate(TextDataset.Load(settings.Data));
         if (settings.Json)
@@ -40,9 +41,9 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         }
         var table = new Table().AddColumn("label").AddColumn(new TableColumn("precision").RightAligned()).AddColumn(new TableColumn("recall").RightAligned())
             .AddColumn(new TableColumn("F1").RightAligned()).AddColumn(new TableColumn("support").RightAligned());
-        foreach (var l in evaluation.PerLabel) table.AddRow(Markup.Escape(l.Label), l.Precision.ToString("F3"), l.Recall.ToString("F3"), l.F1.ToString("F3"), l.Support.ToString());
+        foreach (var l in evaluation.PerClass) table.AddRow(Markup.Escape(l.Name), l.Precision.ToString("F3"), l.Recall.ToString("F3"), l.F1.ToString("F3"), l.Support.ToString());
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLine($"accuracy [bold]{evaluation.Accuracy:P2}[/] on {evaluation.Examples} texts, macro F1 {evaluation.MacroF1:F3}");
+        AnsiConsole.MarkupLine($"accuracy [bold]{evaluation.Accuracy:P2}[/] on {evaluation.Count} texts, macro F1 {evaluation.MacroF1:F3}");
         if (fastTextTest is { } t) AnsiConsole.MarkupLine($"as fasttext test reports it: N {t.Examples}, P@1 {t.Precision:F3}, R@1 {t.Recall:F3}");
         return 0;
     }

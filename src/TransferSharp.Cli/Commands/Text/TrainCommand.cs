@@ -5,6 +5,7 @@ using TransferSharp.Cli.Commands.Vectors;
 using TransferSharp.Runtime;
 using TransferSharp.Text;
 using TransferSharp.Text.Classification;
+using TransferSharp.Training;
 
 namespace TransferSharp.Cli.Commands.Text;
 
@@ -18,7 +19,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public string Data { get; init; } = "";
 
         [CommandOption("--val <FILE>")]
-        [Description("Validation data (same formats): accuracy per epoch, and the best epoch's weights are kept.")]
+        [Description("Validation data (same formats): loss and accuracy per epoch, the best epoch's weights are kept, and --patience can stop early.")]
         public string? Validation { get; init; }
 
         [CommandOption("--test <FILE>")]
@@ -34,6 +35,14 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [Description("Where to save the classifier (.safetensors; written only when training completes).")]
         public string Out { get; init; } = "";
 
+        [CommandOption("--checkpoint <FILE>")]
+        [Description("Checkpoint written after every epoch (default: OUT.checkpoint). Deleted when training completes.")]
+        public string? Checkpoint { get; init; }
+
+        [CommandOption("--resume")]
+        [Description("Continue a stopped run from its checkpoint (same settings, data and vectors): it ends as the uninterrupted run would.")]
+        public bool Resume { get; init; }
+
         [CommandOption("--epochs <N>")]
         [DefaultValue(10)]
         [Description("Passes over the training data.")]
@@ -48,6 +57,21 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue(0.001)]
         [Description("Adam learning rate of the layers above the embeddings.")]
         public double LearningRate { get; init; } = 0.001;
+
+        [CommandOption("--schedule <NAME>")]
+        [Description("constant (default), cosine or step (every 10 epochs × 0.1), after warm-up; both learning rates follow it.")]
+        [DefaultValue("constant")]
+        public string Schedule { get; init; } = "constant";
+
+        [CommandOption("--warmup <EPOCHS>")]
+        [Description("Linear warm-up of the learning rates at the start, in epochs.")]
+        [DefaultValue(0.0)]
+        public double Warmup { get; init; }
+
+        [CommandOption("--patience <N>")]
+        [Description("Early stopping: end training after N epochs without a better validation score (needs --val; 0: off).")]
+        [DefaultValue(0)]
+        public int Patience { get; init; }
 
         [CommandOption("--embedding-lr <RATE>")]
         [Description("Learning rate of the embeddings when fine-tuned (default: --lr).")]
@@ -116,13 +140,15 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             Model = ModelKind(settings.Model)!.Value, Epochs = settings.Epochs, BatchSize = settings.BatchSize, LearningRate = settings.LearningRate,
             EmbeddingLearningRate = settings.EmbeddingLearningRate, FreezeEmbeddings = settings.Freeze, MaxLength = settings.MaxLength,
             MinCount = settings.MinCount, Lowercase = settings.Lowercase, EmbeddingDimension = settings.EmbeddingDimension,
-            Dropout = settings.Dropout, Seed = settings.Seed,
+            Dropout = settings.Dropout, Seed = settings.Seed, Schedule = Commands.TrainCommand.ParseSchedule(settings.Schedule), WarmupEpochs = settings.Warmup,
+            Patience = settings.Patience,
         };
+        var checkpoint = new CheckpointOptions { Path = settings.Checkpoint ?? settings.Out + ".checkpoint", Resume = settings.Resume };
         if (!settings.Json)
             ConsoleUi.Err.MarkupLine(Markup.Escape($"{train.Examples.Count} training texts, {train.Labels.Count} labels"
                 + (validation is null ? "" : $", {validation.Examples.Count} validation texts")
                 + (vectors is null ? $"; random {options.EmbeddingDimension}-d embeddings" : $"; vectors {vectors.Count:N0} × {vectors.Dimension} from {settings.Vectors}")));
-        var classifier = Train(train, validation, vectors, options, settings.Json, cancellation);
+        var classifier = Train(train, validation, vectors, options, checkpoint, settings.Json, cancellation);
         using (classifier)
         {
             classifier.Save(settings.Out);
@@ -131,7 +157,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             {
                 model = settings.Out, kind = options.Model.ToString().ToLowerInvariant(), labels = classifier.Labels, vocabulary = classifier.Vocabulary.Count,
                 embeddingDimension = classifier.EmbeddingDimension, coverage = classifier.Coverage, trainableParameters = classifier.TrainableParameters,
-                frozenEmbeddings = options.FreezeEmbeddings, history = classifier.History, test = testResult,
+                frozenEmbeddings = options.FreezeEmbeddings, history = classifier.History, bestEpoch = classifier.BestEpoch, stoppedEarly = classifier.StoppedEarly,
+                test = testResult == null ? null : new { testResult.Count, testResult.Accuracy, testResult.MacroF1, testResult.PerClass },
             };
             if (settings.Json)
             {
@@ -139,32 +166,39 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
                 return 0;
             }
             var table = new Table().AddColumn(new TableColumn("epoch").RightAligned()).AddColumn(new TableColumn("loss").RightAligned())
-                .AddColumn(new TableColumn("train acc").RightAligned()).AddColumn(new TableColumn("val acc").RightAligned()).AddColumn(new TableColumn("time").RightAligned());
+                .AddColumn(new TableColumn("train acc").RightAligned()).AddColumn(new TableColumn("val loss").RightAligned()).AddColumn(new TableColumn("val acc").RightAligned()).AddColumn(new TableColumn("lr").RightAligned())
+                .AddColumn(new TableColumn("time").RightAligned());
             foreach (var h in classifier.History)
-                table.AddRow(h.Epoch.ToString(), h.TrainLoss.ToString("F4"), h.TrainAccuracy.ToString("P1"), h.ValidationAccuracy?.ToString("P1") ?? "—", $"{h.Elapsed.TotalSeconds:F1} s");
+                table.AddRow(h.Epoch.ToString(), h.TrainLoss.ToString("F4"), h.TrainAccuracy.ToString("P1"), h.ValidationLoss?.ToString("F4") ?? "—", h.ValidationAccuracy?.ToString("P1") ?? "—",
+                    h.LearningRate.ToString("G3"), $"{h.Seconds:F1} s");
             AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"kept epoch {classifier.BestEpoch}" + (classifier.StoppedEarly ? " (stopped early)" : ""));
             if (classifier.Coverage is { } c)
                 AnsiConsole.MarkupLine(Markup.Escape($"vocabulary {classifier.Vocabulary.Count:N0}: {c.Pretrained} pretrained, {c.Lowercased} via lower case, {c.Subword} fastText subword, {c.Random} random ({c.Coverage:P1} covered)"));
-            if (testResult is not null) AnsiConsole.MarkupLine($"test accuracy [bold]{testResult.Accuracy:P2}[/] ({testResult.Examples} texts), macro F1 {testResult.MacroF1:F3}");
+            if (testResult is not null) AnsiConsole.MarkupLine($"test accuracy [bold]{testResult.Accuracy:P2}[/] ({testResult.Count} texts), macro F1 {testResult.MacroF1:F3}");
             AnsiConsole.MarkupLine($"saved [bold]{Markup.Escape(settings.Out)}[/]");
         }
         return 0;
     }
 
-    private static TextClassifier Train(TextDataset train, TextDataset? validation, WordVectors? vectors, TextClassifierOptions options, bool quiet, CancellationToken cancellation)
+    private static TextClassifier Train(TextDataset train, TextDataset? validation, WordVectors? vectors, TextClassifierOptions options, CheckpointOptions checkpoint,
+        bool quiet, CancellationToken cancellation)
     {
         if (quiet || Console.IsErrorRedirected)
-            return TextClassifier.Train(train, validation, vectors, options, null, cancellation);
+            return TextClassifier.Train(train, validation, vectors, options, new TrainRunOptions { Checkpoint = checkpoint }, cancellation);
         TextClassifier? result = null;
         VectorsLoader.WithProgressBars(ctx =>
             {
                 var task = ctx.AddTask("training", maxValue: options.Epochs);
-                var progress = new ConsoleUi.SyncProgress<TrainingProgress>(p =>
+                EpochRecord? last = null;
+                var progress = new ConsoleUi.SyncProgress<ProgressInfo>(p =>
                 {
-                    task.Description = $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4}" + (p.ValidationAccuracy is { } a ? $" val {a:P1}" : "");
-                    task.Value = p.Epoch - 1 + (double)p.Step / p.Steps;
+                    if (p.Phase != "train") return;
+                    task.Description = $"epoch {p.Epoch}/{p.Epochs} loss {p.Loss:F4}" + (last?.ValidationAccuracy is { } a ? $" (val {a:P1} after epoch {last.Epoch})" : "");
+                    task.Value = p.Epoch - 1 + (double)p.Done / Math.Max(1, p.Total);
                 });
-                result = TextClassifier.Train(train, validation, vectors, options, progress, cancellation);
+                var run = new TrainRunOptions { Checkpoint = checkpoint, Progress = progress, OnEpoch = e => last = e };
+                result = TextClassifier.Train(train, validation, vectors, options, run, cancellation);
             });
         return result!;
     }

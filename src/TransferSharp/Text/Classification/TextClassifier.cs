@@ -1,4 +1,5 @@
-using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using TorchSharp;
 using TransferSharp.Training;
@@ -46,19 +47,30 @@ public sealed class TextClassifier : IDisposable
     /// <summary>Where the embedding rows came from (set by <see cref="Train"/>).</summary>
     public EmbeddingCoverage? Coverage { get; private set; }
 
-    /// <summary>Per-epoch results of training.</summary>
-    public IReadOnlyList<EpochResult> History { get; private set; } = [];
+    /// <summary>Per-epoch numbers of training (the shared <see cref="EpochRecord"/>; all in stage 1: text training has one
+    /// stage). Empty for a loaded classifier.</summary>
+    public IReadOnlyList<EpochRecord> History { get; private set; } = [];
+
+    /// <summary>The epoch whose weights the classifier holds: the best validation accuracy (ties to the lower validation
+    /// loss), or the last without validation data. 0 for a loaded classifier.</summary>
+    public int BestEpoch { get; private set; }
+
+    /// <summary>True when early stopping (<see cref="TextClassifierOptions.Patience"/>) ended training.</summary>
+    public bool StoppedEarly { get; private set; }
 
     /// <summary>Trainable parameters (the embedding counts when it is fine-tuned).</summary>
     public long TrainableParameters => _network.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
 
     /// <summary>
     /// Builds the vocabulary from <paramref name="train"/>, initialises the embedding from <paramref name="vectors"/>
-    /// (random without them), and trains. With <paramref name="validation"/>, the weights of the epoch with the best
-    /// validation accuracy are kept. Cancellation stops between steps with <see cref="OperationCanceledException"/>.
+    /// (random without them), and trains with the loop vision training uses. With <paramref name="validation"/>, the weights
+    /// of the epoch with the best validation accuracy are kept, and <see cref="TextClassifierOptions.Patience"/> can stop
+    /// early. <paramref name="run"/> sets the checkpoint written after every epoch (and whether to resume from it: a killed
+    /// run continues exactly where it stopped), the progress and a callback per epoch. Cancellation stops between steps with
+    /// <see cref="OperationCanceledException"/>; the last checkpoint stays intact.
     /// </summary>
     public static TextClassifier Train(TextDataset train, TextDataset? validation, WordVectors? vectors, TextClassifierOptions? options = null,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellation = default)
+        TrainRunOptions? run = null, CancellationToken cancellation = default)
     {
         options ??= new TextClassifierOptions();
         Validate(options);
@@ -68,25 +80,20 @@ public sealed class TextClassifier : IDisposable
         int dim = vectors?.Dimension ?? options.EmbeddingDimension;
         var network = TextNetwork.Create(options.Model, vocabulary.Count, dim, labels.Count, options);
         var classifier = new TextClassifier(network, vocabulary, labels, options, dim);
-        // The run's own generator, seeded from the options, draws the initial weights and the dropout masks: the same seed
-        // trains the same classifier in any process, whatever the host did with LibTorch's global generator.
+        // A generator seeded from the options draws the initial weights (and the loop one per epoch for the dropout masks):
+        // the same seed trains the same classifier in any process, whatever the host did with LibTorch's global generator.
         using var generator = new Generator(unchecked((ulong)options.Seed));
         try
         {
             network.ResetParameters(generator);
             classifier.Coverage = classifier.InitialiseEmbedding(vectors);
-            network.Generator = generator;
-            classifier.Fit(train, validation, progress, cancellation);
+            classifier.Fit(train, validation, vectors, run ?? new TrainRunOptions(), cancellation);
             return classifier;
         }
         catch
         {
             classifier.Dispose();
             throw;
-        }
-        finally
-        {
-            network.Generator = null;
         }
     }
 
@@ -98,6 +105,8 @@ public sealed class TextClassifier : IDisposable
         if (o.LearningRate <= 0 || o.EmbeddingLearningRate is <= 0) throw new InvalidOptionException("LearningRate", "learning rates must be positive");
         if (o.Dropout is < 0 or >= 1) throw new InvalidOptionException("Dropout", "Dropout must be in [0, 1)");
         if (o.EmbeddingDimension < 1) throw new InvalidOptionException("EmbeddingDimension", "EmbeddingDimension must be at least 1");
+        if (o.WarmupEpochs < 0) throw new InvalidOptionException("WarmupEpochs", "WarmupEpochs must be ≥ 0");
+        o.ToTrainOptions().Validate();
     }
 
     /// <summary>Row 0 (padding) zero; each word's pretrained vector, else its lower-case form's, else its fastText
@@ -143,77 +152,104 @@ public sealed class TextClassifier : IDisposable
         return Math.Sqrt(Math.Max(0, sumSq / n - mean * mean));
     }
 
-    private void Fit(TextDataset train, TextDataset? validation, IProgress<TrainingProgress>? progress, CancellationToken cancellation)
+    /// <summary>Trains through the shared loop (<see cref="TrainLoop"/>): one stage, Adam with coupled L2, the schedule
+    /// with warm-up, early stopping, the best epoch's weights, and checkpoints a killed run resumes from exactly.</summary>
+    private void Fit(TextDataset train, TextDataset? validation, WordVectors? vectors, TrainRunOptions run, CancellationToken cancellation)
     {
-        var labelIndex = Labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
-        var encoded = train.Examples.Select(e => Vocabulary.Encode(e.Text, Options.MaxLength)).ToArray();
-        var targets = train.Examples.Select(e => labelIndex[e.Label]).ToArray();
-        // The one optimizer of vision and text training (Training/Optimizers.cs), as Adam with coupled L2.
-        var embedding = _network.EmbeddingLayer.weight!;
-        var named = _network.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        var groups = new List<ParamGroup> { new("body", named.Where(p => !ReferenceEquals(p.Item2, embedding)).ToArray(), Options.LearningRate) };
-        if (!Options.FreezeEmbeddings)
-            groups.Add(new ParamGroup("embedding", named.Where(p => ReferenceEquals(p.Item2, embedding)).ToArray(), Options.EmbeddingLearningRate ?? Options.LearningRate));
-        using var optimizer = new Optimizer(OptimizerKind.Adam, groups, Options.WeightDecay, momentum: 0);
-        var rng = new Random(Options.Seed);
-        int steps = (encoded.Length + Options.BatchSize - 1) / Options.BatchSize;
-        var history = new List<EpochResult>();
-        Dictionary<string, Tensor>? best = null;
-        double bestAccuracy = double.NegativeInfinity;
-        try
-        {
-            for (int epoch = 1; epoch <= Options.Epochs; epoch++)
-            {
-                var clock = Stopwatch.StartNew();
-                var order = Enumerable.Range(0, encoded.Length).ToArray();
-                rng.Shuffle(order);
-                _network.train();
-                double lossSum = 0;
-                int correct = 0, seen = 0;
-                for (int s = 0; s < steps; s++)
-                {
-                    cancellation.ThrowIfCancellationRequested();
-                    var batch = order.Skip(s * Options.BatchSize).Take(Options.BatchSize).ToArray();
-                    using var scope = NewDisposeScope();
-                    var (ids, lengths) = Batch(batch.Select(i => encoded[i]).ToList());
-                    var y = torch.tensor(batch.Select(i => (long)targets[i]).ToArray());
-                    var logits = _network.call(ids, lengths);
-                    var loss = nn.functional.cross_entropy(logits, y);
-                    optimizer.ZeroGrad();
-                    loss.backward();
-                    optimizer.Step();
-                    lossSum += loss.item<float>() * batch.Length;
-                    correct += (int)logits.argmax(1).eq(y).sum().item<long>();
-                    seen += batch.Length;
-                    progress?.Report(new TrainingProgress(epoch, Options.Epochs, s + 1, steps, lossSum / seen, null));
-                }
-                double? valAccuracy = validation is null ? null : Evaluate(validation).Accuracy;
-                history.Add(new EpochResult(epoch, lossSum / seen, (double)correct / seen, valAccuracy, clock.Elapsed));
-                progress?.Report(new TrainingProgress(epoch, Options.Epochs, steps, steps, lossSum / seen, valAccuracy));
-                if (valAccuracy is { } acc && acc > bestAccuracy)
-                {
-                    bestAccuracy = acc;
-                    DisposeAll(best);
-                    best = _network.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone().DetachFromDisposeScope());
-                }
-            }
-            if (best is not null) StateLoader.Load(_network, best, LoadPolicy.Exact, "the best epoch's snapshot");
-        }
-        finally
-        {
-            DisposeAll(best);
-            History = history;
-        }
+        var options = Options.ToTrainOptions();
+        var task = new TrainingTask(this, train, validation, options);
+        var state = TrainLoop.Run(task, options, Fingerprint(train, validation, vectors), run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
+        History = state.History;
+        BestEpoch = state.BestEpoch;
+        StoppedEarly = state.StoppedEarly;
+        _network.eval();
+        if (run.Checkpoint is { DeleteWhenDone: true, Path: { } cp } && File.Exists(cp)) File.Delete(cp);
     }
 
-    private static void DisposeAll(Dictionary<string, Tensor>? tensors)
+    /// <summary>What a checkpoint must match to be resumed: the settings, the data, the vocabulary and the vectors' shape.</summary>
+    private string Fingerprint(TextDataset train, TextDataset? validation, WordVectors? vectors)
     {
-        if (tensors is null) return;
-        foreach (var t in tensors.Values) t.Dispose();
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var e in train.Examples.Concat(validation?.Examples ?? []))
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes(e.Label));
+            hash.AppendData([0]);
+            hash.AppendData(Encoding.UTF8.GetBytes(e.Text));
+            hash.AppendData([0]);
+        }
+        return string.Join("\n", "text-classifier", JsonSerializer.Serialize(Options, Json), Convert.ToHexString(hash.GetHashAndReset()),
+            train.Examples.Count, validation?.Examples.Count ?? 0, Vocabulary.Count, string.Join(",", Labels), $"{vectors?.Count ?? 0}x{EmbeddingDimension}");
+    }
+
+    /// <summary>A text classifier as the shared loop sees it: batches of token ids with their targets, the network's layers
+    /// at <see cref="TextClassifierOptions.LearningRate"/>, the embedding (unless frozen) at its own rate.</summary>
+    private sealed class TrainingTask : ITrainingTask<TokenBatch>
+    {
+        private readonly TextClassifier _owner;
+        private readonly int[][] _texts, _validationTexts;
+        private readonly long[] _targets, _validationTargets;
+        private readonly TrainOptions _options;
+
+        public TrainingTask(TextClassifier owner, TextDataset train, TextDataset? validation, TrainOptions options)
+        {
+            _owner = owner;
+            _options = options;
+            var labelIndex = owner.Labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => (long)p.i, StringComparer.Ordinal);
+            _texts = train.Examples.Select(e => owner.Vocabulary.Encode(e.Text, owner.Options.MaxLength)).ToArray();
+            _targets = train.Examples.Select(e => labelIndex[e.Label]).ToArray();
+            // Validation texts of a label the training data lacks cannot be scored by the loss; they would be misses in
+            // every epoch alike, so leaving them out changes no choice of the best epoch.
+            var known = (validation?.Examples ?? []).Where(e => labelIndex.ContainsKey(e.Label)).ToArray();
+            _validationTexts = known.Select(e => owner.Vocabulary.Encode(e.Text, owner.Options.MaxLength)).ToArray();
+            _validationTargets = known.Select(e => labelIndex[e.Label]).ToArray();
+        }
+
+        public nn.Module Module => _owner._network;
+        public int TrainCount => _texts.Length;
+        public bool HasValidation => _validationTexts.Length > 0;
+
+        // The text options have no L2 penalty (TrainOptions.L2 stays 0); weight decay is the optimizer's.
+        public IEnumerable<Tensor> L2Parameters => [];
+
+        public Generator? DropoutGenerator { get => _owner._network.Generator; set => _owner._network.Generator = value; }
+
+        // One stage: the embedding is frozen or trainable from the start (InitialiseEmbedding), the rest always trains.
+        public void EnterStage(int stage) { }
+
+        public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options)
+        {
+            // By name: named_parameters() hands out other wrapper objects than EmbeddingLayer.weight, so a reference test
+            // never matched and the embedding trained at the body's rate.
+            var named = _owner._network.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+            var groups = new List<ParamGroup> { new("body", named.Where(p => p.name != TextNetwork.EmbeddingWeight).ToArray(), options.LearningRate) };
+            if (!_owner.Options.FreezeEmbeddings)
+                groups.Add(new ParamGroup("embedding", named.Where(p => p.name == TextNetwork.EmbeddingWeight).ToArray(), _owner.Options.EmbeddingLearningRate ?? options.LearningRate));
+            return groups;
+        }
+
+        public IEnumerable<(TokenBatch X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation) =>
+            Batches(_texts, _targets, Data.DataLoader.Order(_texts.Length, true, _options.Seed, epoch), _options.BatchSize);
+
+        private IEnumerable<(TokenBatch X, Tensor Y)> Batches(int[][] texts, long[] targets, int[] order, int size)
+        {
+            for (int s = 0; s < order.Length; s += size)
+            {
+                var batch = order.AsSpan(s, Math.Min(size, order.Length - s)).ToArray();
+                yield return (_owner.Batch(batch.Select(i => texts[i]).ToList()), torch.tensor(batch.Select(i => targets[i]).ToArray()));
+            }
+        }
+
+        public Tensor Forward(TokenBatch x) => _owner._network.call(x.Ids, x.Lengths);
+
+        public (double Loss, double Accuracy) Validate(IProgress<ProgressInfo>? progress, CancellationToken cancellation) =>
+            Trainer.Score(Module, Batches(_validationTexts, _validationTargets, Enumerable.Range(0, _validationTexts.Length).ToArray(), 256), Forward,
+                "validate", _validationTexts.Length, progress, cancellation);
+
+        public bool Persist(string tensorName) => true;
     }
 
     /// <summary>Token ids padded to the batch's longest text (and at least the network's minimum) and the lengths.</summary>
-    private (Tensor Ids, Tensor Lengths) Batch(IReadOnlyList<int[]> texts)
+    private TokenBatch Batch(IReadOnlyList<int[]> texts)
     {
         int t = Math.Max(_network.MinimumLength, texts.Max(x => x.Length));
         var ids = new long[texts.Count * t];
@@ -223,7 +259,7 @@ public sealed class TextClassifier : IDisposable
             for (int j = 0; j < texts[b].Length; j++) ids[b * t + j] = texts[b][j];
             lengths[b] = texts[b].Length;
         }
-        return (torch.tensor(ids, [texts.Count, t]), torch.tensor(lengths));
+        return new TokenBatch(torch.tensor(ids, [texts.Count, t]), torch.tensor(lengths));
     }
 
     /// <summary>The <paramref name="k"/> most probable labels of each text (softmax probabilities).</summary>
@@ -238,8 +274,8 @@ public sealed class TextClassifier : IDisposable
         {
             using var scope = NewDisposeScope();
             var chunk = texts.Skip(start).Take(256).Select(x => Vocabulary.Encode(x, Options.MaxLength)).ToList();
-            var (ids, lengths) = Batch(chunk);
-            var probabilities = nn.functional.softmax(_network.call(ids, lengths), 1);
+            var batch = Batch(chunk);
+            var probabilities = nn.functional.softmax(_network.call(batch.Ids, batch.Lengths), 1);
             var (values, indices) = probabilities.topk(k, 1);
             var v = values.data<float>().ToArray();
             var ix = indices.data<long>().ToArray();
@@ -249,35 +285,13 @@ public sealed class TextClassifier : IDisposable
         return results;
     }
 
-    /// <summary>Accuracy, macro F1 and per-label precision/recall/F1 on labelled data (labels the classifier does
-    /// not know count as misses).</summary>
-    public TextEvaluation Evaluate(TextDataset data)
+    /// <summary>Accuracy, macro F1, per-label precision/recall/F1 and the confusion matrix on labelled data: the report
+    /// vision evaluation gives (<see cref="EvaluationReport.FromLabels"/>; labels the classifier does not know count as
+    /// misses).</summary>
+    public EvaluationReport Evaluate(TextDataset data)
     {
         var predicted = Predict(data.Examples.Select(e => e.Text).ToList(), 1).Select(p => p[0].Label).ToList();
-        var gold = data.Examples.Select(e => e.Label).ToList();
-        return Score(gold, predicted);
-    }
-
-    /// <summary>Accuracy and per-label scores of predictions against gold labels.</summary>
-    public static TextEvaluation Score(IReadOnlyList<string> gold, IReadOnlyList<string> predicted)
-    {
-        int n = gold.Count, correct = 0;
-        for (int i = 0; i < n; i++) if (gold[i] == predicted[i]) correct++;
-        var perLabel = gold.Concat(predicted).Distinct().Order(StringComparer.Ordinal).Select(label =>
-        {
-            int tp = 0, fp = 0, fn = 0;
-            for (int i = 0; i < n; i++)
-            {
-                bool g = gold[i] == label, p = predicted[i] == label;
-                if (g && p) tp++;
-                else if (p) fp++;
-                else if (g) fn++;
-            }
-            double precision = tp + fp == 0 ? 0 : (double)tp / (tp + fp), recall = tp + fn == 0 ? 0 : (double)tp / (tp + fn);
-            double f1 = precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall);
-            return new LabelScore(label, precision, recall, f1, tp + fn);
-        }).ToList();
-        return new TextEvaluation(n, n == 0 ? 0 : (double)correct / n, perLabel.Count == 0 ? 0 : perLabel.Average(l => l.F1), perLabel);
+        return EvaluationReport.FromLabels(data.Examples.Select(e => e.Label).ToList(), predicted);
     }
 
     private sealed record SavedSettings(int Version, TextModelKind Model, int EmbeddingDimension, int MaxLength, bool Lowercase, int CnnFilters,
@@ -347,4 +361,14 @@ public sealed class TextClassifier : IDisposable
 
     /// <inheritdoc />
     public void Dispose() => _network.Dispose();
+}
+
+/// <summary>A batch of texts for a <see cref="TextNetwork"/>: token ids [batch, time], padded, and each text's length.</summary>
+internal sealed record TokenBatch(Tensor Ids, Tensor Lengths) : IDisposable
+{
+    public void Dispose()
+    {
+        Ids.Dispose();
+        Lengths.Dispose();
+    }
 }

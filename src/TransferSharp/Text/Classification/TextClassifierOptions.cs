@@ -1,3 +1,5 @@
+using TransferSharp.Training;
+
 namespace TransferSharp.Text.Classification;
 
 /// <summary>The text classifier architectures.</summary>
@@ -72,8 +74,38 @@ public sealed record TextClassifierOptions
     /// parameters take none, as in vision training (the shared optimizer's rule).</summary>
     public double WeightDecay { get; init; }
 
+    /// <summary>Learning-rate schedule after the warm-up (the one vision training uses); constant by default.</summary>
+    public ScheduleKind Schedule { get; init; } = ScheduleKind.Constant;
+
+    /// <summary>Linear warm-up of the learning rates from 0, in epochs (fractions allowed).</summary>
+    public double WarmupEpochs { get; init; }
+
+    /// <summary>Early stopping: end training after this many epochs without a better validation score (0: never; needs
+    /// validation data). The best epoch's weights are kept either way.</summary>
+    public int Patience { get; init; }
+
     /// <summary>Seed for initialisation, shuffling and dropout.</summary>
     public int Seed { get; init; } = 1;
+
+    /// <summary>The settings of the shared training loop: one stage of <see cref="Epochs"/>, Adam with L2 added to the
+    /// gradient (<see cref="WeightDecay"/>), the schedule, early stopping. Vision's knobs a text classifier has no use for
+    /// (label smoothing, the L2 loss term, accumulation) keep their neutral values.</summary>
+    internal TrainOptions ToTrainOptions() => new()
+    {
+        Mode = TrainMode.Head, // one stage, whatever the network (the embedding is frozen or not from the start)
+        Epochs = Epochs,
+        BatchSize = BatchSize,
+        Optimizer = OptimizerKind.Adam,
+        LearningRate = LearningRate,
+        WeightDecay = WeightDecay,
+        Momentum = 0,
+        Schedule = Schedule,
+        WarmupEpochs = WarmupEpochs,
+        Patience = Patience,
+        Seed = Seed,
+        ValidationSplit = 0,
+        Augmentation = null,
+    };
 }
 
 /// <summary>Where each row of the embedding matrix came from.</summary>
@@ -86,25 +118,3 @@ public sealed record EmbeddingCoverage(int Pretrained, int Lowercased, int Subwo
     /// <summary>Share of the vocabulary (padding and unknown excluded) with a pretrained or subword vector.</summary>
     public double Coverage => Pretrained + Lowercased + Subword + Random == 0 ? 0 : (double)(Pretrained + Lowercased + Subword) / (Pretrained + Lowercased + Subword + Random);
 }
-
-/// <summary>Training progress, reported after every step and at the end of each epoch.</summary>
-/// <param name="Epoch">1-based epoch.</param>
-/// <param name="Epochs">Total epochs.</param>
-/// <param name="Step">Steps done in this epoch.</param>
-/// <param name="Steps">Steps per epoch.</param>
-/// <param name="Loss">Mean training loss of the epoch so far.</param>
-/// <param name="ValidationAccuracy">Accuracy on the validation data at the end of the epoch, if there is any.</param>
-public readonly record struct TrainingProgress(int Epoch, int Epochs, int Step, int Steps, double Loss, double? ValidationAccuracy);
-
-/// <summary>One epoch's record.</summary>
-public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationAccuracy, TimeSpan Elapsed);
-
-/// <summary>Accuracy and per-label scores of a classifier on labelled data.</summary>
-/// <param name="Examples">Texts evaluated.</param>
-/// <param name="Accuracy">Share whose top label is right (equal to P@1 and R@1 for single-label data).</param>
-/// <param name="MacroF1">Mean F1 over the labels present in the data or predicted.</param>
-/// <param name="PerLabel">Precision, recall, F1 and support per label.</param>
-public sealed record TextEvaluation(int Examples, double Accuracy, double MacroF1, IReadOnlyList<LabelScore> PerLabel);
-
-/// <summary>Precision, recall and F1 of one label.</summary>
-public sealed record LabelScore(string Label, double Precision, double Recall, double F1, int Support);

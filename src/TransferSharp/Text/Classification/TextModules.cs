@@ -16,6 +16,9 @@ internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
 
     public abstract Embedding EmbeddingLayer { get; }
 
+    /// <summary>The embedding's parameter name in every network.</summary>
+    public const string EmbeddingWeight = "embedding.weight";
+
     /// <summary>Where dropout masks come from in training mode (the training run's; null outside one).</summary>
     public Generator? Generator { get; set; }
 
