@@ -105,4 +105,17 @@ public sealed class FluentApiTests : IDisposable
         Assert.NotEqual(trained, Fc());
         Assert.Equal(body, Storage("layer4.1.conv2.weight"));
     }
+
+    [Fact]
+    public void Small_images_train_at_five_times_their_side_not_at_the_weights_size()
+    {
+        var garments = ImageDataset.FromFolder(Path.Combine(Paths.RepoRoot, "data", "fashion-mnist-subset", "train"));
+        Assert.Equal(28, garments.TypicalShortSide());
+        Assert.Equal(160, Transfer.From("resnet18").ImageSizeFor(garments)); // 5 × 28 = 140, up to a multiple of 32
+        Assert.Equal(96, Transfer.From("resnet18").WithImageSize(96).ImageSizeFor(garments)); // asked for: kept
+        var photos = Directory.GetFiles(Path.Combine(Paths.TestData, "photos"), "*.jpg");
+        var large = new ImageDataset(photos, photos.Select(_ => 0).ToArray(), ["photo"]);
+        Assert.Null(Transfer.From("resnet18").ImageSizeFor(large)); // photos keep the weights' size
+    }
 }
+
