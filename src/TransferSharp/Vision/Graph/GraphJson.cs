@@ -60,33 +60,28 @@ public static class GraphJson
     }
 
     /// <summary>
-    /// An upper bound of the parameter and buffer elements the graph's layers will allocate, computed from the
-    /// ops alone (before any allocation): a file describing a graph far larger than the weights it holds is refused
-    /// by the caller instead of allocating it.
+    /// The parameter and buffer elements the graph's layers will allocate, summed from the ops' declared
+    /// <see cref="Op.ParameterShapes"/> before any allocation: a file describing a graph far larger than the weights it
+    /// holds is refused by the caller instead of allocating it.
     /// </summary>
     public static long ParameterElements(ModelGraph graph)
     {
-        static long Mul(params long[] xs) { long n = 1; foreach (var x in xs) n = checked(n * Math.Max(x, 0)); return n; }
         long total = 0;
         try
         {
-        foreach (var node in graph.Nodes)
-        {
-            long n = node.Op switch
+            foreach (var node in graph.Nodes)
             {
-                Conv2dOp c => Mul(c.OutChannels, c.InChannels / Math.Max(c.Groups, 1), c.Kernel.H, c.Kernel.W) + c.OutChannels,
-                ConvTranspose2dOp c => Mul(c.InChannels, c.OutChannels / Math.Max(c.Groups, 1), c.Kernel.H, c.Kernel.W) + c.OutChannels,
-                LinearOp l => Mul(l.InFeatures, l.OutFeatures) + l.OutFeatures,
-                BatchNormOp b => Mul(4, b.Features) + 1,
-                GroupNormOp g => Mul(2, g.Channels),
-                ConstantOp k => Mul(k.Shape),
-                _ => 0,
-            };
-            total = checked(total + n);
+                foreach (var p in node.Op.ParameterShapes)
+                {
+                    long n = 1;
+                    foreach (var d in p.Shape) n = checked(n * Math.Max(d, 0));
+                    total = checked(total + n);
+                }
+            }
         }
-        }
-        catch (OverflowException)
+        catch (Exception e) when (e is OverflowException or DivideByZeroException)
         {
+            // A size past long, or a group count of zero, is no graph a file can hold: refuse it as too large.
             return long.MaxValue;
         }
         return total;

@@ -1,0 +1,107 @@
+using System.Globalization;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Element-wise activations.</summary>
+public enum ActivationKind
+{
+    /// <summary>max(x, 0)</summary>
+    Relu,
+    /// <summary>min(max(x, 0), 6)</summary>
+    Relu6,
+    /// <summary>x if x ≥ 0 else alpha·x</summary>
+    LeakyRelu,
+    /// <summary>1 / (1 + e^-x)</summary>
+    Sigmoid,
+    /// <summary>tanh(x)</summary>
+    Tanh,
+    /// <summary>max(0, min(1, alpha·x + beta)) (ONNX HardSigmoid)</summary>
+    HardSigmoid,
+    /// <summary>x · relu6(x + 3) / 6</summary>
+    HardSwish,
+    /// <summary>x · sigmoid(x)</summary>
+    Silu,
+    /// <summary>Gaussian error linear unit (exact)</summary>
+    Gelu,
+    /// <summary>min(max(x, alpha), beta)</summary>
+    Clip,
+    /// <summary>x if x > 0 else alpha·(e^x − 1)</summary>
+    Elu,
+}
+
+/// <summary>An element-wise activation; Alpha/Beta are used by LeakyRelu, HardSigmoid, Clip and Elu.</summary>
+public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, double Beta = 0) : Op
+{
+    /// <inheritdoc />
+    public override string Kind => Activation.ToString();
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new ActivationLayer(this);
+
+    /// <inheritdoc />
+    public override string Describe() => Activation switch
+    {
+        ActivationKind.LeakyRelu or ActivationKind.Elu => $"alpha={Alpha.ToString(CultureInfo.InvariantCulture)}",
+        ActivationKind.Clip => $"[{Alpha.ToString(CultureInfo.InvariantCulture)}, {Beta.ToString(CultureInfo.InvariantCulture)}]",
+        ActivationKind.HardSigmoid => $"alpha={Alpha.ToString(CultureInfo.InvariantCulture)}, beta={Beta.ToString(CultureInfo.InvariantCulture)}",
+        _ => "",
+    };
+}
+
+/// <summary>Element-wise activations.</summary>
+public sealed class ActivationLayer : Layer
+{
+    private readonly ActivationOp _op;
+
+    /// <summary>Creates the layer.</summary>
+    public ActivationLayer(ActivationOp op) : base(op) { _op = op; }
+
+    /// <inheritdoc />
+    public override bool CanRunInPlace => _op.Activation is ActivationKind.Relu or ActivationKind.Relu6 or ActivationKind.LeakyRelu
+        or ActivationKind.Clip or ActivationKind.HardSwish or ActivationKind.Silu or ActivationKind.Sigmoid;
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs) => Apply(inputs[0], false);
+
+    /// <inheritdoc />
+    public override Tensor ForwardInPlace(IReadOnlyList<Tensor> inputs, int target) => Apply(inputs[0], true);
+
+    private Tensor Apply(Tensor x, bool inPlace)
+    {
+        var a = _op.Alpha;
+        var b = _op.Beta;
+        return _op.Activation switch
+        {
+            ActivationKind.Relu => inPlace ? x.relu_().alias() : x.relu(),
+            ActivationKind.Relu6 => F.relu6(x, inPlace).Alias(inPlace),
+            ActivationKind.LeakyRelu => F.leaky_relu(x, a, inPlace).Alias(inPlace),
+            ActivationKind.Sigmoid => inPlace ? x.sigmoid_().alias() : x.sigmoid(),
+            ActivationKind.Tanh => x.tanh(),
+            ActivationKind.HardSigmoid => HardSigmoid(x, a, b),
+            ActivationKind.HardSwish => F.hardswish(x, inPlace).Alias(inPlace),
+            ActivationKind.Silu => F.silu(x, inPlace).Alias(inPlace),
+            ActivationKind.Gelu => F.gelu(x),
+            ActivationKind.Clip => inPlace ? x.clamp_(a, b).alias() : x.clamp(a, b),
+            ActivationKind.Elu => F.elu(x, a),
+            _ => throw new NotSupportedException(_op.Activation.ToString()),
+        };
+    }
+
+    private static Tensor HardSigmoid(Tensor x, double alpha, double beta)
+    {
+        using var scaled = x * alpha;
+        using var shifted = scaled + beta;
+        return shifted.clamp(0.0, 1.0);
+    }
+}
+
+internal static class InPlaceExtensions
+{
+    /// <summary>In-place TorchSharp ops return the input handle; the interpreter needs a new one.</summary>
+    public static Tensor Alias(this Tensor t, bool inPlace) => inPlace ? t.alias() : t;
+}

@@ -1,0 +1,65 @@
+using System.Globalization;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Batch normalisation over dimension 1 (any rank ≥ 2), PyTorch parameter names.</summary>
+public sealed record BatchNormOp(int Features, double Eps = 1e-5, double Momentum = 0.1) : Op
+{
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var x = inputs[0];
+        if (x.Length < 2 || x[1] != Features) throw Bad($"BatchNorm expects {Features} channels, got shape [{string.Join(",", x)}]");
+        return x;
+    }
+
+    /// <inheritdoc />
+    public override IReadOnlyList<ParameterShape> ParameterShapes =>
+    [
+        new("weight", [Features]), new("bias", [Features]),
+        new("running_mean", [Features], IsBuffer: true), new("running_var", [Features], IsBuffer: true),
+        new("num_batches_tracked", [], IsBuffer: true),
+    ];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new BatchNormLayer(this);
+
+    /// <inheritdoc />
+    public override string Describe() => $"{Features}, eps={Eps.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>Batch normalisation with PyTorch's parameters and buffers.</summary>
+public sealed class BatchNormLayer : Layer
+{
+    private readonly BatchNormOp _op;
+
+    /// <summary>Creates the layer (scale 1, shift 0, mean 0, variance 1).</summary>
+    public BatchNormLayer(BatchNormOp op) : base(op)
+    {
+        _op = op;
+        RegisterDeclared(p => p.Name switch
+        {
+            "weight" or "running_var" => ones(p.Shape),
+            // PyTorch counts batches in an int64 scalar.
+            "num_batches_tracked" => tensor(0L),
+            _ => zeros(p.Shape),
+        });
+    }
+
+    /// <summary>The op's epsilon.</summary>
+    public double Eps => _op.Eps;
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        var mean = get_buffer("running_mean")!;
+        var var = get_buffer("running_var")!;
+        if (training)
+        {
+            using (no_grad()) get_buffer("num_batches_tracked")!.add_(1);
+        }
+        return F.batch_norm(inputs[0], mean, var, get_parameter("weight"), get_parameter("bias"), training, _op.Momentum, _op.Eps);
+    }
+}

@@ -1,0 +1,71 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>2-D transposed convolution (weight [in, out/groups, kh, kw]).</summary>
+public sealed record ConvTranspose2dOp(int InChannels, int OutChannels, Size2 Kernel, Size2 Stride, PadSpec Padding, Size2 OutputPadding,
+    Size2 Dilation, int Groups = 1, bool Bias = true) : Op
+{
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var x = inputs[0];
+        RequireRank(x, 4, Kind);
+        if (x[1] != InChannels) throw Bad($"ConvTranspose2d expects {InChannels} input channels, got {x[1]}");
+        if (Padding.Kind != PadKind.Explicit) throw Bad("ConvTranspose2d supports explicit padding only");
+        long h = (x[2] - 1) * Stride.H - Padding.Top - Padding.Bottom + Dilation.H * (Kernel.H - 1) + OutputPadding.H + 1;
+        long w = (x[3] - 1) * Stride.W - Padding.Left - Padding.Right + Dilation.W * (Kernel.W - 1) + OutputPadding.W + 1;
+        return [x[0], OutChannels, h, w];
+    }
+
+    /// <inheritdoc />
+    public override long Macs(IReadOnlyList<long[]> inputs, long[] output) =>
+        Numel(inputs[0]) * (OutChannels / Groups) * Kernel.H * Kernel.W;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<ParameterShape> ParameterShapes =>
+        Bias ? [new("weight", [InChannels, OutChannels / Groups, Kernel.H, Kernel.W]), new("bias", [OutChannels])]
+             : [new("weight", [InChannels, OutChannels / Groups, Kernel.H, Kernel.W])];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new ConvTransposeLayer(this);
+
+    /// <inheritdoc />
+    public override string Describe() => $"{InChannels}→{OutChannels}, k={Kernel}, s={Stride}, p={Padding}";
+}
+
+/// <summary>Transposed convolution.</summary>
+public sealed class ConvTransposeLayer : Layer
+{
+    private readonly ConvTranspose2dOp _op;
+
+    /// <summary>Creates the layer (uninitialised until <see cref="GraphModule"/> draws it).</summary>
+    public ConvTransposeLayer(ConvTranspose2dOp op) : base(op)
+    {
+        _op = op;
+        RegisterDeclared(p => empty(p.Shape));
+    }
+
+    internal override void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        get_parameter("weight")!.normal_(0, Math.Sqrt(2.0 / ((double)_op.InChannels * _op.Kernel.H * _op.Kernel.W)), generator);
+        if (_op.Bias) get_parameter("bias")!.zero_();
+    }
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        var p = _op.Padding;
+        using var scope = NewDisposeScope();
+        // Asymmetric padding: run with the smaller side and crop the rest.
+        long ph = Math.Min(p.Top, p.Bottom), pw = Math.Min(p.Left, p.Right);
+        var y = F.conv_transpose2d(inputs[0], get_parameter("weight")!, _op.Bias ? get_parameter("bias") : null,
+            _op.Stride.ToArray(), [ph, pw], _op.OutputPadding.ToArray(), _op.Dilation.ToArray(), _op.Groups);
+        long cropTop = p.Top - ph, cropBottom = p.Bottom - ph, cropLeft = p.Left - pw, cropRight = p.Right - pw;
+        if (cropTop + cropBottom + cropLeft + cropRight > 0)
+            y = y[.., .., TensorIndex.Slice(cropTop, y.shape[2] - cropBottom), TensorIndex.Slice(cropLeft, y.shape[3] - cropRight)];
+        return y.MoveToOuterDisposeScope();
+    }
+}

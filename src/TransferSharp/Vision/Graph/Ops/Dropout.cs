@@ -1,0 +1,40 @@
+using System.Globalization;
+using TransferSharp.Runtime;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Dropout: active in training mode only.</summary>
+public sealed record DropoutOp(double P) : Op
+{
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new DropoutLayer(this);
+
+    /// <inheritdoc />
+    public override string Describe() => $"p={P.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>Dropout, active only in training mode, its masks drawn from the module's generator.</summary>
+public sealed class DropoutLayer : Layer
+{
+    private readonly DropoutOp _op;
+
+    /// <summary>Creates the layer.</summary>
+    public DropoutLayer(DropoutOp op) : base(op) { _op = op; }
+
+    /// <summary>Where training-mode masks come from (set by <see cref="GraphModule.Generator"/>).</summary>
+    internal Generator? Generator { get; set; }
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        if (!training || _op.P <= 0) return inputs[0].alias();
+        return SeededDropout.Apply(inputs[0], _op.P, Generator ?? throw new InvalidOperationException("a dropout layer runs in training mode without its module's generator"));
+    }
+}

@@ -1,0 +1,23 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Flattens dimensions from <see cref="StartDim"/> on (PyTorch flatten).</summary>
+public sealed record FlattenOp(int StartDim = 1) : Op
+{
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var x = inputs[0];
+        int s = StartDim < 0 ? StartDim + x.Length : StartDim;
+        var o = new long[s + 1];
+        Array.Copy(x, o, s);
+        o[s] = 1;
+        for (int i = s; i < x.Length; i++) o[s] *= x[i];
+        return o;
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs => xs[0].flatten(StartDim));
+}

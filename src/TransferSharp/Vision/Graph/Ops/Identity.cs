@@ -1,0 +1,14 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Passes its input through.</summary>
+public sealed record IdentityOp : Op
+{
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs => xs[0].alias());
+}

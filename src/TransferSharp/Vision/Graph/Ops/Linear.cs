@@ -1,0 +1,72 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Fully connected layer on the last dimension (weight [out, in]). With
+/// <paramref name="WeightAs1x1Conv"/> the weight is kept as [out, in, 1, 1], the layout of heads that
+/// apply a 1×1 convolution to the pooled map (timm's ResNetV2 "head.fc"), so their checkpoints load as
+/// they are; the computation is the same.</summary>
+public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true, bool WeightAs1x1Conv = false) : Op
+{
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var x = inputs[0];
+        if (x.Length < 1 || x[^1] != InFeatures) throw Bad($"Linear expects {InFeatures} input features, got shape [{string.Join(",", x)}]");
+        var o = (long[])x.Clone();
+        o[^1] = OutFeatures;
+        return o;
+    }
+
+    /// <inheritdoc />
+    public override long Macs(IReadOnlyList<long[]> inputs, long[] output) => Numel(output) * InFeatures;
+
+    /// <inheritdoc />
+    public override IReadOnlyList<ParameterShape> ParameterShapes
+    {
+        get
+        {
+            ParameterShape weight = new("weight", WeightAs1x1Conv ? [OutFeatures, InFeatures, 1, 1] : [OutFeatures, InFeatures]);
+            return Bias ? [weight, new("bias", [OutFeatures])] : [weight];
+        }
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new LinearLayer(this);
+
+    /// <inheritdoc />
+    public override string Describe() => $"{InFeatures}→{OutFeatures}" + (WeightAs1x1Conv ? ", 1×1 conv weight" : "");
+}
+
+/// <summary>Fully connected layer with PyTorch's default initialisation.</summary>
+public sealed class LinearLayer : Layer
+{
+    private readonly LinearOp _op;
+
+    /// <summary>Creates the layer (uninitialised until <see cref="GraphModule"/> draws it).</summary>
+    public LinearLayer(LinearOp op) : base(op)
+    {
+        _op = op;
+        RegisterDeclared(p => empty(p.Shape));
+    }
+
+    /// <summary>PyTorch's <c>Linear.reset_parameters</c>: Kaiming-uniform with a = √5 is uniform ±1/√fan_in, the bias's
+    /// bound too.</summary>
+    internal override void ResetParameters(Generator generator)
+    {
+        using var _ = no_grad();
+        double bound = 1.0 / Math.Sqrt(_op.InFeatures);
+        get_parameter("weight")!.uniform_(-bound, bound, generator);
+        if (_op.Bias) get_parameter("bias")!.uniform_(-bound, bound, generator);
+    }
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        var weight = get_parameter("weight")!;
+        if (!_op.WeightAs1x1Conv) return F.linear(inputs[0], weight, _op.Bias ? get_parameter("bias") : null);
+        using var matrix = weight.flatten(1);
+        return F.linear(inputs[0], matrix, _op.Bias ? get_parameter("bias") : null);
+    }
+}

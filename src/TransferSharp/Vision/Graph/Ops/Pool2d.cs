@@ -1,0 +1,95 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Max or average.</summary>
+public enum PoolKind
+{
+    /// <summary>Maximum over the window.</summary>
+    Max,
+    /// <summary>Mean over the window.</summary>
+    Avg,
+}
+
+/// <summary>2-D max or average pooling. Padded positions never win a max; for average pooling
+/// <see cref="CountIncludePad"/> says whether they count in the divisor (as in PyTorch and ONNX).</summary>
+public sealed record Pool2dOp(PoolKind Pool, Size2 Kernel, Size2 Stride, PadSpec Padding, bool CeilMode = false,
+    bool CountIncludePad = true, Size2 Dilation = default) : Op
+{
+    /// <summary>Dilation, 1 when unset.</summary>
+    public Size2 EffectiveDilation => Dilation == default ? new Size2(1, 1) : Dilation;
+
+    /// <inheritdoc />
+    public override string Kind => Pool == PoolKind.Max ? "MaxPool2d" : "AvgPool2d";
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var x = inputs[0];
+        RequireRank(x, 4, Kind);
+        var d = EffectiveDilation;
+        var (t, l, b, r) = Padding.Resolve(x[2], x[3], Kernel, Stride, d);
+        long h = Conv2dOp.WindowOut(x[2], Kernel.H, Stride.H, t, b, d.H, CeilMode);
+        long w = Conv2dOp.WindowOut(x[3], Kernel.W, Stride.W, l, r, d.W, CeilMode);
+        if (h <= 0 || w <= 0) throw Bad($"{Kind}: input {x[2]}×{x[3]} is too small for kernel {Kernel}");
+        return [x[0], x[1], h, w];
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new PoolLayer(this);
+
+    /// <inheritdoc />
+    public override string Describe() => $"k={Kernel}, s={Stride}, p={Padding}" + (CeilMode ? ", ceil" : "")
+        + (Pool == PoolKind.Avg && !CountIncludePad ? ", exclude pad" : "");
+}
+
+/// <summary>Max and average pooling, including asymmetric and "same" padding.</summary>
+public sealed class PoolLayer : Layer
+{
+    private readonly Pool2dOp _op;
+
+    /// <summary>Creates the layer.</summary>
+    public PoolLayer(Pool2dOp op) : base(op) { _op = op; }
+
+    /// <inheritdoc />
+    public override Tensor Forward(IReadOnlyList<Tensor> inputs)
+    {
+        var x = inputs[0];
+        var k = _op.Kernel;
+        var d = _op.EffectiveDilation;
+        var (t, l, b, r) = _op.Padding.Resolve(x.shape[2], x.shape[3], k, _op.Stride, d);
+        // PyTorch pools take symmetric padding up to half the kernel; anything else is padded here.
+        bool native = t == b && l == r && t <= k.H / 2 && l <= k.W / 2;
+        using var scope = NewDisposeScope();
+        Tensor y;
+        if (_op.Pool == PoolKind.Max)
+        {
+            if (!native)
+            {
+                x = F.pad(x, [l, r, t, b], PaddingModes.Constant, double.NegativeInfinity);
+                t = l = 0;
+            }
+            y = F.max_pool2d(x, k.ToArray(), _op.Stride.ToArray(), [t, l], d.ToArray(), _op.CeilMode);
+        }
+        else if (native)
+        {
+            y = F.avg_pool2d(x, k.ToArray(), _op.Stride.ToArray(), [t, l], _op.CeilMode, _op.CountIncludePad);
+        }
+        else
+        {
+            var padded = F.pad(x, [l, r, t, b]);
+            var sums = F.avg_pool2d(padded, k.ToArray(), _op.Stride.ToArray(), [0, 0], _op.CeilMode, true);
+            if (_op.CountIncludePad) y = sums;
+            else
+            {
+                // Divide by the number of real (unpadded) elements under each window.
+                var mask = F.pad(ones(1, 1, x.shape[2], x.shape[3], dtype: x.dtype, device: x.device), [l, r, t, b]);
+                var counts = F.avg_pool2d(mask, k.ToArray(), _op.Stride.ToArray(), [0, 0], _op.CeilMode, true);
+                y = sums / counts;
+            }
+        }
+        return y.MoveToOuterDisposeScope();
+    }
+}

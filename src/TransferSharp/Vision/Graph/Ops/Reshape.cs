@@ -1,0 +1,51 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Reshape to a fixed shape; 0 copies the input's dimension, -1 is inferred (ONNX rules).</summary>
+public sealed record ReshapeOp(long[] Shape) : Op
+{
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => Resolve(inputs[0]);
+
+    internal long[] Resolve(long[] x)
+    {
+        var o = (long[])Shape.Clone();
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < o.Length; i++)
+        {
+            if (o[i] == 0) o[i] = i < x.Length ? x[i] : throw Bad("Reshape: 0 refers past the input's rank");
+            if (o[i] == -1) { if (infer >= 0) throw Bad("Reshape: more than one -1"); infer = i; }
+            else known *= o[i];
+        }
+        long total = Numel(x);
+        if (infer >= 0)
+        {
+            if (known == 0 || total % known != 0) throw Bad($"Reshape: cannot reshape [{string.Join(",", x)}] to [{string.Join(",", Shape)}]");
+            o[infer] = total / known;
+        }
+        else if (known != total) throw Bad($"Reshape: [{string.Join(",", x)}] has {total} elements, target [{string.Join(",", Shape)}] has {known}");
+        return o;
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
+    {
+        // The batch dimension may differ from the shape the graph was built for.
+        var x = xs[0];
+        var target = (long[])Shape.Clone();
+        for (int i = 0; i < target.Length; i++) if (target[i] == 0) target[i] = x.shape[i];
+        return x.reshape(target);
+    });
+
+    /// <inheritdoc />
+    public bool Equals(ReshapeOp? other) => other is not null && Shape.SequenceEqual(other.Shape);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => Shape.Length;
+
+    /// <inheritdoc />
+    public override string Describe() => $"[{string.Join(",", Shape)}]";
+}

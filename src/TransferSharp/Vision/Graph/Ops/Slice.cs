@@ -1,0 +1,41 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Takes a strided range along one axis (end exclusive, clamped as in ONNX/Python).</summary>
+public sealed record SliceOp(int Axis, long Start, long End, long Step = 1) : Op
+{
+    /// <inheritdoc />
+    public override bool OutputMayAlias => true;
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs)
+    {
+        var o = (long[])inputs[0].Clone();
+        int a = Axis < 0 ? Axis + o.Length : Axis;
+        var (s, e) = Clamp(o[a]);
+        o[a] = Step > 0 ? Math.Max(0, (e - s + Step - 1) / Step) : Math.Max(0, (s - e + (-Step) - 1) / -Step);
+        return o;
+    }
+
+    internal (long Start, long End) Clamp(long dim)
+    {
+        long s = Start < 0 ? Start + dim : Start, e = End < 0 ? End + dim : End;
+        if (Step > 0) { s = Math.Clamp(s, 0, dim); e = Math.Clamp(e, 0, dim); }
+        else { s = Math.Clamp(s, -1, dim - 1); e = Math.Clamp(e, -1, dim - 1); }
+        return (s, e);
+    }
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
+    {
+        var x = xs[0];
+        int a = Axis < 0 ? Axis + (int)x.dim() : Axis;
+        var (s, e) = Clamp(x.shape[a]);
+        if (Step == 1) return x.narrow(a, s, Math.Max(0, e - s));
+        if (Step > 0) return x.slice(a, s, e, Step);
+        using var idx = TorchSharp.torch.arange(s, e, Step, dtype: TorchSharp.torch.int64, device: x.device);
+        return x.index_select(a, idx);
+    });
+
+    /// <inheritdoc />
+    public override string Describe() => $"axis {Axis}: {Start}..{End}" + (Step != 1 ? $" step {Step}" : "");
+}

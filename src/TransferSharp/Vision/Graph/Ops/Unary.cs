@@ -1,0 +1,43 @@
+namespace TransferSharp.Vision.Graph;
+
+/// <summary>Element-wise unary math functions (ONNX Sqrt, Erf, Exp, Log, Abs, Neg, Reciprocal).</summary>
+public enum UnaryKind
+{
+    /// <summary>√x</summary>
+    Sqrt,
+    /// <summary>The error function.</summary>
+    Erf,
+    /// <summary>eˣ</summary>
+    Exp,
+    /// <summary>ln x</summary>
+    Log,
+    /// <summary>|x|</summary>
+    Abs,
+    /// <summary>−x</summary>
+    Neg,
+    /// <summary>1 / x</summary>
+    Reciprocal,
+}
+
+/// <summary>An element-wise unary function (what imported graphs spell out: GroupNorm and GELU written
+/// as elementary ONNX ops).</summary>
+public sealed record UnaryOp(UnaryKind Function) : Op
+{
+    /// <inheritdoc />
+    public override string Kind => Function.ToString();
+
+    /// <inheritdoc />
+    public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
+
+    /// <inheritdoc />
+    public override Layer CreateLayer() => new FunctionalLayer(this, xs => Function switch
+    {
+        UnaryKind.Sqrt => xs[0].sqrt(),
+        UnaryKind.Erf => xs[0].erf(),
+        UnaryKind.Exp => xs[0].exp(),
+        UnaryKind.Log => xs[0].log(),
+        UnaryKind.Abs => xs[0].abs(),
+        UnaryKind.Neg => xs[0].neg(),
+        _ => xs[0].reciprocal(),
+    });
+}

@@ -1,0 +1,85 @@
+using TransferSharp.Vision.Graph;
+using Xunit;
+
+namespace TransferSharp.Tests.Vision;
+
+/// <summary>Every op kind in Vision/Graph/Ops/ keeps its knowledge in one place: what it declares about its state is
+/// what its layer holds.</summary>
+[Trait("Category", "Graph")]
+public sealed class OpCatalogTests
+{
+    /// <summary>One or more instances of every op kind, each with the shape of its inputs (which all read the same
+    /// [1, 4, 6, 6] image, or a [1, 4, 6, 6] image's flattening where the op wants a matrix).</summary>
+    internal static readonly (string Case, Op Op, int Inputs)[] Samples =
+    [
+        ("conv", new Conv2dOp(4, 8, new Size2(3, 3), new Size2(1, 1), PadSpec.Symmetric(1), new Size2(1, 1)), 1),
+        ("conv_grouped_nobias", new Conv2dOp(4, 8, new Size2(3, 3), new Size2(2, 2), PadSpec.Symmetric(1), new Size2(1, 1), Groups: 2, Bias: false), 1),
+        ("stdconv", new Conv2dOp(4, 8, new Size2(1, 1), new Size2(1, 1), PadSpec.None, new Size2(1, 1), WeightStandardizationEps: 1e-8), 1),
+        ("convtranspose", new ConvTranspose2dOp(4, 2, new Size2(2, 2), new Size2(2, 2), PadSpec.None, new Size2(0, 0), new Size2(1, 1)), 1),
+        ("batchnorm", new BatchNormOp(4), 1),
+        ("groupnorm", new GroupNormOp(2, 4), 1),
+        ("groupnorm_plain", new GroupNormOp(2, 4, Affine: false), 1),
+        ("linear", new LinearOp(6, 3), 1),
+        ("linear_1x1_nobias", new LinearOp(6, 3, Bias: false, WeightAs1x1Conv: true), 1),
+        .. Enum.GetValues<ActivationKind>().Select(k => (k.ToString(), (Op)new ActivationOp(k, k == ActivationKind.Clip ? -0.5 : 0.2, k == ActivationKind.Clip ? 0.5 : 0.5), 1)),
+        ("softmax", new SoftmaxOp(1), 1),
+        ("maxpool", new Pool2dOp(PoolKind.Max, new Size2(3, 3), new Size2(2, 2), PadSpec.Symmetric(1)), 1),
+        ("avgpool", new Pool2dOp(PoolKind.Avg, new Size2(2, 2), new Size2(2, 2), PadSpec.None, CountIncludePad: false), 1),
+        ("globalavg", new GlobalPoolOp(PoolKind.Avg), 1),
+        ("globalmax_flat", new GlobalPoolOp(PoolKind.Max, KeepDims: false), 1),
+        ("adaptive", new AdaptiveAvgPool2dOp(3, 3), 1),
+        .. Enum.GetValues<BinaryKind>().Select(k => (k.ToString(), (Op)new BinaryOp(k), 2)),
+        ("sum3", new BinaryOp(BinaryKind.Add), 3),
+        ("scale", new ScaleOp(0.5, 1), 1),
+        ("concat", new ConcatOp(1), 2),
+        ("flatten", new FlattenOp(1), 1),
+        ("reshape", new ReshapeOp([0, 4, -1]), 1),
+        ("transpose", new TransposeOp([0, 2, 3, 1]), 1),
+        ("slice", new SliceOp(2, 1, 5), 1),
+        ("pad", new PadOp(1, 2, 1, 0, 0.5), 1),
+        ("dropout", new DropoutOp(0.1), 1),
+        ("identity", new IdentityOp(), 1),
+        ("matmul", new MatMulOp(), 2),
+        ("constant", new ConstantOp([1, 4, 6, 6]), 0),
+        ("unsqueeze", new SqueezeOp([1], Unsqueeze: true), 1),
+        .. Enum.GetValues<UnaryKind>().Select(k => (k.ToString(), (Op)new UnaryOp(k), 1)),
+        ("reducemean", new ReduceOp(PoolKind.Avg, [2, 3]), 1),
+        ("reducemax", new ReduceOp(PoolKind.Max, [1], KeepDims: false), 1),
+        ("max", new ExtremumOp(true), 2),
+        ("min", new ExtremumOp(false), 2),
+    ];
+
+    /// <summary>A one-op graph: the op reads the image input <paramref name="inputs"/> times.</summary>
+    internal static ModelGraph OneOp(string name, Op op, int inputs) =>
+        new("op_" + name, [1, 4, 6, 6], [new Node("op", op, Enumerable.Repeat(ModelGraph.InputName, inputs).ToArray())], "op", null, null, []);
+
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var s in Samples) data.Add(s.Case);
+        return data;
+    }
+
+    [Fact]
+    public void Every_op_kind_has_a_sample()
+    {
+        var kinds = typeof(Op).Assembly.GetTypes().Where(t => t.IsSubclassOf(typeof(Op)) && !t.IsAbstract && t.IsPublic);
+        var sampled = Samples.Select(s => s.Op.GetType()).ToHashSet();
+        Assert.Empty(kinds.Where(k => !sampled.Contains(k)).Select(k => k.Name));
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Declared_parameter_shapes_are_the_layers_state(string name)
+    {
+        var (_, op, inputs) = Samples.Single(s => s.Case == name);
+        var graph = OneOp(name, op, inputs);
+        using var layer = op.CreateLayer();
+        var declared = op.ParameterShapes;
+        Assert.Equal(declared.Where(p => !p.IsBuffer).Select(p => (p.Name, string.Join(",", p.Shape))),
+            layer.named_parameters().Select(p => (p.name, string.Join(",", p.parameter.shape))));
+        Assert.Equal(declared.Where(p => p.IsBuffer).Select(p => (p.Name, string.Join(",", p.Shape))),
+            layer.named_buffers().Select(b => (b.name, string.Join(",", b.buffer.shape))));
+        Assert.Equal(declared.Sum(p => p.Shape.Aggregate(1L, (a, d) => a * d)), GraphJson.ParameterElements(graph));
+    }
+}
