@@ -27,6 +27,11 @@ public abstract record Op
     /// size before allocating it) and by anything else that needs them. Empty for ops without state.</summary>
     public virtual IReadOnlyList<ParameterShape> ParameterShapes => [];
 
+    /// <summary>Writes the op as ONNX nodes and initializers through the exporter's <paramref name="onnx"/> context. An op
+    /// without a translation keeps this default, which the exporter reports as not exportable.</summary>
+    internal virtual void ExportOnnx(OnnxExportContext onnx) =>
+        throw new NotSupportedException($"the exporter has no ONNX translation for op {Kind} ({GetType().Name})");
+
     /// <summary>A short human description of the arguments for summaries.</summary>
     public virtual string Describe() => "";
 

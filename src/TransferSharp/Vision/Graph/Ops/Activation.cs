@@ -1,5 +1,6 @@
 using System.Globalization;
 using static TorchSharp.torch;
+using static TransferSharp.Vision.Graph.OnnxAttribute;
 using F = TorchSharp.torch.nn.functional;
 
 namespace TransferSharp.Vision.Graph;
@@ -39,6 +40,43 @@ public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, d
 
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        var x = onnx.Inputs[0];
+        switch (Activation)
+        {
+            case ActivationKind.Relu: onnx.Out("Relu", [x]); break;
+            case ActivationKind.Relu6: onnx.Out("Clip", [x, onnx.Scalar(name + ".min", 0), onnx.Scalar(name + ".max", 6)]); break;
+            case ActivationKind.Clip:
+                onnx.Out("Clip", [x, onnx.Scalar(name + ".min", Math.Max(Alpha, float.MinValue)), onnx.Scalar(name + ".max", Math.Min(Beta, float.MaxValue))]);
+                break;
+            case ActivationKind.LeakyRelu: onnx.Out("LeakyRelu", [x], Attr("alpha", Alpha)); break;
+            case ActivationKind.Sigmoid: onnx.Out("Sigmoid", [x]); break;
+            case ActivationKind.Tanh: onnx.Out("Tanh", [x]); break;
+            case ActivationKind.Elu: onnx.Out("Elu", [x], Attr("alpha", Alpha)); break;
+            case ActivationKind.HardSigmoid: onnx.Out("HardSigmoid", [x], Attr("alpha", Alpha), Attr("beta", Beta)); break;
+            case ActivationKind.HardSwish:
+                if (onnx.Opset >= 14) onnx.Out("HardSwish", [x]);
+                else onnx.Out("Mul", [x, onnx.Emit("HardSigmoid", [x], onnx.Fresh(name + "_hsig"), Attr("alpha", 1.0 / 6), Attr("beta", 0.5))]);
+                break;
+            case ActivationKind.Silu: onnx.Out("Mul", [x, onnx.Emit("Sigmoid", [x], onnx.Fresh(name + "_sigmoid"))]); break;
+            case ActivationKind.Gelu:
+                if (onnx.Opset >= 20) onnx.Out("Gelu", [x]);
+                else
+                {
+                    // 0.5·x·(1 + erf(x/√2))
+                    var scaled = onnx.Emit("Mul", [x, onnx.Scalar(name + ".rsqrt2", 1 / Math.Sqrt(2))], onnx.Fresh(name + "_scaled"));
+                    var erf = onnx.Emit("Erf", [scaled], onnx.Fresh(name + "_erf"));
+                    var plus = onnx.Emit("Add", [erf, onnx.Scalar(name + ".one", 1)], onnx.Fresh(name + "_plus"));
+                    var half = onnx.Emit("Mul", [x, onnx.Scalar(name + ".half", 0.5)], onnx.Fresh(name + "_half"));
+                    onnx.Out("Mul", [half, plus]);
+                }
+                break;
+            default: throw new NotSupportedException($"activation {Activation}");
+        }
+    }
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new ActivationLayer(this);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using static TorchSharp.torch;
+using static TransferSharp.Vision.Graph.OnnxAttribute;
 using F = TorchSharp.torch.nn.functional;
 
 namespace TransferSharp.Vision.Graph;
@@ -22,6 +23,15 @@ public sealed record BatchNormOp(int Features, double Eps = 1e-5, double Momentu
         new("running_mean", [Features], IsBuffer: true), new("running_var", [Features], IsBuffer: true),
         new("num_batches_tracked", [], IsBuffer: true),
     ];
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        onnx.Out("BatchNormalization",
+            [onnx.Inputs[0], onnx.Initializer(name + ".weight", onnx.Parameter("weight")), onnx.Initializer(name + ".bias", onnx.Parameter("bias")),
+             onnx.Initializer(name + ".running_mean", onnx.Parameter("running_mean")), onnx.Initializer(name + ".running_var", onnx.Parameter("running_var"))],
+            Attr("epsilon", Eps), Attr("momentum", 1 - Momentum));
+    }
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new BatchNormLayer(this);

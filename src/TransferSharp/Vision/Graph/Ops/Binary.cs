@@ -46,6 +46,8 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
         return o;
     }
 
+    internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(onnx.Inputs.Count == 2 ? Operation.ToString() : "Sum", onnx.Inputs);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new BinaryLayer(this);
 }

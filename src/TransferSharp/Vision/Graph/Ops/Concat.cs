@@ -1,3 +1,5 @@
+using static TransferSharp.Vision.Graph.OnnxAttribute;
+
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>Concatenation along an axis.</summary>
@@ -21,6 +23,8 @@ public sealed record ConcatOp(int Axis = 1) : Op
         }
         return o;
     }
+
+    internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out("Concat", onnx.Inputs, Attr("axis", Axis));
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => TorchSharp.torch.cat(xs.ToArray(), Axis));

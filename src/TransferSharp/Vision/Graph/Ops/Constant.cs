@@ -17,6 +17,9 @@ public sealed record ConstantOp(long[] Shape) : Op
     /// <inheritdoc />
     public override IReadOnlyList<ParameterShape> ParameterShapes => [new("value", Shape, IsBuffer: true)];
 
+    internal override void ExportOnnx(OnnxExportContext onnx) =>
+        onnx.SetOutput(onnx.Initializer(onnx.Node.Name + ".value", onnx.Parameter("value")));
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new ConstantLayer(this);
 

@@ -1,5 +1,6 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static TransferSharp.Vision.Graph.OnnxAttribute;
 using F = TorchSharp.torch.nn.functional;
 
 namespace TransferSharp.Vision.Graph;
@@ -45,6 +46,23 @@ public sealed record Conv2dOp(int InChannels, int OutChannels, Size2 Kernel, Siz
     public override IReadOnlyList<ParameterShape> ParameterShapes =>
         Bias ? [new("weight", [OutChannels, InChannels / Groups, Kernel.H, Kernel.W]), new("bias", [OutChannels])]
              : [new("weight", [OutChannels, InChannels / Groups, Kernel.H, Kernel.W])];
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        Tensor w = onnx.Parameter("weight");
+        string weight;
+        if (WeightStandardizationEps is double eps)
+        {
+            // StdConv2d's standardisation depends on the weight alone: the exported weight has it folded in.
+            var (var, mean) = var_mean(w, [1, 2, 3], unbiased: false, keepdim: true);
+            weight = onnx.Initializer(name + ".weight", (w - mean) / (var + eps).sqrt());
+        }
+        else weight = onnx.Initializer(name + ".weight", w);
+        string[] inputs = Bias ? [onnx.Inputs[0], weight, onnx.Initializer(name + ".bias", onnx.Parameter("bias"))] : [onnx.Inputs[0], weight];
+        onnx.Out("Conv", inputs, Attr("kernel_shape", [Kernel.H, Kernel.W]), Attr("strides", [Stride.H, Stride.W]),
+            Attr("dilations", [Dilation.H, Dilation.W]), Attr("group", Groups), OnnxExportContext.Window(Padding));
+    }
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new ConvLayer(this);

@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static TransferSharp.Vision.Graph.OnnxAttribute;
 using F = TorchSharp.torch.nn.functional;
 
 namespace TransferSharp.Vision.Graph;
@@ -27,6 +28,16 @@ public sealed record ConvTranspose2dOp(int InChannels, int OutChannels, Size2 Ke
     public override IReadOnlyList<ParameterShape> ParameterShapes =>
         Bias ? [new("weight", [InChannels, OutChannels / Groups, Kernel.H, Kernel.W]), new("bias", [OutChannels])]
              : [new("weight", [InChannels, OutChannels / Groups, Kernel.H, Kernel.W])];
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        var weight = onnx.Initializer(name + ".weight", onnx.Parameter("weight"));
+        string[] inputs = Bias ? [onnx.Inputs[0], weight, onnx.Initializer(name + ".bias", onnx.Parameter("bias"))] : [onnx.Inputs[0], weight];
+        onnx.Out("ConvTranspose", inputs, Attr("kernel_shape", [Kernel.H, Kernel.W]), Attr("strides", [Stride.H, Stride.W]),
+            Attr("dilations", [Dilation.H, Dilation.W]), Attr("group", Groups), Attr("pads", [Padding.Top, Padding.Left, Padding.Bottom, Padding.Right]),
+            Attr("output_padding", [OutputPadding.H, OutputPadding.W]));
+    }
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new ConvTransposeLayer(this);

@@ -13,6 +13,9 @@ public sealed record DropoutOp(double P) : Op
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
 
+    /// <summary>Exported with eval semantics: the identity.</summary>
+    internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out("Identity", onnx.Inputs);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new DropoutLayer(this);
 

@@ -12,6 +12,8 @@ public sealed record ExtremumOp(bool Maximum) : Op
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => new BinaryOp(BinaryKind.Add).InferShape(inputs);
 
+    internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(Kind, onnx.Inputs);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

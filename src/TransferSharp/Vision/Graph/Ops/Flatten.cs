@@ -1,3 +1,5 @@
+using static TransferSharp.Vision.Graph.OnnxAttribute;
+
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>Flattens dimensions from <see cref="StartDim"/> on (PyTorch flatten).</summary>
@@ -16,6 +18,13 @@ public sealed record FlattenOp(int StartDim = 1) : Op
         o[s] = 1;
         for (int i = s; i < x.Length; i++) o[s] *= x[i];
         return o;
+    }
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        int start = StartDim < 0 ? StartDim + onnx.InputShapes[0].Length : StartDim;
+        if (start == 1) onnx.Out("Flatten", onnx.Inputs, Attr("axis", 1));
+        else onnx.Out("Reshape", [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".shape", [.. Enumerable.Repeat(0L, start), -1])]);
     }
 
     /// <inheritdoc />

@@ -1,3 +1,5 @@
+using static TransferSharp.Vision.Graph.OnnxAttribute;
+
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>Pooling over all spatial positions; keeps [N, C, 1, 1] or flattens to [N, C].</summary>
@@ -15,6 +17,13 @@ public sealed record GlobalPoolOp(PoolKind Pool, bool KeepDims = true) : Op
         var o = (long[])x.Clone();
         for (int i = 2; i < o.Length; i++) o[i] = 1;
         return o;
+    }
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var op = Pool == PoolKind.Avg ? "GlobalAveragePool" : "GlobalMaxPool";
+        if (KeepDims) onnx.Out(op, [onnx.Inputs[0]]);
+        else onnx.Out("Flatten", [onnx.Emit(op, [onnx.Inputs[0]], onnx.Fresh(onnx.Node.Name + "_keepdims"))], Attr("axis", 1));
     }
 
     /// <inheritdoc />

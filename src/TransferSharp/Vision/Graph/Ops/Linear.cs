@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static TransferSharp.Vision.Graph.OnnxAttribute;
 using F = TorchSharp.torch.nn.functional;
 
 namespace TransferSharp.Vision.Graph;
@@ -29,6 +30,25 @@ public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true,
         {
             ParameterShape weight = new("weight", WeightAs1x1Conv ? [OutFeatures, InFeatures, 1, 1] : [OutFeatures, InFeatures]);
             return Bias ? [weight, new("bias", [OutFeatures])] : [weight];
+        }
+    }
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        // Heads stored as a 1×1 convolution (timm's ResNetV2) keep a [out, in, 1, 1] weight.
+        var weight = WeightAs1x1Conv ? onnx.Parameter("weight").reshape(OutFeatures, InFeatures) : onnx.Parameter("weight");
+        if (onnx.InputShapes[0].Length == 2)
+        {
+            var inputs = new List<string> { onnx.Inputs[0], onnx.Initializer(name + ".weight", weight) };
+            if (Bias) inputs.Add(onnx.Initializer(name + ".bias", onnx.Parameter("bias")));
+            onnx.Out("Gemm", inputs, Attr("transB", 1));
+        }
+        else
+        {
+            using var wt = weight.t();
+            var y = onnx.Emit("MatMul", [onnx.Inputs[0], onnx.Initializer(name + ".weight_t", wt)], Bias ? onnx.Fresh(name + "_matmul") : onnx.Fresh(name));
+            onnx.SetOutput(Bias ? onnx.Emit("Add", [y, onnx.Initializer(name + ".bias", onnx.Parameter("bias"))], onnx.Fresh(name)) : y);
         }
     }
 

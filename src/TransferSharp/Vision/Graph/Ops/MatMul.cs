@@ -20,6 +20,8 @@ public sealed record MatMulOp : Op
     /// <inheritdoc />
     public override long Macs(IReadOnlyList<long[]> inputs, long[] output) => Numel(output) * inputs[0][^1];
 
+    internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out("MatMul", onnx.Inputs);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => xs[0].matmul(xs[1]));
 }

@@ -1,3 +1,5 @@
+using static TransferSharp.Vision.Graph.OnnxAttribute;
+
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>Pads the last two dimensions (top, left, bottom, right) with a constant or by reflection.</summary>
@@ -12,6 +14,18 @@ public sealed record PadOp(int Top, int Left, int Bottom, int Right, double Valu
         o[^1] += Left + Right;
         if (o[^2] <= 0 || o[^1] <= 0) throw Bad("Pad: negative padding removes the whole input");
         return o;
+    }
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        int rank = onnx.InputShapes[0].Length;
+        var pads = new long[2 * rank];
+        pads[rank - 2] = Top;
+        pads[rank - 1] = Left;
+        pads[2 * rank - 2] = Bottom;
+        pads[2 * rank - 1] = Right;
+        onnx.Out("Pad", [onnx.Inputs[0], onnx.Ints(name + ".pads", pads), onnx.Scalar(name + ".value", Value)], Attr("mode", Mode));
     }
 
     /// <inheritdoc />

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static TransferSharp.Vision.Graph.OnnxAttribute;
 using F = TorchSharp.torch.nn.functional;
 
 namespace TransferSharp.Vision.Graph;
@@ -35,6 +36,73 @@ public sealed record Pool2dOp(PoolKind Pool, Size2 Kernel, Size2 Stride, PadSpec
         long w = Conv2dOp.WindowOut(x[3], Kernel.W, Stride.W, l, r, d.W, CeilMode);
         if (h <= 0 || w <= 0) throw Bad($"{Kind}: input {x[2]}×{x[3]} is too small for kernel {Kernel}");
         return [x[0], x[1], h, w];
+    }
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        if (Pool == PoolKind.Max && TryExportPaddedMaxPool(onnx)) return;
+        var attrs = new List<OnnxAttribute>
+        {
+            Attr("kernel_shape", [Kernel.H, Kernel.W]), Attr("strides", [Stride.H, Stride.W]), Attr("ceil_mode", CeilMode ? 1 : 0),
+            OnnxExportContext.Window(Padding),
+        };
+        if (Pool == PoolKind.Max)
+        {
+            var d = EffectiveDilation;
+            if (d != new Size2(1, 1)) attrs.Add(Attr("dilations", [d.H, d.W]));
+            onnx.Out("MaxPool", [onnx.Inputs[0]], [.. attrs]);
+        }
+        else
+        {
+            attrs.Add(Attr("count_include_pad", CountIncludePad ? 1 : 0));
+            onnx.Out("AveragePool", [onnx.Inputs[0]], [.. attrs]);
+        }
+    }
+
+    /// <summary>
+    /// A constant Pad feeding a MaxPool (timm's BiT stem: zero pad, then an unpadded max pool). ONNX
+    /// Runtime's PadFusion folds such a Pad into the pool's own padding, which pads with −∞, not the
+    /// pad value, and changes the result wherever a window holds only padding and negative values.
+    /// Written instead as MaxPool over the unpadded input with the combined padding, then Max with a
+    /// constant holding the pad value for windows that touch the padded ring (−∞ elsewhere): the same
+    /// numbers, and nothing for the optimizer to fuse.
+    /// </summary>
+    private bool TryExportPaddedMaxPool(OnnxExportContext onnx)
+    {
+        var node = onnx.Node;
+        var graph = onnx.Graph;
+        var padName = node.Inputs[0];
+        if (padName == ModelGraph.InputName || graph.Node(padName).Op is not PadOp { Mode: "constant" } pad) return false;
+        if (Padding.Kind != PadKind.Explicit || EffectiveDilation != new Size2(1, 1)) return false;
+        var src = graph.Node(padName).Inputs[0];
+        var srcShape = graph.Shapes[src];
+        long h = srcShape[2], w = srcShape[3];
+        int top = pad.Top + Padding.Top, left = pad.Left + Padding.Left;
+        int bottom = pad.Bottom + Padding.Bottom, right = pad.Right + Padding.Right;
+        if (new[] { pad.Top, pad.Left, pad.Bottom, pad.Right }.Any(v => v < 0)) return false;
+        long oh = onnx.OutputShape[2], ow = onnx.OutputShape[3];
+        var border = new float[oh * ow];
+        for (long i = 0; i < oh; i++)
+        {
+            for (long j = 0; j < ow; j++)
+            {
+                bool touches = false;
+                for (long r = i * Stride.H - top; r < i * Stride.H - top + Kernel.H && !touches; r++)
+                {
+                    for (long c = j * Stride.W - left; c < j * Stride.W - left + Kernel.W && !touches; c++)
+                    {
+                        bool inPadded = r >= -pad.Top && r < h + pad.Bottom && c >= -pad.Left && c < w + pad.Right;
+                        bool inInput = r >= 0 && r < h && c >= 0 && c < w;
+                        touches = inPadded && !inInput;
+                    }
+                }
+                border[i * ow + j] = touches ? (float)pad.Value : float.NegativeInfinity;
+            }
+        }
+        var pooled = onnx.Emit("MaxPool", [onnx.ValueOf(src)], onnx.Fresh(node.Name + "_unpadded"), Attr("kernel_shape", [Kernel.H, Kernel.W]),
+            Attr("strides", [Stride.H, Stride.W]), Attr("pads", [top, left, bottom, right]), Attr("ceil_mode", CeilMode ? 1 : 0));
+        onnx.SetOutput(onnx.Emit("Max", [pooled, onnx.Floats(node.Name + ".border", [1, 1, oh, ow], border)], onnx.Fresh(node.Name)));
+        return true;
     }
 
     /// <inheritdoc />

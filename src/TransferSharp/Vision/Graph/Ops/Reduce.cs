@@ -1,3 +1,5 @@
+using static TransferSharp.Vision.Graph.OnnxAttribute;
+
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>Mean or maximum over axes (ONNX ReduceMean / ReduceMax); the batch axis may not be reduced
@@ -17,6 +19,14 @@ public sealed record ReduceOp(PoolKind Reduction, int[] Axes, bool KeepDims = tr
         if (axes.Any(a => a < 0 || a >= x.Length)) throw Bad($"{Kind}: axes [{string.Join(",", Axes)}] out of range for rank {x.Length}");
         if (KeepDims) return x.Select((d, i) => axes.Contains(i) ? 1 : d).ToArray();
         return x.Where((_, i) => !axes.Contains(i)).ToArray();
+    }
+
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var axes = Axes.Select(a => (long)a).ToArray();
+        // ReduceMax takes axes as an input from opset 18 on, ReduceMean too.
+        if (onnx.Opset >= 18) onnx.Out(Kind, [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".axes", axes)], Attr("keepdims", KeepDims ? 1 : 0));
+        else onnx.Out(Kind, onnx.Inputs, Attr("axes", axes), Attr("keepdims", KeepDims ? 1 : 0));
     }
 
     /// <inheritdoc />

@@ -30,6 +30,9 @@ public sealed record ReshapeOp(long[] Shape) : Op
         return o;
     }
 
+    internal override void ExportOnnx(OnnxExportContext onnx) =>
+        onnx.Out("Reshape", [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".shape", Shape)]);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

@@ -24,6 +24,13 @@ public sealed record SliceOp(int Axis, long Start, long End, long Step = 1) : Op
         return (s, e);
     }
 
+    internal override void ExportOnnx(OnnxExportContext onnx)
+    {
+        var name = onnx.Node.Name;
+        onnx.Out("Slice", [onnx.Inputs[0], onnx.Ints(name + ".starts", Start), onnx.Ints(name + ".ends", End), onnx.Ints(name + ".axes", Axis),
+            onnx.Ints(name + ".steps", Step)]);
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

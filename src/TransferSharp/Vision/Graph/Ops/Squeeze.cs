@@ -24,6 +24,9 @@ public sealed record SqueezeOp(int[] Axes, bool Unsqueeze = false) : Op
         return x.Where((_, i) => !axes.Contains(i)).ToArray();
     }
 
+    internal override void ExportOnnx(OnnxExportContext onnx) =>
+        onnx.Out(Kind, [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".axes", Axes.Select(a => (long)a).ToArray())]);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

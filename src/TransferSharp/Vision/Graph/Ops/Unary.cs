@@ -29,6 +29,8 @@ public sealed record UnaryOp(UnaryKind Function) : Op
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
 
+    internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(Function.ToString(), onnx.Inputs);
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => Function switch
     {
