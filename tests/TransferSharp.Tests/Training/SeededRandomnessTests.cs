@@ -168,6 +168,13 @@ public sealed class SeededRandomnessTests : IDisposable
             manual_seed(2);
             Assert.Equal(a, Train(3, kind));
             Assert.NotEqual(a, Train(4, kind));
+            // Nor does building and training a text classifier draw from the host's generator.
+            manual_seed(5);
+            using var expected = rand(5);
+            manual_seed(5);
+            Train(3, kind);
+            using var after = rand(5);
+            Assert.Equal(expected.data<float>().ToArray(), after.data<float>().ToArray());
         }
     }
 }

@@ -46,13 +46,27 @@ internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
     /// <summary>Batches are padded to at least this many tokens (the CNN's widest filter).</summary>
     public virtual int MinimumLength => 1;
 
-    public static TextNetwork Create(TextModelKind kind, int vocabulary, int dim, int classes, TextClassifierOptions o) => kind switch
+    public static TextNetwork Create(TextModelKind kind, int vocabulary, int dim, int classes, TextClassifierOptions o)
     {
-        TextModelKind.Bow => new BagOfEmbeddings(vocabulary, dim, classes, o.Dropout),
-        TextModelKind.Cnn => new KimCnn(vocabulary, dim, classes, o.CnnFilters, o.CnnKernelSizes, o.Dropout),
-        TextModelKind.BiLstm => new BiLstmClassifier(vocabulary, dim, classes, o.LstmHidden, o.Dropout),
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown text model"),
-    };
+        // TorchSharp's layer constructors draw their initial values from LibTorch's global generator, which is the host's:
+        // its state is put back afterwards, so building a network leaves the host's random stream where it was (the
+        // values drawn are overwritten by ResetParameters from the run's own generator).
+        using var hostState = torch.random.get_rng_state();
+        try
+        {
+            return kind switch
+            {
+                TextModelKind.Bow => new BagOfEmbeddings(vocabulary, dim, classes, o.Dropout),
+                TextModelKind.Cnn => new KimCnn(vocabulary, dim, classes, o.CnnFilters, o.CnnKernelSizes, o.Dropout),
+                TextModelKind.BiLstm => new BiLstmClassifier(vocabulary, dim, classes, o.LstmHidden, o.Dropout),
+                _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown text model"),
+            };
+        }
+        finally
+        {
+            torch.random.set_rng_state(hostState);
+        }
+    }
 }
 
 internal sealed class BagOfEmbeddings : TextNetwork
