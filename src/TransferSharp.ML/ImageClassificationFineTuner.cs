@@ -119,12 +119,8 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
         if (o.Epochs == 0) return model;
         try
         {
-            var tune = Transfer.From(o.Model).Train(dataset).WithOptions(_ => new TrainOptions
-            {
-                Mode = TrainMode.FineTune, Epochs = o.Epochs, HeadEpochs = 0, UnfreezeTop = o.Unfreeze, BatchSize = 32,
-                LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
-                Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0, Seed = 0, Head = model.Architecture!.Head,
-            });
+            var tune = Transfer.From(o.Model).Train(dataset).WithOptions(_ =>
+                TrainOptions.FineTuneFromHead(o.Epochs, model.Architecture!.Head, o.Unfreeze) with { ValidationSplit = 0, Seed = 0 });
             if (o.Configure is not null) tune = o.Configure(tune);
             // The head model is in memory: the run's settings go to the trainer, which fine-tunes it in place.
             Trainer.Train(model, tune.Data, tune.Validation, tune.Options, tune.RunOptions);

@@ -121,14 +121,10 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
 
             Say($"\n[bold]fine-tuning[/] the pretrained model: top 2 layer groups unfrozen, {settings.FineTuneEpochs} epoch{(settings.FineTuneEpochs == 1 ? "" : "s")}");
             var clock = Stopwatch.StartNew();
-            var fineOptions = new TrainOptions
+            // From a trained head: the recipe --mode auto uses (TrainOptions.FineTuneFromHead).
+            var fineOptions = TrainOptions.FineTuneFromHead(settings.FineTuneEpochs, model.Architecture!.Head) with
             {
-                // From a trained head: a small rate, BatchNorm statistics of pretraining kept (800 images are too few
-                // to re-estimate them), mild crops (the garments fill the 28×28 frame).
-                Mode = TrainMode.FineTune, Epochs = settings.FineTuneEpochs, HeadEpochs = 0, UnfreezeTop = 2, BatchSize = 32,
-                LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
-                Augmentation = new Augmentation { Scale = (0.6, 1.0) }, ValidationSplit = 0.2, Seed = 0,
-                Head = model.Architecture!.Head, Device = settings.Device,
+                ValidationSplit = 0.2, Seed = 0, Device = settings.Device,
             };
             var tuned = Trainer.Train(model, train, null, fineOptions,
                 new TrainRunOptions { Progress = progress, Checkpoint = new CheckpointOptions { Path = modelPath + ".checkpoint" } }, ct);

@@ -136,7 +136,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double ValSplit { get; init; } = 0.2;
 
         [CommandOption("--mode <MODE>")]
-        [Description("head: train a new head on cached features of the frozen body (fast). finetune: head first, then unfreeze the top groups.")]
+        [Description("head: train a new head on cached features of the frozen body (fast). finetune: head first, then unfreeze the top groups. auto: the head, then, with at least 500 training images, 5 epochs of fine-tuning from it (the demo's recipe), kept only if the validation accuracy is higher; the output says which and why.")]
         [DefaultValue("head")]
         public string Mode { get; init; } = "head";
 
@@ -289,7 +289,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         {
             "head" => TrainMode.Head,
             "finetune" or "fine-tune" => TrainMode.FineTune,
-            _ => throw new UsageException($"--mode '{s.Mode}': use head or finetune"),
+            "auto" => TrainMode.Auto,
+            _ => throw new UsageException($"--mode '{s.Mode}': use head, finetune or auto"),
         };
         var optimizer = s.Optimizer.ToLowerInvariant() switch
         {
@@ -395,7 +396,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             Json.Print(new
             {
                 Model = settings.Out, Plot = plot, record.Source, Classes = model.Labels, record.TrainSamples, record.ValidationSamples,
-                record.BestEpoch, record.BestValidationAccuracy, record.StoppedEarly, record.HeadFit, record.TrainedGroups, record.Seconds, record.History,
+                record.Decision, record.BestEpoch, record.BestValidationAccuracy, record.StoppedEarly, record.HeadFit, record.TrainedGroups, record.Seconds, record.History,
                 BadImages = WorkflowConsole.BadImagesJson(badImages),
             });
         }
@@ -405,6 +406,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             if (record.HeadFit is { } fit)
                 ConsoleUi.Err.MarkupLine($"head fitted by L-BFGS: L2 {fit.L2:G3} kept of {fit.Candidates.Count} tried ({string.Join(", ", fit.Candidates.Select(c => $"{c.L2:G2}" + (c.ValidationAccuracy is { } a ? $": {a:P1}" : "")))})"
                     + (fit.Converged ? "" : "; [yellow]some fits hit the iteration cap[/]"));
+            if (record.Decision is { } decision) AnsiConsole.MarkupLine($"--mode auto: {Markup.Escape(decision)}");
             AnsiConsole.MarkupLine($"kept epoch {record.BestEpoch}" + (record.BestValidationAccuracy is { } a ? $" (validation accuracy {a:P1})" : "")
                 + $"; trained groups: {string.Join(", ", record.TrainedGroups)}; {record.Seconds:F0}s");
             AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(settings.Out)}[/]" + (plot is null ? "" : $" and {Markup.Escape(plot)}"));

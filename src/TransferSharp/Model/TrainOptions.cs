@@ -10,6 +10,10 @@ public enum TrainMode
     Head,
     /// <summary>Stage 1: the head on a frozen body (images, augmented); stage 2: the top layer groups unfrozen too.</summary>
     FineTune,
+    /// <summary>The head first (as <see cref="Head"/>); then, with at least <see cref="TrainOptions.AutoMinTrainImages"/>
+    /// training images and validation data, fine-tuning from it by <see cref="TrainOptions.FineTuneFromHead"/>, kept only
+    /// when its validation accuracy beats the head's. <see cref="TrainingRecord.Decision"/> says what was done and why.</summary>
+    Auto,
 }
 
 /// <summary>Optimizer, with PyTorch's update rules.</summary>
@@ -128,6 +132,23 @@ public sealed record TrainOptions
     /// <summary>Batch size and decoding of images.</summary>
     public LoaderOptions Loader { get; init; } = new();
 
+    /// <summary><see cref="TrainMode.Auto"/>: the fewest training images for which fine-tuning is tried after the head
+    /// (800 garments gained a point in the demo; docs/workflows.md).</summary>
+    public int AutoMinTrainImages { get; init; } = 500;
+
+    /// <summary>
+    /// The fine-tuning that follows a trained head in <see cref="TrainMode.Auto"/>, the demo and the ML.NET fine-tuner:
+    /// the top <paramref name="unfreeze"/> layer groups and the head, <paramref name="epochs"/> epochs at 3e-4 (the body at a
+    /// tenth) with a fifth of an epoch of warm-up and cosine decay, label smoothing 0.1, BatchNorm statistics of pretraining
+    /// kept (a few hundred images are too few to re-estimate them), mild crops (scale 0.6–1), the best validation epoch kept.
+    /// </summary>
+    public static TrainOptions FineTuneFromHead(int epochs, HeadSpec head, int unfreeze = 2) => new()
+    {
+        Mode = TrainMode.FineTune, Epochs = epochs, HeadEpochs = 0, UnfreezeTop = unfreeze, BatchSize = 32,
+        LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
+        Augmentation = new Augmentation { Scale = (0.6, 1.0) }, Head = head,
+    };
+
     /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
     {
@@ -141,6 +162,7 @@ public sealed record TrainOptions
         if (LabelSmoothing is < 0 or >= 1) throw new InvalidOptionException(nameof(LabelSmoothing), $"LabelSmoothing must lie in [0, 1) (got {LabelSmoothing})");
         if (ValidationSplit is < 0 or >= 1) throw new InvalidOptionException(nameof(ValidationSplit), $"ValidationSplit must lie in [0, 1) (got {ValidationSplit})");
         if (Patience < 0) throw new InvalidOptionException(nameof(Patience), "Patience must be ≥ 0");
+        if (AutoMinTrainImages < 0) throw new InvalidOptionException(nameof(AutoMinTrainImages), "AutoMinTrainImages must be ≥ 0");
         if (UnfreezeTop is < 0) throw new InvalidOptionException(nameof(UnfreezeTop), "UnfreezeTop must be ≥ 0");
         if (UnfreezeTop is not null && UnfreezeFrom is not null) throw new InvalidOptionException(nameof(UnfreezeFrom), "give either UnfreezeTop or UnfreezeFrom, not both");
     }
@@ -201,6 +223,9 @@ public sealed record TrainingRecord
 
     /// <summary>Wall time of training, seconds (feature extraction included).</summary>
     public double Seconds { get; init; }
+
+    /// <summary><see cref="TrainMode.Auto"/>: what was kept and why (null in the other modes).</summary>
+    public string? Decision { get; init; }
 }
 
 /// <summary>How a linear head is fitted on cached features (<see cref="TrainMode.Head"/>).</summary>

@@ -117,5 +117,33 @@ public sealed class FluentApiTests : IDisposable
         var large = new ImageDataset(photos, photos.Select(_ => 0).ToArray(), ["photo"]);
         Assert.Null(Transfer.From("resnet18").ImageSizeFor(large)); // photos keep the weights' size
     }
+
+    [Fact]
+    public void Auto_mode_fits_the_head_then_keeps_fine_tuning_only_when_validation_says_it_helps()
+    {
+        var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "auto"), 6, "bag", "trouser"));
+        VisionModel Run(int minImages) => Transfer.From("resnet18").WithWeights("none").WithImageSize(32).Train(train).ValidateOn(train)
+            .WithOptions(o => o with { Mode = TrainMode.Auto, AutoMinTrainImages = minImages, Seed = 1 }).Run();
+
+        using var small = Run(minImages: 500);
+        Assert.StartsWith("head only: 12 training images", small.Training!.Decision);
+        Assert.Equal(TrainMode.Head, small.Training.Options.Mode);
+
+        using var tried = Run(minImages: 0);
+        var decision = tried.Training!.Decision!;
+        if (decision.StartsWith("fine-tuned", StringComparison.Ordinal))
+        {
+            Assert.Equal(TrainMode.FineTune, tried.Training.Options.Mode);
+            Assert.True(tried.Training.BestValidationAccuracy > small.Training.BestValidationAccuracy);
+        }
+        else
+        {
+            // The head's weights came back: the same model as the head-only run.
+            Assert.StartsWith("head: fine-tuning reached", decision);
+            Assert.Equal(TrainMode.Head, tried.Training.Options.Mode);
+            foreach (var (name, t) in small.Module.state_dict())
+                Assert.True(t.equal(tried.Module.state_dict()[name]).all().item<bool>(), name);
+        }
+    }
 }
 
