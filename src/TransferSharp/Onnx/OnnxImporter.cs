@@ -13,15 +13,14 @@ namespace TransferSharp.Onnx;
 /// </summary>
 public static class OnnxImporter
 {
-    /// <summary>The ONNX operators the importer translates (default domain).</summary>
-    public static IReadOnlyCollection<string> SupportedOperators { get; } = new SortedSet<string>(StringComparer.Ordinal)
-    {
-        "Conv", "ConvTranspose", "BatchNormalization", "Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish",
-        "Tanh", "Elu", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Add", "Sub", "Mul", "Div",
-        "Sum", "Concat", "Split", "Slice", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Gemm", "MatMul", "Pad",
-        "Dropout", "Identity", "Constant", "Shape", "Gather", "Cast",
-        "ReduceMean", "ReduceMax", "Sqrt", "Erf", "Exp", "Log", "Abs", "Neg", "Reciprocal", "Max", "Min", "Gelu",
-    };
+    // Declared before SupportedOperators, which reads it during static initialisation.
+    /// <summary>Operators the importer handles itself: shape computations folded at import, casts and aliases.</summary>
+    private static readonly string[] MachineryOperators = ["Split", "Identity", "Constant", "Shape", "Gather", "Cast"];
+
+    /// <summary>The ONNX operators the importer translates (default domain): those declared beside the ops they become
+    /// (<see cref="OnnxImports"/>) and the importer's own machinery, which computes constants or passes values through.</summary>
+    public static IReadOnlyCollection<string> SupportedOperators { get; } = new SortedSet<string>(
+        OnnxImports.Translators.Keys.Concat(MachineryOperators), StringComparer.Ordinal);
 
     /// <summary>Imports a file. Raises <see cref="OnnxUnsupportedException"/> listing every node it
     /// cannot translate, and <see cref="OnnxException"/> for corrupt or malformed files.</summary>
@@ -74,7 +73,7 @@ public static class OnnxImporter
     private sealed class UnsupportedVariant(string reason) : Exception(reason);
 
     /// <summary>Translates nodes one by one, tracking graph values and import-time constants.</summary>
-    private sealed class Converter
+    private sealed class Converter : OnnxImportContext
     {
         private readonly string _file;
         private readonly string _dir;
@@ -214,9 +213,17 @@ public static class OnnxImporter
 
         // ------------------------------------------------------------ values
 
-        private int Inputs => _node.Input.Count;
+        public override int Opset => _opset;
 
-        private bool Has(int i) => i < _node.Input.Count && _node.Input[i].Length > 0;
+        public override string OpType => _node.OpType;
+
+        public override int InputCount => _node.Input.Count;
+
+        public override Exception Unsupported(string reason) => new UnsupportedVariant(reason);
+
+        public override Exception Malformed(string detail) => new OnnxException(_file, $"node '{_label}': {detail}");
+
+        public override bool Has(int i) => i < _node.Input.Count && _node.Input[i].Length > 0;
 
         private bool TryConst(string name, out ConstTensor value)
         {
@@ -230,19 +237,17 @@ public static class OnnxImporter
             return false;
         }
 
-        private bool IsConst(int i) => Has(i) && (_consts.ContainsKey(_node.Input[i]) || _initializers.ContainsKey(_node.Input[i]));
+        public override bool IsConstant(int i) => Has(i) && (_consts.ContainsKey(_node.Input[i]) || _initializers.ContainsKey(_node.Input[i]));
 
-        private ConstTensor Const(int i, string what)
+        public override ConstTensor Constant(int i, string what)
         {
             if (!Has(i)) throw new UnsupportedVariant($"{what} is missing");
             if (!TryConst(_node.Input[i], out var v)) throw new UnsupportedVariant($"{what} ('{_node.Input[i]}') is computed at run time; only constant {what}s are supported");
             return v;
         }
 
-        private ConstTensor? OptionalConst(int i, string what) => Has(i) ? Const(i, what) : null;
-
         /// <summary>The graph value of an input; a constant becomes a ConstantOp node holding it as a buffer.</summary>
-        private Sym Value(int i)
+        public override Sym Value(int i)
         {
             if (i >= _node.Input.Count)
                 throw new OnnxException(_file, $"node '{_label}' ({_node.OpType}) has {_node.Input.Count} input(s); input {i + 1} is required");
@@ -256,13 +261,22 @@ public static class OnnxImporter
             return sym;
         }
 
-        private void Emit(Sym s, int output = 0)
+        public override void Emit(Sym value, int output = 0)
         {
             if (output >= _node.Output.Count) return;
             var name = _node.Output[output];
-            _values[name] = s;
-            _nodeNames.TryAdd(name, s.Name);
-            if (output == 0 && _node.Name.Length > 0) _nodeNames.TryAdd(_node.Name, s.Name);
+            _values[name] = value;
+            _nodeNames.TryAdd(name, value.Name);
+            if (output == 0 && _node.Name.Length > 0) _nodeNames.TryAdd(_node.Name, value.Name);
+        }
+
+        public override Sym Add(Op op, string name, params Sym[] inputs) => _b.Add(op, name, inputs);
+
+        public override Sym AddWithState(Op op, string name, Sym input, params (string Parameter, ConstTensor Value)[] state)
+        {
+            var sym = _b.Add(op, name, input);
+            foreach (var (parameter, value) in state) _state[name + "." + parameter] = value;
+            return sym;
         }
 
         private void EmitConst(ConstTensor c, int output = 0)
@@ -270,7 +284,7 @@ public static class OnnxImporter
             if (output < _node.Output.Count) _consts[_node.Output[output]] = c;
         }
 
-        private void Alias(int input = 0)
+        public override void Alias(int input = 0)
         {
             if (input >= _node.Input.Count)
                 throw new OnnxException(_file, $"node '{_label}' ({_node.OpType}) has {_node.Input.Count} input(s); input {input + 1} is required");
@@ -279,7 +293,7 @@ public static class OnnxImporter
             else if (TryConst(name, out var c)) EmitConst(c);
         }
 
-        private void RequireUnusedOutputs(int from)
+        public override void RequireUnusedOutputs(int from)
         {
             for (int o = from; o < _node.Output.Count; o++)
                 if (_node.Output[o].Length > 0 && _consumed.Contains(_node.Output[o]))
@@ -298,7 +312,7 @@ public static class OnnxImporter
 
         /// <summary>A node name: the module path when the weight is named like a PyTorch parameter
         /// ("layer1.0.conv1.weight"), else the sanitised ONNX node name.</summary>
-        private string NodeName(int weightInput = -1)
+        public override string NodeName(int weightInput = -1)
         {
             if (weightInput >= 0 && Has(weightInput))
             {
@@ -316,258 +330,63 @@ public static class OnnxImporter
             return Unique(s);
         }
 
-        private string Extra(string baseName, string suffix) => Unique(baseName + "_" + suffix);
+        public override string Extra(string baseName, string suffix) => Unique(baseName + "_" + suffix);
 
         // ------------------------------------------------------------ attributes
 
         private OnnxProto.AttributeProto? Attr(string name) => _node.Attribute.FirstOrDefault(a => a.Name == name);
 
-        private long Int(string name, long fallback) => Attr(name) is { } a ? a.I : fallback;
+        public override bool HasAttribute(string name) => Attr(name) is not null;
 
-        private float Float(string name, float fallback) => Attr(name) is { } a ? a.F : fallback;
+        public override long Int(string name, long fallback) => Attr(name) is { } a ? a.I : fallback;
 
-        private long[]? Ints(string name) => Attr(name) is { } a ? a.Ints.ToArray() : null;
+        public override float Float(string name, float fallback) => Attr(name) is { } a ? a.F : fallback;
 
-        private string? Str(string name) => Attr(name) is { } a ? a.S.ToStringUtf8() : null;
+        public override long[]? Ints(string name) => Attr(name) is { } a ? a.Ints.ToArray() : null;
 
-        private static int Norm(long axis, int rank) => (int)(axis < 0 ? axis + rank : axis);
+        public override string? String(string name) => Attr(name) is { } a ? a.S.ToStringUtf8() : null;
 
         // ------------------------------------------------------------ translation
 
         private void Convert()
         {
+            if (OnnxImports.Translators.TryGetValue(_node.OpType, out var translate))
+            {
+                translate(this);
+                return;
+            }
             switch (_node.OpType)
             {
-                case "Conv": Conv(); break;
-                case "ConvTranspose": ConvTranspose(); break;
-                case "BatchNormalization": BatchNorm(); break;
-                case "Relu": Act(ActivationKind.Relu); break;
-                case "LeakyRelu": Act(ActivationKind.LeakyRelu, Float("alpha", 0.01f)); break;
-                case "Elu": Act(ActivationKind.Elu, Float("alpha", 1f)); break;
-                case "Sigmoid": Act(ActivationKind.Sigmoid); break;
-                case "Tanh": Act(ActivationKind.Tanh); break;
-                case "HardSigmoid": Act(ActivationKind.HardSigmoid, Float("alpha", 0.2f), Float("beta", 0.5f)); break;
-                case "HardSwish": Act(ActivationKind.HardSwish); break;
-                case "Clip": Clip(); break;
-                case "Softmax": Softmax(); break;
-                case "MaxPool": Pool(PoolKind.Max); break;
-                case "AveragePool": Pool(PoolKind.Avg); break;
-                case "GlobalAveragePool": Emit(_b.Add(new GlobalPoolOp(PoolKind.Avg, true), NodeName(), Value(0))); break;
-                case "GlobalMaxPool": Emit(_b.Add(new GlobalPoolOp(PoolKind.Max, true), NodeName(), Value(0))); break;
-                case "Add": Binary(BinaryKind.Add); break;
-                case "Sub": Binary(BinaryKind.Sub); break;
-                case "Mul": Binary(BinaryKind.Mul); break;
-                case "Div": Binary(BinaryKind.Div); break;
-                case "Sum": Sum(); break;
-                case "Concat": Concat(); break;
                 case "Split": Split(); break;
-                case "Slice": Slice(); break;
-                case "Flatten": Flatten(); break;
-                case "Reshape": Reshape(); break;
-                case "Transpose": Transpose(); break;
-                case "Squeeze": Squeeze(false); break;
-                case "Unsqueeze": Squeeze(true); break;
-                case "Gemm": Gemm(); break;
-                case "MatMul": MatMul(); break;
-                case "Pad": Pad(); break;
-                case "Dropout": Dropout(); break;
                 case "Identity": Alias(); break;
-                case "Constant": Constant(); break;
+                case "Constant": ConstantNode(); break;
                 case "Shape": Shape(); break;
                 case "Gather": Gather(); break;
                 case "Cast": Cast(); break;
-                case "ReduceMean": Reduce(PoolKind.Avg); break;
-                case "ReduceMax": Reduce(PoolKind.Max); break;
-                case "Sqrt": Unary(UnaryKind.Sqrt); break;
-                case "Erf": Unary(UnaryKind.Erf); break;
-                case "Exp": Unary(UnaryKind.Exp); break;
-                case "Log": Unary(UnaryKind.Log); break;
-                case "Abs": Unary(UnaryKind.Abs); break;
-                case "Neg": Unary(UnaryKind.Neg); break;
-                case "Reciprocal": Unary(UnaryKind.Reciprocal); break;
-                case "Max": Extremum(true); break;
-                case "Min": Extremum(false); break;
-                case "Gelu":
-                    if ((Str("approximate") ?? "none") != "none") throw new UnsupportedVariant("tanh-approximated GELU");
-                    Act(ActivationKind.Gelu);
-                    break;
                 default: throw new UnsupportedVariant("operator not supported");
             }
         }
 
-        private PadSpec Padding(int rank)
+        // ------------------------------------------------------------ constant folding
+
+        public override void Fold(Op op)
         {
-            var autoPad = Str("auto_pad") ?? "NOTSET";
-            switch (autoPad)
+            switch (op)
             {
-                case "SAME_UPPER": return new PadSpec(PadKind.SameUpper);
-                case "SAME_LOWER": return new PadSpec(PadKind.SameLower);
-                case "VALID": return PadSpec.None;
-                case "NOTSET" or "": break;
-                default: throw new UnsupportedVariant($"auto_pad '{autoPad}'");
-            }
-            var pads = Ints("pads") ?? new long[2 * rank];
-            if (pads.Length != 4) throw new UnsupportedVariant($"pads of length {pads.Length}; only 2-D windows are supported");
-            if (pads.Any(p => p < 0)) throw new UnsupportedVariant("negative pads");
-            return new PadSpec(PadKind.Explicit, (int)pads[0], (int)pads[1], (int)pads[2], (int)pads[3]);
-        }
-
-        private static Size2 Pair(long[]? v, int fallback, string what)
-        {
-            if (v is null) return new Size2(fallback, fallback);
-            if (v.Length != 2) throw new UnsupportedVariant($"{what} of length {v.Length}; only 2-D windows are supported");
-            return new Size2((int)v[0], (int)v[1]);
-        }
-
-        private void Conv()
-        {
-            var x = Value(0);
-            var w = Const(1, "weight");
-            if (w.Shape.Length != 4 || x.Shape.Length != 4) throw new UnsupportedVariant($"{w.Shape.Length - 2}-D convolution; only 2-D is supported");
-            var kernel = Pair(Ints("kernel_shape") ?? w.Shape[2..], 1, "kernel_shape");
-            if (kernel.H != w.Shape[2] || kernel.W != w.Shape[3]) throw new OnnxException(_file, $"node '{_label}': kernel_shape {kernel} differs from the weight's [{string.Join(",", w.Shape)}]");
-            int groups = (int)Int("group", 1);
-            if (w.Shape[1] * groups != x.Shape[1])
-                throw new OnnxException(_file, $"node '{_label}': weight [{string.Join(",", w.Shape)}] with group {groups} does not take {x.Shape[1]} input channels");
-            var bias = OptionalConst(2, "bias");
-            var name = NodeName(1);
-            var op = new Conv2dOp((int)x.Shape[1], (int)w.Shape[0], kernel, Pair(Ints("strides"), 1, "strides"), Padding(2),
-                Pair(Ints("dilations"), 1, "dilations"), groups, bias is not null);
-            _state[name + ".weight"] = w;
-            if (bias is not null) _state[name + ".bias"] = new ConstTensor([w.Shape[0]], bias.AsFloats());
-            Emit(_b.Add(op, name, x));
-        }
-
-        private void ConvTranspose()
-        {
-            var x = Value(0);
-            var w = Const(1, "weight");
-            if (w.Shape.Length != 4 || x.Shape.Length != 4) throw new UnsupportedVariant("only 2-D transposed convolution is supported");
-            if (Attr("output_shape") is not null) throw new UnsupportedVariant("output_shape (give pads and output_padding instead)");
-            if ((Str("auto_pad") ?? "NOTSET") is not ("NOTSET" or "" or "VALID")) throw new UnsupportedVariant("auto_pad SAME on ConvTranspose");
-            int groups = (int)Int("group", 1);
-            var bias = OptionalConst(2, "bias");
-            var name = NodeName(1);
-            var op = new ConvTranspose2dOp((int)x.Shape[1], (int)w.Shape[1] * groups, Pair(Ints("kernel_shape") ?? w.Shape[2..], 1, "kernel_shape"),
-                Pair(Ints("strides"), 1, "strides"), Padding(2), Pair(Ints("output_padding"), 0, "output_padding"),
-                Pair(Ints("dilations"), 1, "dilations"), groups, bias is not null);
-            _state[name + ".weight"] = w;
-            if (bias is not null) _state[name + ".bias"] = new ConstTensor([op.OutChannels], bias.AsFloats());
-            Emit(_b.Add(op, name, x));
-        }
-
-        private void BatchNorm()
-        {
-            var x = Value(0);
-            var scale = Const(1, "scale");
-            var shift = Const(2, "bias");
-            var mean = Const(3, "mean");
-            var var = Const(4, "variance");
-            RequireUnusedOutputs(1);
-            long c = x.Shape[1];
-            foreach (var t in new[] { scale, shift, mean, var })
-                if (t.Count != c) throw new UnsupportedVariant($"per-position statistics (spatial=0, shape [{string.Join(",", t.Shape)}]); only per-channel is supported");
-            // ONNX: running = running·momentum + batch·(1 − momentum); PyTorch's momentum is the other weight.
-            double momentum = Math.Clamp(1.0 - Float("momentum", 0.9f), 1e-6, 1.0);
-            var name = NodeName(3);
-            var op = new BatchNormOp((int)c, Float("epsilon", 1e-5f), momentum);
-            _state[name + ".weight"] = new ConstTensor([c], scale.AsFloats());
-            _state[name + ".bias"] = new ConstTensor([c], shift.AsFloats());
-            _state[name + ".running_mean"] = new ConstTensor([c], mean.AsFloats());
-            _state[name + ".running_var"] = new ConstTensor([c], var.AsFloats());
-            Emit(_b.Add(op, name, x));
-        }
-
-        private void Act(ActivationKind kind, double alpha = 0, double beta = 0) =>
-            Emit(_b.Add(new ActivationOp(kind, alpha, beta), NodeName(), Value(0)));
-
-        private void Clip()
-        {
-            double lo, hi;
-            if (_opset < 11)
-            {
-                lo = Float("min", float.MinValue);
-                hi = Float("max", float.MaxValue);
-            }
-            else
-            {
-                lo = OptionalConst(1, "min") is { } a ? a[0] : float.MinValue;
-                hi = OptionalConst(2, "max") is { } b ? b[0] : float.MaxValue;
-            }
-            if (lo == 0 && hi == 6) Act(ActivationKind.Relu6);
-            else Act(ActivationKind.Clip, lo, hi);
-        }
-
-        private void Softmax()
-        {
-            var x = Value(0);
-            int rank = x.Shape.Length;
-            int axis = Norm(Int("axis", _opset < 13 ? 1 : -1), rank);
-            // Before opset 13, Softmax flattened the input to 2-D at the axis: the same as a softmax over
-            // that axis only when every later dimension has size 1.
-            if (_opset < 13 && axis != rank - 1 && x.Shape[(axis + 1)..].Any(d => d != 1))
-                throw new UnsupportedVariant($"opset-{_opset} softmax over the flattened dimensions {axis}.. of shape [{string.Join(",", x.Shape)}]");
-            Emit(_b.Add(new SoftmaxOp(axis), NodeName(), x));
-        }
-
-        private void Pool(PoolKind kind)
-        {
-            var x = Value(0);
-            RequireUnusedOutputs(1);
-            if (x.Shape.Length != 4) throw new UnsupportedVariant("only 2-D pooling is supported");
-            var kernel = Pair(Ints("kernel_shape") ?? throw new OnnxException(_file, $"node '{_label}': kernel_shape is missing"), 1, "kernel_shape");
-            var stride = Pair(Ints("strides"), 1, "strides");
-            var dilation = Pair(Ints("dilations"), 1, "dilations");
-            bool ceil = Int("ceil_mode", 0) != 0;
-            bool includePad = Int("count_include_pad", 0) != 0;
-            if (kind == PoolKind.Avg && dilation != new Size2(1, 1)) throw new UnsupportedVariant("dilated average pooling");
-            var op = new Pool2dOp(kind, kernel, stride, Padding(2), ceil, includePad, dilation);
-            Emit(_b.Add(op, NodeName(), x));
-        }
-
-        private void Binary(BinaryKind kind)
-        {
-            bool c0 = IsConst(0), c1 = IsConst(1);
-            if (c0 && c1)
-            {
-                EmitConst(Fold(kind, Const(0, "operand"), Const(1, "operand")));
-                return;
-            }
-            // A scalar constant on a value: an affine ScaleOp (no extra node, exact for Add/Sub/Mul).
-            if (c1 && Const(1, "operand") is { Count: 1 } s1 && s1.Shape.Length <= _values[_node.Input[0]].Shape.Length)
-            {
-                double v = s1[0];
-                var (scale, shift) = kind switch
+                case BinaryOp b: EmitConst(Fold(b.Operation, Constant(0, "operand"), Constant(1, "operand"))); break;
+                case ConcatOp: EmitConst(FoldConcat()); break;
+                case SliceOp s: EmitConst(FoldSlice(s)); break;
+                case ReshapeOp r:
                 {
-                    BinaryKind.Add => (1.0, v),
-                    BinaryKind.Sub => (1.0, -v),
-                    BinaryKind.Mul => (v, 0.0),
-                    _ => (1.0 / v, 0.0),
-                };
-                if (kind != BinaryKind.Div || double.IsFinite(scale))
-                {
-                    Emit(_b.Add(new ScaleOp(scale, shift), NodeName(), Value(0)));
-                    return;
+                    var c = Constant(0, "data");
+                    var resolved = r.Resolve(c.Shape);
+                    EmitConst(c.IsFloat ? new ConstTensor(resolved, c.Floats!) : new ConstTensor(resolved, c.Ints!, c.BatchMarks));
+                    break;
                 }
+                case SqueezeOp q: EmitConst(FoldSqueeze(q)); break;
+                case UnaryOp u: EmitConst(FoldUnary(u.Function)); break;
+                default: throw new UnsupportedVariant($"folding {op.Kind} on constants");
             }
-            if (c0 && Const(0, "operand") is { Count: 1 } s0 && kind is BinaryKind.Add or BinaryKind.Sub or BinaryKind.Mul
-                && s0.Shape.Length <= _values[_node.Input[1]].Shape.Length)
-            {
-                double v = s0[0];
-                var (scale, shift) = kind switch { BinaryKind.Add => (1.0, v), BinaryKind.Sub => (-1.0, v), _ => (v, 0.0) };
-                Emit(_b.Add(new ScaleOp(scale, shift), NodeName(), Value(1)));
-                return;
-            }
-            var a = Value(0);
-            var b = Value(1);
-            Emit(_b.Add(new BinaryOp(kind), NodeName(), a, b));
-        }
-
-        private void Sum()
-        {
-            if (Inputs == 1) { Alias(); return; }
-            var xs = Enumerable.Range(0, Inputs).Select(Value).ToArray();
-            Emit(_b.Add(new BinaryOp(BinaryKind.Add), NodeName(), xs));
         }
 
         private ConstTensor Fold(BinaryKind kind, ConstTensor a, ConstTensor b)
@@ -593,30 +412,64 @@ public static class OnnxImporter
             return new ConstTensor(shape, v);
         }
 
-        private void Concat()
+        private ConstTensor FoldConcat()
         {
-            long axisAttr = Int("axis", long.MinValue);
-            if (axisAttr == long.MinValue) throw new OnnxException(_file, $"node '{_label}': Concat needs an axis");
-            var present = Enumerable.Range(0, Inputs).Where(Has).ToArray();
-            if (present.All(IsConst))
-            {
-                var parts = present.Select(i => Const(i, "input")).ToArray();
-                if (parts.Any(p => p.Shape.Length != 1)) throw new UnsupportedVariant("folding a Concat of constants of rank other than 1");
-                if (parts.Any(p => p.IsFloat))
-                {
-                    EmitConst(new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsFloats()).ToArray()));
-                }
-                else
-                {
-                    var marks = parts.SelectMany(p => Enumerable.Range(0, (int)p.Count).Select(k => p.IsMarked(k))).ToArray();
-                    EmitConst(new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsInts()).ToArray(), marks));
-                }
-                return;
-            }
-            var xs = present.Select(Value).ToArray();
-            if (xs.Length == 1) { Emit(xs[0]); return; }
-            Emit(_b.Add(new ConcatOp(Norm(axisAttr, xs[0].Shape.Length)), NodeName(), xs));
+            var parts = Enumerable.Range(0, InputCount).Where(Has).Select(i => Constant(i, "input")).ToArray();
+            if (parts.Any(p => p.Shape.Length != 1)) throw new UnsupportedVariant("folding a Concat of constants of rank other than 1");
+            if (parts.Any(p => p.IsFloat)) return new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsFloats()).ToArray());
+            var marks = parts.SelectMany(p => Enumerable.Range(0, (int)p.Count).Select(k => p.IsMarked(k))).ToArray();
+            return new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsInts()).ToArray(), marks);
         }
+
+        private ConstTensor FoldSlice(SliceOp op)
+        {
+            var c = Constant(0, "data");
+            if (c.Shape.Length != 1) throw new UnsupportedVariant("folding a Slice of a constant of rank other than 1");
+            var (s, e) = op.Clamp(c.Count);
+            var idx = new List<long>();
+            for (long i = s; op.Step > 0 ? i < e : i > e; i += op.Step) idx.Add(i);
+            return c.IsFloat
+                ? new ConstTensor([idx.Count], idx.Select(i => c.Floats![i]).ToArray())
+                : new ConstTensor([idx.Count], idx.Select(i => c.Ints![i]).ToArray(), idx.Select(c.IsMarked).ToArray());
+        }
+
+        private ConstTensor FoldSqueeze(SqueezeOp op)
+        {
+            var c = Constant(0, "data");
+            long[] shape;
+            if (op.Unsqueeze)
+            {
+                var list = c.Shape.ToList();
+                int rank = list.Count + op.Axes.Length;
+                foreach (var a in op.Axes.Select(a => Norm(a, rank)).Order()) list.Insert(a, 1);
+                shape = list.ToArray();
+            }
+            else
+            {
+                var drop = op.Axes.Select(a => Norm(a, c.Shape.Length)).ToHashSet();
+                shape = c.Shape.Where((_, i) => !drop.Contains(i)).ToArray();
+            }
+            return c.IsFloat ? new ConstTensor(shape, c.Floats!) : new ConstTensor(shape, c.Ints!, c.BatchMarks);
+        }
+
+        private ConstTensor FoldUnary(UnaryKind kind)
+        {
+            var c = Constant(0, "input");
+            Func<double, double> f = kind switch
+            {
+                UnaryKind.Sqrt => Math.Sqrt,
+                UnaryKind.Exp => Math.Exp,
+                UnaryKind.Log => Math.Log,
+                UnaryKind.Abs => Math.Abs,
+                UnaryKind.Neg => v => -v,
+                UnaryKind.Reciprocal => v => 1 / v,
+                _ => throw new UnsupportedVariant("Erf of a constant"),
+            };
+            return new ConstTensor(c.Shape, c.AsFloats().Select(v => (float)f(v)).ToArray());
+        }
+
+        // ------------------------------------------------------------ machinery ops (no IR op of their own)
+
 
         private void Split()
         {
@@ -625,7 +478,7 @@ public static class OnnxImporter
             long dim = x.Shape[axis];
             long[] sizes;
             if (Ints("split") is { } attr) sizes = attr;
-            else if (_opset >= 13 && Has(1)) sizes = Const(1, "split").AsInts();
+            else if (_opset >= 13 && Has(1)) sizes = Constant(1, "split").AsInts();
             else
             {
                 int parts = _opset >= 18 && Attr("num_outputs") is { } no ? (int)no.I : _node.Output.Count;
@@ -643,227 +496,7 @@ public static class OnnxImporter
             }
         }
 
-        private void Slice()
-        {
-            long[] starts, ends;
-            long[]? axes, steps = null;
-            if (_opset < 10)
-            {
-                starts = Ints("starts") ?? throw new OnnxException(_file, $"node '{_label}': starts missing");
-                ends = Ints("ends") ?? throw new OnnxException(_file, $"node '{_label}': ends missing");
-                axes = Ints("axes");
-            }
-            else
-            {
-                starts = Const(1, "starts").AsInts();
-                ends = Const(2, "ends").AsInts();
-                axes = OptionalConst(3, "axes")?.AsInts();
-                steps = OptionalConst(4, "steps")?.AsInts();
-            }
-            axes ??= Enumerable.Range(0, starts.Length).Select(i => (long)i).ToArray();
-            steps ??= Enumerable.Repeat(1L, starts.Length).ToArray();
-            if (IsConst(0))
-            {
-                var c = Const(0, "data");
-                if (c.Shape.Length != 1 || starts.Length != 1) throw new UnsupportedVariant("folding a Slice of a constant of rank other than 1");
-                var op = new SliceOp(0, starts[0], ends[0], steps[0]);
-                var (s, e) = op.Clamp(c.Count);
-                var idx = new List<long>();
-                for (long i = s; steps[0] > 0 ? i < e : i > e; i += steps[0]) idx.Add(i);
-                EmitConst(c.IsFloat
-                    ? new ConstTensor([idx.Count], idx.Select(i => c.Floats![i]).ToArray())
-                    : new ConstTensor([idx.Count], idx.Select(i => c.Ints![i]).ToArray(), idx.Select(c.IsMarked).ToArray()));
-                return;
-            }
-            var x = Value(0);
-            var baseName = NodeName();
-            for (int k = 0; k < starts.Length; k++)
-            {
-                var name = k == 0 ? baseName : Extra(baseName, k.ToString(CultureInfo.InvariantCulture));
-                int axis = Norm(axes[k], x.Shape.Length);
-                // INT64_MAX/MIN are ONNX's "to the end"; SliceOp clamps them.
-                x = _b.Add(new SliceOp(axis, Math.Clamp(starts[k], -(1L << 62), 1L << 62), Math.Clamp(ends[k], -(1L << 62), 1L << 62), steps[k]), name, x);
-            }
-            Emit(x);
-        }
-
-        private void Flatten()
-        {
-            var x = Value(0);
-            int axis = Norm(Int("axis", 1), x.Shape.Length);
-            Op op;
-            if (axis == 1) op = new FlattenOp(1);
-            else if (axis == 0) op = new ReshapeOp([1, -1]);
-            else
-            {
-                long rest = 1;
-                for (int i = axis; i < x.Shape.Length; i++) rest *= x.Shape[i];
-                op = new ReshapeOp([-1, rest]);
-            }
-            Emit(_b.Add(op, NodeName(), x));
-        }
-
-        private void Reshape()
-        {
-            var target = Const(1, "shape"); // opset ≥ 5 (the importer reads 7–21): the shape is an input
-            var shape = target.AsInts();
-            if (Int("allowzero", 0) != 0 && shape.Contains(0)) throw new UnsupportedVariant("allowzero with a zero in the shape");
-            if (IsConst(0))
-            {
-                var c = Const(0, "data");
-                var resolved = new ReshapeOp(shape).Resolve(c.Shape);
-                EmitConst(c.IsFloat ? new ConstTensor(resolved, c.Floats!) : new ConstTensor(resolved, c.Ints!, c.BatchMarks));
-                return;
-            }
-            var x = Value(0);
-            // Elements that came from the batch size stay dynamic: copy it at position 0, infer it elsewhere.
-            for (int i = 0; i < shape.Length; i++)
-            {
-                if (!target.IsMarked(i)) continue;
-                if (i == 0) shape[i] = 0;
-                else if (!shape.Contains(-1)) shape[i] = -1;
-            }
-            Emit(_b.Add(new ReshapeOp(shape), NodeName(), x));
-        }
-
-        private void Transpose()
-        {
-            var x = Value(0);
-            var perm = Ints("perm") ?? Enumerable.Range(0, x.Shape.Length).Reverse().Select(i => (long)i).ToArray();
-            Emit(_b.Add(new TransposeOp(perm.Select(p => (int)p).ToArray()), NodeName(), x));
-        }
-
-        private void Squeeze(bool unsqueeze)
-        {
-            long[]? axes = _opset >= 13 ? OptionalConst(1, "axes")?.AsInts() : Ints("axes");
-            if (IsConst(0))
-            {
-                var c = Const(0, "data");
-                long[] shape;
-                if (unsqueeze)
-                {
-                    var list = c.Shape.ToList();
-                    int rank = list.Count + axes!.Length;
-                    foreach (var a in axes.Select(a => Norm(a, rank)).Order()) list.Insert(a, 1);
-                    shape = list.ToArray();
-                }
-                else
-                {
-                    var drop = (axes ?? Enumerable.Range(0, c.Shape.Length).Where(i => c.Shape[i] == 1).Select(i => (long)i).ToArray())
-                        .Select(a => Norm(a, c.Shape.Length)).ToHashSet();
-                    shape = c.Shape.Where((_, i) => !drop.Contains(i)).ToArray();
-                }
-                EmitConst(c.IsFloat ? new ConstTensor(shape, c.Floats!) : new ConstTensor(shape, c.Ints!, c.BatchMarks));
-                return;
-            }
-            var x = Value(0);
-            if (axes is null)
-            {
-                if (unsqueeze) throw new OnnxException(_file, $"node '{_label}': Unsqueeze needs axes");
-                // Every size-1 axis except the batch, which is dynamic.
-                axes = Enumerable.Range(1, x.Shape.Length - 1).Where(i => x.Shape[i] == 1).Select(i => (long)i).ToArray();
-            }
-            if (axes.Length == 0) { Emit(x); return; }
-            Emit(_b.Add(new SqueezeOp(axes.Select(a => (int)a).ToArray(), unsqueeze), NodeName(), x));
-        }
-
-        private void Gemm()
-        {
-            if (!IsConst(1)) throw new UnsupportedVariant("Gemm with a computed B (only constant weights become Linear layers)");
-            var x = Value(0);
-            var bMat = Const(1, "B");
-            if (bMat.Shape.Length != 2 || x.Shape.Length != 2) throw new OnnxException(_file, $"node '{_label}': Gemm needs 2-D A and B");
-            float alpha = Float("alpha", 1f), beta = Float("beta", 1f);
-            bool transA = Int("transA", 0) != 0, transB = Int("transB", 0) != 0;
-            var name = NodeName(1);
-            if (transA) x = _b.Add(new TransposeOp([1, 0]), Extra(name, "transpose"), x);
-            var weight = transB ? bMat.AsFloats() : Transpose2D(bMat.AsFloats(), bMat.Shape[0], bMat.Shape[1]);
-            long outF = transB ? bMat.Shape[0] : bMat.Shape[1], inF = transB ? bMat.Shape[1] : bMat.Shape[0];
-            if (alpha != 1f) for (int i = 0; i < weight.Length; i++) weight[i] *= alpha;
-            ConstTensor? bias = null;
-            if (Has(2))
-            {
-                var c = Const(2, "C");
-                var cf = c.AsFloats();
-                float[] bv;
-                if (c.Count == 1) bv = Enumerable.Repeat(cf[0] * beta, (int)outF).ToArray();
-                else if (c.Count == outF && (c.Shape.Length == 1 || c.Shape[0] == 1)) bv = cf.Select(v => v * beta).ToArray();
-                else throw new UnsupportedVariant($"Gemm bias of shape [{string.Join(",", c.Shape)}] (only per-output biases)");
-                bias = new ConstTensor([outF], bv);
-            }
-            _state[name + ".weight"] = new ConstTensor([outF, inF], weight);
-            if (bias is not null) _state[name + ".bias"] = bias;
-            Emit(_b.Add(new LinearOp((int)inF, (int)outF, bias is not null), name, x));
-        }
-
-        private static float[] Transpose2D(float[] m, long rows, long cols)
-        {
-            var t = new float[m.Length];
-            for (long r = 0; r < rows; r++)
-                for (long c = 0; c < cols; c++)
-                    t[c * rows + r] = m[r * cols + c];
-            return t;
-        }
-
-        private void MatMul()
-        {
-            if (IsConst(1) && !IsConst(0) && Const(1, "B") is { Shape.Length: 2 } w)
-            {
-                var name = NodeName(1);
-                _state[name + ".weight"] = new ConstTensor([w.Shape[1], w.Shape[0]], Transpose2D(w.AsFloats(), w.Shape[0], w.Shape[1]));
-                Emit(_b.Add(new LinearOp((int)w.Shape[0], (int)w.Shape[1], false), name, Value(0)));
-                return;
-            }
-            var a = Value(0);
-            var b = Value(1);
-            Emit(_b.Add(new MatMulOp(), NodeName(), a, b));
-        }
-
-        private void Pad()
-        {
-            var x = Value(0);
-            int rank = x.Shape.Length;
-            long[] pads;
-            string mode = Str("mode") ?? "constant";
-            double value;
-            if (_opset < 11)
-            {
-                pads = Ints("pads") ?? throw new OnnxException(_file, $"node '{_label}': pads missing");
-                value = Float("value", 0f);
-            }
-            else
-            {
-                pads = Const(1, "pads").AsInts();
-                value = OptionalConst(2, "constant_value") is { } cv ? cv[0] : 0;
-                if (_opset >= 18 && Has(3))
-                {
-                    var axes = Const(3, "axes").AsInts().Select(a => Norm(a, rank)).ToArray();
-                    var full = new long[2 * rank];
-                    for (int k = 0; k < axes.Length; k++)
-                    {
-                        full[axes[k]] = pads[k];
-                        full[axes[k] + rank] = pads[k + axes.Length];
-                    }
-                    pads = full;
-                }
-            }
-            if (pads.Length != 2 * rank) throw new OnnxException(_file, $"node '{_label}': {pads.Length} pads for a rank-{rank} input");
-            for (int d = 0; d < rank - 2; d++)
-                if (pads[d] != 0 || pads[d + rank] != 0) throw new UnsupportedVariant($"padding of dimension {d}; only the last two are supported");
-            if (mode is not ("constant" or "reflect" or "edge")) throw new UnsupportedVariant($"pad mode '{mode}'");
-            var op = new PadOp((int)pads[rank - 2], (int)pads[rank - 1], (int)pads[2 * rank - 2], (int)pads[2 * rank - 1], value, mode);
-            Emit(_b.Add(op, NodeName(), x));
-        }
-
-        private void Dropout()
-        {
-            RequireUnusedOutputs(1);
-            double ratio = _opset < 12 ? Float("ratio", 0.5f) : OptionalConst(1, "ratio") is { } r ? r[0] : 0.5;
-            if (IsConst(0)) { Alias(); return; }
-            Emit(_b.Add(new DropoutOp(ratio), NodeName(), Value(0)));
-        }
-
-        private void Constant()
+        private void ConstantNode()
         {
             if (Attr("value") is { } v) EmitConst(OnnxTensors.Decode(_file, _dir, v.T, $"constant '{_label}'"));
             else if (Attr("value_float") is { } f) EmitConst(new ConstTensor([], [f.F]));
@@ -878,7 +511,7 @@ public static class OnnxImporter
             long[] shape;
             bool batched;
             if (_values.TryGetValue(_node.Input[0], out var s)) { shape = s.Shape; batched = true; }
-            else { shape = Const(0, "data").Shape; batched = false; }
+            else { shape = Constant(0, "data").Shape; batched = false; }
             int rank = shape.Length;
             int start = Norm(Int("start", 0), rank), end = Attr("end") is { } e ? Norm(e.I, rank) : rank;
             start = Math.Clamp(start, 0, rank);
@@ -890,11 +523,11 @@ public static class OnnxImporter
 
         private void Gather()
         {
-            var indices = Const(1, "indices");
+            var indices = Constant(1, "indices");
             int axisAttr = (int)Int("axis", 0);
-            if (IsConst(0))
+            if (IsConstant(0))
             {
-                var data = Const(0, "data");
+                var data = Constant(0, "data");
                 if (data.Shape.Length != 1) throw new UnsupportedVariant("folding a Gather of a constant of rank other than 1");
                 var idx = indices.AsInts().Select(i => i < 0 ? i + data.Count : i).ToArray();
                 if (idx.Any(i => i < 0 || i >= data.Count)) throw new OnnxException(_file, $"node '{_label}': gather index out of range");
@@ -915,54 +548,12 @@ public static class OnnxImporter
             Emit(sliced);
         }
 
-        private void Reduce(PoolKind kind)
-        {
-            var x = Value(0);
-            // ReduceMean/ReduceMax take axes as an input from opset 18 on.
-            long[]? axes = _opset >= 18 ? OptionalConst(1, "axes")?.AsInts() : Ints("axes");
-            if (_opset >= 18 && axes is { Length: 0 }) axes = null;
-            if (axes is null && _opset >= 18 && Int("noop_with_empty_axes", 0) != 0) { Emit(x); return; }
-            axes ??= Enumerable.Range(0, x.Shape.Length).Select(i => (long)i).ToArray();
-            bool keep = Int("keepdims", 1) != 0;
-            if (!keep && axes.Select(a => Norm(a, x.Shape.Length)).Contains(0))
-                throw new UnsupportedVariant("reducing away the batch axis");
-            Emit(_b.Add(new ReduceOp(kind, axes.Select(a => (int)a).ToArray(), keep), NodeName(), x));
-        }
-
-        private void Unary(UnaryKind kind)
-        {
-            if (IsConst(0))
-            {
-                var c = Const(0, "input");
-                Func<double, double> f = kind switch
-                {
-                    UnaryKind.Sqrt => Math.Sqrt,
-                    UnaryKind.Exp => Math.Exp,
-                    UnaryKind.Log => Math.Log,
-                    UnaryKind.Abs => Math.Abs,
-                    UnaryKind.Neg => v => -v,
-                    UnaryKind.Reciprocal => v => 1 / v,
-                    _ => throw new UnsupportedVariant("Erf of a constant"),
-                };
-                EmitConst(new ConstTensor(c.Shape, c.AsFloats().Select(v => (float)f(v)).ToArray()));
-                return;
-            }
-            Emit(_b.Add(new UnaryOp(kind), NodeName(), Value(0)));
-        }
-
-        private void Extremum(bool max)
-        {
-            var xs = Enumerable.Range(0, Inputs).Where(Has).ToArray();
-            if (xs.Length == 1) { Alias(); return; }
-            Emit(_b.Add(new ExtremumOp(max), NodeName(), xs.Select(Value).ToArray()));
-        }
-
         private void Cast()
         {
             int to = (int)Int("to", 1);
-            if (IsConst(0))
+            if (IsConstant(0))
             {
-                var c = Const(0, "input");
+                var c = Constant(0, "input");
                 EmitConst(OnnxTensors.IsFloating(to) ? new ConstTensor(c.Shape, c.AsFloats()) : new ConstTensor(c.Shape, c.AsInts(), c.BatchMarks));
                 return;
             }

@@ -1,43 +1,9 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using TransferSharp.Vision.Graph;
 using OnnxProto = global::Onnx;
 
 namespace TransferSharp.Onnx;
-
-/// <summary>
-/// A constant known at import time: an initializer, a Constant node, or a folded shape computation.
-/// Floating tensors keep float32 values; integer and boolean ones keep int64. <see cref="BatchMarks"/>
-/// flags int64 elements that are the batch size (they came from a Shape of a batched value), so a
-/// folded Reshape target can keep the batch dimension dynamic.
-/// </summary>
-internal sealed class ConstTensor
-{
-    public ConstTensor(long[] shape, float[] floats) { Shape = shape; Floats = floats; }
-
-    public ConstTensor(long[] shape, long[] ints, bool[]? batchMarks = null)
-    {
-        Shape = shape;
-        Ints = ints;
-        BatchMarks = batchMarks;
-    }
-
-    public long[] Shape { get; }
-    public float[]? Floats { get; }
-    public long[]? Ints { get; }
-    public bool[]? BatchMarks { get; }
-    public bool IsFloat => Floats is not null;
-    public long Count => Floats?.Length ?? Ints!.Length;
-
-    public double this[long i] => Floats is { } f ? f[i] : Ints![i];
-
-    public bool IsMarked(long i) => BatchMarks is { } m && m[i];
-
-    public float[] AsFloats() => Floats ?? Ints!.Select(v => (float)v).ToArray();
-
-    public long[] AsInts() => Ints ?? Floats!.Select(v => (long)v).ToArray();
-
-    public static ConstTensor Scalar(long v) => new([], [v]);
-}
 
 /// <summary>Reads TensorProto payloads (inline or external) with every size checked before allocating.</summary>
 internal static class OnnxTensors

@@ -78,6 +78,42 @@ public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, d
         }
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+    [
+        ("Relu", onnx => onnx.Out(new ActivationOp(ActivationKind.Relu))),
+        ("LeakyRelu", onnx => onnx.Out(new ActivationOp(ActivationKind.LeakyRelu, onnx.Float("alpha", 0.01f)))),
+        ("Elu", onnx => onnx.Out(new ActivationOp(ActivationKind.Elu, onnx.Float("alpha", 1f)))),
+        ("Sigmoid", onnx => onnx.Out(new ActivationOp(ActivationKind.Sigmoid))),
+        ("Tanh", onnx => onnx.Out(new ActivationOp(ActivationKind.Tanh))),
+        ("HardSigmoid", onnx => onnx.Out(new ActivationOp(ActivationKind.HardSigmoid, onnx.Float("alpha", 0.2f), onnx.Float("beta", 0.5f)))),
+        ("HardSwish", onnx => onnx.Out(new ActivationOp(ActivationKind.HardSwish))),
+        ("Clip", ImportClip),
+        ("Gelu", ImportGelu),
+    ];
+
+    private static void ImportClip(OnnxImportContext onnx)
+    {
+        double lo, hi;
+        if (onnx.Opset < 11)
+        {
+            lo = onnx.Float("min", float.MinValue);
+            hi = onnx.Float("max", float.MaxValue);
+        }
+        else
+        {
+            lo = onnx.OptionalConstant(1, "min") is { } a ? a[0] : float.MinValue;
+            hi = onnx.OptionalConstant(2, "max") is { } b ? b[0] : float.MaxValue;
+        }
+        onnx.Out(lo == 0 && hi == 6 ? new ActivationOp(ActivationKind.Relu6) : new ActivationOp(ActivationKind.Clip, lo, hi));
+    }
+
+    private static void ImportGelu(OnnxImportContext onnx)
+    {
+        if ((onnx.String("approximate") ?? "none") != "none") throw onnx.Unsupported("tanh-approximated GELU");
+        onnx.Out(new ActivationOp(ActivationKind.Gelu));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new ActivationLayer(this);
 

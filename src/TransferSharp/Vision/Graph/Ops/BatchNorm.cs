@@ -33,6 +33,28 @@ public sealed record BatchNormOp(int Features, double Eps = 1e-5, double Momentu
             Attr("epsilon", Eps), Attr("momentum", 1 - Momentum));
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("BatchNormalization", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        var x = onnx.Value(0);
+        var scale = onnx.Constant(1, "scale");
+        var shift = onnx.Constant(2, "bias");
+        var mean = onnx.Constant(3, "mean");
+        var variance = onnx.Constant(4, "variance");
+        onnx.RequireUnusedOutputs(1);
+        long c = x.Shape[1];
+        foreach (var t in new[] { scale, shift, mean, variance })
+            if (t.Count != c) throw onnx.Unsupported($"per-position statistics (spatial=0, shape [{string.Join(",", t.Shape)}]); only per-channel is supported");
+        // ONNX: running = running·momentum + batch·(1 − momentum); PyTorch's momentum is the other weight.
+        double momentum = Math.Clamp(1.0 - onnx.Float("momentum", 0.9f), 1e-6, 1.0);
+        var name = onnx.NodeName(3);
+        var op = new BatchNormOp((int)c, onnx.Float("epsilon", 1e-5f), momentum);
+        onnx.Emit(onnx.AddWithState(op, name, x, ("weight", new ConstTensor([c], scale.AsFloats())), ("bias", new ConstTensor([c], shift.AsFloats())),
+            ("running_mean", new ConstTensor([c], mean.AsFloats())), ("running_var", new ConstTensor([c], variance.AsFloats()))));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new BatchNormLayer(this);
 

@@ -48,6 +48,61 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
 
     internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(onnx.Inputs.Count == 2 ? Operation.ToString() : "Sum", onnx.Inputs);
 
+    /// <summary>The ONNX operators imported as this op (a scalar operand makes Add, Sub, Mul and Div a <see cref="ScaleOp"/>).</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+    [
+        ("Add", onnx => ImportOnnx(onnx, BinaryKind.Add)),
+        ("Sub", onnx => ImportOnnx(onnx, BinaryKind.Sub)),
+        ("Mul", onnx => ImportOnnx(onnx, BinaryKind.Mul)),
+        ("Div", onnx => ImportOnnx(onnx, BinaryKind.Div)),
+        ("Sum", ImportSum),
+    ];
+
+    private static void ImportOnnx(OnnxImportContext onnx, BinaryKind kind)
+    {
+        bool c0 = onnx.IsConstant(0), c1 = onnx.IsConstant(1);
+        if (c0 && c1)
+        {
+            onnx.Fold(new BinaryOp(kind));
+            return;
+        }
+        // A scalar constant on a value: an affine ScaleOp (no extra node, exact for Add/Sub/Mul).
+        if (c1 && onnx.Constant(1, "operand") is { Count: 1 } s1 && s1.Shape.Length <= onnx.Value(0).Shape.Length)
+        {
+            double v = s1[0];
+            var (scale, shift) = kind switch
+            {
+                BinaryKind.Add => (1.0, v),
+                BinaryKind.Sub => (1.0, -v),
+                BinaryKind.Mul => (v, 0.0),
+                _ => (1.0 / v, 0.0),
+            };
+            if (kind != BinaryKind.Div || double.IsFinite(scale))
+            {
+                onnx.Out(new ScaleOp(scale, shift));
+                return;
+            }
+        }
+        if (c0 && onnx.Constant(0, "operand") is { Count: 1 } s0 && kind is BinaryKind.Add or BinaryKind.Sub or BinaryKind.Mul
+            && s0.Shape.Length <= onnx.Value(1).Shape.Length)
+        {
+            double v = s0[0];
+            var (scale, shift) = kind switch { BinaryKind.Add => (1.0, v), BinaryKind.Sub => (-1.0, v), _ => (v, 0.0) };
+            onnx.Emit(onnx.Add(new ScaleOp(scale, shift), onnx.NodeName(), onnx.Value(1)));
+            return;
+        }
+        var a = onnx.Value(0);
+        var b = onnx.Value(1);
+        onnx.Emit(onnx.Add(new BinaryOp(kind), onnx.NodeName(), a, b));
+    }
+
+    private static void ImportSum(OnnxImportContext onnx)
+    {
+        if (onnx.InputCount == 1) { onnx.Alias(); return; }
+        var xs = Enumerable.Range(0, onnx.InputCount).Select(onnx.Value).ToArray();
+        onnx.Emit(onnx.Add(new BinaryOp(BinaryKind.Add), onnx.NodeName(), xs));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new BinaryLayer(this);
 }

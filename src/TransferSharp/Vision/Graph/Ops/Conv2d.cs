@@ -64,6 +64,27 @@ public sealed record Conv2dOp(int InChannels, int OutChannels, Size2 Kernel, Siz
             Attr("dilations", [Dilation.H, Dilation.W]), Attr("group", Groups), OnnxExportContext.Window(Padding));
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("Conv", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        var x = onnx.Value(0);
+        var w = onnx.Constant(1, "weight");
+        if (w.Shape.Length != 4 || x.Shape.Length != 4) throw onnx.Unsupported($"{w.Shape.Length - 2}-D convolution; only 2-D is supported");
+        var kernel = onnx.Pair(onnx.Ints("kernel_shape") ?? w.Shape[2..], 1, "kernel_shape");
+        if (kernel.H != w.Shape[2] || kernel.W != w.Shape[3]) throw onnx.Malformed($"kernel_shape {kernel} differs from the weight's [{string.Join(",", w.Shape)}]");
+        int groups = (int)onnx.Int("group", 1);
+        if (w.Shape[1] * groups != x.Shape[1])
+            throw onnx.Malformed($"weight [{string.Join(",", w.Shape)}] with group {groups} does not take {x.Shape[1]} input channels");
+        var bias = onnx.OptionalConstant(2, "bias");
+        var name = onnx.NodeName(1);
+        var op = new Conv2dOp((int)x.Shape[1], (int)w.Shape[0], kernel, onnx.Pair(onnx.Ints("strides"), 1, "strides"), onnx.Padding(2),
+            onnx.Pair(onnx.Ints("dilations"), 1, "dilations"), groups, bias is not null);
+        onnx.Emit(bias is null ? onnx.AddWithState(op, name, x, ("weight", w))
+            : onnx.AddWithState(op, name, x, ("weight", w), ("bias", new ConstTensor([w.Shape[0]], bias.AsFloats()))));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new ConvLayer(this);
 

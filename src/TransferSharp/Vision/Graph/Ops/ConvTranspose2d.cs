@@ -39,6 +39,26 @@ public sealed record ConvTranspose2dOp(int InChannels, int OutChannels, Size2 Ke
             Attr("output_padding", [OutputPadding.H, OutputPadding.W]));
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("ConvTranspose", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        var x = onnx.Value(0);
+        var w = onnx.Constant(1, "weight");
+        if (w.Shape.Length != 4 || x.Shape.Length != 4) throw onnx.Unsupported("only 2-D transposed convolution is supported");
+        if (onnx.HasAttribute("output_shape")) throw onnx.Unsupported("output_shape (give pads and output_padding instead)");
+        if ((onnx.String("auto_pad") ?? "NOTSET") is not ("NOTSET" or "" or "VALID")) throw onnx.Unsupported("auto_pad SAME on ConvTranspose");
+        int groups = (int)onnx.Int("group", 1);
+        var bias = onnx.OptionalConstant(2, "bias");
+        var name = onnx.NodeName(1);
+        var op = new ConvTranspose2dOp((int)x.Shape[1], (int)w.Shape[1] * groups, onnx.Pair(onnx.Ints("kernel_shape") ?? w.Shape[2..], 1, "kernel_shape"),
+            onnx.Pair(onnx.Ints("strides"), 1, "strides"), onnx.Padding(2), onnx.Pair(onnx.Ints("output_padding"), 0, "output_padding"),
+            onnx.Pair(onnx.Ints("dilations"), 1, "dilations"), groups, bias is not null);
+        onnx.Emit(bias is null ? onnx.AddWithState(op, name, x, ("weight", w))
+            : onnx.AddWithState(op, name, x, ("weight", w), ("bias", new ConstTensor([op.OutChannels], bias.AsFloats()))));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new ConvTransposeLayer(this);
 

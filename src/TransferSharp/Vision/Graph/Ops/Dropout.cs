@@ -16,6 +16,17 @@ public sealed record DropoutOp(double P) : Op
     /// <summary>Exported with eval semantics: the identity.</summary>
     internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out("Identity", onnx.Inputs);
 
+    /// <summary>The ONNX operators imported as this op (Dropout of a constant is the constant).</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("Dropout", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        onnx.RequireUnusedOutputs(1);
+        double ratio = onnx.Opset < 12 ? onnx.Float("ratio", 0.5f) : onnx.OptionalConstant(1, "ratio") is { } r ? r[0] : 0.5;
+        if (onnx.IsConstant(0)) { onnx.Alias(); return; }
+        onnx.Out(new DropoutOp(ratio));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new DropoutLayer(this);
 

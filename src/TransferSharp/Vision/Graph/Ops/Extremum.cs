@@ -14,6 +14,17 @@ public sealed record ExtremumOp(bool Maximum) : Op
 
     internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(Kind, onnx.Inputs);
 
+    /// <summary>The ONNX operators imported as this op (one operand is that operand).</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+        [("Max", onnx => ImportOnnx(onnx, true)), ("Min", onnx => ImportOnnx(onnx, false))];
+
+    private static void ImportOnnx(OnnxImportContext onnx, bool max)
+    {
+        var xs = Enumerable.Range(0, onnx.InputCount).Where(onnx.Has).ToArray();
+        if (xs.Length == 1) { onnx.Alias(); return; }
+        onnx.Emit(onnx.Add(new ExtremumOp(max), onnx.NodeName(), xs.Select(onnx.Value).ToArray()));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

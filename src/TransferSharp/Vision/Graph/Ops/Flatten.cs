@@ -27,6 +27,25 @@ public sealed record FlattenOp(int StartDim = 1) : Op
         else onnx.Out("Reshape", [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".shape", [.. Enumerable.Repeat(0L, start), -1])]);
     }
 
+    /// <summary>The ONNX operators imported as this op (flattening at an axis other than 1 is a reshape).</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("Flatten", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        var x = onnx.Value(0);
+        int axis = OnnxImportContext.Norm(onnx.Int("axis", 1), x.Shape.Length);
+        Op op;
+        if (axis == 1) op = new FlattenOp(1);
+        else if (axis == 0) op = new ReshapeOp([1, -1]);
+        else
+        {
+            long rest = 1;
+            for (int i = axis; i < x.Shape.Length; i++) rest *= x.Shape[i];
+            op = new ReshapeOp([-1, rest]);
+        }
+        onnx.Emit(onnx.Add(op, onnx.NodeName(), x));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => xs[0].flatten(StartDim));
 }

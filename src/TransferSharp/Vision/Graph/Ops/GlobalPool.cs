@@ -26,6 +26,13 @@ public sealed record GlobalPoolOp(PoolKind Pool, bool KeepDims = true) : Op
         else onnx.Out("Flatten", [onnx.Emit(op, [onnx.Inputs[0]], onnx.Fresh(onnx.Node.Name + "_keepdims"))], Attr("axis", 1));
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+    [
+        ("GlobalAveragePool", onnx => onnx.Out(new GlobalPoolOp(PoolKind.Avg, true))),
+        ("GlobalMaxPool", onnx => onnx.Out(new GlobalPoolOp(PoolKind.Max, true))),
+    ];
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => GlobalPool(xs[0], Pool, KeepDims));
 

@@ -52,6 +52,38 @@ public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true,
         }
     }
 
+    /// <summary>The ONNX operators imported as this op (a constant-weight MatMul too: see <see cref="MatMulOp"/>).</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("Gemm", ImportGemm)];
+
+    private static void ImportGemm(OnnxImportContext onnx)
+    {
+        if (!onnx.IsConstant(1)) throw onnx.Unsupported("Gemm with a computed B (only constant weights become Linear layers)");
+        var x = onnx.Value(0);
+        var bMat = onnx.Constant(1, "B");
+        if (bMat.Shape.Length != 2 || x.Shape.Length != 2) throw onnx.Malformed("Gemm needs 2-D A and B");
+        float alpha = onnx.Float("alpha", 1f), beta = onnx.Float("beta", 1f);
+        bool transA = onnx.Int("transA", 0) != 0, transB = onnx.Int("transB", 0) != 0;
+        var name = onnx.NodeName(1);
+        if (transA) x = onnx.Add(new TransposeOp([1, 0]), onnx.Extra(name, "transpose"), x);
+        var weight = transB ? bMat.AsFloats() : bMat.Transposed2D();
+        long outF = transB ? bMat.Shape[0] : bMat.Shape[1], inF = transB ? bMat.Shape[1] : bMat.Shape[0];
+        if (alpha != 1f) for (int i = 0; i < weight.Length; i++) weight[i] *= alpha;
+        var op = new LinearOp((int)inF, (int)outF, onnx.Has(2));
+        var w = new ConstTensor([outF, inF], weight);
+        if (!onnx.Has(2))
+        {
+            onnx.Emit(onnx.AddWithState(op, name, x, ("weight", w)));
+            return;
+        }
+        var c = onnx.Constant(2, "C");
+        var cf = c.AsFloats();
+        float[] bias;
+        if (c.Count == 1) bias = Enumerable.Repeat(cf[0] * beta, (int)outF).ToArray();
+        else if (c.Count == outF && (c.Shape.Length == 1 || c.Shape[0] == 1)) bias = cf.Select(v => v * beta).ToArray();
+        else throw onnx.Unsupported($"Gemm bias of shape [{string.Join(",", c.Shape)}] (only per-output biases)");
+        onnx.Emit(onnx.AddWithState(op, name, x, ("weight", w), ("bias", new ConstTensor([outF], bias))));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new LinearLayer(this);
 

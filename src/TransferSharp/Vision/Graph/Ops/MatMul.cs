@@ -22,6 +22,24 @@ public sealed record MatMulOp : Op
 
     internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out("MatMul", onnx.Inputs);
 
+    /// <summary>The ONNX operators imported as this op; a constant 2-D B on a computed A becomes a bias-free
+    /// <see cref="LinearOp"/> instead, so its weight is trainable.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("MatMul", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        if (onnx.IsConstant(1) && !onnx.IsConstant(0) && onnx.Constant(1, "B") is { Shape.Length: 2 } w)
+        {
+            var name = onnx.NodeName(1);
+            onnx.Emit(onnx.AddWithState(new LinearOp((int)w.Shape[0], (int)w.Shape[1], false), name, onnx.Value(0),
+                ("weight", new ConstTensor([w.Shape[1], w.Shape[0]], w.Transposed2D()))));
+            return;
+        }
+        var a = onnx.Value(0);
+        var b = onnx.Value(1);
+        onnx.Emit(onnx.Add(new MatMulOp(), onnx.NodeName(), a, b));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => xs[0].matmul(xs[1]));
 }

@@ -105,6 +105,25 @@ public sealed record Pool2dOp(PoolKind Pool, Size2 Kernel, Size2 Stride, PadSpec
         return true;
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+        [("MaxPool", onnx => ImportOnnx(onnx, PoolKind.Max)), ("AveragePool", onnx => ImportOnnx(onnx, PoolKind.Avg))];
+
+    private static void ImportOnnx(OnnxImportContext onnx, PoolKind kind)
+    {
+        var x = onnx.Value(0);
+        onnx.RequireUnusedOutputs(1);
+        if (x.Shape.Length != 4) throw onnx.Unsupported("only 2-D pooling is supported");
+        var kernel = onnx.Pair(onnx.Ints("kernel_shape") ?? throw onnx.Malformed("kernel_shape is missing"), 1, "kernel_shape");
+        var stride = onnx.Pair(onnx.Ints("strides"), 1, "strides");
+        var dilation = onnx.Pair(onnx.Ints("dilations"), 1, "dilations");
+        bool ceil = onnx.Int("ceil_mode", 0) != 0;
+        bool includePad = onnx.Int("count_include_pad", 0) != 0;
+        if (kind == PoolKind.Avg && dilation != new Size2(1, 1)) throw onnx.Unsupported("dilated average pooling");
+        var op = new Pool2dOp(kind, kernel, stride, onnx.Padding(2), ceil, includePad, dilation);
+        onnx.Emit(onnx.Add(op, onnx.NodeName(), x));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new PoolLayer(this);
 

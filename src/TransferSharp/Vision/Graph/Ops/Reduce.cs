@@ -29,6 +29,24 @@ public sealed record ReduceOp(PoolKind Reduction, int[] Axes, bool KeepDims = tr
         else onnx.Out(Kind, onnx.Inputs, Attr("axes", axes), Attr("keepdims", KeepDims ? 1 : 0));
     }
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+        [("ReduceMean", onnx => ImportOnnx(onnx, PoolKind.Avg)), ("ReduceMax", onnx => ImportOnnx(onnx, PoolKind.Max))];
+
+    private static void ImportOnnx(OnnxImportContext onnx, PoolKind kind)
+    {
+        var x = onnx.Value(0);
+        // ReduceMean/ReduceMax take axes as an input from opset 18 on.
+        long[]? axes = onnx.Opset >= 18 ? onnx.OptionalConstant(1, "axes")?.AsInts() : onnx.Ints("axes");
+        if (onnx.Opset >= 18 && axes is { Length: 0 }) axes = null;
+        if (axes is null && onnx.Opset >= 18 && onnx.Int("noop_with_empty_axes", 0) != 0) { onnx.Emit(x); return; }
+        axes ??= Enumerable.Range(0, x.Shape.Length).Select(i => (long)i).ToArray();
+        bool keep = onnx.Int("keepdims", 1) != 0;
+        if (!keep && axes.Select(a => OnnxImportContext.Norm(a, x.Shape.Length)).Contains(0))
+            throw onnx.Unsupported("reducing away the batch axis");
+        onnx.Emit(onnx.Add(new ReduceOp(kind, axes.Select(a => (int)a).ToArray(), keep), onnx.NodeName(), x));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

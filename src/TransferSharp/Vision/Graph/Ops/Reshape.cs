@@ -33,6 +33,30 @@ public sealed record ReshapeOp(long[] Shape) : Op
     internal override void ExportOnnx(OnnxExportContext onnx) =>
         onnx.Out("Reshape", [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".shape", Shape)]);
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("Reshape", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        var target = onnx.Constant(1, "shape"); // opset ≥ 5 (the importer reads 7–21): the shape is an input
+        var shape = target.AsInts();
+        if (onnx.Int("allowzero", 0) != 0 && shape.Contains(0)) throw onnx.Unsupported("allowzero with a zero in the shape");
+        if (onnx.IsConstant(0))
+        {
+            onnx.Fold(new ReshapeOp(shape));
+            return;
+        }
+        var x = onnx.Value(0);
+        // Elements that came from the batch size stay dynamic: copy it at position 0, infer it elsewhere.
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (!target.IsMarked(i)) continue;
+            if (i == 0) shape[i] = 0;
+            else if (!shape.Contains(-1)) shape[i] = -1;
+        }
+        onnx.Emit(onnx.Add(new ReshapeOp(shape), onnx.NodeName(), x));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace TransferSharp.Vision.Graph;
 
 /// <summary>Takes a strided range along one axis (end exclusive, clamped as in ONNX/Python).</summary>
@@ -29,6 +31,46 @@ public sealed record SliceOp(int Axis, long Start, long End, long Step = 1) : Op
         var name = onnx.Node.Name;
         onnx.Out("Slice", [onnx.Inputs[0], onnx.Ints(name + ".starts", Start), onnx.Ints(name + ".ends", End), onnx.Ints(name + ".axes", Axis),
             onnx.Ints(name + ".steps", Step)]);
+    }
+
+    /// <summary>The ONNX operators imported as this op (one slice per sliced axis).</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports = [("Slice", ImportOnnx)];
+
+    private static void ImportOnnx(OnnxImportContext onnx)
+    {
+        long[] starts, ends;
+        long[]? axes, steps = null;
+        if (onnx.Opset < 10)
+        {
+            starts = onnx.Ints("starts") ?? throw onnx.Malformed("starts missing");
+            ends = onnx.Ints("ends") ?? throw onnx.Malformed("ends missing");
+            axes = onnx.Ints("axes");
+        }
+        else
+        {
+            starts = onnx.Constant(1, "starts").AsInts();
+            ends = onnx.Constant(2, "ends").AsInts();
+            axes = onnx.OptionalConstant(3, "axes")?.AsInts();
+            steps = onnx.OptionalConstant(4, "steps")?.AsInts();
+        }
+        axes ??= Enumerable.Range(0, starts.Length).Select(i => (long)i).ToArray();
+        steps ??= Enumerable.Repeat(1L, starts.Length).ToArray();
+        if (onnx.IsConstant(0))
+        {
+            if (starts.Length != 1) throw onnx.Unsupported("folding a Slice of a constant of rank other than 1");
+            onnx.Fold(new SliceOp(0, starts[0], ends[0], steps[0]));
+            return;
+        }
+        var x = onnx.Value(0);
+        var baseName = onnx.NodeName();
+        for (int k = 0; k < starts.Length; k++)
+        {
+            var name = k == 0 ? baseName : onnx.Extra(baseName, k.ToString(CultureInfo.InvariantCulture));
+            int axis = OnnxImportContext.Norm(axes[k], x.Shape.Length);
+            // INT64_MAX/MIN are ONNX's "to the end"; SliceOp clamps them.
+            x = onnx.Add(new SliceOp(axis, Math.Clamp(starts[k], -(1L << 62), 1L << 62), Math.Clamp(ends[k], -(1L << 62), 1L << 62), steps[k]), name, x);
+        }
+        onnx.Emit(x);
     }
 
     /// <inheritdoc />

@@ -27,6 +27,33 @@ public sealed record SqueezeOp(int[] Axes, bool Unsqueeze = false) : Op
     internal override void ExportOnnx(OnnxExportContext onnx) =>
         onnx.Out(Kind, [onnx.Inputs[0], onnx.Ints(onnx.Node.Name + ".axes", Axes.Select(a => (long)a).ToArray())]);
 
+    /// <summary>The ONNX operators imported as this op.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+        [("Squeeze", onnx => ImportOnnx(onnx, false)), ("Unsqueeze", onnx => ImportOnnx(onnx, true))];
+
+    private static void ImportOnnx(OnnxImportContext onnx, bool unsqueeze)
+    {
+        long[]? axes = onnx.Opset >= 13 ? onnx.OptionalConstant(1, "axes")?.AsInts() : onnx.Ints("axes");
+        if (onnx.IsConstant(0))
+        {
+            if (axes is null && unsqueeze) throw onnx.Malformed("Unsqueeze needs axes");
+            // Without axes, Squeeze drops every size-1 axis of the constant.
+            var shape = onnx.Constant(0, "data").Shape;
+            axes ??= Enumerable.Range(0, shape.Length).Where(i => shape[i] == 1).Select(i => (long)i).ToArray();
+            onnx.Fold(new SqueezeOp(axes.Select(a => (int)a).ToArray(), unsqueeze));
+            return;
+        }
+        var x = onnx.Value(0);
+        if (axes is null)
+        {
+            if (unsqueeze) throw onnx.Malformed("Unsqueeze needs axes");
+            // Every size-1 axis except the batch, which is dynamic.
+            axes = Enumerable.Range(1, x.Shape.Length - 1).Where(i => x.Shape[i] == 1).Select(i => (long)i).ToArray();
+        }
+        if (axes.Length == 0) { onnx.Emit(x); return; }
+        onnx.Emit(onnx.Add(new SqueezeOp(axes.Select(a => (int)a).ToArray(), unsqueeze), onnx.NodeName(), x));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs =>
     {

@@ -31,6 +31,20 @@ public sealed record UnaryOp(UnaryKind Function) : Op
 
     internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(Function.ToString(), onnx.Inputs);
 
+    /// <summary>The ONNX operators imported as this op: each kind is named as its ONNX operator.</summary>
+    internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
+        Enum.GetValues<UnaryKind>().Select(kind => (kind.ToString(), (OnnxImportTranslator)(onnx => ImportOnnx(onnx, kind)))).ToArray();
+
+    private static void ImportOnnx(OnnxImportContext onnx, UnaryKind kind)
+    {
+        if (onnx.IsConstant(0))
+        {
+            onnx.Fold(new UnaryOp(kind));
+            return;
+        }
+        onnx.Out(new UnaryOp(kind));
+    }
+
     /// <inheritdoc />
     public override Layer CreateLayer() => new FunctionalLayer(this, xs => Function switch
     {
