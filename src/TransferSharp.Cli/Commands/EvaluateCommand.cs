@@ -36,6 +36,10 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         [Description("Samples in top-losses.png.")]
         public int TopLosses { get; init; } = 9;
 
+        [CommandOption("--tta")]
+        [Description("Test-time augmentation: score each image as the mean of its and its mirror image's probabilities (twice the inference time; see docs/workflows.md for what it gains).")]
+        public bool Tta { get; init; }
+
         public override ValidationResult Validate()
         {
             return RequireModelAndData();
@@ -48,7 +52,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         using var model = VisionModel.Load(settings.Model);
         var data = ImageDataset.Open(settings.Data);
         var bad = new BadImageLog();
-        var options = new EvaluateOptions { TopK = settings.TopK, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage) };
+        var options = new EvaluateOptions { TopK = settings.TopK, Device = settings.Device, Loader = WorkflowConsole.Loader(settings.BatchSize, settings.Workers, settings.OnBadImage), Tta = settings.Tta };
         var report = Evaluator.Evaluate(model, data, options, bad, settings.Json ? null : new WorkflowConsole.ProgressLine(), cancellation);
         var name = Path.GetFileNameWithoutExtension(settings.Model);
         if (settings.ConfusionPng is { } png) report.SaveConfusionMatrixPng(png, name);
@@ -65,7 +69,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
             Json.Print(new
             {
                 Model = settings.Model, Data = data.Origin, report.Count, report.Accuracy, report.TopK, report.TopKAccuracy, report.Loss,
-                report.MacroPrecision, report.MacroRecall, report.MacroF1, PerClass = report.PerClass, Classes = report.ClassNames,
+                report.MacroPrecision, report.MacroRecall, report.MacroF1, settings.Tta, PerClass = report.PerClass, Classes = report.ClassNames,
                 report.ConfusionMatrix, ConfusionPng = settings.ConfusionPng, Plots = pictures,
                 TopLosses = report.TopLosses(Math.Max(1, settings.TopLosses)).Select(s => new { s.Source, True = report.ClassNames[s.Truth], Predicted = report.ClassNames[s.Predicted], s.Probability, s.Loss }), BadImages = WorkflowConsole.BadImagesJson(bad),
             });

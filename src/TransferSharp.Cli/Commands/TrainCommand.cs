@@ -220,6 +220,11 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [Description("Label smoothing of the loss (0–1).")]
         public double LabelSmoothing { get; init; }
 
+        [CommandOption("--ema <DECAY>")]
+        [DefaultValue(0.0)]
+        [Description("Average the weights over the training steps (exponential moving average with this decay, e.g. 0.998; 0: off): validation and the saved model use the average.")]
+        public double Ema { get; init; }
+
         [CommandOption("--patience <N>")]
         [Description("Early stopping: end a stage after N epochs without a better validation score (0: off).")]
         [DefaultValue(0)]
@@ -339,6 +344,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             StepEpochs = s.StepEpochs,
             StepGamma = s.StepGamma,
             LabelSmoothing = s.LabelSmoothing,
+            EmaDecay = s.Ema,
             Patience = s.Patience,
             FreezeBatchNorm = s.FreezeBatchNorm,
             Head = new HeadSpec { Kind = head, Hidden = s.Hidden, Dropout = s.Dropout },

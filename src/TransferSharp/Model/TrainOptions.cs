@@ -109,6 +109,10 @@ public sealed record TrainOptions
     /// <summary>Label smoothing of the cross-entropy loss (0–1).</summary>
     public double LabelSmoothing { get; init; }
 
+    /// <summary>Exponential moving average of the weights (0: off; e.g. 0.998): validation, the best epoch and the
+    /// final model use the average of each stage's steps (see docs/workflows.md for what it gains).</summary>
+    public double EmaDecay { get; init; }
+
     /// <summary>Stop a stage after this many epochs without a better validation score (0: never).</summary>
     public int Patience { get; init; }
 
@@ -160,6 +164,7 @@ public sealed record TrainOptions
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) throw new InvalidOptionException(nameof(LearningRate), $"LearningRate must be positive (got {LearningRate})");
         if (BodyLearningRateFactor < 0) throw new InvalidOptionException(nameof(BodyLearningRateFactor), "BodyLearningRateFactor must be ≥ 0");
         if (LabelSmoothing is < 0 or >= 1) throw new InvalidOptionException(nameof(LabelSmoothing), $"LabelSmoothing must lie in [0, 1) (got {LabelSmoothing})");
+        if (EmaDecay is < 0 or >= 1 || double.IsNaN(EmaDecay)) throw new InvalidOptionException(nameof(EmaDecay), $"EmaDecay must lie in [0, 1) (got {EmaDecay})");
         if (ValidationSplit is < 0 or >= 1) throw new InvalidOptionException(nameof(ValidationSplit), $"ValidationSplit must lie in [0, 1) (got {ValidationSplit})");
         if (Patience < 0) throw new InvalidOptionException(nameof(Patience), "Patience must be ≥ 0");
         if (AutoMinTrainImages < 0) throw new InvalidOptionException(nameof(AutoMinTrainImages), "AutoMinTrainImages must be ≥ 0");

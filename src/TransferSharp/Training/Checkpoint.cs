@@ -21,21 +21,23 @@ internal sealed record TrainingState
 
 /// <summary>
 /// A training checkpoint: one safetensors file with the model's (persisted) tensors, the best epoch's
-/// copy, the optimizer state, and the run state as JSON. Written atomically after every epoch, so a killed run resumes
+/// copy, the optimizer state, the weight average (when on), and the run state as JSON. Written atomically after every epoch, so a killed run resumes
 /// from the last completed epoch exactly. Randomness needs no state here: each epoch's generator is seeded from the run's
 /// seed and the epoch (<see cref="TrainLoop.DropoutGenerator"/>); the global generator state older checkpoints hold is ignored.
 /// </summary>
 internal static class Checkpoint
 {
     public const string FormatValue = "checkpoint/1";
-    private const string Model = "model/", Best = "best/", Optim = "optim/";
+    private const string Model = "model/", Best = "best/", Optim = "optim/", Average = "ema/";
 
-    public static void Save(string path, TrainingState state, IEnumerable<(string, Tensor)> model, IEnumerable<(string, Tensor)> best, Optimizer? optimizer)
+    public static void Save(string path, TrainingState state, IEnumerable<(string, Tensor)> model, IEnumerable<(string, Tensor)> best, Optimizer? optimizer,
+        IEnumerable<(string, Tensor)>? average = null)
     {
         var tensors = new List<(string, Tensor)>();
         tensors.AddRange(model.Select(t => (Model + t.Item1, t.Item2)));
         tensors.AddRange(best.Select(t => (Best + t.Item1, t.Item2)));
         if (optimizer is not null) tensors.AddRange(optimizer.StateTensors().Select(t => (Optim + t.Name, t.Tensor)));
+        if (average is not null) tensors.AddRange(average.Select(t => (Average + t.Item1, t.Item2)));
         var meta = new Dictionary<string, string>
         {
             ["format"] = "pt",
@@ -53,6 +55,7 @@ internal static class Checkpoint
         public IEnumerable<(string Name, Tensor Tensor)> ModelTensors => Part(Model);
         public IEnumerable<(string Name, Tensor Tensor)> BestTensors => Part(Best);
         public IEnumerable<(string Name, Tensor Tensor)> OptimizerTensors => Part(Optim);
+        public IEnumerable<(string Name, Tensor Tensor)> AverageTensors => Part(Average);
         public void Dispose() { foreach (var (_, t) in all) t.Dispose(); }
     }
 

@@ -158,6 +158,11 @@ public sealed record EvaluateOptions
 
     /// <summary>Device.</summary>
     public string Device { get; init; } = "cpu";
+
+    /// <summary>Test-time augmentation: each image is scored as the mean of the softmax probabilities of the image and its
+    /// horizontal mirror (the augmentation training applies by default), at twice the inference cost. The loss and the
+    /// top-losses then use the averaged probabilities.</summary>
+    public bool Tta { get; init; }
 }
 
 /// <summary>Evaluates a trained model on a labelled data set (its classes are matched to the model's by name).</summary>
@@ -183,7 +188,7 @@ public static class Evaluator
             using (batch)
             using (var scope = NewDisposeScope())
             {
-                var logits = predictor.Logits(batch.Images);
+                var logits = options.Tta ? MirrorAveraged(predictor, batch.Images) : predictor.Logits(batch.Images);
                 loss += nn.functional.cross_entropy(logits, batch.Labels, reduction: nn.Reduction.Sum).item<float>();
                 var top = logits.topk(k, 1).indexes;
                 var hits = top.eq(batch.Labels.unsqueeze(1)).any(1).sum().item<long>();
@@ -201,5 +206,15 @@ public static class Evaluator
             progress?.Report(new ProgressInfo("evaluate", truth.Count, data.Count, truth.Count / Math.Max(1e-9, clock.Elapsed.TotalSeconds)));
         }
         return new EvaluationReport(model.Labels, truth, predicted, k, topHits, truth.Count == 0 ? null : loss / truth.Count, samples);
+    }
+
+    /// <summary>Log of the mean of the softmax probabilities of a batch and its mirror: log-probabilities, so that
+    /// cross-entropy, top-k and log-softmax treat them as they treat logits.</summary>
+    private static Tensor MirrorAveraged(Predictor predictor, Tensor images)
+    {
+        using var mirrored = images.flip(3);
+        using var a = predictor.Logits(images);
+        using var b = predictor.Logits(mirrored);
+        return (a.softmax(1) + b.softmax(1)).mul_(0.5).log_();
     }
 }

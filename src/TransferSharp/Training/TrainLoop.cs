@@ -62,7 +62,7 @@ internal static class TrainLoop
         var model = task.Module;
         var state = new TrainingState { Fingerprint = fingerprint };
         var best = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        List<(string, Tensor)>? resumedOptimizer = null;
+        List<(string, Tensor)>? resumedOptimizer = null, resumedAverage = null;
         Checkpoint.Loaded? loaded = null;
         var clock = Stopwatch.StartNew();
         try
@@ -84,9 +84,11 @@ internal static class TrainLoop
                 }
                 foreach (var (name, t) in loaded.BestTensors) best[name] = t.clone().DetachFromDisposeScope();
                 resumedOptimizer = loaded.OptimizerTensors.ToList();
+                resumedAverage = loaded.AverageTensors.ToList();
             }
 
             Optimizer? optimizer = null;
+            WeightAverage? average = null;
             LearningRateSchedule? schedule = null;
             int currentStage = 0;
             int batchesPerEpoch = (task.TrainCount + options.BatchSize - 1) / options.BatchSize;
@@ -102,14 +104,18 @@ internal static class TrainLoop
                         task.EnterStage(stage);
                         optimizer?.Dispose();
                         optimizer = new Optimizer(options.Optimizer, task.ParamGroups(stage, options), options.WeightDecay, options.Momentum);
-                        if (stage == state.Stage && resumedOptimizer is not null) optimizer.LoadState(resumedOptimizer, state.StageSteps);
+                        bool resuming = stage == state.Stage && resumedOptimizer is not null;
+                        if (resuming) optimizer.LoadState(resumedOptimizer!, state.StageSteps);
                         else
                         {
                             state.Stage = stage;
                             state.StageSteps = 0;
                             state.BadEpochs = 0;
                         }
+                        average?.Dispose();
+                        average = options.EmaDecay > 0 ? new WeightAverage(model, options.EmaDecay, task.Persist, resuming && resumedAverage is { Count: > 0 } ? resumedAverage : null) : null;
                         resumedOptimizer = null;
+                        resumedAverage = null;
                         currentStage = stage;
                         int stageEpochs = stage == 1 ? headEpochs : total - headEpochs;
                         schedule = new LearningRateSchedule(options.Schedule, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch),
@@ -121,26 +127,31 @@ internal static class TrainLoop
                     {
                         var previous = task.DropoutGenerator;
                         task.DropoutGenerator = generator;
-                        try { (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, state, e, total, progress, cancellation); }
+                        try { (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, average, state, e, total, progress, cancellation); }
                         finally { task.DropoutGenerator = previous; }
                     }
                     double? valLoss = null, valAcc = null;
-                    if (task.HasValidation)
+                    bool improved;
+                    // With a weight average, validation and the best epoch's snapshot see the average.
+                    using (average?.Swapped())
                     {
-                        var (l, a) = task.Validate(progress, cancellation);
-                        (valLoss, valAcc) = (l, a);
+                        if (task.HasValidation)
+                        {
+                            var (l, a) = task.Validate(progress, cancellation);
+                            (valLoss, valAcc) = (l, a);
+                        }
+                        improved = valAcc is { } acc && (acc > state.BestAccuracy || (acc == state.BestAccuracy && valLoss!.Value < state.BestLoss));
+                        if (improved) CopyState(model, task, best);
                     }
                     var record = new EpochRecord(e + 1, stage, trainLoss, trainAcc, valLoss, valAcc,
                         optimizer!.Groups[0].LearningRate, epochClock.Elapsed.TotalSeconds);
                     state.History.Add(record);
-                    bool improved = valAcc is { } acc && (acc > state.BestAccuracy || (acc == state.BestAccuracy && valLoss!.Value < state.BestLoss));
                     if (improved)
                     {
                         state.BestAccuracy = valAcc!.Value;
                         state.BestLoss = valLoss!.Value;
                         state.BestEpoch = e + 1;
                         state.BadEpochs = 0;
-                        CopyState(model, task, best);
                     }
                     else if (task.HasValidation) state.BadEpochs++;
                     else state.BestEpoch = e + 1;
@@ -159,14 +170,17 @@ internal static class TrainLoop
                     if (checkpoint.Path is { } path)
                     {
                         var persisted = model.state_dict().Where(kv => task.Persist(kv.Key)).Select(kv => (kv.Key, kv.Value)).ToList();
-                        Checkpoint.Save(path, state, persisted, best.Select(kv => (kv.Key, kv.Value)), optimizer);
+                        Checkpoint.Save(path, state, persisted, best.Select(kv => (kv.Key, kv.Value)), optimizer, average?.Tensors);
                     }
                     onEpoch?.Invoke(record);
                 }
+                // A run without validation ends on the average of its last stage.
+                if (best.Count == 0) average?.CopyInto();
             }
             finally
             {
                 optimizer?.Dispose();
+                average?.Dispose();
             }
             if (best.Count > 0) StateLoader.Load(model, best, LoadPolicy.Exact, "the best epoch's snapshot", include: task.Persist);
             return state;
@@ -186,7 +200,7 @@ internal static class TrainLoop
     internal static Generator DropoutGenerator(int seed, int epoch) => new((ulong)Data.DataLoader.MixSeed(seed, epoch, -2));
 
     private static (double Loss, double Accuracy) TrainEpoch<TInput>(ITrainingTask<TInput> task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
-        TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation) where TInput : IDisposable
+        WeightAverage? average, TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation) where TInput : IDisposable
     {
         var model = task.Module;
         model.train();
@@ -203,6 +217,7 @@ internal static class TrainLoop
             foreach (var g in optimizer.Groups) g.LearningRate = g.BaseLearningRate * factor;
             optimizer.Step();
             optimizer.ZeroGrad();
+            average?.Update(state.StageSteps);
             state.StageSteps++;
         }
 

@@ -93,6 +93,7 @@ public static class Trainer
             var tuneOptions = TrainOptions.FineTuneFromHead(AutoFineTuneEpochs, model.Architecture!.Head) with
             {
                 ValidationSplit = options.ValidationSplit, Seed = options.Seed, Device = options.Device, Loader = options.Loader,
+                EmaDecay = options.EmaDecay,
             };
             var tuned = Train(model, train, validation, tuneOptions, run, cancellation);
             if (tuned.BestValidationAccuracy is { } tunedAccuracy && tunedAccuracy > headAccuracy)

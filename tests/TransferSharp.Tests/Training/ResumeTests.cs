@@ -61,16 +61,18 @@ public sealed class ResumeTests : IDisposable
         }
     }
 
-    [Fact]
-    public void FineTuningKilledMidEpochResumesToTheSameWeights()
+    [Theory]
+    [InlineData(false, 5)]
+    [InlineData(true, 8)] // with the weight average, killed in epoch 3: the resumed stage takes the average from the checkpoint
+    public void FineTuningKilledMidEpochResumesToTheSameWeights(bool ema, int killAtBatch)
     {
-        var options = FineTune;
+        var options = FineTune with { EmaDecay = ema ? 0.9 : 0 };
         var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _);
         Assert.False(File.Exists(Path.Combine(_dir, "a.ckpt")), "a completed run deletes its checkpoint");
 
-        // 18 training images, batches of 6: 3 per epoch. Batch 5 is the middle of epoch 2 (stage 2).
+        // 18 training images, batches of 6: 3 per epoch. Batch 5 is the middle of epoch 2 (stage 2), batch 8 of epoch 3.
         var ckpt = Path.Combine(_dir, "b.ckpt");
-        Run(options, ckpt, false, 5, out bool cancelled);
+        Run(options, ckpt, false, killAtBatch, out bool cancelled);
         Assert.True(cancelled);
         Assert.True(File.Exists(ckpt), "the checkpoint of epoch 1 must survive the kill");
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
