@@ -33,7 +33,7 @@ public static class ErrorReporter
     {
         ["Epochs"] = "--epochs", ["HeadEpochs"] = "--head-epochs", ["BatchSize"] = "--batch-size",
         ["AccumulationSteps"] = "--accumulate", ["LearningRate"] = "--lr", ["BodyLearningRateFactor"] = "--body-lr-factor",
-        ["LabelSmoothing"] = "--label-smoothing", ["ValidationSplit"] = "--val-split", ["Patience"] = "--patience", ["EmaDecay"] = "--ema",
+        ["LabelSmoothing"] = "--label-smoothing", ["ValidationSplit"] = "--val-split", ["Patience"] = "--patience", ["EmaDecay"] = "--ema", ["Mixup"] = "--mixup", ["CutMix"] = "--cutmix",
         ["UnfreezeTop"] = "--unfreeze", ["UnfreezeFrom"] = "--unfreeze-from", ["Device"] = "--device",
         ["ImageSize"] = "--image-size", ["Opset"] = "--opset", ["MaxLength"] = "--max-length", ["Dropout"] = "--dropout",
         ["EmbeddingDimension"] = "--embedding-dim", ["EmbeddingLearningRate"] = "--embedding-lr", ["Format"] = "--to",

@@ -225,6 +225,16 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [Description("Average the weights over the training steps (exponential moving average with this decay, e.g. 0.998; 0: off): validation and the saved model use the average.")]
         public double Ema { get; init; }
 
+        [CommandOption("--mixup <ALPHA>")]
+        [DefaultValue(0.0)]
+        [Description("Fine-tuning: mixup, blending pairs of images and their labels with a Beta(ALPHA, ALPHA) weight (timm uses 0.8; 0: off).")]
+        public double Mixup { get; init; }
+
+        [CommandOption("--cutmix <ALPHA>")]
+        [DefaultValue(0.0)]
+        [Description("Fine-tuning: CutMix, pasting a box of another image and blending the labels by area (timm uses 1.0; 0: off). With --mixup, each batch takes one of the two.")]
+        public double CutMix { get; init; }
+
         [CommandOption("--patience <N>")]
         [Description("Early stopping: end a stage after N epochs without a better validation score (0: off).")]
         [DefaultValue(0)]
@@ -345,6 +355,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             StepGamma = s.StepGamma,
             LabelSmoothing = s.LabelSmoothing,
             EmaDecay = s.Ema,
+            Mixup = s.Mixup,
+            CutMix = s.CutMix,
             Patience = s.Patience,
             FreezeBatchNorm = s.FreezeBatchNorm,
             Head = new HeadSpec { Kind = head, Hidden = s.Hidden, Dropout = s.Dropout },

@@ -113,6 +113,14 @@ public sealed record TrainOptions
     /// final model use the average of each stage's steps (see docs/workflows.md for what it gains).</summary>
     public double EmaDecay { get; init; }
 
+    /// <summary>Fine-tuning: mixup with this Beta(α, α) (0: off; timm's recipes use 0.8): each batch blends pairs of images
+    /// and their labels. With <see cref="CutMix"/> also on, each batch takes one of the two.</summary>
+    public double Mixup { get; init; }
+
+    /// <summary>Fine-tuning: CutMix with this Beta(α, α) (0: off; timm's recipes use 1.0): a box of another image of the
+    /// batch is pasted in and the labels blended by area.</summary>
+    public double CutMix { get; init; }
+
     /// <summary>Stop a stage after this many epochs without a better validation score (0: never).</summary>
     public int Patience { get; init; }
 
@@ -164,6 +172,8 @@ public sealed record TrainOptions
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) throw new InvalidOptionException(nameof(LearningRate), $"LearningRate must be positive (got {LearningRate})");
         if (BodyLearningRateFactor < 0) throw new InvalidOptionException(nameof(BodyLearningRateFactor), "BodyLearningRateFactor must be ≥ 0");
         if (LabelSmoothing is < 0 or >= 1) throw new InvalidOptionException(nameof(LabelSmoothing), $"LabelSmoothing must lie in [0, 1) (got {LabelSmoothing})");
+        if (Mixup < 0 || double.IsNaN(Mixup)) throw new InvalidOptionException(nameof(Mixup), $"Mixup (the Beta distribution's α) must be ≥ 0 (got {Mixup})");
+        if (CutMix < 0 || double.IsNaN(CutMix)) throw new InvalidOptionException(nameof(CutMix), $"CutMix (the Beta distribution's α) must be ≥ 0 (got {CutMix})");
         if (EmaDecay is < 0 or >= 1 || double.IsNaN(EmaDecay)) throw new InvalidOptionException(nameof(EmaDecay), $"EmaDecay must lie in [0, 1) (got {EmaDecay})");
         if (ValidationSplit is < 0 or >= 1) throw new InvalidOptionException(nameof(ValidationSplit), $"ValidationSplit must lie in [0, 1) (got {ValidationSplit})");
         if (Patience < 0) throw new InvalidOptionException(nameof(Patience), "Patience must be ≥ 0");

@@ -234,7 +234,8 @@ internal static class TrainLoop
                 scaled.backward();
                 long n = y.shape[0];
                 lossSum += loss.item<float>() * n;
-                using (no_grad()) correct += logits.argmax(1).eq(y).sum().item<long>();
+                // Mixed batches (mixup, CutMix) carry soft targets [N, classes]; their accuracy counts the larger share.
+                using (no_grad()) correct += logits.argmax(1).eq(y.dim() == 2 ? y.argmax(1) : y).sum().item<long>();
                 seen += n;
             }
             if (++micro % options.AccumulationSteps == 0) Step();

@@ -382,8 +382,22 @@ public static class Trainer
         {
             var transform = new Data.SampleTransform(_preprocessing, _options.Augmentation);
             var order = DataLoader.Order(_train.Count, true, _options.Seed, epoch);
+            // Mixup/CutMix draws come from a stream of their own (−3; the shuffle is −1, dropout −2), seeded per epoch.
+            var mixing = _options.Mixup > 0 || _options.CutMix > 0 ? new Random(DataLoader.MixSeed(_options.Seed, epoch, -3)) : null;
             foreach (var b in DataLoader.Batches(_train, order, transform, _options.Loader with { BatchSize = _options.BatchSize }, _options.Seed, epoch, _run.BadImages, cancellation))
-                yield return (OnDevice(b.Images, _device), OnDevice(b.Labels, _device));
+            {
+                var (x, y) = (OnDevice(b.Images, _device), OnDevice(b.Labels, _device));
+                if (mixing is null) yield return (x, y);
+                else
+                {
+                    using (x)
+                    using (y)
+                    {
+                        var classes = (int)Model.Graph.Shapes[Model.Graph.ClassifierNode!][^1];
+                        yield return BatchMixing.Apply(x, y, classes, _options.Mixup, _options.CutMix, mixing);
+                    }
+                }
+            }
         }
 
         public Tensor Forward(Tensor x) => Model.forward(x);

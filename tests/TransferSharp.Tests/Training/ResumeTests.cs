@@ -63,10 +63,12 @@ public sealed class ResumeTests : IDisposable
 
     [Theory]
     [InlineData(false, 5)]
-    [InlineData(true, 8)] // with the weight average, killed in epoch 3: the resumed stage takes the average from the checkpoint
-    public void FineTuningKilledMidEpochResumesToTheSameWeights(bool ema, int killAtBatch)
+    // Every issue-12 ingredient on (weight average, mixup and CutMix), killed in epoch 3: the resumed stage takes the
+    // average from the checkpoint and mixes its batches as the uninterrupted run did.
+    [InlineData(true, 8)]
+    public void FineTuningKilledMidEpochResumesToTheSameWeights(bool ingredients, int killAtBatch)
     {
-        var options = FineTune with { EmaDecay = ema ? 0.9 : 0 };
+        var options = ingredients ? FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0 } : FineTune;
         var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _);
         Assert.False(File.Exists(Path.Combine(_dir, "a.ckpt")), "a completed run deletes its checkpoint");
 
