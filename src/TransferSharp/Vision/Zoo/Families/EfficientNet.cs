@@ -7,7 +7,8 @@ namespace TransferSharp.Vision.Zoo;
 /// EfficientNet B0–B7 (Tan &amp; Le 2019) and EfficientNetV2 S/M/L (Tan &amp; Le 2021) as torchvision builds them:
 /// "features.N.M.block.K" MBConv blocks (1×1 expand → depthwise → squeeze-and-excitation with SiLU/sigmoid → 1×1
 /// projection) and, in V2's first stages, FusedMBConv blocks (one full convolution instead of expand + depthwise, no
-/// SE); SiLU throughout, head
+/// SE); SiLU throughout, stochastic
+/// depth on the residual branches (its rate growing linearly with depth to 0.2, active in training only), head
 /// "classifier.1" after dropout "classifier.0".
 /// </summary>
 public static class EfficientNet
@@ -80,6 +81,8 @@ public static class EfficientNet
         return rounded < roundLimit * v ? rounded + divisor : rounded;
     }
 
+    private const double StochasticDepth = 0.2;
+
     private static ModelGraph Build(Spec spec, ModelOptions o)
     {
         var b = ModelZoo.Builder(spec.Name, o, spec.Size);
@@ -91,6 +94,7 @@ public static class EfficientNet
         }
 
         var x = ConvBnAct(b.Input, "features.0", spec.Stages[0].In, 3, 2);
+        int total = spec.Stages.Sum(s => s.Layers), blockId = 0;
         for (int si = 0; si < spec.Stages.Length; si++)
         {
             var s = spec.Stages[si];
@@ -121,7 +125,14 @@ public static class EfficientNet
                         y = ConvBnAct(y, Next(), s.Out, 1, act: false);
                     }
                 }
-                x = stride == 1 && inCh == s.Out ? b.Sum(block, y, x) : b.Add(new IdentityOp(), block, y);
+                // torchvision's StochasticDepth("row") on the residual branch, its rate growing with the block's index.
+                double dropPath = StochasticDepth * blockId++ / total;
+                if (stride == 1 && inCh == s.Out)
+                {
+                    y = b.Add(new DropPathOp(dropPath), block + ".stochastic_depth", y);
+                    x = b.Sum(block, y, x);
+                }
+                else x = b.Add(new IdentityOp(), block, y);
             }
         }
         int last = spec.LastChannels ?? 4 * spec.Stages[^1].Out;

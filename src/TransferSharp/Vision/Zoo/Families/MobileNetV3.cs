@@ -68,7 +68,7 @@ public static class MobileNetV3
                 y = ConvBnAct(y, $"{k++}", c.Expanded, c.Kernel, c.Stride, c.Expanded, act);
                 if (c.Se)
                     y = b.SqueezeExcite(y, $"{k++}", EfficientNet.MakeDivisible(c.Expanded / 4), ActivationKind.Relu,
-                        new ActivationOp(ActivationKind.HardSigmoid, 1.0 / 6, 0.5));
+                        ActivationOp.TorchHardSigmoid);
                 y = ConvBnAct(y, $"{k++}", c.Out, 1);
             }
             x = c.Stride == 1 && c.In == c.Out ? b.Sum(block, y, x) : b.Add(new IdentityOp(), block, y);
