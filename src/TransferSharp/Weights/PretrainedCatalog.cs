@@ -38,6 +38,18 @@ internal static partial class PretrainedCatalog
         ["resnetv2_101x1_bit"] = "goog_in21k_ft_in1k",
         ["resnetv2_152x2_bit"] = "goog_teacher_in21k_ft_in1k",
         ["mobilenet_v1"] = "ra4_e3600_r224_in1k",
+        ["tf_efficientnet_b0"] = "ns_jft_in1k",
+        ["tf_efficientnet_b1"] = "ns_jft_in1k",
+        ["tf_efficientnet_b2"] = "ns_jft_in1k",
+        ["tf_efficientnet_b3"] = "ns_jft_in1k",
+        ["tf_efficientnet_b4"] = "ns_jft_in1k",
+        ["tf_efficientnet_b5"] = "ns_jft_in1k",
+        ["tf_efficientnet_b6"] = "ns_jft_in1k",
+        ["tf_efficientnet_b7"] = "ns_jft_in1k",
+        ["tf_efficientnetv2_b0"] = "in1k",
+        ["tf_efficientnetv2_b1"] = "in1k",
+        ["tf_efficientnetv2_b2"] = "in1k",
+        ["tf_efficientnetv2_b3"] = "in21k_ft_in1k",
     };
 
     // torch.hub's convention: "name-<sha256 prefix>.ext".

@@ -22,9 +22,18 @@ public class ExportRoundTripTests(ITestOutputHelper output)
     public static TheoryData<string> Architectures()
     {
         var data = new TheoryData<string>();
-        foreach (var e in ModelZoo.Entries) data.Add(e.Name);
+        foreach (var e in ModelZoo.Entries)
+        {
+            // The families of issue 11 run their smallest variant: the others repeat its code paths at many times the cost.
+            if (ImportedBack.Contains(e.Name) || !NewFamilies.Contains(e.Family)) data.Add(e.Name);
+        }
         return data;
     }
+
+    private static readonly HashSet<string> NewFamilies = ["EfficientNet", "EfficientNetV2", "EfficientNet (TF)", "EfficientNetV2 (TF)", "MobileNetV3"];
+
+    /// <summary>Also imported back from their ONNX file as a graph that reproduces the logits and trains.</summary>
+    private static readonly HashSet<string> ImportedBack = ["efficientnet_b0", "tf_efficientnet_b0", "tf_efficientnetv2_b0", "mobilenet_v3_small"];
 
     [SkippableTheory]
     [MemberData(nameof(Architectures))]
@@ -70,11 +79,33 @@ public class ExportRoundTripTests(ITestOutputHelper output)
             output.WriteLine($"{name}: export {exportSeconds:F1} s, {new FileInfo(file).Length / 1e6:F1} MB; |Δlogits| {dl:G3} (tol {tolL:G3}), |Δfeatures| {df:G3} (tol {tolF:G3}); total {sw.Elapsed.TotalSeconds:F1} s");
             Assert.True(dl <= tolL, $"{name}: ONNX Runtime logits differ by {dl:G4} > {tolL:G4}");
             Assert.True(df <= tolF, $"{name}: ONNX Runtime features differ by {df:G4} > {tolF:G4}");
+            if (ImportedBack.Contains(name)) ImportsBackAsTrainableGraph(file, x, logits, tolL);
         }
         finally
         {
             Directory.Delete(dir, true);
         }
+    }
+
+    /// <summary>The exported file imports as a graph whose eval logits are ours, and whose imported weights receive
+    /// gradients in training mode.</summary>
+    private void ImportsBackAsTrainableGraph(string file, Tensor x, Tensor logits, double tolerance)
+    {
+        using var scope = NewDisposeScope();
+        var imported = OnnxImporter.Import(file);
+        using var module = new GraphModule(imported.Graph);
+        imported.LoadInto(module, LoadPolicy.Strict);
+        module.eval();
+        double d;
+        using (no_grad()) d = (module.forward(x) - logits).abs().max().item<float>();
+        output.WriteLine($"imported back: {imported.Graph.Nodes.Count} nodes, |Δlogits| {d:G3} (tol {tolerance:G3})");
+        Assert.True(d <= tolerance, $"{file}: the imported graph's logits differ by {d:G4} > {tolerance:G4}");
+
+        module.train();
+        module.forward(x).square().mean().backward();
+        var parameters = module.named_parameters().ToList();
+        int withGradient = parameters.Count(p => p.parameter.grad is { } g && g.abs().sum().item<float>() > 0);
+        Assert.True(withGradient > parameters.Count / 2, $"{file}: only {withGradient} of {parameters.Count} imported parameters got a gradient");
     }
 
     /// <summary>FILL.md's rule, max(50 × float32 error, 1e-5 × max |value|), with the float32 error taken

@@ -41,6 +41,21 @@ public sealed class WorkflowCliTests : IDisposable
         Assert.Contains(predicted.GetProperty("predictions")[0].GetProperty("top")[0].GetProperty("label").GetString(), new[] { "bag", "coat", "sandal" });
     }
 
+    /// <summary>Issue 11's promise: an EfficientNet fine-tunes from random weights (stochastic depth and the SE blocks in
+    /// training mode) and the model it writes predicts.</summary>
+    [Fact]
+    public void Efficientnet_b0_fine_tunes_from_random_weights()
+    {
+        var data = TrainingData.Folder(Path.Combine(_dir, "data"), 3, "bag", "sandal");
+        var model = Path.Combine(_dir, "effnet.safetensors");
+        var train = CliRunner.RunJson("train", "--model", "efficientnet_b0", "--weights", "none", "--image-size", "32", "--data", data,
+            "--mode", "finetune", "--epochs", "1", "--out", model);
+        Assert.True(File.Exists(model), train.ToString());
+        var image = Directory.GetFiles(Path.Combine(data, "bag"))[0];
+        var predicted = CliRunner.RunJson("predict", "--model", model, image);
+        Assert.Contains(predicted.GetProperty("predictions")[0].GetProperty("top")[0].GetProperty("label").GetString(), new[] { "bag", "sandal" });
+    }
+
     [Fact]
     public void Asking_for_cuda_without_it_says_what_to_reference()
     {

@@ -9,7 +9,7 @@ namespace TransferSharp.Tests.Vision;
 
 /// <summary>
 /// Structural promises every zoo model keeps: layer groups that partition the parameters, a
-/// replaceable classifier, inputs of other sizes, and (for models without a parity fixture) timm's
+/// replaceable classifier, inputs of other sizes, and (for models without a parity fixture) the reference's
 /// state-dict names and shapes.
 /// </summary>
 [Trait("Category", "Zoo")]
@@ -56,14 +56,20 @@ public class ZooStructureTests
         Assert.Equal("head", graph.GroupOf(graph.ClassifierNode!)!.Name);
     }
 
-    public static TheoryData<string> ModelsWithoutFixture() => new() { "resnetv2_101x1_bit", "resnetv2_152x2_bit" };
+    /// <summary>Models without a parity fixture and the folder of tests/data holding their reference's state-dict list.</summary>
+    public static TheoryData<string, string> ModelsWithoutFixture() => new()
+    {
+        { "resnetv2_101x1_bit", "timm_state_dicts" },
+        { "resnetv2_152x2_bit", "timm_state_dicts" },
+        { "efficientnet_v2_s", "torchvision_state_dicts" },
+    };
 
     [Theory]
     [MemberData(nameof(ModelsWithoutFixture))]
-    public void State_dict_names_and_shapes_equal_timms(string model)
+    public void State_dict_names_and_shapes_equal_the_references(string model, string folder)
     {
-        var expected = File.ReadAllLines(Path.Combine(Paths.TestData, "timm_state_dicts", model + ".txt"))
-            .Where(l => l.Length > 0)
+        var lines = File.ReadAllLines(Path.Combine(Paths.TestData, folder, model + ".txt")).Where(l => l.Length > 0).ToList();
+        var expected = lines
             .Select(l => l.Split(' '))
             .ToDictionary(f => f[0], f => f[1].Length == 0 ? "" : f[1]);
         var ours = StateOf(ModelZoo.Get(model).Build())
@@ -71,10 +77,18 @@ public class ZooStructureTests
         var missing = expected.Keys.Except(ours.Keys).ToList();
         var extra = ours.Keys.Except(expected.Keys).ToList();
         var misShaped = expected.Keys.Intersect(ours.Keys).Where(k => expected[k] != ours[k])
-            .Select(k => $"{k}: ours [{ours[k]}], timm [{expected[k]}]").ToList();
+            .Select(k => $"{k}: ours [{ours[k]}], reference [{expected[k]}]").ToList();
         Assert.True(missing.Count + extra.Count + misShaped.Count == 0,
             $"{model}: missing [{string.Join(", ", missing.Take(5))}], unexpected [{string.Join(", ", extra.Take(5))}], mis-shaped [{string.Join("; ", misShaped.Take(5))}]");
         Assert.Equal(expected.Count, ours.Count);
+        if (folder == "torchvision_state_dicts")
+        {
+            // torchvision lists parameters and buffers module by module, as our registration order does.
+            var graph = ModelZoo.Get(model).Build();
+            using var module = new GraphModule(graph);
+            var order = module.state_dict().Keys.ToList();
+            Assert.Equal(lines.Select(l => l.Split(' ')[0]), order);
+        }
     }
 
     /// <summary>One model per family (the first registered), at an input size it was not built for.</summary>

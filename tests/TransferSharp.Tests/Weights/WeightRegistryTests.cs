@@ -1,3 +1,4 @@
+using TransferSharp.Tests.Support;
 using TransferSharp.Vision.Preprocessing;
 using TransferSharp.Vision.Zoo;
 using TransferSharp.Weights;
@@ -13,8 +14,13 @@ public class WeightRegistryTests
     public void Every_tag_of_the_json_is_registered_except_timms_mobilenetv2()
     {
         var all = WeightRegistry.AllRegistered;
-        Assert.Equal(16, all.Count(t => t.Source == WeightSource.TorchVision));
-        Assert.Equal(58, all.Count(t => t.Source == WeightSource.Timm)); // 59 timm entries minus mobilenetv2_100
+        // Counted from the catalog itself, so adding a family's tags needs no edit here.
+        var json = File.ReadAllText(Path.Combine(Paths.RepoRoot, "src", "TransferSharp", "Weights", "Resources", "pretrained_weights.json"));
+        using var catalog = System.Text.Json.JsonDocument.Parse(json.Replace("NaN", "null", StringComparison.Ordinal));
+        int Entries(string source, Func<string, bool> keep) => catalog.RootElement.GetProperty(source).EnumerateObject().Count(e => keep(e.Name));
+        Assert.Equal(Entries("torchvision", _ => true), all.Count(t => t.Source == WeightSource.TorchVision));
+        Assert.Equal(Entries("timm", k => !k.StartsWith("mobilenetv2_100.", StringComparison.Ordinal)), all.Count(t => t.Source == WeightSource.Timm));
+        Assert.True(all.Count(t => t.Source == WeightSource.Timm) >= 58);
         Assert.DoesNotContain(all, t => t.SourceArchitecture == "mobilenetv2_100");
         Assert.All(all.Where(t => t.Source != WeightSource.Local), t => Assert.NotEmpty(t.Files)); // bundled tags (resnet18_cntk) have a local file instead
     }
@@ -54,6 +60,37 @@ public class WeightRegistryTests
         Assert.Equal(Interpolation.Bilinear, v1.Preprocessing.Interpolation);
         Assert.Equal([0.485, 0.456, 0.406], v1.Preprocessing.Mean);
         Assert.Equal(232, WeightRegistry.Get("resnet50", "IMAGENET1K_V2").Preprocessing.ResizeSize);
+    }
+
+    [Fact]
+    public void EfficientNet_and_MobileNetV3_tags_carry_their_own_preprocessing_and_top1()
+    {
+        // torchvision's EfficientNets: bicubic, a resize and crop per variant.
+        var b0 = WeightRegistry.Default("efficientnet_b0")!;
+        Assert.Equal("IMAGENET1K_V1", b0.Tag);
+        Assert.Equal("3dd342df", b0.Files[0].Sha256Prefix);
+        Assert.Equal(77.692, b0.Top1);
+        Assert.Equal(5288548, b0.ParameterCount);
+        Assert.Equal((256, 224, Interpolation.Bicubic), (b0.Preprocessing.ResizeSize, b0.Preprocessing.CropSize, b0.Preprocessing.Interpolation));
+        var b3 = WeightRegistry.Default("efficientnet_b3")!;
+        Assert.Equal((320, 300), (b3.Preprocessing.ResizeSize, b3.Preprocessing.CropSize));
+        Assert.Equal("IMAGENET1K_V2", WeightRegistry.Default("efficientnet_b1")!.Tag); // 79.8 beats V1's 78.6
+        var v2l = WeightRegistry.Default("efficientnet_v2_l")!;
+        Assert.Equal((480, Interpolation.Bicubic), (v2l.Preprocessing.CropSize, v2l.Preprocessing.Interpolation));
+        Assert.Equal([0.5, 0.5, 0.5], v2l.Preprocessing.Mean);
+        var mv3 = WeightRegistry.Default("mobilenet_v3_large")!;
+        Assert.Equal(("IMAGENET1K_V2", 232, 75.274), (mv3.Tag, mv3.Preprocessing.ResizeSize, mv3.Top1));
+        Assert.Equal(67.668, WeightRegistry.Default("mobilenet_v3_small")!.Top1);
+
+        // timm's TensorFlow ports: its first config is the default, crop_pct gives the resize.
+        var tf = WeightRegistry.Default("tf_efficientnet_b0")!;
+        Assert.Equal(("ns_jft_in1k", 78.68, 256, 224), (tf.Tag, tf.Top1, tf.Preprocessing.ResizeSize, tf.Preprocessing.CropSize));
+        Assert.Equal(Interpolation.Bicubic, tf.Preprocessing.Interpolation);
+        Assert.Equal([0.5, 0.5, 0.5], WeightRegistry.Get("tf_efficientnet_b0", "ap_in1k").Preprocessing.Mean);
+        Assert.Equal(600, WeightRegistry.Get("tf_efficientnet_b7", "aa_in1k").Preprocessing.CropSize);
+        Assert.Equal("in1k", WeightRegistry.Default("tf_efficientnetv2_b0")!.Tag);
+        Assert.Equal("in21k_ft_in1k", WeightRegistry.Default("tf_efficientnetv2_b3")!.Tag);
+        Assert.Equal(21843, WeightRegistry.Get("tf_efficientnetv2_b3", "in21k").NumClasses);
     }
 
     [Fact]

@@ -95,11 +95,31 @@ public sealed class GraphBuilder
 
     /// <summary>Convolution (no bias) → BatchNorm → optional activation, the unit most CNNs repeat.</summary>
     public Sym ConvBnAct(Sym x, string convName, string bnName, int outChannels, Size2 kernel, Size2? stride = null,
-        PadSpec? padding = null, ActivationKind? act = ActivationKind.Relu, double eps = 1e-5, int groups = 1, string? actName = null)
+        PadSpec? padding = null, ActivationKind? act = ActivationKind.Relu, double eps = 1e-5, int groups = 1, string? actName = null,
+        double momentum = 0.1)
     {
         x = Conv(x, convName, outChannels, kernel, stride, padding, groups);
-        x = BatchNorm(x, bnName, eps);
+        x = BatchNorm(x, bnName, eps, momentum);
         return act is { } a ? Act(x, a, actName) : x;
+    }
+
+    /// <summary>
+    /// Squeeze-and-excitation (Hu et al. 2018) on <paramref name="x"/>: global average pool (dimensions kept) → 1×1
+    /// convolution with bias to <paramref name="squeezeChannels"/> → <paramref name="act"/> → 1×1 convolution with bias
+    /// back to the input's channels → <paramref name="gate"/> → the input multiplied by that per-channel gate. Names sit
+    /// under <paramref name="scope"/>; the two convolutions are named as the reference names them (torchvision's
+    /// "fc1"/"fc2", timm's "conv_reduce"/"conv_expand"), the other nodes have no parameters.
+    /// </summary>
+    public Sym SqueezeExcite(Sym x, string scope, int squeezeChannels, ActivationKind act, ActivationOp gate,
+        string reduceName = "fc1", string expandName = "fc2")
+    {
+        using var _ = Scope(scope);
+        var s = GlobalPool(x, PoolKind.Avg, keepDims: true, name: "avgpool");
+        s = Conv(s, reduceName, squeezeChannels, 1, 1, PadSpec.None, bias: true);
+        s = Act(s, act, "act");
+        s = Conv(s, expandName, x.Channels, 1, 1, PadSpec.None, bias: true);
+        s = Add(gate, "gate", s);
+        return Add(new BinaryOp(BinaryKind.Mul), "scale", x, s);
     }
 
     /// <summary>Batch normalisation.</summary>
