@@ -137,7 +137,9 @@ public static class OnnxImporter
             _nodeNames[input.Name] = ModelGraph.InputName;
 
             foreach (var n in order) foreach (var i in n.Input) _consumed.Add(i);
-            foreach (var o in g.Output) _consumed.Add(o.Name);
+            // Only the graph output being imported is read: a node's other outputs that the file also lists as graph
+            // outputs (LayerNormalization's mean, MaxPool's indices) are not computed, so they do not block it.
+            _consumed.Add(_options.Output ?? (g.Output.Count > 0 ? g.Output[0].Name : ""));
 
             for (int i = 0; i < order.Count; i++)
             {

@@ -219,7 +219,7 @@ public sealed class BadInputTests : IDisposable
     public static TheoryData<string> UnsupportedVariants() => new()
     {
         "resize_cubic", "resize_batch", "resize_antialias", "equal_of_values", "where_of_values", "prelu_computed_slope",
-        "dropout_training_mode", "cast_to_float16", "constant_of_batch_shape",
+        "dropout_training_mode", "cast_to_float16", "constant_of_batch_shape", "batchnorm_training_mode",
     };
 
     [Theory]
@@ -237,6 +237,8 @@ public sealed class BadInputTests : IDisposable
             "prelu_computed_slope" => Build(g, "PRelu", ["x", "x"]),
             "dropout_training_mode" => Build(g, "Dropout", ["x", g.Floats("ratio", [], 0.5f), g.Ints("train", 1)]),
             "cast_to_float16" => Build(g, "Cast", ["x"], A("to", (long)P.TensorProto.Types.DataType.Float16)),
+            "batchnorm_training_mode" => Build(g, "BatchNormalization", ["x", g.Weight("s", 3), g.Weight("b", 3), g.Weight("m", 3), g.Weight("v", 3)],
+                A("training_mode", 1L)),
             _ => Build(g, "ConstantOfShape", [g.Op("Shape", ["x"], "shape")]),
         };
         var e = ImportFails<OnnxUnsupportedException>(g.Save(_dir, name + ".onnx", "y"));
