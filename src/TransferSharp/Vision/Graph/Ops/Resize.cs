@@ -117,23 +117,7 @@ public sealed record ResizeOp(ResizeMode Mode, ResizeCoordinates Coordinates, Ne
             var batch = onnx.Emit("Slice", [shape, onnx.Ints(name + ".batch_start", 0), onnx.Ints(name + ".batch_end", 1)], onnx.Fresh(name + "_batch"));
             sizes = onnx.Emit("Concat", [batch, onnx.Ints(name + ".sizes", onnx.OutputShape[1..])], onnx.Fresh(name + "_sizes"), Attr("axis", 0));
         }
-        string mode = Mode == ResizeMode.Nearest ? "nearest" : "linear";
-        string coordinates = Coordinates switch
-        {
-            ResizeCoordinates.HalfPixel => "half_pixel",
-            ResizeCoordinates.HalfPixelSymmetric => "half_pixel_symmetric",
-            ResizeCoordinates.PytorchHalfPixel => "pytorch_half_pixel",
-            ResizeCoordinates.AlignCorners => "align_corners",
-            ResizeCoordinates.Asymmetric => "asymmetric",
-            _ => "tf_half_pixel_for_nn",
-        };
-        string rounding = Rounding switch
-        {
-            NearestRounding.RoundPreferFloor => "round_prefer_floor",
-            NearestRounding.RoundPreferCeil => "round_prefer_ceil",
-            NearestRounding.Floor => "floor",
-            _ => "ceil",
-        };
+        string mode = OnnxName(Mode), coordinates = OnnxName(Coordinates), rounding = OnnxName(Rounding);
         List<string> inputs = sizes.Length > 0 ? [onnx.Inputs[0], "", "", sizes] : [onnx.Inputs[0], "", scales];
         onnx.Out("Resize", inputs, Attr("mode", mode), Attr("coordinate_transformation_mode", coordinates), Attr("nearest_mode", rounding));
     }
@@ -147,32 +131,13 @@ public sealed record ResizeOp(ResizeMode Mode, ResizeCoordinates Coordinates, Ne
         var x = onnx.Value(0);
         bool legacy = onnx.OpType == "Upsample" || onnx.Opset < 11;
         var modeName = onnx.String("mode") ?? "nearest";
-        var mode = modeName switch
-        {
-            "nearest" => ResizeMode.Nearest,
-            "linear" or "bilinear" => ResizeMode.Linear,
-            _ => throw onnx.Unsupported($"mode '{modeName}' (nearest and linear are supported)"),
-        };
+        var mode = FromOnnxName<ResizeMode>(modeName == "bilinear" ? "linear" : modeName)
+            ?? throw onnx.Unsupported($"mode '{modeName}' (nearest and linear are supported)");
         var coordinatesName = legacy ? "asymmetric" : onnx.String("coordinate_transformation_mode") ?? "half_pixel";
-        var coordinates = coordinatesName switch
-        {
-            "half_pixel" => ResizeCoordinates.HalfPixel,
-            "half_pixel_symmetric" => ResizeCoordinates.HalfPixelSymmetric,
-            "pytorch_half_pixel" => ResizeCoordinates.PytorchHalfPixel,
-            "align_corners" => ResizeCoordinates.AlignCorners,
-            "asymmetric" => ResizeCoordinates.Asymmetric,
-            "tf_half_pixel_for_nn" => ResizeCoordinates.TfHalfPixelForNn,
-            _ => throw onnx.Unsupported($"coordinate_transformation_mode '{coordinatesName}'"),
-        };
+        var coordinates = FromOnnxName<ResizeCoordinates>(coordinatesName)
+            ?? throw onnx.Unsupported($"coordinate_transformation_mode '{coordinatesName}'");
         var roundingName = legacy ? "floor" : onnx.String("nearest_mode") ?? "round_prefer_floor";
-        var rounding = roundingName switch
-        {
-            "round_prefer_floor" => NearestRounding.RoundPreferFloor,
-            "round_prefer_ceil" => NearestRounding.RoundPreferCeil,
-            "floor" => NearestRounding.Floor,
-            "ceil" => NearestRounding.Ceil,
-            _ => throw onnx.Unsupported($"nearest_mode '{roundingName}'"),
-        };
+        var rounding = FromOnnxName<NearestRounding>(roundingName) ?? throw onnx.Unsupported($"nearest_mode '{roundingName}'");
         if ((onnx.String("keep_aspect_ratio_policy") ?? "stretch") is var policy && policy != "stretch")
             throw onnx.Unsupported($"keep_aspect_ratio_policy '{policy}' (only stretch)");
 
@@ -230,6 +195,13 @@ public sealed record ResizeOp(ResizeMode Mode, ResizeCoordinates Coordinates, Ne
         }
         onnx.Out(new ResizeOp(mode, coordinates, rounding, resized));
     }
+
+    /// <summary>ONNX spells the enums' members in snake case (HalfPixel: "half_pixel", RoundPreferFloor: "round_prefer_floor").</summary>
+    private static string OnnxName<T>(T value) where T : struct, Enum =>
+        System.Text.RegularExpressions.Regex.Replace(value.ToString(), "(?<!^)([A-Z])", "_$1").ToLowerInvariant();
+
+    private static T? FromOnnxName<T>(string name) where T : struct, Enum =>
+        Enum.GetValues<T>().Where(v => OnnxName(v) == name).Select(v => (T?)v).FirstOrDefault();
 
     /// <inheritdoc />
     public override Layer CreateLayer() => new ResizeLayer(this);
