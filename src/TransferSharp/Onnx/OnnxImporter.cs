@@ -6,16 +6,17 @@ using OnnxProto = global::Onnx;
 namespace TransferSharp.Onnx;
 
 /// <summary>
-/// Imports an ONNX file (opsets 7–21) as a layer graph with trainable parameters. Covers the
-/// operators CNNs exported by PyTorch, tf2onnx and CNTK use; anything else is reported by op type,
-/// node name and opset before any weight is read. Shape computations on constants (Shape, Gather,
-/// Unsqueeze, Concat, …) are folded at import, keeping the batch dimension dynamic.
+/// Imports an ONNX file (opsets 7–21) with one floating-point input of rank 2 to 5 (batch first: MLPs, sequences,
+/// images, volumes) as a layer graph with trainable parameters. Covers the operators CNNs and MLPs exported by
+/// PyTorch, tf2onnx and CNTK use; anything else is reported by op type, node name and opset before any weight is
+/// read. Shape computations on constants (Shape, Gather, Unsqueeze, Concat, Equal, Where, …) are folded at import,
+/// keeping the batch dimension dynamic. ONNX's backend node tests measure it (bench onnx-conformance, docs/onnx.md).
 /// </summary>
 public static class OnnxImporter
 {
     // Declared before SupportedOperators, which reads it during static initialisation.
     /// <summary>Operators the importer handles itself: shape computations folded at import, casts and aliases.</summary>
-    private static readonly string[] MachineryOperators = ["Split", "Identity", "Constant", "Shape", "Gather", "Cast"];
+    private static readonly string[] MachineryOperators = ["Split", "Identity", "Constant", "Shape", "Gather", "Cast", "Equal", "Where", "ConstantOfShape"];
 
     /// <summary>The ONNX operators the importer translates (default domain): those declared beside the ops they become
     /// (<see cref="OnnxImports"/>) and the importer's own machinery, which computes constants or passes values through.</summary>
@@ -26,9 +27,15 @@ public static class OnnxImporter
     /// cannot translate, and <see cref="OnnxException"/> for corrupt or malformed files.</summary>
     public static OnnxModel Import(string path, OnnxImportOptions? options = null)
     {
-        options ??= new OnnxImportOptions();
         path = Path.GetFullPath(path);
-        var model = OnnxModelFile.Read(path);
+        return Import(path, OnnxModelFile.Read(path), options);
+    }
+
+    /// <summary>Imports a model already read from <paramref name="path"/> (the conformance runner hands in node tests
+    /// whose extra inputs it has turned into initializers).</summary>
+    internal static OnnxModel Import(string path, OnnxProto.ModelProto model, OnnxImportOptions? options = null)
+    {
+        options ??= new OnnxImportOptions();
         int opset = OnnxModelFile.Opset(path, model);
         var order = OnnxModelFile.SortAndCheck(path, model.Graph);
 
@@ -106,21 +113,33 @@ public static class OnnxImporter
             var g = _model.Graph;
             var inputs = OnnxModelFile.FedInputs(g);
             if (inputs.Count != 1)
-                throw new OnnxException(_file, $"has {inputs.Count} graph inputs ({string.Join(", ", inputs.Select(i => i.Name))}); the importer takes models with one image input");
+                throw new OnnxException(_file, $"has {inputs.Count} graph inputs ({string.Join(", ", inputs.Select(i => i.Name))}); the importer takes models with one input");
             var input = inputs[0];
             var dims = input.Type?.TensorType?.Shape?.Dim.ToList()
                 ?? throw new OnnxException(_file, $"input '{input.Name}' is not a tensor with a known rank");
-            if (dims.Count != 4) throw new OnnxException(_file, $"input '{input.Name}' has rank {dims.Count}; the importer takes image inputs [N, C, H, W]");
-            long Dim(int i, long fallback) => dims[i].HasDimValue && dims[i].DimValue > 0 ? dims[i].DimValue : fallback;
-            long channels = Dim(1, -1);
-            if (channels <= 0) throw new OnnxException(_file, $"input '{input.Name}' leaves the channel count dynamic");
+            if (dims.Count is < 2 or > 5)
+                throw new OnnxException(_file, $"input '{input.Name}' has rank {dims.Count}; the importer takes inputs of rank 2 to 5 ([N, F], [N, T, C], [N, C, H, W], [N, C, D, H, W]) whose first dimension is the batch");
+            if (!OnnxTensors.IsFloating(input.Type.TensorType.ElemType))
+                throw new OnnxException(_file, $"input '{input.Name}' holds {OnnxTensors.TypeName(input.Type.TensorType.ElemType)}; the importer takes floating-point inputs");
+            // Images may leave height and width dynamic (ImageSize stands in); every other dimension but the batch must be known.
+            var shape = new long[dims.Count];
+            // A declared batch size is the shape the file's constants were computed for; a dynamic one builds with 1.
+            shape[0] = dims[0].HasDimValue && dims[0].DimValue > 0 ? dims[0].DimValue : 1;
+            for (int d = 1; d < dims.Count; d++)
+            {
+                if (dims[d].HasDimValue && dims[d].DimValue > 0) shape[d] = dims[d].DimValue;
+                else if (dims.Count == 4 && d >= 2) shape[d] = _options.ImageSize;
+                else throw new OnnxException(_file, $"input '{input.Name}' leaves dimension {d} dynamic" + (d == 1 ? " (the channel count)" : "") + "; only the batch dimension (and the height and width of an image) may be dynamic");
+            }
             var name = _options.Name ?? Path.GetFileNameWithoutExtension(_file);
-            _b = new GraphBuilder(name, (int)channels, (int)Dim(2, _options.ImageSize), (int)Dim(3, _options.ImageSize));
+            _b = new GraphBuilder(name, shape);
             _values[input.Name] = _b.Input;
             _nodeNames[input.Name] = ModelGraph.InputName;
 
             foreach (var n in order) foreach (var i in n.Input) _consumed.Add(i);
-            foreach (var o in g.Output) _consumed.Add(o.Name);
+            // Only the graph output being imported is read: a node's other outputs that the file also lists as graph
+            // outputs (LayerNormalization's mean, MaxPool's indices) are not computed, so they do not block it.
+            _consumed.Add(_options.Output ?? (g.Output.Count > 0 ? g.Output[0].Name : ""));
 
             for (int i = 0; i < order.Count; i++)
             {
@@ -344,6 +363,8 @@ public static class OnnxImporter
 
         public override long[]? Ints(string name) => Attr(name) is { } a ? a.Ints.ToArray() : null;
 
+        public override double[]? FloatList(string name) => Attr(name) is { } a ? a.Floats.Select(f => (double)f).ToArray() : null;
+
         public override string? String(string name) => Attr(name) is { } a ? a.S.ToStringUtf8() : null;
 
         // ------------------------------------------------------------ translation
@@ -363,6 +384,9 @@ public static class OnnxImporter
                 case "Shape": Shape(); break;
                 case "Gather": Gather(); break;
                 case "Cast": Cast(); break;
+                case "Equal": Equal(); break;
+                case "Where": Where(); break;
+                case "ConstantOfShape": ConstantOfShape(); break;
                 default: throw new UnsupportedVariant("operator not supported");
             }
         }
@@ -392,24 +416,49 @@ public static class OnnxImporter
         private ConstTensor Fold(BinaryKind kind, ConstTensor a, ConstTensor b)
         {
             var shape = BinaryOp.Broadcast(a.Shape, b.Shape);
-            long n = 1;
-            foreach (var d in shape) n *= d;
-            if (a.Count != n && a.Count != 1 || b.Count != n && b.Count != 1)
-                throw new UnsupportedVariant("constant folding with general broadcasting");
-            double Op(double x, double y) => kind switch { BinaryKind.Add => x + y, BinaryKind.Sub => x - y, BinaryKind.Mul => x * y, _ => x / y };
+            long n = CheckedCount(shape);
+            double Op(double x, double y) => kind switch
+            {
+                BinaryKind.Add => x + y, BinaryKind.Sub => x - y, BinaryKind.Mul => x * y, BinaryKind.Pow => Math.Pow(x, y), _ => x / y,
+            };
             if (a.IsFloat || b.IsFloat)
             {
                 var f = new float[n];
-                for (long i = 0; i < n; i++) f[i] = (float)Op(a[a.Count == 1 ? 0 : i], b[b.Count == 1 ? 0 : i]);
+                for (long i = 0; i < n; i++) f[i] = (float)Op(a[BroadcastIndex(i, shape, a.Shape)], b[BroadcastIndex(i, shape, b.Shape)]);
                 return new ConstTensor(shape, f);
             }
             var v = new long[n];
             for (long i = 0; i < n; i++)
             {
-                long x = (long)a[a.Count == 1 ? 0 : i], y = (long)b[b.Count == 1 ? 0 : i];
-                v[i] = kind switch { BinaryKind.Add => x + y, BinaryKind.Sub => x - y, BinaryKind.Mul => x * y, _ => y == 0 ? 0 : x / y };
+                long x = (long)a[BroadcastIndex(i, shape, a.Shape)], y = (long)b[BroadcastIndex(i, shape, b.Shape)];
+                v[i] = kind switch
+                {
+                    BinaryKind.Add => x + y, BinaryKind.Sub => x - y, BinaryKind.Mul => x * y, BinaryKind.Pow => (long)Math.Pow(x, y),
+                    _ => y == 0 ? 0 : x / y,
+                };
             }
             return new ConstTensor(shape, v);
+        }
+
+        /// <summary>Element count of a folded constant's shape; folding stays for shape-sized constants.</summary>
+        private long CheckedCount(long[] shape) => OnnxTensors.CheckedCount(_file, $"node '{_label}' ({_node.OpType}) folded to a constant that", shape);
+
+        /// <summary>The element of an operand of shape <paramref name="from"/> that numpy broadcasting reads for element
+        /// <paramref name="flat"/> of the result of shape <paramref name="to"/>.</summary>
+        private static long BroadcastIndex(long flat, long[] to, long[] from)
+        {
+            long index = 0, stride = 1;
+            int offset = to.Length - from.Length;
+            for (int d = to.Length - 1; d >= 0; d--)
+            {
+                long coordinate = flat % to[d];
+                flat /= to[d];
+                int k = d - offset;
+                if (k < 0) continue;
+                if (from[k] != 1) index += coordinate * stride;
+                stride *= from[k];
+            }
+            return index;
         }
 
         private ConstTensor FoldConcat()
@@ -528,12 +577,24 @@ public static class OnnxImporter
             if (IsConstant(0))
             {
                 var data = Constant(0, "data");
-                if (data.Shape.Length != 1) throw new UnsupportedVariant("folding a Gather of a constant of rank other than 1");
-                var idx = indices.AsInts().Select(i => i < 0 ? i + data.Count : i).ToArray();
-                if (idx.Any(i => i < 0 || i >= data.Count)) throw new OnnxException(_file, $"node '{_label}': gather index out of range");
+                if (data.Shape.Length == 0) throw new OnnxException(_file, $"node '{_label}': Gather of a scalar");
+                int at = Norm(axisAttr, data.Shape.Length);
+                if (at < 0 || at >= data.Shape.Length) throw new OnnxException(_file, $"node '{_label}': axis {axisAttr} is outside a rank-{data.Shape.Length} tensor");
+                long dim = data.Shape[at];
+                var idx = indices.AsInts().Select(i => i < 0 ? i + dim : i).ToArray();
+                if (idx.Any(i => i < 0 || i >= dim)) throw new OnnxException(_file, $"node '{_label}': gather index out of range [{-dim}, {dim - 1}]");
+                // Result [data[:axis], indices, data[axis+1:]]: for each outer block, each index, the inner block it picks.
+                long outer = data.Shape[..at].Aggregate(1L, (p, d) => p * d), inner = data.Shape[(at + 1)..].Aggregate(1L, (p, d) => p * d);
+                long[] shape = [.. data.Shape[..at], .. indices.Shape, .. data.Shape[(at + 1)..]];
+                var source = new long[CheckedCount(shape)];
+                long k = 0;
+                for (long o = 0; o < outer; o++)
+                    foreach (var i in idx)
+                        for (long r = 0; r < inner; r++)
+                            source[k++] = (o * dim + i) * inner + r;
                 EmitConst(data.IsFloat
-                    ? new ConstTensor(indices.Shape, idx.Select(i => data.Floats![i]).ToArray())
-                    : new ConstTensor(indices.Shape, idx.Select(i => data.Ints![i]).ToArray(), idx.Select(data.IsMarked).ToArray()));
+                    ? new ConstTensor(shape, source.Select(j => data.Floats![j]).ToArray())
+                    : new ConstTensor(shape, source.Select(j => data.Ints![j]).ToArray(), source.Select(data.IsMarked).ToArray()));
                 return;
             }
             // On a value: a scalar index is a slice and a squeeze; contiguous indices are a slice.
@@ -548,6 +609,50 @@ public static class OnnxImporter
             Emit(sliced);
         }
 
+        /// <summary>Equal folds on constants (shape arithmetic of exported graphs: "is this dimension -1?"); the graph has no
+        /// boolean tensors to compute it at run time.</summary>
+        private void Equal()
+        {
+            if (!IsConstant(0) || !IsConstant(1)) throw new UnsupportedVariant("Equal of a computed tensor (only constants fold)");
+            ConstTensor a = Constant(0, "A"), b = Constant(1, "B");
+            var shape = BinaryOp.BroadcastShapes(a.Shape, b.Shape) ?? throw new OnnxException(_file, $"node '{_label}': shapes [{string.Join(",", a.Shape)}] and [{string.Join(",", b.Shape)}] do not broadcast");
+            var v = new long[CheckedCount(shape)];
+            for (long i = 0; i < v.Length; i++) v[i] = a[BroadcastIndex(i, shape, a.Shape)] == b[BroadcastIndex(i, shape, b.Shape)] ? 1 : 0;
+            EmitConst(new ConstTensor(shape, v));
+        }
+
+        /// <summary>Where folds on a constant condition and constant operands; a chosen element that is the batch size
+        /// stays marked as such.</summary>
+        private void Where()
+        {
+            if (!IsConstant(0) || !IsConstant(1) || !IsConstant(2)) throw new UnsupportedVariant("Where with a computed condition or operand (only constants fold)");
+            ConstTensor c = Constant(0, "condition"), x = Constant(1, "X"), y = Constant(2, "Y");
+            var shape = BinaryOp.BroadcastShapes(c.Shape, x.Shape) is { } cx ? BinaryOp.BroadcastShapes(cx, y.Shape) : null;
+            if (shape is null) throw new OnnxException(_file, $"node '{_label}': condition, X and Y do not broadcast together");
+            long n = CheckedCount(shape);
+            var pick = new (ConstTensor From, long At)[n];
+            for (long i = 0; i < n; i++)
+                pick[i] = c[BroadcastIndex(i, shape, c.Shape)] != 0 ? (x, BroadcastIndex(i, shape, x.Shape)) : (y, BroadcastIndex(i, shape, y.Shape));
+            EmitConst(x.IsFloat || y.IsFloat
+                ? new ConstTensor(shape, pick.Select(p => (float)p.From[p.At]).ToArray())
+                : new ConstTensor(shape, pick.Select(p => (long)p.From[p.At]).ToArray(), pick.Select(p => p.From.IsMarked(p.At)).ToArray()));
+        }
+
+        /// <summary>ConstantOfShape folds on a constant shape that does not hold the batch size.</summary>
+        private void ConstantOfShape()
+        {
+            var target = Constant(0, "shape");
+            if (Enumerable.Range(0, (int)target.Count).Any(i => target.IsMarked(i)))
+                throw new UnsupportedVariant("ConstantOfShape of a shape holding the batch size (a tensor that changes with the batch)");
+            var shape = target.AsInts();
+            if (shape.Any(d => d < 0)) throw new OnnxException(_file, $"node '{_label}': negative dimension in shape [{string.Join(",", shape)}]");
+            long n = CheckedCount(shape);
+            var value = Attr("value") is { } v ? OnnxTensors.Decode(_file, _dir, v.T, $"value of '{_label}'") : new ConstTensor([1], new float[1]);
+            if (value.Count != 1) throw new OnnxException(_file, $"node '{_label}': value holds {value.Count} elements, not one");
+            EmitConst(value.IsFloat ? new ConstTensor(shape, Enumerable.Repeat(value.Floats![0], (int)n).ToArray())
+                : new ConstTensor(shape, Enumerable.Repeat(value.Ints![0], (int)n).ToArray()));
+        }
+
         private void Cast()
         {
             int to = (int)Int("to", 1);
@@ -558,6 +663,9 @@ public static class OnnxImporter
                 return;
             }
             if (!OnnxTensors.IsFloating(to)) throw new UnsupportedVariant($"Cast of a computed tensor to {OnnxTensors.TypeName(to)}");
+            // The graph computes in float32: a cast to a narrower float would round, which passing the value through does not.
+            if ((OnnxProto.TensorProto.Types.DataType)to is OnnxProto.TensorProto.Types.DataType.Float16 or OnnxProto.TensorProto.Types.DataType.Bfloat16)
+                throw new UnsupportedVariant($"Cast of a computed tensor to {OnnxTensors.TypeName(to)} (the graph computes in float32 and would not round)");
             Alias();
         }
     }

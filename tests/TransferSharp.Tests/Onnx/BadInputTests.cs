@@ -174,14 +174,14 @@ public sealed class BadInputTests : IDisposable
         var huge = new P.TensorProto { Name = "big", DataType = 1, RawData = ByteString.CopyFrom(new byte[4]) };
         huge.Dims.AddRange([1L << 20, 1L << 20]);
         g.AddInitializer(huge);
-        var a = g.Op("Resize", ["x", "", g.Floats("scales", [4], 1, 1, 2, 2)], "up");
+        var a = g.Op("GridSample", ["x"], "up");
         var b = g.Op("LpNormalization", [a], "norm");
         g.Op("Add", [b, "big"], "y");
         var e = ImportFails<OnnxUnsupportedException>(g.Save(_dir, "unsupported.onnx", "y"));
         Assert.Equal(2, e.Nodes.Count);
-        Assert.Equal(("Resize", "up_node", 13), (e.Nodes[0].OpType, e.Nodes[0].NodeName, e.Nodes[0].Opset));
+        Assert.Equal(("GridSample", "up_node", 13), (e.Nodes[0].OpType, e.Nodes[0].NodeName, e.Nodes[0].Opset));
         Assert.Equal(("LpNormalization", "norm_node", 13), (e.Nodes[1].OpType, e.Nodes[1].NodeName, e.Nodes[1].Opset));
-        Assert.Contains("Resize (opset 13) at node 'up_node'", e.Message);
+        Assert.Contains("GridSample (opset 13) at node 'up_node'", e.Message);
     }
 
     [Fact]
@@ -189,5 +189,66 @@ public sealed class BadInputTests : IDisposable
     {
         var e = ImportFails<OnnxException>(SmallConv(opset: 6).Save(_dir, "old.onnx", "y"));
         Assert.Contains("opset 6", e.Message);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(6)]
+    public void Inputs_of_rank_outside_2_to_5_name_the_file_and_the_input(int rank)
+    {
+        var g = new OnnxGraphs(13, Enumerable.Repeat(2L, rank).ToArray());
+        g.Op("Relu", ["x"], "y");
+        var e = ImportFails<OnnxException>(g.Save(_dir, "rank.onnx", "y"));
+        Assert.Contains($"input 'x' has rank {rank}", e.Message);
+    }
+
+    [Fact]
+    public void Integer_inputs_and_dynamic_feature_dimensions_are_refused_by_name()
+    {
+        var g = new OnnxGraphs(13, [1, 6]);
+        g.Graph.Input[0].Type.TensorType.ElemType = (int)P.TensorProto.Types.DataType.Int64;
+        g.Op("Relu", ["x"], "y");
+        Assert.Contains("input 'x' holds int64", ImportFails<OnnxException>(g.Save(_dir, "ints.onnx", "y")).Message);
+
+        var d = new OnnxGraphs(13, [1, 4, 6]);
+        d.Graph.Input[0].Type.TensorType.Shape.Dim[2].DimParam = "T";
+        d.Op("Relu", ["x"], "y");
+        Assert.Contains("leaves dimension 2 dynamic", ImportFails<OnnxException>(d.Save(_dir, "dynamic.onnx", "y")).Message);
+    }
+
+    public static TheoryData<string> UnsupportedVariants() => new()
+    {
+        "resize_cubic", "resize_batch", "resize_antialias", "equal_of_values", "where_of_values", "prelu_computed_slope",
+        "dropout_training_mode", "cast_to_float16", "constant_of_batch_shape", "batchnorm_training_mode",
+    };
+
+    [Theory]
+    [MemberData(nameof(UnsupportedVariants))]
+    public void Unsupported_variants_of_the_widened_operators_name_op_and_node(string name)
+    {
+        var g = new OnnxGraphs(18, [1, 3, 4, 4]);
+        string op = name switch
+        {
+            "resize_cubic" => Build(g, "Resize", ["x", "", g.Floats("s", [4], 1, 1, 2, 2)], A("mode", "cubic")),
+            "resize_batch" => Build(g, "Resize", ["x", "", g.Floats("s", [4], 2, 1, 1, 1)]),
+            "resize_antialias" => Build(g, "Resize", ["x", "", g.Floats("s", [4], 1, 1, 0.5f, 0.5f)], A("mode", "linear"), A("antialias", 1L)),
+            "equal_of_values" => Build(g, "Equal", ["x", "x"]),
+            "where_of_values" => Build(g, "Where", [g.Ints("cond", 1), "x", "x"]),
+            "prelu_computed_slope" => Build(g, "PRelu", ["x", "x"]),
+            "dropout_training_mode" => Build(g, "Dropout", ["x", g.Floats("ratio", [], 0.5f), g.Ints("train", 1)]),
+            "cast_to_float16" => Build(g, "Cast", ["x"], A("to", (long)P.TensorProto.Types.DataType.Float16)),
+            "batchnorm_training_mode" => Build(g, "BatchNormalization", ["x", g.Weight("s", 3), g.Weight("b", 3), g.Weight("m", 3), g.Weight("v", 3)],
+                A("training_mode", 1L)),
+            _ => Build(g, "ConstantOfShape", [g.Op("Shape", ["x"], "shape")]),
+        };
+        var e = ImportFails<OnnxUnsupportedException>(g.Save(_dir, name + ".onnx", "y"));
+        Assert.Equal((op, "y_node"), (e.Nodes.Single().OpType, e.Nodes.Single().NodeName));
+        Assert.Contains($"{op} (opset 18) at node 'y_node'", e.Message);
+    }
+
+    private static string Build(OnnxGraphs g, string op, string[] inputs, params P.AttributeProto[] attributes)
+    {
+        g.Op(op, inputs, "y", attributes);
+        return op;
     }
 }

@@ -114,20 +114,100 @@ public class ImportOperatorTests(ITestOutputHelper output)
             var a = g.Op("Add", ["x", k], "a");
             return g.Op("MatMul", [a, g.Op("Transpose", [a], "at", A("perm", 0, 1, 3, 2))], "y");
         }),
+        ["mlp_rank2_gemm_matrix_bias_prelu_pow"] = (13, [1, 6], g =>
+        {
+            var h = g.Op("Gemm", ["x", g.Weight("w1", 6, 5), g.Weight("b1", 1, 5)], "h", A("alpha", 0.5f), A("beta", 2f));
+            var p = g.Op("PRelu", [h, g.Floats("slope", [5], 0.1f, 0.2f, 0.3f, 0.4f, 0.5f)], "p");
+            var q = g.Op("Pow", [p, g.Floats("two", [], 2f)], "q");
+            return g.Op("Gemm", [q, g.Weight("w2", 3, 5), g.Floats("b2", [], 0.25f)], "y", A("transB", 1L));
+        }),
+        ["tokens_rank3_pow_of_values_prelu_scalar_slope_gemm_of_values"] = (13, [1, 4, 6], g =>
+        {
+            var a = g.Op("Pow", [g.Op("Abs", ["x"], "abs"), g.Floats("e", [6], 0.5f, 1f, 1.5f, 2f, 2.5f, 3f)], "a");
+            var p = g.Op("PRelu", [g.Op("Sub", [a, "x"], "d"), g.Floats("s", [1], 0.2f)], "p");
+            var f = g.Op("Flatten", [p], "f", A("axis", 1L));
+            return g.Op("Gemm", [f, f, g.Floats("c", [], 0.5f)], "y", A("transB", 1L), A("alpha", 0.25f));
+        }),
+        ["resize_nearest_scales_then_linear_sizes_from_shape"] = (13, [1, 2, 5, 6], g =>
+        {
+            var up = g.Op("Resize", ["x", "", g.Floats("sc", [4], 1, 1, 2, 1.5f)], "up", A("mode", "nearest"),
+                A("coordinate_transformation_mode", "asymmetric"), A("nearest_mode", "floor"));
+            var nc = g.Op("Slice", [g.Op("Shape", [up], "shape"), g.Ints("s0", 0), g.Ints("s1", 2)], "nc");
+            var sizes = g.Op("Concat", [nc, g.Ints("hw", 7, 4)], "sizes", A("axis", 0L));
+            return g.Op("Resize", [up, "", "", sizes], "y", A("mode", "linear"), A("coordinate_transformation_mode", "half_pixel"));
+        }),
+        ["resize_rank5_trilinear_align_corners_and_upsample"] = (13, [1, 2, 3, 4, 4], g =>
+        {
+            var r = g.Op("Resize", ["x", "", g.Floats("sc", [5], 1, 1, 2, 1.5f, 0.5f)], "r", A("mode", "linear"),
+                A("coordinate_transformation_mode", "align_corners"));
+            return g.Op("Resize", [r, "", g.Floats("sc2", [5], 1, 1, 1, 1, 3)], "y", A("mode", "nearest"),
+                A("coordinate_transformation_mode", "pytorch_half_pixel"), A("nearest_mode", "round_prefer_ceil"));
+        }),
+        ["upsample_opset9_nearest"] = (9, [1, 2, 3, 3], g =>
+            g.Op("Upsample", ["x", g.Floats("sc", [4], 1, 1, 2, 3)], "y", A("mode", "nearest"))),
+        ["where_equal_constant_of_shape_gather_fold"] = (13, [1, 3, 4, 4], g =>
+        {
+            // PyTorch's shape arithmetic: replace -1 by a gathered constant, where an Equal says so.
+            var target = g.Ints("target", 0, -1);
+            var isMinus = g.Op("Equal", [target, g.Ints("m1", -1)], "is_minus");
+            var table = g.Ints("table", 48, 12, 3);
+            var picked = g.Op("Gather", [table, g.Ints("idx", 0, 0)], "picked");
+            var fixedShape = g.Op("Where", [isMinus, picked, target], "fixed");
+            // A row of a constant matrix, gathered and reshaped at import, offsets the channels.
+            var row = g.Op("Gather", [g.Floats("mat", [2, 3], 1, 2, 3, 4, 5, 6), g.Ints("row1", 1)], "row");
+            var offsets = g.Op("Reshape", [row, g.Ints("nchw", 1, 3, 1, 1)], "offsets");
+            var flat = g.Op("Reshape", [g.Op("Add", ["x", offsets], "shifted"), fixedShape], "flat");
+            var two = new global::Onnx.TensorProto { Name = "two", DataType = 1 };
+            two.Dims.Add(1);
+            two.FloatData.Add(2f);
+            var twos = g.Op("ConstantOfShape", [g.Ints("len", 48)], "twos", T("value", two));
+            return g.Op("Mul", [flat, twos], "y");
+        }),
     };
+
+    [Fact]
+    public void Gemm_on_a_higher_rank_A_reads_it_as_a_matrix_as_caffe2_fc_did()
+    {
+        // ONNX Runtime refuses such files, so the reference is the same file with the flatten spelled out.
+        var dir = Paths.NewTempDir();
+        try
+        {
+            string Save(bool flatten)
+            {
+                var g = new OnnxGraphs(13, [1, 2, 3, 2]);
+                var a = flatten ? g.Op("Flatten", ["x"], "f", A("axis", 1L)) : "x";
+                g.Op("Gemm", [a, g.Weight("w", 5, 12), g.Weight("b", 5)], "y", A("transB", 1L), A("alpha", 0.5f));
+                return g.Save(dir, flatten ? "flat.onnx" : "rank4.onnx", "y");
+            }
+            using var implicitFlatten = OnnxImporter.Import(Save(false)).CreateModule();
+            using var explicitFlatten = OnnxImporter.Import(Save(true)).CreateModule();
+            using var scope = NewDisposeScope();
+            var x = ReferenceFill.Input([3, 2, 3, 2], 4);
+            using var _ = no_grad();
+            var ours = implicitFlatten.forward(x);
+            Assert.Equal([3L, 5], ours.shape);
+            Assert.Equal(0, (ours - explicitFlatten.forward(x)).abs().max().item<float>());
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 
     [Fact]
     public void Supported_operators_are_the_op_files_translators_plus_the_importer_machinery()
     {
         // The list users read (docs, refusals) is derived from the per-op import table: the 50 operators the importer
-        // translated when one switch held them all, plus LayerNormalization (issue 11).
+        // translated when one switch held them all, and those issue 11 added (LayerNormalization, Pow, PRelu,
+        // Resize/Upsample, and the constant folds Equal, Where, ConstantOfShape).
         string[] expected =
         [
-            "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv", "ConvTranspose",
-            "Div", "Dropout", "Elu", "Erf", "Exp", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GlobalMaxPool",
-            "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Log", "MatMul", "Max", "MaxPool", "Min", "Mul", "Neg", "Pad",
-            "Reciprocal", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt",
-            "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
+            "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
+            "ConvTranspose", "Div", "Dropout", "Elu", "Equal", "Erf", "Exp", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool",
+            "GlobalMaxPool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "Log", "MatMul", "Max",
+            "MaxPool", "Min", "Mul", "Neg", "PRelu", "Pad", "Pow", "Reciprocal", "ReduceMax", "ReduceMean", "Relu", "Reshape", "Resize",
+            "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Sum", "Tanh", "Transpose", "Unsqueeze",
+            "Upsample", "Where",
         ];
         Assert.Equal(expected.Order(StringComparer.Ordinal), OnnxImporter.SupportedOperators);
     }

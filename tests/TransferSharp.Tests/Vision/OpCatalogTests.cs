@@ -57,6 +57,12 @@ public sealed class OpCatalogTests
         ("reducemax", new ReduceOp(PoolKind.Max, [1], KeepDims: false), 1),
         ("max", new ExtremumOp(true), 2),
         ("min", new ExtremumOp(false), 2),
+        ("prelu_per_channel", new PReluOp([4, 1, 1]), 1),
+        ("prelu_full", new PReluOp([4, 6, 6]), 1),
+        ("resize_nearest_scales", new ResizeOp(ResizeMode.Nearest, ResizeCoordinates.Asymmetric, NearestRounding.Floor, [new ResizeAxis(2, 2, 0), new ResizeAxis(3, 2, 0)]), 1),
+        ("resize_linear_sizes", new ResizeOp(ResizeMode.Linear, ResizeCoordinates.HalfPixel, NearestRounding.RoundPreferFloor, [new ResizeAxis(2, 0, 9), new ResizeAxis(3, 0, 4)]), 1),
+        ("resize_linear_align_corners", new ResizeOp(ResizeMode.Linear, ResizeCoordinates.AlignCorners, NearestRounding.RoundPreferFloor, [new ResizeAxis(3, 1.5, 0)]), 1),
+        ("resize_nearest_pytorch_half_pixel", new ResizeOp(ResizeMode.Nearest, ResizeCoordinates.PytorchHalfPixel, NearestRounding.RoundPreferCeil, [new ResizeAxis(1, 0.5, 0), new ResizeAxis(2, 0, 3)]), 1),
     ];
 
     /// <summary>A one-op graph: the op reads the image input <paramref name="inputs"/> times (an op of no inputs, a

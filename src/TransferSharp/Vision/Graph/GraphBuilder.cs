@@ -25,10 +25,15 @@ public sealed class GraphBuilder
     private string? _features;
 
     /// <summary>Starts a graph for inputs of [1, channels, height, width].</summary>
-    public GraphBuilder(string name, int channels, int height, int width)
+    public GraphBuilder(string name, int channels, int height, int width) : this(name, [1, channels, height, width])
+    {
+    }
+
+    /// <summary>Starts a graph for inputs of <paramref name="inputShape"/> (batch first, of any rank ≥ 2).</summary>
+    public GraphBuilder(string name, long[] inputShape)
     {
         _name = name;
-        _inputShape = [1, channels, height, width];
+        _inputShape = inputShape;
         _shapes[ModelGraph.InputName] = _inputShape;
         Input = new Sym(ModelGraph.InputName, _inputShape);
     }

@@ -94,8 +94,8 @@ public static class GraphJson
     {
         if (d.Name is null || d.InputShape is null || d.Nodes is null || d.Output is null || d.Groups is null)
             throw new GraphException("not a valid graph description: name, inputShape, nodes, output and groups are required");
-        if (d.InputShape.Length != 4 || d.InputShape.Any(x => x <= 0 || x > 1 << 16))
-            throw new GraphException($"not a valid graph description: input shape [{string.Join(",", d.InputShape)}] is not a plausible [N, C, H, W]");
+        if (d.InputShape.Length is < 2 or > 5 || d.InputShape.Any(x => x <= 0 || x > 1 << 16))
+            throw new GraphException($"not a valid graph description: input shape [{string.Join(",", d.InputShape)}] is not a plausible input of rank 2 to 5 ([N, F] … [N, C, D, H, W])");
         if (d.Nodes.Any(n => n is null || n.Op is null || n.Inputs is null || n.Name is null))
             throw new GraphException("not a valid graph description: a node lacks its name, op or inputs");
         var graph = new ModelGraph(d.Name, d.InputShape, d.Nodes, d.Output, d.FeatureNode, d.ClassifierNode, d.Groups, d.AuxOutputs)

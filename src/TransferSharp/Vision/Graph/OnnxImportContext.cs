@@ -46,6 +46,9 @@ internal abstract class OnnxImportContext
     /// <summary>An integer-list attribute, or null.</summary>
     public abstract long[]? Ints(string name);
 
+    /// <summary>A float-list attribute, or null.</summary>
+    public abstract double[]? FloatList(string name);
+
     /// <summary>A string attribute, or null.</summary>
     public abstract string? String(string name);
 

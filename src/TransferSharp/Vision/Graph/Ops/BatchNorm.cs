@@ -44,6 +44,8 @@ public sealed record BatchNormOp(int Features, double Eps = 1e-5, double Momentu
         var mean = onnx.Constant(3, "mean");
         var variance = onnx.Constant(4, "variance");
         onnx.RequireUnusedOutputs(1);
+        // Opset 14's training_mode normalises with the batch's own statistics at inference, not the running ones.
+        if (onnx.Int("training_mode", 0) != 0) throw onnx.Unsupported("training_mode 1 (normalising with the batch's statistics at inference)");
         long c = x.Shape[1];
         foreach (var t in new[] { scale, shift, mean, variance })
             if (t.Count != c) throw onnx.Unsupported($"per-position statistics (spatial=0, shape [{string.Join(",", t.Shape)}]); only per-channel is supported");

@@ -13,9 +13,12 @@ public enum BinaryKind
     Mul,
     /// <summary>a / b</summary>
     Div,
+    /// <summary>aᵇ (ONNX Pow)</summary>
+    Pow,
 }
 
-/// <summary>Binary element-wise op; with more than two inputs (Add only) all are summed.</summary>
+/// <summary>Binary element-wise op; with more than two inputs (Add only) all are summed. The operands broadcast as
+/// ONNX (numpy) does.</summary>
 public sealed record BinaryOp(BinaryKind Operation) : Op
 {
     /// <inheritdoc />
@@ -32,7 +35,11 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
         return shape;
     }
 
-    internal static long[] Broadcast(long[] a, long[] b)
+    internal static long[] Broadcast(long[] a, long[] b) =>
+        BroadcastShapes(a, b) ?? throw Bad($"shapes [{string.Join(",", a)}] and [{string.Join(",", b)}] do not broadcast");
+
+    /// <summary>The numpy broadcast of two shapes, or null when they do not broadcast.</summary>
+    internal static long[]? BroadcastShapes(long[] a, long[] b)
     {
         int n = Math.Max(a.Length, b.Length);
         var o = new long[n];
@@ -40,7 +47,7 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
         {
             long da = i < n - a.Length ? 1 : a[i - (n - a.Length)];
             long db = i < n - b.Length ? 1 : b[i - (n - b.Length)];
-            if (da != db && da != 1 && db != 1) throw Bad($"shapes [{string.Join(",", a)}] and [{string.Join(",", b)}] do not broadcast");
+            if (da != db && da != 1 && db != 1) return null;
             o[i] = Math.Max(da, db);
         }
         return o;
@@ -55,6 +62,7 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
         ("Sub", onnx => ImportOnnx(onnx, BinaryKind.Sub)),
         ("Mul", onnx => ImportOnnx(onnx, BinaryKind.Mul)),
         ("Div", onnx => ImportOnnx(onnx, BinaryKind.Div)),
+        ("Pow", onnx => ImportOnnx(onnx, BinaryKind.Pow)),
         ("Sum", ImportSum),
     ];
 
@@ -67,7 +75,7 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
             return;
         }
         // A scalar constant on a value: an affine ScaleOp (no extra node, exact for Add/Sub/Mul).
-        if (c1 && onnx.Constant(1, "operand") is { Count: 1 } s1 && s1.Shape.Length <= onnx.Value(0).Shape.Length)
+        if (c1 && kind != BinaryKind.Pow && onnx.Constant(1, "operand") is { Count: 1 } s1 && s1.Shape.Length <= onnx.Value(0).Shape.Length)
         {
             double v = s1[0];
             var (scale, shift) = kind switch
@@ -132,6 +140,7 @@ public sealed class BinaryLayer : Layer
                 return sum;
             case BinaryKind.Sub: return xs[0] - xs[1];
             case BinaryKind.Mul: return xs[0] * xs[1];
+            case BinaryKind.Pow: return xs[0].pow(xs[1]);
             default: return xs[0] / xs[1];
         }
     }
@@ -147,6 +156,7 @@ public sealed class BinaryLayer : Layer
                 break;
             case BinaryKind.Mul: acc.mul_(xs[1 - target]); break;
             case BinaryKind.Sub: acc.sub_(xs[1]); break;
+            case BinaryKind.Pow: acc.pow_(xs[1]); break;
             default: acc.div_(xs[1]); break;
         }
         return acc.alias();

@@ -23,6 +23,10 @@ public sealed record DropoutOp(double P) : Op
     {
         onnx.RequireUnusedOutputs(1);
         double ratio = onnx.Opset < 12 ? onnx.Float("ratio", 0.5f) : onnx.OptionalConstant(1, "ratio") is { } r ? r[0] : 0.5;
+        // A graph that switches dropout on at inference (opset 12's training_mode) draws masks from its runtime's RNG; the
+        // imported module drops only while it trains, so that graph's outputs cannot be reproduced.
+        if (onnx.Opset >= 12 && onnx.Has(2) && ratio > 0 && onnx.Constant(2, "training_mode")[0] != 0)
+            throw onnx.Unsupported("training_mode true (dropout at inference, with the runtime's random masks)");
         if (onnx.IsConstant(0)) { onnx.Alias(); return; }
         onnx.Out(new DropoutOp(ratio));
     }

@@ -57,31 +57,55 @@ public sealed record LinearOp(int InFeatures, int OutFeatures, bool Bias = true,
 
     private static void ImportGemm(OnnxImportContext onnx)
     {
-        if (!onnx.IsConstant(1)) throw onnx.Unsupported("Gemm with a computed B (only constant weights become Linear layers)");
         var x = onnx.Value(0);
-        var bMat = onnx.Constant(1, "B");
-        if (bMat.Shape.Length != 2 || x.Shape.Length != 2) throw onnx.Malformed("Gemm needs 2-D A and B");
         float alpha = onnx.Float("alpha", 1f), beta = onnx.Float("beta", 1f);
         bool transA = onnx.Int("transA", 0) != 0, transB = onnx.Int("transB", 0) != 0;
         var name = onnx.NodeName(1);
+        // A of higher rank is read as a matrix [N, rest], as the Caffe2 FC semantics older exporters relied on.
+        if (x.Shape.Length > 2 && !transA) x = onnx.Add(new FlattenOp(1), onnx.Extra(name, "flatten"), x);
+        if (x.Shape.Length != 2) throw onnx.Malformed($"Gemm's A has shape [{string.Join(",", x.Shape)}]; a transposed A must be a matrix");
         if (transA) x = onnx.Add(new TransposeOp([1, 0]), onnx.Extra(name, "transpose"), x);
+        if (!onnx.IsConstant(1))
+        {
+            ImportGemmOfValues(onnx, name, x, alpha, beta, transB);
+            return;
+        }
+        var bMat = onnx.Constant(1, "B");
+        if (bMat.Shape.Length != 2) throw onnx.Malformed($"Gemm's B has shape [{string.Join(",", bMat.Shape)}], not a matrix");
         var weight = transB ? bMat.AsFloats() : bMat.Transposed2D();
         long outF = transB ? bMat.Shape[0] : bMat.Shape[1], inF = transB ? bMat.Shape[1] : bMat.Shape[0];
         if (alpha != 1f) for (int i = 0; i < weight.Length; i++) weight[i] *= alpha;
-        var op = new LinearOp((int)inF, (int)outF, onnx.Has(2));
         var w = new ConstTensor([outF, inF], weight);
-        if (!onnx.Has(2))
+        var c = onnx.OptionalConstant(2, "C");
+        // A per-output bias (scalar, [N], [1, N]) is the layer's bias; a bias per row ([M, N], [M, 1]) is added after it.
+        bool perOutput = c is not null && (c.Count == 1 || (c.Count == outF && (c.Shape.Length == 1 || c.Shape[0] == 1)));
+        if (!perOutput)
         {
-            onnx.Emit(onnx.AddWithState(op, name, x, ("weight", w)));
+            var y = onnx.AddWithState(new LinearOp((int)inF, (int)outF, false), name, x, ("weight", w));
+            onnx.Emit(c is null ? y : AddBias(onnx, name, y, beta));
             return;
         }
-        var c = onnx.Constant(2, "C");
-        var cf = c.AsFloats();
-        float[] bias;
-        if (c.Count == 1) bias = Enumerable.Repeat(cf[0] * beta, (int)outF).ToArray();
-        else if (c.Count == outF && (c.Shape.Length == 1 || c.Shape[0] == 1)) bias = cf.Select(v => v * beta).ToArray();
-        else throw onnx.Unsupported($"Gemm bias of shape [{string.Join(",", c.Shape)}] (only per-output biases)");
-        onnx.Emit(onnx.AddWithState(op, name, x, ("weight", w), ("bias", new ConstTensor([outF], bias))));
+        var cf = c!.AsFloats();
+        float[] bias = c.Count == 1 ? Enumerable.Repeat(cf[0] * beta, (int)outF).ToArray() : cf.Select(v => v * beta).ToArray();
+        onnx.Emit(onnx.AddWithState(new LinearOp((int)inF, (int)outF, true), name, x, ("weight", w), ("bias", new ConstTensor([outF], bias))));
+    }
+
+    /// <summary>Gemm whose B is computed: a matrix product of two values, scaled, plus C.</summary>
+    private static void ImportGemmOfValues(OnnxImportContext onnx, string name, Sym a, float alpha, float beta, bool transB)
+    {
+        var b = onnx.Value(1);
+        if (b.Shape.Length != 2) throw onnx.Malformed($"Gemm's B has shape [{string.Join(",", b.Shape)}], not a matrix");
+        if (transB) b = onnx.Add(new TransposeOp([1, 0]), onnx.Extra(name, "transpose_b"), b);
+        var y = onnx.Add(new MatMulOp(), onnx.Has(2) || alpha != 1f ? onnx.Extra(name, "matmul") : name, a, b);
+        if (alpha != 1f) y = onnx.Add(new ScaleOp(alpha), onnx.Has(2) ? onnx.Extra(name, "alpha") : name, y);
+        onnx.Emit(onnx.Has(2) ? AddBias(onnx, name, y, beta) : y);
+    }
+
+    private static Sym AddBias(OnnxImportContext onnx, string name, Sym y, float beta)
+    {
+        var c = onnx.Value(2);
+        if (beta != 1f) c = onnx.Add(new ScaleOp(beta), onnx.Extra(name, "beta"), c);
+        return onnx.Add(new BinaryOp(BinaryKind.Add), onnx.Extra(name, "bias"), y, c);
     }
 
     /// <inheritdoc />
