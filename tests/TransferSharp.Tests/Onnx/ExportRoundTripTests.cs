@@ -22,9 +22,16 @@ public class ExportRoundTripTests(ITestOutputHelper output)
     public static TheoryData<string> Architectures()
     {
         var data = new TheoryData<string>();
-        foreach (var e in ModelZoo.Entries) data.Add(e.Name);
+        foreach (var e in ModelZoo.Entries.Where(e => !SameCodePathAsASmallerVariant.Contains(e.Name))) data.Add(e.Name);
         return data;
     }
+
+    /// <summary>Larger variants of a family whose smallest variant is in the theory and whose graphs use no op or
+    /// block the smallest lacks (only widths and depths differ): left out to keep the suite's time small.</summary>
+    private static readonly HashSet<string> SameCodePathAsASmallerVariant = new(StringComparer.Ordinal)
+    {
+        "convnext_small", "convnext_base", "convnext_large",
+    };
 
     [SkippableTheory]
     [MemberData(nameof(Architectures))]
@@ -70,6 +77,46 @@ public class ExportRoundTripTests(ITestOutputHelper output)
             output.WriteLine($"{name}: export {exportSeconds:F1} s, {new FileInfo(file).Length / 1e6:F1} MB; |Δlogits| {dl:G3} (tol {tolL:G3}), |Δfeatures| {df:G3} (tol {tolF:G3}); total {sw.Elapsed.TotalSeconds:F1} s");
             Assert.True(dl <= tolL, $"{name}: ONNX Runtime logits differ by {dl:G4} > {tolL:G4}");
             Assert.True(df <= tolF, $"{name}: ONNX Runtime features differ by {df:G4} > {tolF:G4}");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>A family's export imports back as a trainable graph: every trained tensor of ours is a trainable
+    /// parameter of the imported model (LayerScale's gamma included, not folded into a constant), the imported model
+    /// computes what ours does, and a backward pass reaches all of its parameters.</summary>
+    [Theory]
+    [InlineData("convnext_tiny")]
+    public void Export_imports_back_as_a_trainable_graph(string name)
+    {
+        using var scope = NewDisposeScope();
+        using var model = ModelZoo.Create(name, new ModelOptions { NumClasses = 5, ImageSize = 64 });
+        var state = model.state_dict();
+        ReferenceFill.FillStateDict(state, state.Select(kv => (kv.Key, kv.Value.shape, kv.Value.dtype.ToString().ToLowerInvariant())), 31);
+        model.eval();
+        var dir = Paths.NewTempDir();
+        try
+        {
+            var file = Path.Combine(dir, name + ".onnx");
+            OnnxExporter.Export(model, file);
+            using var back = OnnxImporter.Import(file).CreateModule();
+            back.eval();
+            static long Trainable(GraphModule m) => m.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+            Assert.Equal(Trainable(model), Trainable(back));
+            Assert.Contains(back.named_parameters(), p => p.name.EndsWith(".gamma", StringComparison.Ordinal));
+            var x = ReferenceFill.Input([2, 3, 64, 64], 32);
+            using (no_grad())
+            {
+                var ours = model.forward(x);
+                double d = (back.forward(x) - ours).abs().max().item<float>();
+                output.WriteLine($"{name}: re-imported logits differ by {d:G3} (max |logit| {ours.abs().max().item<float>():G3})");
+                Assert.True(d <= 1e-4 * Math.Max(1, ours.abs().max().item<float>()), $"{name}: the re-imported model differs by {d:G4}");
+            }
+            back.train();
+            back.forward(x).sum().backward();
+            Assert.All(back.named_parameters(), p => Assert.True(p.parameter.grad is not null, $"{name}: {p.name} got no gradient"));
         }
         finally
         {

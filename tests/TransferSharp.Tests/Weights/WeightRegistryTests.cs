@@ -13,8 +13,8 @@ public class WeightRegistryTests
     public void Every_tag_of_the_json_is_registered_except_timms_mobilenetv2()
     {
         var all = WeightRegistry.AllRegistered;
-        Assert.Equal(16, all.Count(t => t.Source == WeightSource.TorchVision));
-        Assert.Equal(58, all.Count(t => t.Source == WeightSource.Timm)); // 59 timm entries minus mobilenetv2_100
+        Assert.Equal(20, all.Count(t => t.Source == WeightSource.TorchVision)); // 16 + ConvNeXt T/S/B/L IMAGENET1K_V1
+        Assert.Equal(66, all.Count(t => t.Source == WeightSource.Timm)); // 67 timm entries (8 ConvNeXt) minus mobilenetv2_100
         Assert.DoesNotContain(all, t => t.SourceArchitecture == "mobilenetv2_100");
         Assert.All(all.Where(t => t.Source != WeightSource.Local), t => Assert.NotEmpty(t.Files)); // bundled tags (resnet18_cntk) have a local file instead
     }
