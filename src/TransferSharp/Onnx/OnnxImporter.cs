@@ -94,6 +94,7 @@ public static class OnnxImporter
         private readonly Dictionary<string, string> _nodeNames = new(StringComparer.Ordinal);
         private readonly HashSet<string> _used = new(StringComparer.Ordinal) { ModelGraph.InputName };
         private readonly HashSet<string> _consumed = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, int> _readers = new(StringComparer.Ordinal);
         private GraphBuilder _b = null!;
         private OnnxProto.NodeProto _node = null!;
         private string _label = "";
@@ -136,7 +137,7 @@ public static class OnnxImporter
             _values[input.Name] = _b.Input;
             _nodeNames[input.Name] = ModelGraph.InputName;
 
-            foreach (var n in order) foreach (var i in n.Input) _consumed.Add(i);
+            foreach (var n in order) foreach (var i in n.Input) { _consumed.Add(i); _readers[i] = _readers.GetValueOrDefault(i) + 1; }
             // Only the graph output being imported is read: a node's other outputs that the file also lists as graph
             // outputs (LayerNormalization's mean, MaxPool's indices) are not computed, so they do not block it.
             _consumed.Add(_options.Output ?? (g.Output.Count > 0 ? g.Output[0].Name : ""));
@@ -298,6 +299,18 @@ public static class OnnxImporter
             return sym;
         }
 
+        public override bool TryAddLinearBias(int input, ConstTensor bias)
+        {
+            if (!Has(input) || !_values.TryGetValue(_node.Input[input], out var value) || value.Name == ModelGraph.InputName
+                || bias.Shape.Length > value.Shape.Length) return false;
+            var valueName = _node.Input[input];
+            if (_readers.GetValueOrDefault(valueName) != 1 || _model.Graph.Output.Any(o => o.Name == valueName)) return false;
+            if (_b.NodeOp(value.Name) is not LinearOp { Bias: false, WeightAs1x1Conv: false } linear || bias.Count != linear.OutFeatures) return false;
+            _b.ReplaceOp(value.Name, linear with { Bias = true });
+            _state[value.Name + ".bias"] = new ConstTensor([linear.OutFeatures], bias.AsFloats());
+            return true;
+        }
+
         private void EmitConst(ConstTensor c, int output = 0)
         {
             if (output < _node.Output.Count) _consts[_node.Output[output]] = c;
@@ -336,7 +349,7 @@ public static class OnnxImporter
             if (weightInput >= 0 && Has(weightInput))
             {
                 var w = _node.Input[weightInput];
-                foreach (var suffix in new[] { ".weight", ".running_mean" })
+                foreach (var suffix in new[] { ".weight", ".running_mean", ".gamma" })
                 {
                     if (!w.EndsWith(suffix, StringComparison.Ordinal)) continue;
                     var path = w[..^suffix.Length];

@@ -25,7 +25,7 @@ public class ExportRoundTripTests(ITestOutputHelper output)
         foreach (var e in ModelZoo.Entries)
         {
             // The families of issue 11 run their smallest variant: the others repeat its code paths at many times the cost.
-            if (ImportedBack.Contains(e.Name) || !NewFamilies.Contains(e.Family)) data.Add(e.Name);
+            if ((ImportedBack.Contains(e.Name) || !NewFamilies.Contains(e.Family)) && !SameCodePathAsASmallerVariant.Contains(e.Name)) data.Add(e.Name);
         }
         return data;
     }
@@ -34,6 +34,13 @@ public class ExportRoundTripTests(ITestOutputHelper output)
 
     /// <summary>Also imported back from their ONNX file as a graph that reproduces the logits and trains.</summary>
     private static readonly HashSet<string> ImportedBack = ["efficientnet_b0", "tf_efficientnet_b0", "tf_efficientnetv2_b0", "mobilenet_v3_small"];
+
+    /// <summary>Larger variants of a family whose smallest variant is in the theory and whose graphs use no op or
+    /// block the smallest lacks (only widths and depths differ): left out to keep the suite's time small.</summary>
+    private static readonly HashSet<string> SameCodePathAsASmallerVariant = new(StringComparer.Ordinal)
+    {
+        "convnext_small", "convnext_base", "convnext_large",
+    };
 
     [SkippableTheory]
     [MemberData(nameof(Architectures))]
@@ -106,6 +113,46 @@ public class ExportRoundTripTests(ITestOutputHelper output)
         var parameters = module.named_parameters().ToList();
         int withGradient = parameters.Count(p => p.parameter.grad is { } g && g.abs().sum().item<float>() > 0);
         Assert.True(withGradient > parameters.Count / 2, $"{file}: only {withGradient} of {parameters.Count} imported parameters got a gradient");
+    }
+
+    /// <summary>A family's export imports back as a trainable graph: every trained tensor of ours is a trainable
+    /// parameter of the imported model (LayerScale's gamma included, not folded into a constant), the imported model
+    /// computes what ours does, and a backward pass reaches all of its parameters.</summary>
+    [Theory]
+    [InlineData("convnext_tiny")]
+    public void Export_imports_back_as_a_trainable_graph(string name)
+    {
+        using var scope = NewDisposeScope();
+        using var model = ModelZoo.Create(name, new ModelOptions { NumClasses = 5, ImageSize = 64 });
+        var state = model.state_dict();
+        ReferenceFill.FillStateDict(state, state.Select(kv => (kv.Key, kv.Value.shape, kv.Value.dtype.ToString().ToLowerInvariant())), 31);
+        model.eval();
+        var dir = Paths.NewTempDir();
+        try
+        {
+            var file = Path.Combine(dir, name + ".onnx");
+            OnnxExporter.Export(model, file);
+            using var back = OnnxImporter.Import(file).CreateModule();
+            back.eval();
+            static long Trainable(GraphModule m) => m.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+            Assert.Equal(Trainable(model), Trainable(back));
+            Assert.Contains(back.named_parameters(), p => p.name.EndsWith(".gamma", StringComparison.Ordinal));
+            var x = ReferenceFill.Input([2, 3, 64, 64], 32);
+            using (no_grad())
+            {
+                var ours = model.forward(x);
+                double d = (back.forward(x) - ours).abs().max().item<float>();
+                output.WriteLine($"{name}: re-imported logits differ by {d:G3} (max |logit| {ours.abs().max().item<float>():G3})");
+                Assert.True(d <= 1e-4 * Math.Max(1, ours.abs().max().item<float>()), $"{name}: the re-imported model differs by {d:G4}");
+            }
+            back.train();
+            back.forward(x).sum().backward();
+            Assert.All(back.named_parameters(), p => Assert.True(p.parameter.grad is not null, $"{name}: {p.name} got no gradient"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
     }
 
     /// <summary>FILL.md's rule, max(50 × float32 error, 1e-5 × max |value|), with the float32 error taken

@@ -118,6 +118,15 @@ public sealed class SeededRandomnessTests : IDisposable
         Assert.InRange(std, 0.0253 * 0.95, 0.0253 * 1.05);
     }
 
+    /// <summary>A training-mode forward pass whose masks come from a generator seeded with <paramref name="seed"/>.</summary>
+    private static Tensor TrainingForward(GraphModule module, Tensor input, ulong seed)
+    {
+        using var g = new Generator(seed);
+        module.Generator = g;
+        try { return module.forward(input); }
+        finally { module.Generator = null; }
+    }
+
     [Fact]
     public void Dropout_keeps_one_minus_p_of_the_values_scaled_by_its_inverse_from_the_module_generator()
     {
@@ -126,13 +135,7 @@ public sealed class SeededRandomnessTests : IDisposable
         using var module = new GraphModule(graph);
         module.train();
         using var ones = torch.ones(1, 10, 10, 10);
-        Tensor Draw(ulong seed)
-        {
-            using var g = new Generator(seed);
-            module.Generator = g;
-            try { return module.forward(ones); }
-            finally { module.Generator = null; }
-        }
+        Tensor Draw(ulong seed) => TrainingForward(module, ones, seed);
         using var x = Draw(7);
         using var y = Draw(7);
         using var z = Draw(8);
@@ -154,13 +157,7 @@ public sealed class SeededRandomnessTests : IDisposable
         using var module = new GraphModule(graph);
         module.train();
         using var ones = torch.ones(400, 2, 3, 3);
-        Tensor Draw(ulong seed)
-        {
-            using var g = new Generator(seed);
-            module.Generator = g;
-            try { return module.forward(ones); }
-            finally { module.Generator = null; }
-        }
+        Tensor Draw(ulong seed) => TrainingForward(module, ones, seed);
         using var x = Draw(7);
         using var y = Draw(7);
         using var z = Draw(8);

@@ -168,6 +168,51 @@ public class StateDictLoaderTests
         // this [4096, 4, 7, 7] convolution wrongly, off by 2.1 of 2.8; our graph keeps the layer linear.)
     }
 
+    /// <summary>torchvision's ConvNeXt names (torchvision/models/convnext.py: features.0 the stem, features.{2i+1}.{j}
+    /// block j of stage i with block.0/2/3/5 and a [C, 1, 1] layer_scale, features.{2i} stage i's downsample,
+    /// classifier.0/2) load exactly into the timm-named zoo model and compute the same logits.</summary>
+    [Fact]
+    public void Torchvision_convnext_checkpoint_layout_loads_exactly_into_the_timm_named_model()
+    {
+        using var scope = NewDisposeScope();
+        var options = new ModelOptions { NumClasses = 4, ImageSize = 32 };
+        using var source = ModelZoo.Create("convnext_tiny", options);
+        var state = source.state_dict();
+        ReferenceFill.FillStateDict(state, state.Select(kv => (kv.Key, kv.Value.shape, kv.Value.dtype.ToString().ToLowerInvariant())), 3);
+        string[] blockParts = ["conv_dw", "norm", "mlp.fc1", "mlp.fc2"];
+        string[] torchvisionParts = ["block.0", "block.2", "block.3", "block.5"];
+        var tv = new Dictionary<string, Tensor>();
+        foreach (var (k, v) in state)
+        {
+            var p = k.Split('.');
+            string name;
+            Tensor value = v;
+            if (p[0] == "stem") name = $"features.0.{p[1]}.{p[2]}";
+            else if (p[0] == "head") name = $"classifier.{(p[1] == "norm" ? 0 : 2)}.{p[2]}";
+            else if (p[2] == "downsample") name = $"features.{2 * int.Parse(p[1])}.{p[3]}.{p[4]}";
+            else
+            {
+                var prefix = $"features.{2 * int.Parse(p[1]) + 1}.{p[3]}";
+                var part = string.Join('.', p[4..^1]);
+                if (p[4] == "gamma")
+                {
+                    name = prefix + ".layer_scale";
+                    value = v.reshape(-1, 1, 1);
+                }
+                else name = $"{prefix}.{torchvisionParts[Array.IndexOf(blockParts, part)]}.{p[^1]}";
+            }
+            tv.Add(name, value);
+        }
+        Assert.Contains("features.7.2.block.5.bias", tv.Keys);
+        Assert.Contains("features.6.1.weight", tv.Keys);
+        using var target = ModelZoo.Create("convnext_tiny", options with { Seed = 9 });
+        var report = StateDictLoader.Load(target, tv);
+        Assert.True(report.IsExact, report.ToString());
+        Assert.Contains(report.Renamed, r => r.From == "features.1.0.layer_scale" && r.To == "stages.0.blocks.0.gamma");
+        using var x = ReferenceFill.Input([2, 3, 32, 32], 4);
+        Assert.Equal(0.0, WeightFixtures.MaxAbsDiff(WeightFixtures.Logits(source, x), WeightFixtures.Logits(target, x)));
+    }
+
     [Fact]
     public void Zoo_heads_the_model_lacks_are_dropped_and_a_missing_aux_head_stays_initialised()
     {

@@ -75,6 +75,20 @@ public sealed class GraphBuilder
         return new Sym(full, shape);
     }
 
+    /// <summary>The op of node <paramref name="name"/>, or null when there is none.</summary>
+    internal Op? NodeOp(string name) => _nodes.Find(n => n.Name == name)?.Op;
+
+    /// <summary>Replaces the op of node <paramref name="name"/> by one of the same output shape (the importer giving a
+    /// Linear the bias a following Add held).</summary>
+    internal void ReplaceOp(string name, Op op)
+    {
+        int i = _nodes.FindIndex(n => n.Name == name);
+        if (i < 0) throw new GraphException($"graph '{_name}': no node '{name}' to replace");
+        var shape = op.InferShape(_nodes[i].Inputs.Select(input => _shapes[input]).ToList());
+        if (!shape.SequenceEqual(_shapes[name])) throw new GraphException($"graph '{_name}': replacing node '{name}' changes its shape");
+        _nodes[i] = _nodes[i] with { Op = op };
+    }
+
     private string Unique(string baseName)
     {
         if (!_shapes.ContainsKey(baseName)) return baseName;

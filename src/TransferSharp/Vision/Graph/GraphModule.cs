@@ -101,6 +101,12 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             }
             parent = container;
         }
+        // Nodes nested under this one that came first (ConvNeXt's conv_dw before its block's gamma) become its children,
+        // listed after its own tensors as PyTorch lists a module's.
+        if (_containers.TryGetValue(path, out var earlier) && earlier is Container holder)
+        {
+            foreach (var (name, child) in holder.named_children().ToList()) layer.SetChild(name, child);
+        }
         Register(parent, segments[^1], layer);
         _containers[path] = layer;
     }

@@ -66,6 +66,11 @@ internal abstract class OnnxImportContext
     /// <paramref name="state"/>, keyed by the op's parameter names.</summary>
     public abstract Sym AddWithState(Op op, string name, Sym input, params (string Parameter, ConstTensor Value)[] state);
 
+    /// <summary>When input <paramref name="input"/> is the output of a bias-less <see cref="LinearOp"/> that only this node
+    /// reads (PyTorch and our exporter write a Linear on [N, …, C] as MatMul then Add), gives that layer
+    /// <paramref name="bias"/> as its trainable bias and returns true; the caller then aliases its output to the input.</summary>
+    public abstract bool TryAddLinearBias(int input, ConstTensor bias);
+
     /// <summary>States that ONNX output <paramref name="output"/> of the node is <paramref name="value"/>.</summary>
     public abstract void Emit(Sym value, int output = 0);
 

@@ -18,6 +18,11 @@ public sealed record ModelOptions
     /// <summary>Dropout before the classifier (null: the reference's default).</summary>
     public double? DropRate { get; init; }
 
+    /// <summary>Stochastic depth for training (timm's <c>drop_path_rate</c>: the largest per-sample drop probability of a
+    /// residual branch, reached by the last block; null or 0 builds the model without DropPath, as for evaluation). Used by
+    /// families whose reference has it (ConvNeXt).</summary>
+    public double? DropPathRate { get; init; }
+
     /// <summary>Keep Inception v3's auxiliary classifier (training mode only).</summary>
     public bool AuxLogits { get; init; } = true;
 
@@ -67,6 +72,7 @@ public static class ModelZoo
                     .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
                     .. ResNetV2.Entries(), .. InceptionResNetV2.Entries(), .. Xception.Entries(), .. MobileNetV1.Entries(), .. NasNet.Entries(),
                     .. EfficientNet.Entries(), .. TfEfficientNet.Entries(), .. MobileNetV3.Entries(),
+                    .. ConvNeXt.Entries(),
                 ]);
             }
         }
@@ -140,12 +146,24 @@ public static class ModelZoo
 
     /// <summary>Shared head: global average pool → (dropout) → the linear classifier (see <see cref="GraphBuilder.Head"/>).
     /// <paramref name="weightAs1x1Conv"/> keeps the classifier weight in the [out, in, 1, 1] layout of
-    /// heads that apply a 1×1 convolution to the pooled map (timm's ResNetV2).</summary>
+    /// heads that apply a 1×1 convolution to the pooled map (timm's ResNetV2). <paramref name="pooledNorm"/> normalises
+    /// the pooled [N, C, 1, 1] map before the classifier (timm's ConvNeXt head.norm); that map is then the feature node, so
+    /// pooled features are the reference's pre-logits.</summary>
     internal static Sym PoolAndClassify(GraphBuilder b, Sym features, ModelOptions o, string fcName, double dropRate = 0, string? dropName = null,
-        bool weightAs1x1Conv = false)
+        bool weightAs1x1Conv = false, string poolName = "global_pool", (string Name, Op Norm)? pooledNorm = null)
     {
-        b.Features(features);
-        var x = b.GlobalPool(features, PoolKind.Avg, keepDims: false, name: "global_pool");
+        Sym x;
+        if (pooledNorm is { } norm)
+        {
+            var normed = b.Add(norm.Norm, norm.Name, b.GlobalPool(features, PoolKind.Avg, keepDims: true, name: poolName));
+            b.Features(normed);
+            x = b.Flatten(normed, poolName[..(poolName.LastIndexOf('.') + 1)] + "flatten");
+        }
+        else
+        {
+            b.Features(features);
+            x = b.GlobalPool(features, PoolKind.Avg, keepDims: false, name: poolName);
+        }
         double p = o.DropRate ?? dropRate;
         if (p > 0 || dropName is not null) x = b.Dropout(x, p, dropName);
         return b.Head(x, o.NumClasses, fcName, weightAs1x1Conv);

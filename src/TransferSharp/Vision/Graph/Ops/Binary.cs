@@ -55,7 +55,8 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
 
     internal override void ExportOnnx(OnnxExportContext onnx) => onnx.Out(onnx.Inputs.Count == 2 ? Operation.ToString() : "Sum", onnx.Inputs);
 
-    /// <summary>The ONNX operators imported as this op (a scalar operand makes Add, Sub, Mul and Div a <see cref="ScaleOp"/>).</summary>
+    /// <summary>The ONNX operators imported as this op (a scalar operand makes Add, Sub, Mul and Div a <see cref="ScaleOp"/>;
+    /// a per-channel constant factor makes Mul a <see cref="LayerScaleOp"/>).</summary>
     internal static readonly (string OpType, OnnxImportTranslator Translate)[] OnnxImports =
     [
         ("Add", onnx => ImportOnnx(onnx, BinaryKind.Add)),
@@ -98,6 +99,25 @@ public sealed record BinaryOp(BinaryKind Operation) : Op
             var (scale, shift) = kind switch { BinaryKind.Add => (1.0, v), BinaryKind.Sub => (-1.0, v), _ => (v, 0.0) };
             onnx.Emit(onnx.Add(new ScaleOp(scale, shift), onnx.NodeName(), onnx.Value(1)));
             return;
+        }
+        // A Linear's bias written as a separate Add (a Linear on [N, …, C]) goes back into the Linear, trainable.
+        if (kind == BinaryKind.Add && c0 != c1 && onnx.Constant(c1 ? 1 : 0, "operand") is { IsFloat: true } bias
+            && bias.Shape.Reverse().Skip(1).All(d => d == 1) && onnx.TryAddLinearBias(c1 ? 0 : 1, bias))
+        {
+            onnx.Alias(c1 ? 0 : 1);
+            return;
+        }
+        // A per-channel constant factor (LayerScale's gamma, as PyTorch and our exporter write it) stays trainable.
+        if (kind == BinaryKind.Mul && c0 != c1)
+        {
+            int k = c1 ? 1 : 0;
+            var factor = onnx.Constant(k, "operand");
+            var value = onnx.Value(1 - k);
+            if (factor.IsFloat && LayerScaleOp.ForConstantFactor(factor.Shape, value.Shape) is { } scale)
+            {
+                onnx.Emit(onnx.AddWithState(scale, onnx.NodeName(k), value, ("gamma", new ConstTensor([scale.Channels], factor.AsFloats()))));
+                return;
+            }
         }
         var a = onnx.Value(0);
         var b = onnx.Value(1);

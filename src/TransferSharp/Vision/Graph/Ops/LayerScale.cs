@@ -26,11 +26,25 @@ public sealed record LayerScaleOp(int Channels, double InitValue = 1e-5, bool Ch
     internal long[] BroadcastShape(int rank) =>
         ChannelsFirst ? new long[] { Channels }.Concat(Enumerable.Repeat(1L, Math.Max(rank - 2, 0))).ToArray() : [Channels];
 
-    /// <summary>A Mul by gamma as a constant of the broadcast shape .</summary>
+    /// <summary>A Mul by gamma as a constant of the broadcast shape (the importer reads it back as this op).</summary>
     internal override void ExportOnnx(OnnxExportContext onnx)
     {
         using var gamma = onnx.Parameter("gamma").reshape(BroadcastShape(onnx.InputShapes[0].Length));
         onnx.Out("Mul", [onnx.Inputs[0], onnx.Initializer(onnx.Node.Name + ".gamma", gamma)]);
+    }
+
+    /// <summary>For the importer: a constant factor of <paramref name="factorShape"/> on a value of
+    /// <paramref name="valueShape"/> that holds one value per channel — of the last dimension, or of dimension 1 shaped
+    /// [C, 1, …] — is a LayerScale (trainable once imported); anything else (a scalar, a full tensor) is null.</summary>
+    internal static LayerScaleOp? ForConstantFactor(long[] factorShape, long[] valueShape)
+    {
+        if (factorShape.Length > valueShape.Length || valueShape.Length < 2) return null;
+        var dims = factorShape.SkipWhile(d => d == 1).ToArray();
+        if (dims.Length == 0 || dims[0] <= 1 || dims[0] > int.MaxValue || dims.Skip(1).Any(d => d != 1)) return null;
+        int c = (int)dims[0];
+        if (dims.Length == 1 && valueShape[^1] == c) return new LayerScaleOp(c);
+        if (dims.Length == valueShape.Length - 1 && valueShape[1] == c) return new LayerScaleOp(c, ChannelsFirst: true);
+        return null;
     }
 
     /// <inheritdoc />
