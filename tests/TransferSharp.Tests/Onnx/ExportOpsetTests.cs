@@ -17,7 +17,11 @@ public class ExportOpsetTests(ITestOutputHelper output)
         var b = new GraphBuilder("all_ops", 3, 16, 16);
         var x = b.Add(new Conv2dOp(3, 8, 3, 1, PadSpec.Symmetric(1), 1, WeightStandardizationEps: 1e-6), "stdconv", b.Input);
         x = b.Add(new GroupNormOp(2, 8), "gn", x);
+        x = b.Add(new LayerNormOp(8, 1e-6, ChannelsFirst: true), "ln2d", x);
+        x = b.Add(new LayerScaleOp(8, 0.5, ChannelsFirst: true), "ls2d", x);
+        x = b.Add(new DropPathOp(0.2), "droppath", x);
         x = b.Add(new ActivationOp(ActivationKind.Gelu), "gelu", x);
+        x = b.Add(new ActivationOp(ActivationKind.GeluTanh), "gelu_tanh", x);
         x = b.Add(new PadOp(1, 1, 1, 1), "pad", x);
         x = b.Add(new Pool2dOp(PoolKind.Max, 3, 2, PadSpec.None), "pool", x);                       // Pad + MaxPool pattern
         var same = b.Add(new Conv2dOp(8, 8, 3, 1, PadSpec.Same, 1, Groups: 2), "same", x);
@@ -33,7 +37,8 @@ public class ExportOpsetTests(ITestOutputHelper output)
         var c = b.Add(new ActivationOp(ActivationKind.Clip, -0.3, 0.4), "clip", x);
         var t = b.Add(new ActivationOp(ActivationKind.Tanh), "tanh", x);
         var sg = b.Add(new ActivationOp(ActivationKind.Sigmoid), "sigmoid", x);
-        x = b.Add(new ConcatOp(1), "cat", s, e, l, h, r6, c, t, sg);                                // 64 channels, 8×8
+        var th = b.Add(ActivationOp.TorchHardSigmoid, "torch_hsig", x);
+        x = b.Add(new ConcatOp(1), "cat", s, e, l, h, r6, c, t, sg, th);                            // 72 channels, 8×8
         x = b.Add(new SliceOp(1, 4, 60, 2), "slice", x);                                             // 28 channels
         x = b.Add(new PadOp(1, 0, 0, 1, Mode: "reflect"), "reflect", x);
         x = b.Add(new ConvTranspose2dOp(28, 6, 3, 2, PadSpec.Symmetric(1), 1, 1), "deconv", x);     // 18×18
@@ -46,6 +51,8 @@ public class ExportOpsetTests(ITestOutputHelper output)
         var tr = b.Add(new TransposeOp([0, 2, 1]), "transpose", u);
         var sq = b.Add(new SqueezeOp([2]), "sq", tr);
         var r = b.Add(new ReshapeOp([0, 6, 25]), "reshape", sq);
+        r = b.Add(new LayerNormOp(25), "ln", r);
+        r = b.Add(new LayerScaleOp(25), "ls", r);
         var mm = b.Add(new MatMulOp(), "mm", r, b.Add(new TransposeOp([0, 2, 1]), "rt", r));       // [N, 6, 6]
         var ff = b.Add(new FlattenOp(1), "flat2", mm);
         var d = b.Add(new DropoutOp(0.3), "drop", ff);

@@ -147,6 +147,39 @@ public sealed class SeededRandomnessTests : IDisposable
     }
 
     [Fact]
+    public void Drop_path_drops_whole_samples_with_probability_p_scaling_the_kept_from_the_module_generator()
+    {
+        var b = new GraphBuilder("dp", 2, 3, 3);
+        var graph = b.Build(b.Add(new DropPathOp(0.25), "drop_path", b.Input));
+        using var module = new GraphModule(graph);
+        module.train();
+        using var ones = torch.ones(400, 2, 3, 3);
+        Tensor Draw(ulong seed)
+        {
+            using var g = new Generator(seed);
+            module.Generator = g;
+            try { return module.forward(ones); }
+            finally { module.Generator = null; }
+        }
+        using var x = Draw(7);
+        using var y = Draw(7);
+        using var z = Draw(8);
+        // Each sample is all zeros or all 1/(1 − p): the mask is per sample, not per value.
+        var perSample = x.reshape(400, -1);
+        using var lo = perSample.amin(1);
+        using var hi = perSample.amax(1);
+        Assert.Equal(lo.data<float>().ToArray(), hi.data<float>().ToArray());
+        var kept = hi.data<float>().ToArray();
+        Assert.All(kept, v => Assert.True(v == 0 || Math.Abs(v - 1 / 0.75) < 1e-6, $"value {v}"));
+        Assert.InRange(kept.Count(v => v == 0), 70, 130);
+        Assert.Equal(x.data<float>().ToArray(), y.data<float>().ToArray());
+        Assert.NotEqual(x.data<float>().ToArray(), z.data<float>().ToArray());
+        module.eval();
+        using var eval = module.forward(ones);
+        Assert.Equal(ones.data<float>().ToArray(), eval.data<float>().ToArray());
+    }
+
+    [Fact]
     public void A_text_classifier_depends_on_its_seed_only()
     {
         var words = new[] { "red", "green", "blue", "cyan", "pink", "grey" };

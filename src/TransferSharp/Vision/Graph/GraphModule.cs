@@ -63,7 +63,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         set
         {
             _generator = value ?? _ownGenerator;
-            foreach (var dropout in _layers.OfType<DropoutLayer>()) dropout.Generator = _generator;
+            foreach (var masked in _layers.OfType<ISeededMaskLayer>()) masked.Generator = _generator;
         }
     }
 
@@ -418,7 +418,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             }
             var layer = node.Op.CreateLayer();
             layer.ResetParameters(generator ?? _generator);
-            if (layer is DropoutLayer dropout) dropout.Generator = _generator;
+            if (layer is ISeededMaskLayer masked) masked.Generator = _generator;
             if (device is not null && device.type != DeviceType.CPU) layer.to(device);
             layer.train(training);
             layers[i] = layer;

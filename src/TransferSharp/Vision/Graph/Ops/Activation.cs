@@ -18,14 +18,17 @@ public enum ActivationKind
     Sigmoid,
     /// <summary>tanh(x)</summary>
     Tanh,
-    /// <summary>max(0, min(1, alpha·x + beta)) (ONNX HardSigmoid)</summary>
+    /// <summary>max(0, min(1, alpha·x + beta)) (ONNX HardSigmoid); PyTorch's <c>nn.Hardsigmoid</c>, relu6(x + 3) / 6, is
+    /// alpha 1/6, beta 0.5: <see cref="ActivationOp.TorchHardSigmoid"/>.</summary>
     HardSigmoid,
     /// <summary>x · relu6(x + 3) / 6</summary>
     HardSwish,
     /// <summary>x · sigmoid(x)</summary>
     Silu,
-    /// <summary>Gaussian error linear unit (exact)</summary>
+    /// <summary>Gaussian error linear unit (exact): 0.5·x·(1 + erf(x/√2))</summary>
     Gelu,
+    /// <summary>GELU's tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))</summary>
+    GeluTanh,
     /// <summary>min(max(x, alpha), beta)</summary>
     Clip,
     /// <summary>x if x > 0 else alpha·(e^x − 1)</summary>
@@ -37,6 +40,13 @@ public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, d
 {
     /// <inheritdoc />
     public override string Kind => Activation.ToString();
+
+    /// <summary>PyTorch's <c>nn.Hardsigmoid</c> (relu6(x + 3) / 6), computed by LibTorch's own kernel.</summary>
+    public static ActivationOp TorchHardSigmoid { get; } = new(ActivationKind.HardSigmoid, 1.0 / 6, 0.5);
+
+    /// <summary>True for PyTorch's hardsigmoid constants.</summary>
+    // Within float rounding of 1/6, so an imported ONNX HardSigmoid (alpha stored as a float) counts too.
+    internal bool IsTorchHardSigmoid => Activation == ActivationKind.HardSigmoid && Math.Abs(Alpha - 1.0 / 6) < 1e-7 && Beta == 0.5;
 
     /// <inheritdoc />
     public override long[] InferShape(IReadOnlyList<long[]> inputs) => inputs[0];
@@ -62,6 +72,19 @@ public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, d
                 else onnx.Out("Mul", [x, onnx.Emit("HardSigmoid", [x], onnx.Fresh(name + "_hsig"), Attr("alpha", 1.0 / 6), Attr("beta", 0.5))]);
                 break;
             case ActivationKind.Silu: onnx.Out("Mul", [x, onnx.Emit("Sigmoid", [x], onnx.Fresh(name + "_sigmoid"))]); break;
+            case ActivationKind.GeluTanh:
+                if (onnx.Opset >= 20) onnx.Out("Gelu", [x], Attr("approximate", "tanh"));
+                else
+                {
+                    // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+                    var cube = onnx.Emit("Mul", [x, onnx.Emit("Mul", [x, x], onnx.Fresh(name + "_sq"))], onnx.Fresh(name + "_cube"));
+                    var inner = onnx.Emit("Add", [x, onnx.Emit("Mul", [cube, onnx.Scalar(name + ".k", 0.044715)], onnx.Fresh(name + "_kcube"))], onnx.Fresh(name + "_inner"));
+                    var th = onnx.Emit("Tanh", [onnx.Emit("Mul", [inner, onnx.Scalar(name + ".sqrt2pi", Math.Sqrt(2 / Math.PI))], onnx.Fresh(name + "_scaled"))], onnx.Fresh(name + "_tanh"));
+                    var plus = onnx.Emit("Add", [th, onnx.Scalar(name + ".one", 1)], onnx.Fresh(name + "_plus"));
+                    var half = onnx.Emit("Mul", [x, onnx.Scalar(name + ".half", 0.5)], onnx.Fresh(name + "_half"));
+                    onnx.Out("Mul", [half, plus]);
+                }
+                break;
             case ActivationKind.Gelu:
                 if (onnx.Opset >= 20) onnx.Out("Gelu", [x]);
                 else
@@ -110,8 +133,12 @@ public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, d
 
     private static void ImportGelu(OnnxImportContext onnx)
     {
-        if ((onnx.String("approximate") ?? "none") != "none") throw onnx.Unsupported("tanh-approximated GELU");
-        onnx.Out(new ActivationOp(ActivationKind.Gelu));
+        onnx.Out((onnx.String("approximate") ?? "none") switch
+        {
+            "none" => new ActivationOp(ActivationKind.Gelu),
+            "tanh" => new ActivationOp(ActivationKind.GeluTanh),
+            var other => throw onnx.Malformed($"Gelu approximate=\"{other}\" (ONNX defines \"none\" and \"tanh\")"),
+        });
     }
 
     /// <inheritdoc />
@@ -137,7 +164,7 @@ public sealed class ActivationLayer : Layer
 
     /// <inheritdoc />
     public override bool CanRunInPlace => _op.Activation is ActivationKind.Relu or ActivationKind.Relu6 or ActivationKind.LeakyRelu
-        or ActivationKind.Clip or ActivationKind.HardSwish or ActivationKind.Silu or ActivationKind.Sigmoid;
+        or ActivationKind.Clip or ActivationKind.HardSwish or ActivationKind.Silu or ActivationKind.Sigmoid || _op.IsTorchHardSigmoid;
 
     /// <inheritdoc />
     public override Tensor Forward(IReadOnlyList<Tensor> inputs) => Apply(inputs[0], false);
@@ -156,10 +183,12 @@ public sealed class ActivationLayer : Layer
             ActivationKind.LeakyRelu => F.leaky_relu(x, a, inPlace).Alias(inPlace),
             ActivationKind.Sigmoid => inPlace ? x.sigmoid_().alias() : x.sigmoid(),
             ActivationKind.Tanh => x.tanh(),
+            ActivationKind.HardSigmoid when _op.IsTorchHardSigmoid => F.hardsigmoid(x, inPlace).Alias(inPlace),
             ActivationKind.HardSigmoid => HardSigmoid(x, a, b),
             ActivationKind.HardSwish => F.hardswish(x, inPlace).Alias(inPlace),
             ActivationKind.Silu => F.silu(x, inPlace).Alias(inPlace),
             ActivationKind.Gelu => F.gelu(x),
+            ActivationKind.GeluTanh => F.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
             ActivationKind.Clip => inPlace ? x.clamp_(a, b).alias() : x.clamp(a, b),
             ActivationKind.Elu => F.elu(x, a),
             _ => throw new NotSupportedException(_op.Activation.ToString()),

@@ -35,20 +35,28 @@ public sealed record DropoutOp(double P) : Op
 }
 
 /// <summary>Dropout, active only in training mode, its masks drawn from the module's generator.</summary>
-public sealed class DropoutLayer : Layer
+public sealed class DropoutLayer : Layer, ISeededMaskLayer
 {
     private readonly DropoutOp _op;
 
     /// <summary>Creates the layer.</summary>
     public DropoutLayer(DropoutOp op) : base(op) { _op = op; }
 
-    /// <summary>Where training-mode masks come from (set by <see cref="GraphModule.Generator"/>).</summary>
-    internal Generator? Generator { get; set; }
+    private Generator? _generator;
+
+    Generator? ISeededMaskLayer.Generator { get => _generator; set => _generator = value; }
 
     /// <inheritdoc />
     public override Tensor Forward(IReadOnlyList<Tensor> inputs)
     {
         if (!training || _op.P <= 0) return inputs[0].alias();
-        return SeededDropout.Apply(inputs[0], _op.P, Generator ?? throw new InvalidOperationException("a dropout layer runs in training mode without its module's generator"));
+        return SeededDropout.Apply(inputs[0], _op.P, _generator ?? throw new InvalidOperationException("a dropout layer runs in training mode without its module's generator"));
     }
+}
+
+/// <summary>A layer that draws random masks in training mode from its module's generator (never LibTorch's global one).</summary>
+internal interface ISeededMaskLayer
+{
+    /// <summary>Where training-mode masks come from (set by <see cref="GraphModule.Generator"/>).</summary>
+    Generator? Generator { get; set; }
 }

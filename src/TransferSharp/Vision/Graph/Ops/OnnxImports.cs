@@ -14,6 +14,6 @@ internal static class OnnxImports
         SoftmaxOp.OnnxImports, Pool2dOp.OnnxImports, GlobalPoolOp.OnnxImports, BinaryOp.OnnxImports, ConcatOp.OnnxImports,
         SliceOp.OnnxImports, FlattenOp.OnnxImports, ReshapeOp.OnnxImports, TransposeOp.OnnxImports, SqueezeOp.OnnxImports,
         LinearOp.OnnxImports, MatMulOp.OnnxImports, PadOp.OnnxImports, DropoutOp.OnnxImports, ReduceOp.OnnxImports,
-        UnaryOp.OnnxImports, ExtremumOp.OnnxImports,
+        UnaryOp.OnnxImports, ExtremumOp.OnnxImports, LayerNormOp.OnnxImports,
     }.SelectMany(entries => entries).ToDictionary(e => e.OpType, e => e.Translate, StringComparer.Ordinal);
 }
