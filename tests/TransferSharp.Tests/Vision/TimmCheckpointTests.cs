@@ -52,6 +52,19 @@ public sealed class TimmCheckpointTests(ITestOutputHelper output) : IDisposable
         WriteTimmCheckpoint(fx, file);
 
         using var model = VisionModel.Load(fx.Model, file);   // what `transfer predict --model NAME --weights FILE` does
+        if (fx.NumClasses == 0)
+        {
+            // A checkpoint without a classifier (timm's DINOv2): everything but the head loads, and the features match.
+            Assert.False(model.Weights!.Report.HeadLoaded);
+            model.Module.eval();
+            using var s = NewDisposeScope();
+            using var g = no_grad();
+            var features = model.Module.PooledFeatures(ReferenceFill.Input(fx.InputShape, fx.InputSeed));
+            double df = ParityTests.MaxAbsDiff(features, fx.Features);
+            output.WriteLine($"{fx.Model}: features max |diff| {df:G3} (tolerance {fx.ToleranceFeatures:G3})");
+            Assert.True(df <= fx.ToleranceFeatures, $"{fx.Model} loaded from a timm-layout file: features differ by {df:G4} > {fx.ToleranceFeatures:G4}");
+            return;
+        }
         Assert.True(model.Weights!.Report.HeadLoaded, $"{fx.Model}: the classifier was not loaded from {file}");
         Assert.Equal(1000, model.Labels.Count);                // a 1000-class file is taken as ImageNet-1k
         model.Module.eval();
@@ -86,5 +99,21 @@ public sealed class TimmCheckpointCliTests : IDisposable
         Assert.Equal(3, top.GetArrayLength());
         Assert.False(string.IsNullOrEmpty(top[0].GetProperty("label").GetString()));
         Assert.Contains("mobilenet_v1", result.GetProperty("model").GetString());
+    }
+
+    /// <summary>Issue 11: `transfer predict --model vit_base_patch16_224 --weights FILE` with a checkpoint in timm's layout.</summary>
+    [SkippableFact]
+    public void Predict_takes_a_vision_transformer_checkpoint_in_timm_layout()
+    {
+        var fixture = Path.Combine(Paths.ArchitectureFixtures, "vit_base_patch16_224.json");
+        Skip.IfNot(File.Exists(fixture), "no vit_base_patch16_224 fixture in the reference directory");
+        var fx = ArchitectureFixture.Load(fixture);
+        var file = Path.Combine(_temp, "vit_base_patch16_224.safetensors");
+        TimmCheckpointTests.WriteTimmCheckpoint(fx, file);
+        var result = CliRunner.RunJson("predict", "--model", "vit_base_patch16_224", "--weights", file, "--top", "3", Path.Combine(Paths.RepoRoot, "samples", "cat.jpg"));
+        var top = result.GetProperty("predictions")[0].GetProperty("top");
+        Assert.Equal(3, top.GetArrayLength());
+        Assert.False(string.IsNullOrEmpty(top[0].GetProperty("label").GetString()));
+        Assert.Contains("vit_base_patch16_224", result.GetProperty("model").GetString());
     }
 }

@@ -14,7 +14,7 @@ public class WeightRegistryTests
     {
         var all = WeightRegistry.AllRegistered;
         Assert.Equal(16, all.Count(t => t.Source == WeightSource.TorchVision));
-        Assert.Equal(58, all.Count(t => t.Source == WeightSource.Timm)); // 59 timm entries minus mobilenetv2_100
+        Assert.Equal(70, all.Count(t => t.Source == WeightSource.Timm)); // 71 timm entries (12 of them ViT and DINOv2) minus mobilenetv2_100
         Assert.DoesNotContain(all, t => t.SourceArchitecture == "mobilenetv2_100");
         Assert.All(all.Where(t => t.Source != WeightSource.Local), t => Assert.NotEmpty(t.Files)); // bundled tags (resnet18_cntk) have a local file instead
     }

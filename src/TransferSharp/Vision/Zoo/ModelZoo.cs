@@ -66,6 +66,7 @@ public static class ModelZoo
                 return _state ??= Index([
                     .. Vgg.Entries(), .. ResNet.Entries(), .. InceptionV3.Entries(), .. MobileNetV2.Entries(), .. DenseNet.Entries(),
                     .. ResNetV2.Entries(), .. InceptionResNetV2.Entries(), .. Xception.Entries(), .. MobileNetV1.Entries(), .. NasNet.Entries(),
+                    .. VisionTransformer.Entries(),
                 ]);
             }
         }
