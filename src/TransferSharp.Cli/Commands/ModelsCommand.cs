@@ -18,8 +18,9 @@ public sealed class ModelsCommand : Command<CommonSettings>
     {
         var rows = ModelZoo.Entries.Select(e =>
         {
-            var g = e.Build();
             var def = WeightRegistry.Default(e.Name);
+            // Counted as the default checkpoint holds it: DINOv2's has no classifier.
+            var g = e.Build(new ModelOptions { NumClasses = def?.NumClasses ?? new ModelOptions().NumClasses });
             var tags = WeightRegistry.For(e.Name).Select(t => new TagRow(t.Tag, t == def, t.Top1, t.NumClasses, t.Preprocessing.ToString(), t.Url)).ToArray();
             return new ModelRow(e.Name, e.Family, $"{e.Reference} {e.ReferenceModel}", e.Aliases, ParameterCount(g), e.NativeSize, g.NumFeatures, tags);
         }).ToList();
@@ -40,14 +41,8 @@ public sealed class ModelsCommand : Command<CommonSettings>
         return 0;
     }
 
-    /// <summary>Parameters from the graph's ops, without allocating the model.</summary>
-    internal static long ParameterCount(ModelGraph g) => g.Nodes.Sum(n => n.Op switch
-    {
-        Conv2dOp c => (long)c.OutChannels * (c.InChannels / c.Groups) * c.Kernel.H * c.Kernel.W + (c.Bias ? c.OutChannels : 0),
-        LinearOp l => (long)l.OutFeatures * l.InFeatures + (l.Bias ? l.OutFeatures : 0),
-        BatchNormOp b => 2L * b.Features,
-        GroupNormOp gn => gn.Affine ? 2L * gn.Channels : 0,
-        ConvTranspose2dOp t => (long)t.InChannels * (t.OutChannels / t.Groups) * t.Kernel.H * t.Kernel.W + (t.Bias ? t.OutChannels : 0),
-        _ => 0,
-    });
+    /// <summary>Parameters from the graph's ops, without allocating the model: what each op declares it holds (buffers,
+    /// such as BatchNorm's running statistics, are not parameters).</summary>
+    internal static long ParameterCount(ModelGraph g) =>
+        g.Nodes.SelectMany(n => n.Op.ParameterShapes).Where(p => !p.IsBuffer).Sum(p => p.Shape.Aggregate(1L, (a, d) => a * d));
 }

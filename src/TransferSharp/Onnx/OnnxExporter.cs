@@ -211,7 +211,9 @@ public static class OnnxExporter
             if (!_names.Add(outputName) || !_names.Add(FeaturesOutputName))
                 throw new ArgumentException($"input and output names must differ ('{_o.InputName}', '{outputName}', '{FeaturesOutputName}')");
             var shapes = _graph.Shapes;
-            var needed = _graph.Needed([_graph.Output, .. _graph.FeatureNode is { } f && _o.IncludeFeatures ? new[] { f } : []]);
+            // Pooled features of a token sequence are what the model's own token pooling node computes.
+            var featureSource = _o.IncludeFeatures ? _graph.TokenPoolNode ?? _graph.FeatureNode : null;
+            var needed = _graph.Needed([_graph.Output, .. featureSource is { } f ? new[] { f } : []]);
             using var scope = NewDisposeScope();
             using var _ = no_grad();
             foreach (var i in needed)
@@ -234,11 +236,19 @@ public static class OnnxExporter
             Emit("Identity", [main], outputName);
             AddValueInfo(_g.Input, _o.InputName, _graph.InputShape);
             AddValueInfo(_g.Output, outputName, shapes[_graph.Output]);
-            if (_o.IncludeFeatures && _graph.FeatureNode is { } feature)
+            if (featureSource is { } feature)
             {
                 var fs = shapes[feature];
                 string pooled = _tensor[feature];
-                if (fs.Length > 2)
+                if (fs.Length == 3)
+                {
+                    // A token sequence without a pooling node of its own: the mean of its tokens.
+                    pooled = _o.Opset >= 18
+                        ? Emit("ReduceMean", [pooled, Ints("features_axes", 1)], Fresh("features_pool"), OnnxAttribute.Attr("keepdims", 0))
+                        : Emit("ReduceMean", [pooled], Fresh("features_pool"), OnnxAttribute.Attr("axes", new long[] { 1 }), OnnxAttribute.Attr("keepdims", 0));
+                    fs = [fs[0], fs[2]];
+                }
+                else if (fs.Length > 2)
                 {
                     pooled = Emit("GlobalAveragePool", [pooled], Fresh("features_pool"));
                     pooled = Emit("Flatten", [pooled], Fresh("features_flat"), OnnxAttribute.Attr("axis", 1));
@@ -318,7 +328,10 @@ public static class OnnxExporter
             return unique;
         }
 
-        public override Tensor Parameter(string name) =>
-            _state.TryGetValue(Node.Name + "." + name, out var t) ? t : throw new NotSupportedException($"the module has no tensor '{Node.Name}.{name}'");
+        public override Tensor Parameter(string name)
+        {
+            var key = name == ParameterShape.NodeItself ? Node.Name : Node.Name + "." + name;
+            return _state.TryGetValue(key, out var t) ? t : throw new NotSupportedException($"the module has no tensor '{key}'");
+        }
     }
 }

@@ -50,6 +50,12 @@ internal static partial class PretrainedCatalog
         ["tf_efficientnetv2_b1"] = "in1k",
         ["tf_efficientnetv2_b2"] = "in1k",
         ["tf_efficientnetv2_b3"] = "in21k_ft_in1k",
+        ["vit_small_patch16_224"] = "augreg_in21k_ft_in1k",
+        ["vit_base_patch16_224"] = "augreg2_in21k_ft_in1k",
+        ["vit_large_patch16_224"] = "augreg_in21k_ft_in1k",
+        ["vit_small_patch14_dinov2"] = "lvd142m",
+        ["vit_base_patch14_dinov2"] = "lvd142m",
+        ["vit_large_patch14_dinov2"] = "lvd142m",
     };
 
     // torch.hub's convention: "name-<sha256 prefix>.ext".
@@ -168,6 +174,8 @@ internal static partial class PretrainedCatalog
                 Preprocessing.ParseInterpolation(e.GetProperty("interpolation").GetString()!), Doubles(e.GetProperty("mean")), Doubles(e.GetProperty("std"))),
             NumClasses = numClasses,
             Labels = numClasses == 1000 ? ClassLabels.ImageNet1k : ClassLabels.Numbered(numClasses),
+            // A checkpoint without a classifier (DINOv2's) is a feature extractor.
+            FeaturesOnly = numClasses == 0,
             Top1 = Number(e.GetProperty("top1")),
             Top5 = Number(e.GetProperty("top5")),
             // timm publishes no parameter count; where the architecture is torchvision's, it is the same.

@@ -18,6 +18,10 @@ public sealed class ArchitectureFixture
     public required double MaxAbsFeatures { get; init; }
     public required (string Name, long[] Shape, string DType)[] StateDict { get; init; }
 
+    /// <summary>Classifier outputs of the reference model: the fixture's <c>num_classes</c> (0 for a model without a
+    /// classifier, whose logits are its features: timm's DINOv2), else the width of its logits (older fixtures).</summary>
+    public required int NumClasses { get; init; }
+
     /// <summary>FILL.md's tolerance: max(50 × float32 error, 1e-5 × max |value|).</summary>
     public double ToleranceLogits => Math.Max(50 * ErrLogits, 1e-5 * MaxAbsLogits);
 
@@ -36,6 +40,7 @@ public sealed class ArchitectureFixture
             InputSeed = r.GetProperty("input_seed").GetUInt64(),
             InputShape = r.GetProperty("input_shape").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
             Logits = Matrix("logits"),
+            NumClasses = r.TryGetProperty("num_classes", out var classes) ? classes.GetInt32() : r.GetProperty("logits")[0].GetArrayLength(),
             Features = Matrix("features"),
             ErrLogits = r.GetProperty("float32_max_abs_err_logits").GetDouble(),
             ErrFeatures = r.GetProperty("float32_max_abs_err_features").GetDouble(),

@@ -63,13 +63,31 @@ public sealed class OpCatalogTests
         ("resize_linear_sizes", new ResizeOp(ResizeMode.Linear, ResizeCoordinates.HalfPixel, NearestRounding.RoundPreferFloor, [new ResizeAxis(2, 0, 9), new ResizeAxis(3, 0, 4)]), 1),
         ("resize_linear_align_corners", new ResizeOp(ResizeMode.Linear, ResizeCoordinates.AlignCorners, NearestRounding.RoundPreferFloor, [new ResizeAxis(3, 1.5, 0)]), 1),
         ("resize_nearest_pytorch_half_pixel", new ResizeOp(ResizeMode.Nearest, ResizeCoordinates.PytorchHalfPixel, NearestRounding.RoundPreferCeil, [new ResizeAxis(1, 0.5, 0), new ResizeAxis(2, 0, 3)]), 1),
+        ("tokens_prefix", new PrefixTokensOp(2, 4), 1),
+        ("tokens_posembed", new PositionEmbeddingOp(4, 6, 6, PrefixTokens: 0), 2),
+        ("tokens_posembed_resampled", new PositionEmbeddingOp(4, 3, 4, PrefixTokens: 0), 2),
+        ("tokens_attention", new SelfAttentionOp(2), 1),
+        .. Enum.GetValues<TokenPoolKind>().Select(k => ("tokens_pool_" + k, (Op)new TokenPoolOp(k, 1), 1)),
     ];
+
+    /// <summary>Samples of token ops (named "tokens_…") read the image as a token sequence, reshaped: [1, 36, 4] (its 6×6
+    /// grid as 36 tokens of 4 channels; a second input is the image itself, as the patch grid), or [1, 12, 12] for
+    /// attention, whose packed queries, keys and values need a width of 3 × heads × head width.</summary>
+    private static long[]? TokenShape(string name) =>
+        !name.StartsWith("tokens_", StringComparison.Ordinal) ? null : name == "tokens_attention" ? [0, 12, 12] : [0, 36, 4];
 
     /// <summary>A one-op graph: the op reads the image input <paramref name="inputs"/> times (an op of no inputs, a
     /// constant, is added to the input, since a graph whose output is a constant computes nothing).</summary>
     internal static ModelGraph OneOp(string name, Op op, int inputs)
     {
-        List<Node> nodes = [new Node("op", op, Enumerable.Repeat(ModelGraph.InputName, inputs).ToArray())];
+        var first = ModelGraph.InputName;
+        List<Node> nodes = [];
+        if (TokenShape(name) is { } tokens)
+        {
+            nodes.Add(new Node("tokens", new ReshapeOp(tokens), [ModelGraph.InputName]));
+            first = "tokens";
+        }
+        nodes.Add(new Node("op", op, Enumerable.Range(0, inputs).Select(i => i == 0 ? first : ModelGraph.InputName).ToArray()));
         if (inputs == 0) nodes.Add(new Node("sum", new BinaryOp(BinaryKind.Add), [ModelGraph.InputName, "op"]));
         return new("op_" + name, [1, 4, 6, 6], nodes, nodes[^1].Name, null, null, []);
     }
@@ -97,7 +115,8 @@ public sealed class OpCatalogTests
         var graph = OneOp(name, op, inputs);
         using var layer = op.CreateLayer();
         var declared = op.ParameterShapes;
-        Assert.Equal(declared.Where(p => !p.IsBuffer).Select(p => (p.Name, string.Join(",", p.Shape))),
+        // A tensor named by its node is held by the layer under a stand-in name (the module puts it on the parent).
+        Assert.Equal(declared.Where(p => !p.IsBuffer).Select(p => (p.Name == ParameterShape.NodeItself ? Layer.NodeTensorName : p.Name, string.Join(",", p.Shape))),
             layer.named_parameters().Select(p => (p.name, string.Join(",", p.parameter.shape))));
         Assert.Equal(declared.Where(p => p.IsBuffer).Select(p => (p.Name, string.Join(",", p.Shape))),
             layer.named_buffers().Select(b => (b.name, string.Join(",", b.buffer.shape))));

@@ -22,7 +22,7 @@ public class ParityTests(ITestOutputHelper output)
         Skip.IfNot(ModelZoo.Contains(fx.Model), $"{fx.Model} is not in the zoo yet");
 
         using var scope = NewDisposeScope();
-        var options = new ModelOptions { NumClasses = fx.Logits[0].Length, ImageSize = (int)fx.InputShape[2], InChannels = (int)fx.InputShape[1] };
+        var options = new ModelOptions { NumClasses = fx.NumClasses, ImageSize = (int)fx.InputShape[2], InChannels = (int)fx.InputShape[1] };
         using var model = ModelZoo.Create(fx.Model, options);
 
         var ours = model.state_dict();

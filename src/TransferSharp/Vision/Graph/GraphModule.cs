@@ -70,7 +70,7 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     /// <summary>The graph this module runs.</summary>
     public ModelGraph Graph => _graph;
 
-    /// <summary>Size of pooled features (channels of the last feature map).</summary>
+    /// <summary>Size of pooled features (channels of the last feature map, or width of the pooled tokens).</summary>
     public int NumFeatures => _graph.NumFeatures;
 
     /// <summary>Number of classes of the classifier, 0 when headless.</summary>
@@ -88,6 +88,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     {
         if (!HasState(layer)) return;
         var segments = path.Split('.');
+        // A tensor named by its node (timm's cls_token) is the parent's parameter, not a child module's.
+        var nodeTensor = layer.NodeTensor;
         nn.Module parent = this;
         string prefix = "";
         for (int s = 0; s < segments.Length - 1; s++)
@@ -101,6 +103,12 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
             }
             parent = container;
         }
+        if (nodeTensor is not null)
+        {
+            parent.register_parameter(segments[^1], nodeTensor);
+            _nodeTensors[path] = parent;
+            return;
+        }
         // Nodes nested under this one that came first (ConvNeXt's conv_dw before its block's gamma) become its children,
         // listed after its own tensors as PyTorch lists a module's.
         if (_containers.TryGetValue(path, out var earlier) && earlier is Container holder)
@@ -110,6 +118,9 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         Register(parent, segments[^1], layer);
         _containers[path] = layer;
     }
+
+    // Nodes whose tensor is registered on a parent module (see Layer.NodeTensor), with that parent.
+    private readonly Dictionary<string, nn.Module> _nodeTensors = new(StringComparer.Ordinal);
 
     private void Register(nn.Module parent, string name, nn.Module child)
     {
@@ -123,6 +134,17 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
 
     private void Detach(string path)
     {
+        if (_nodeTensors.Remove(path, out var owner))
+        {
+            var segment = path[(path.LastIndexOf('.') + 1)..];
+            switch (owner)
+            {
+                case GraphModule: _internal_params.Remove(segment); break;
+                case Container c: c.RemoveParameter(segment); break;
+                case Layer l: l.RemoveParameter(segment); break;
+            }
+            return;
+        }
         if (!_containers.Remove(path)) return;
         int dot = path.LastIndexOf('.');
         var name = path[(dot + 1)..];
@@ -153,6 +175,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         }
 
         public void RemoveChild(string name) { if (_internal_submodules.ContainsKey(name)) _internal_submodules.Remove(name); }
+
+        public void RemoveParameter(string name) => _internal_params.Remove(name);
     }
 
     // ---------------------------------------------------------------- execution
@@ -321,17 +345,32 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
         return (all[0], all[1..]);
     }
 
-    /// <summary>The last feature map [N, F, h, w] (before pooling).</summary>
+    /// <summary>The last feature map [N, F, h, w] or token sequence [N, T, F] (before pooling).</summary>
     public Tensor ForwardFeatures(Tensor input) => Run(input, FeatureNodeOrThrow)[0];
 
-    /// <summary>Pooled features [N, NumFeatures]: global average (default) or max of the last feature map.</summary>
-    public Tensor PooledFeatures(Tensor input, PoolKind pool = PoolKind.Avg)
+    /// <summary>Pooled features [N, NumFeatures]: global average (default) or max of the last feature map; of a token
+    /// sequence, the model's own token pooling (ViT's class token after the final norm, timm's pre-logits) by default
+    /// (see <see cref="ModelGraph.FeaturePooling"/>).</summary>
+    public Tensor PooledFeatures(Tensor input, PoolKind pool = PoolKind.Avg) => Pool(input, _graph.FeaturePooling(pool));
+
+    /// <summary>Pooled features of a token sequence by a named token pooling (DINOv2's linear probes read
+    /// <see cref="TokenPoolKind.ClassAndMean"/>), whatever pooling the model's head uses.</summary>
+    public Tensor PooledFeatures(Tensor input, TokenPoolKind tokens)
     {
-        using var fmap = ForwardFeatures(input);
-        return GlobalPoolOp.GlobalPool(fmap, pool, keepDims: false);
+        var own = _graph.TokenPoolNode is { } p ? (TokenPoolOp)_graph.Node(p).Op : null;
+        if (_graph.FeatureNode is { } f && _graph.Shapes[f].Length != 3)
+            throw new GraphException($"graph '{_graph.Name}': its features are a feature map, not a token sequence, so they have no token pooling");
+        return Pool(input, new TokenPoolOp(tokens, own?.PrefixTokens ?? 0));
     }
 
-    /// <summary>The head: from a feature map (as <see cref="ForwardFeatures"/> returns) to the output.</summary>
+    private Tensor Pool(Tensor input, Op pooling)
+    {
+        using var features = ForwardFeatures(input);
+        using var layer = pooling.CreateLayer();
+        return layer.Forward([features]);
+    }
+
+    /// <summary>The head: from a feature map or token sequence (as <see cref="ForwardFeatures"/> returns) to the output.</summary>
     public Tensor ForwardHead(Tensor featureMap) =>
         Run(new Dictionary<string, Tensor> { [FeatureNodeOrThrow] = featureMap }, [_graph.Output])[0];
 

@@ -25,7 +25,7 @@ public sealed record HeadSpec
     /// default: none for ResNet, 0.5 for Inception v3 and VGG, 0.2 for MobileNetV2).</summary>
     public double? Dropout { get; init; }
 
-    /// <summary>Global pooling put on a graph whose output is a feature map (a body without a head).</summary>
+    /// <summary>Global pooling put on a graph whose output is a feature map or a token sequence (a body without a head).</summary>
     public PoolKind Pool { get; init; } = PoolKind.Avg;
 
     /// <summary>Checks the values, naming the first wrong one.</summary>
@@ -100,7 +100,7 @@ public sealed partial class ModelGraph
     /// The graph with a new classifier of <paramref name="numClasses"/> outputs (freshly initialised when instantiated),
     /// or without one (0: the output becomes the pre-logits). A classifier that exists keeps its name, layout and place;
     /// the MLP layers and dropout a previous reset added are replaced. A graph without one gets global pooling (when its
-    /// output is a feature map, which becomes the feature node) and a classifier named <paramref name="name"/> (default
+    /// output is a feature map or a token sequence, which becomes the feature node) and a classifier named <paramref name="name"/> (default
     /// "fc"). New nodes join the layer group "head".
     /// </summary>
     public ModelGraph WithClassifier(int numClasses, HeadSpec? head = null, string? name = null, bool weightAs1x1Conv = false)
@@ -157,8 +157,15 @@ public sealed partial class ModelGraph
                 pre = Append(Unique("global_pool"), new GlobalPoolOp(head.Pool, KeepDims: false), pre);
                 shape = [shape[0], shape[1]];
             }
+            else if (shape.Length == 3)
+            {
+                // A token sequence [N, T, C] (a transformer cut inside): pooled over its tokens.
+                feature = pre;
+                pre = Append(Unique("global_pool"), new ReduceOp(head.Pool, [1], KeepDims: false), pre);
+                shape = [shape[0], shape[2]];
+            }
             else if (shape.Length != 2)
-                throw new GraphException($"graph '{Name}': output shape [{string.Join(",", shape)}] is neither a feature map nor a feature vector");
+                throw new GraphException($"graph '{Name}': output shape [{string.Join(",", shape)}] is neither a feature map, a token sequence nor a feature vector");
         }
         string output = pre;
         if (numClasses > 0)

@@ -36,10 +36,20 @@ public abstract class Layer : nn.Module
     {
         foreach (var p in Op.ParameterShapes)
         {
-            if (p.IsBuffer) register_buffer(p.Name, initial(p));
-            else register_parameter(p.Name, new Parameter(initial(p), requires_grad: true));
+            var name = p.Name == ParameterShape.NodeItself ? NodeTensorName : p.Name;
+            if (p.IsBuffer) register_buffer(name, initial(p));
+            else register_parameter(name, new Parameter(initial(p), requires_grad: true));
         }
     }
+
+    /// <summary>Where a layer keeps a tensor named by its node (<see cref="ParameterShape.NodeItself"/>): the graph module
+    /// registers that same parameter on the parent module under the node's last path segment, so the state dict names it
+    /// by the node's path ("cls_token"), as the reference does.</summary>
+    internal const string NodeTensorName = "value";
+
+    /// <summary>The parameter named by the node (<see cref="ParameterShape.NodeItself"/>), or null when the op has none.</summary>
+    internal Parameter? NodeTensor => Op.ParameterShapes.Any(p => p.Name == ParameterShape.NodeItself && !p.IsBuffer)
+        ? get_parameter(NodeTensorName) : null;
 
     /// <summary>Draws this layer's initial parameters from <paramref name="generator"/> (never from LibTorch's global
     /// generator, which belongs to the host). Layers without random parameters have nothing to draw.</summary>
@@ -53,6 +63,8 @@ public abstract class Layer : nn.Module
     }
 
     internal void RemoveChild(string name) { if (_internal_submodules.ContainsKey(name)) _internal_submodules.Remove(name); }
+
+    internal void RemoveParameter(string name) => _internal_params.Remove(name);
 }
 
 /// <summary>Ops without parameters, as a function of the inputs.</summary>

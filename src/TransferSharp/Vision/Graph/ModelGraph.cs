@@ -64,7 +64,8 @@ public sealed partial class ModelGraph
     /// <summary>The node whose output is the model output (logits, or features when headless).</summary>
     public string Output { get; }
 
-    /// <summary>The node whose output is the last feature map, before any pooling; null if unknown.</summary>
+    /// <summary>The node whose output is the last feature map [N, C, H, W] or token sequence [N, T, C] (a vision
+    /// transformer's final norm), before any pooling; null if unknown.</summary>
     public string? FeatureNode { get; }
 
     /// <summary>The final linear layer that <see cref="GraphModule.ResetClassifier"/> replaces; null when headless.</summary>
@@ -86,8 +87,30 @@ public sealed partial class ModelGraph
     /// <summary>Channels of the image input.</summary>
     public int InChannels => (int)InputShape[1];
 
-    /// <summary>Number of channels of the feature map (the size of pooled features).</summary>
-    public int NumFeatures => FeatureNode is null ? (int)Shapes[Output][^1] : (int)Shapes[FeatureNode][1];
+    /// <summary>The size of pooled features: the channels of the feature map, or the width of what the model's own
+    /// token pooling makes of its token sequence.</summary>
+    public int NumFeatures => FeatureNode is null ? (int)Shapes[Output][^1]
+        : TokenPoolNode is { } pool ? (int)Shapes[pool][^1]
+        : Shapes[FeatureNode].Length == 3 ? (int)Shapes[FeatureNode][^1]
+        : (int)Shapes[FeatureNode][1];
+
+    /// <summary>The node that pools the feature node's token sequence the model's own way (a <see cref="TokenPoolOp"/>
+    /// reading <see cref="FeatureNode"/>: ViT's class token), or null (a feature map, pooled by global average
+    /// pooling; a token sequence without one, pooled by the mean of its tokens).</summary>
+    public string? TokenPoolNode => FeatureNode is { } f && Shapes[f].Length == 3
+        ? Nodes.FirstOrDefault(n => n.Op is TokenPoolOp && n.Inputs.Count == 1 && n.Inputs[0] == f)?.Name
+        : null;
+
+    /// <summary>How pooled features are made from the feature node's output: global <paramref name="pool"/> pooling of a
+    /// feature map; the model's own token pooling of a token sequence (the mean of all tokens when it has none, or when
+    /// <paramref name="pool"/> is not the default average), or the maximum over tokens for <see cref="PoolKind.Max"/>.</summary>
+    public Op FeaturePooling(PoolKind pool = PoolKind.Avg)
+    {
+        var f = FeatureNode ?? throw new GraphException($"graph '{Name}' marks no feature node; use Taps with a node name");
+        if (Shapes[f].Length != 3) return new GlobalPoolOp(pool, KeepDims: false);
+        if (pool == PoolKind.Avg && TokenPoolNode is { } own) return Node(own).Op;
+        return new ReduceOp(pool, [1], KeepDims: false);
+    }
 
     /// <summary>Number of outputs of the classifier (0 when headless).</summary>
     public int NumClasses => ClassifierNode is null ? 0 : ((LinearOp)Node(ClassifierNode).Op).OutFeatures;
@@ -144,7 +167,7 @@ public sealed partial class ModelGraph
             throw new GraphException($"graph '{Name}': classifier '{ClassifierNode}' is not a Linear layer");
     }
 
-    /// <summary>Output shapes of all nodes for an input of the given shape [N, C, H, W].</summary>
+    /// <summary>Output shapes of all nodes for an input of the given shape (an image [N, C, H, W] for zoo models).</summary>
     public Dictionary<string, long[]> InferShapes(long[] inputShape)
     {
         var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal) { [InputName] = inputShape };
@@ -175,13 +198,14 @@ public sealed partial class ModelGraph
         };
 
     /// <summary>A graph whose output is <paramref name="node"/>: only the nodes it needs remain; the
-    /// classifier is dropped; the feature node becomes <paramref name="node"/> when it is a feature map.</summary>
+    /// classifier is dropped; the feature node becomes <paramref name="node"/> when it is a feature map or a token
+    /// sequence.</summary>
     public ModelGraph CutAt(string node)
     {
         var keep = Needed([node]);
         var names = keep.Select(i => Nodes[i].Name).ToHashSet(StringComparer.Ordinal);
         var nodes = keep.Select(i => Nodes[i]).ToArray();
-        string? feature = Shapes[node].Length == 4 ? node
+        string? feature = Shapes[node].Length is 3 or 4 ? node
             : FeatureNode is { } f && names.Contains(f) ? f : null;
         var groups = Groups.Select(g => g with { Prefixes = g.Prefixes.Where(p => names.Contains(p) || names.Any(n => n.StartsWith(p + ".", StringComparison.Ordinal))).ToArray() })
             .Where(g => g.Prefixes.Count > 0).ToArray();

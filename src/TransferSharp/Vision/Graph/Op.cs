@@ -3,7 +3,8 @@ namespace TransferSharp.Vision.Graph;
 /// <summary>
 /// What a graph node computes, as data. Zoo builders and the ONNX importer produce ops; the
 /// interpreter turns each into a <see cref="Layer"/>; ONNX export, summaries and inference rewrites
-/// read them. Shapes are NCHW (or N×F) with the batch dimension included.
+/// read them. Shapes have any rank, the batch dimension first: image feature maps [N, C, H, W], token sequences
+/// [N, T, C] (vision transformers), feature vectors [N, F].
 /// </summary>
 public abstract record Op
 {
@@ -50,5 +51,11 @@ public abstract record Op
 }
 
 /// <summary>One tensor of an op's state: its state-dict name ("weight", "running_mean", …), its shape, and whether it
-/// is a buffer (state that is not trained, such as BatchNorm's running statistics) rather than a parameter.</summary>
-public sealed record ParameterShape(string Name, long[] Shape, bool IsBuffer = false);
+/// is a buffer (state that is not trained, such as BatchNorm's running statistics) rather than a parameter. The empty
+/// name (<see cref="NodeItself"/>) is a tensor the node's own path names, as a reference model holds a parameter of its
+/// own rather than of a submodule (timm's <c>cls_token</c>, <c>pos_embed</c>).</summary>
+public sealed record ParameterShape(string Name, long[] Shape, bool IsBuffer = false)
+{
+    /// <summary>The name of a tensor named by its node's path.</summary>
+    public const string NodeItself = "";
+}

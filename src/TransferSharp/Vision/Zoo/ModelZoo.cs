@@ -73,6 +73,7 @@ public static class ModelZoo
                     .. ResNetV2.Entries(), .. InceptionResNetV2.Entries(), .. Xception.Entries(), .. MobileNetV1.Entries(), .. NasNet.Entries(),
                     .. EfficientNet.Entries(), .. TfEfficientNet.Entries(), .. MobileNetV3.Entries(),
                     .. ConvNeXt.Entries(),
+                    .. VisionTransformer.Entries(),
                 ]);
             }
         }
