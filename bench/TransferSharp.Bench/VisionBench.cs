@@ -20,6 +20,7 @@ public static class VisionBench
         int batch = 16, threads = 2, repeats = 7;
         var models = new List<string>();
         bool peer = true;
+        string? timm = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -28,6 +29,7 @@ public static class VisionBench
                 case "--threads": threads = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--repeats": repeats = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--no-peer": peer = false; break;
+                case "--timm": timm = args[++i]; break;
                 default: models.Add(args[i]); break;
             }
         }
@@ -42,14 +44,18 @@ public static class VisionBench
         JsonElement? torchResults = null, torchTuned = null;
         if (peer)
         {
-            var tvModels = models.Where(m => ModelZoo.Get(m).Reference == "torchvision").Select(m => new object[] { m, ModelZoo.Get(m).NativeSize }).ToArray();
-            var json = JsonSerializer.Serialize(new { threads, batch, models = tvModels });
+            // torchvision models always; timm's (ViT, the TF EfficientNets, ConvNeXt) when --timm names a checkout of it.
+            var peerModels = models.Where(m => ModelZoo.Get(m).Reference == "torchvision" || (timm is not null && ModelZoo.Get(m).Reference == "timm"))
+                .Select(m => new object[] { m, ModelZoo.Get(m).NativeSize, ModelZoo.Get(m).Reference, ModelZoo.Get(m).ReferenceModel }).ToArray();
+            var json = JsonSerializer.Serialize(new { threads, batch, models = peerModels });
             var script = Path.Combine(AppContext.BaseDirectory, "peers", "vision_torch.py");
-            var output = BenchUtil.RunPeer("/usr/bin/python3", [script, json]);
+            var plainEnv = new Dictionary<string, string>();
+            if (timm is not null) plainEnv["PYTHONPATH"] = timm;
+            var output = BenchUtil.RunPeer("/usr/bin/python3", [script, json], plainEnv);
             torchResults = JsonDocument.Parse(output).RootElement;
             // The same glibc malloc tuning our process applies (TorchRuntime.TuneAllocator), so the
             // peer is not penalised by page-fault churn on large activations.
-            var tuned = new Dictionary<string, string> { ["MALLOC_MMAP_THRESHOLD_"] = "1073741824", ["MALLOC_TRIM_THRESHOLD_"] = "2147483647" };
+            var tuned = new Dictionary<string, string>(plainEnv) { ["MALLOC_MMAP_THRESHOLD_"] = "1073741824", ["MALLOC_TRIM_THRESHOLD_"] = "2147483647" };
             torchTuned = JsonDocument.Parse(BenchUtil.RunPeer("/usr/bin/python3", [script, json], tuned)).RootElement;
             Console.WriteLine($"PyTorch {torchResults.Value.GetProperty("torch").GetString()}: matmul {torchResults.Value.GetProperty("matmul_gflops").GetDouble():F1} GFLOP/s, {torchResults.Value.GetProperty("threads").GetInt32()} threads");
             // The peak is the best of the two measurements: on a shared machine one of them can be

@@ -1,4 +1,4 @@
-"""PyTorch peer for the `vision` bench suite: eval images/s of torchvision models, NCHW and
+"""PyTorch peer for the `vision` bench suite: eval images/s of torchvision (and, with timm on PYTHONPATH, timm) models, NCHW and
 channels_last, and the fp32 matmul peak, with the given thread count. Prints one JSON object.
 Run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision, libopenblas0-pthread)."""
 import json, sys
@@ -14,8 +14,12 @@ def main():
     s = median_seconds(lambda: torch.mm(a, b), warmup=1, repeats=3)
     out["matmul_gflops"] = 2 * n ** 3 / s / 1e9
     del a, b
-    for name, size in args["models"]:
-        model = getattr(torchvision.models, name)().eval()
+    for name, size, source, reference_model in args["models"]:
+        if source == "timm":
+            import timm
+            model = timm.create_model(reference_model).eval()
+        else:
+            model = getattr(torchvision.models, name)().eval()
         x = torch.randn(args["batch"], 3, size, size)
         res = {}
         with torch.no_grad():
