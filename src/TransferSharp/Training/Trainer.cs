@@ -384,6 +384,7 @@ public static class Trainer
             var order = DataLoader.Order(_train.Count, true, _options.Seed, epoch);
             // Mixup/CutMix draws come from a stream of their own (−3; the shuffle is −1, dropout −2), seeded per epoch.
             var mixing = _options.Mixup > 0 || _options.CutMix > 0 ? new Random(DataLoader.MixSeed(_options.Seed, epoch, -3)) : null;
+            int classes = mixing is null ? 0 : (int)Model.Graph.Shapes[Model.Graph.ClassifierNode!][^1];
             foreach (var b in DataLoader.Batches(_train, order, transform, _options.Loader with { BatchSize = _options.BatchSize }, _options.Seed, epoch, _run.BadImages, cancellation))
             {
                 var (x, y) = (OnDevice(b.Images, _device), OnDevice(b.Labels, _device));
@@ -392,10 +393,7 @@ public static class Trainer
                 {
                     using (x)
                     using (y)
-                    {
-                        var classes = (int)Model.Graph.Shapes[Model.Graph.ClassifierNode!][^1];
                         yield return BatchMixing.Apply(x, y, classes, _options.Mixup, _options.CutMix, mixing);
-                    }
                 }
             }
         }
