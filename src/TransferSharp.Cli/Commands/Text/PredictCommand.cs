@@ -40,7 +40,7 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         Runtime.TorchRuntime.SetThreads(settings.Threads);
         var texts = settings.Texts.ToList();
         bool lines = settings.Input is not null || texts.Count == 0;
-        if (settings.Input is { } file) texts.AddRange(File.ReadLines(file));
+        if (settings.Input is { } file) texts.AddRange(IO.StrictUtf8.ReadLines(file));
         else if (texts.Count == 0) texts.AddRange(ReadLines(Console.In));
         using var model = TextModelFile.Open(settings);
         var predictions = model.Predict(texts, settings.Top, settings.Threshold);

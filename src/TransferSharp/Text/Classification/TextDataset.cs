@@ -49,20 +49,12 @@ public sealed class TextDataset
     public int MultiLabelLines { get; private init; }
 
     /// <summary>Reads a fastText, CSV or TSV file (UTF-8). Malformed lines raise <see cref="InvalidFileException"/>
-    /// with the line number.</summary>
+    /// with the line number; bytes that are not UTF-8 raise <see cref="IO.InvalidUtf8Exception"/> with the line and
+    /// byte offset (never a silent U+FFFD).</summary>
     public static TextDataset Load(string path, TextDataFormat format = TextDataFormat.Auto)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
-        string text;
-        try
-        {
-            text = new UTF8Encoding(false, true).GetString(File.ReadAllBytes(path));
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new InvalidFileException(path, $"not valid UTF-8 (byte offset {e.Index})", e);
-        }
-        if (text.Length > 0 && text[0] == '\uFEFF') text = text[1..];
+        var text = IO.StrictUtf8.ReadFile(path);
         if (format == TextDataFormat.Auto) format = Detect(path, text);
         return format == TextDataFormat.FastText ? ReadFastText(path, text) : ReadDelimited(path, text, format == TextDataFormat.Tsv ? '\t' : ',');
     }

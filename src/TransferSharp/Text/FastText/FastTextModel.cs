@@ -301,7 +301,8 @@ public sealed class FastTextModel : IDisposable
         long predicted = 0, gold = 0, correct = 0;
         var rows = new List<int>();
         var labels = new List<int>();
-        foreach (var line in File.ReadLines(path))
+        // Strict UTF-8: File.ReadLines would turn a bad byte into U+FFFD, a word the model never saw, silently.
+        foreach (var line in IO.StrictUtf8.ReadLines(path))
         {
             _dict.GetLine(line, rows, labels);
             if (labels.Count == 0 || rows.Count == 0) continue;
