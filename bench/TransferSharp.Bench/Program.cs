@@ -13,6 +13,7 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["soak"] = (SoakBench.Help, SoakBench.Run),
     ["serve"] = (ServeBench.Help, ServeBench.Run),
     ["dropout"] = (DropoutBench.Help, DropoutBench.Run),
+    ["tokenizer"] = (TokenizerBench.Help, TokenizerBench.Run),
     ["onnx-conformance"] = (OnnxConformance.Help, OnnxConformance.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
