@@ -14,7 +14,7 @@ public sealed class PredictCommand : Command<PredictCommand.Settings>
         public string[] Texts { get; init; } = [];
 
         [CommandOption("-i|--input <FILE>")]
-        [Description("A file with one text per line.")]
+        [Description("A file with one text per line (UTF-8; a byte that is not UTF-8 is an error naming its line).")]
         public string? Input { get; init; }
 
         [CommandOption("-k|--top <K>")]
