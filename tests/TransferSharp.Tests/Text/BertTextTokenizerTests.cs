@@ -14,9 +14,9 @@ namespace TransferSharp.Tests.Text;
 /// </summary>
 public sealed class BertTextTokenizerTests : IDisposable
 {
-    private readonly string _temp = Paths.NewTempDir();
+    private readonly TempFolder _temp = new();
 
-    public void Dispose() => Directory.Delete(_temp, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     private static readonly string DataDir = Path.Combine(Paths.TestData, "tokenization");
 
@@ -151,7 +151,7 @@ public sealed class BertTextTokenizerTests : IDisposable
     public void Loads_vocab_txt_and_tokenizer_json_folders_with_their_configs()
     {
         var tokens = ReadPackageVocabulary();
-        var vocabDir = Directory.CreateDirectory(Path.Combine(_temp, "vocab")).FullName;
+        var vocabDir = Directory.CreateDirectory(Path.Combine(_temp.Path, "vocab")).FullName;
         File.WriteAllText(Path.Combine(vocabDir, "vocab.txt"), string.Join('\n', tokens) + "\n");
         File.WriteAllText(Path.Combine(vocabDir, "tokenizer_config.json"), """{"do_lower_case": true, "model_max_length": 128}""");
         File.WriteAllText(Path.Combine(vocabDir, "sentence_bert_config.json"), """{"max_seq_length": 64, "do_lower_case": false}""");
@@ -160,7 +160,7 @@ public sealed class BertTextTokenizerTests : IDisposable
         Assert.Equal(30522, fromVocab.VocabularySize);
         Assert.EndsWith("vocab.txt", fromVocab.Source);
 
-        var jsonDir = Directory.CreateDirectory(Path.Combine(_temp, "json")).FullName;
+        var jsonDir = Directory.CreateDirectory(Path.Combine(_temp.Path, "json")).FullName;
         var vocab = string.Join(",", tokens.Select((tok, i) => $"{JsonSerializer.Serialize(tok)}:{i}"));
         File.WriteAllText(Path.Combine(jsonDir, "tokenizer.json"), """
             {"version":"1.0","truncation":{"max_length":128},"added_tokens":[],

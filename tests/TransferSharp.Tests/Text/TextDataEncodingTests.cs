@@ -13,16 +13,11 @@ namespace TransferSharp.Tests.Text;
 /// </summary>
 public sealed class TextDataEncodingTests : IDisposable
 {
-    private readonly string _temp = Paths.NewTempDir();
+    private readonly TempFolder _temp = new();
 
-    public void Dispose() => Directory.Delete(_temp, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
-    private string Write(string name, string latin1)
-    {
-        var path = Path.Combine(_temp, name);
-        File.WriteAllBytes(path, Encoding.Latin1.GetBytes(latin1));
-        return path;
-    }
+    private string Write(string name, string latin1) => _temp.Write(name, Encoding.Latin1.GetBytes(latin1));
 
     private static InvalidUtf8Exception Fails(string path, Action load)
     {

@@ -12,18 +12,9 @@ namespace TransferSharp.Tests.Text;
 /// </summary>
 public sealed class TokenizerBadInputTests : IDisposable
 {
-    private readonly string _temp = Paths.NewTempDir();
+    private readonly TempFolder _temp = new();
 
-    public void Dispose() => Directory.Delete(_temp, recursive: true);
-
-    private string Write(string name, byte[] bytes)
-    {
-        var path = Path.Combine(_temp, name);
-        File.WriteAllBytes(path, bytes);
-        return path;
-    }
-
-    private string Write(string name, string text) => Write(name, Encoding.UTF8.GetBytes(text));
+    public void Dispose() => _temp.Dispose();
 
     private static T Fails<T>(string path, Action load) where T : InvalidFileException
     {
@@ -40,7 +31,7 @@ public sealed class TokenizerBadInputTests : IDisposable
     {
         foreach (var (name, text) in new[] { ("empty.txt", ""), ("blank.txt", "\n\n\r\n") })
         {
-            var path = Write(name, text);
+            var path = _temp.Write(name, text);
             Assert.Contains("empty", Fails<TokenizerFileException>(path, () => BertTextTokenizer.Load(path)).Message);
         }
     }
@@ -48,7 +39,7 @@ public sealed class TokenizerBadInputTests : IDisposable
     [Fact]
     public void Duplicated_token_names_both_lines()
     {
-        var path = Write("vocab.txt", Specials + "hello\nworld\nhello\n");
+        var path = _temp.Write("vocab.txt", Specials + "hello\nworld\nhello\n");
         var e = Fails<TokenizerFileException>(path, () => BertTextTokenizer.Load(path));
         Assert.Contains("lines 6 and 8", e.Message);
         Assert.Equal(8, e.LineNumber);
@@ -57,9 +48,9 @@ public sealed class TokenizerBadInputTests : IDisposable
     [Fact]
     public void Binary_or_non_UTF8_vocabulary()
     {
-        var nul = Write("nul.txt", [.. Encoding.UTF8.GetBytes(Specials), 0x00, 0x01, 0x02, 0x0a]);
+        var nul = _temp.Write("nul.txt", [.. Encoding.UTF8.GetBytes(Specials), 0x00, 0x01, 0x02, 0x0a]);
         Assert.Contains("binary", Fails<TokenizerFileException>(nul, () => BertTextTokenizer.Load(nul)).Message);
-        var latin1 = Write("latin1.txt", [.. Encoding.UTF8.GetBytes(Specials + "caf"), 0xE9, 0x0a]);
+        var latin1 = _temp.Write("latin1.txt", [.. Encoding.UTF8.GetBytes(Specials + "caf"), 0xE9, 0x0a]);
         var e = Fails<InvalidUtf8Exception>(latin1, () => BertTextTokenizer.Load(latin1));
         Assert.Equal(6, e.LineNumber);
         Assert.Equal(Specials.Length + 3, e.ByteOffset);
@@ -68,7 +59,7 @@ public sealed class TokenizerBadInputTests : IDisposable
     [Fact]
     public void Vocabulary_without_BERT_special_tokens()
     {
-        var path = Write("vocab.txt", "<s>\n</s>\nhello\n");
+        var path = _temp.Write("vocab.txt", "<s>\n</s>\nhello\n");
         var e = Fails<TokenizerFileException>(path, () => BertTextTokenizer.Load(path));
         Assert.Contains("[UNK]", e.Message);
         Assert.Contains("[CLS]", e.Message);
@@ -89,26 +80,26 @@ public sealed class TokenizerBadInputTests : IDisposable
         string[] says = ["malformed JSON", "no \"model\"", "BPE, not WordPiece", "no token has id 1", "not a non-negative integer", "Sequence, not BertNormalizer"];
         for (int i = 0; i < bad.Length; i++)
         {
-            var path = Write($"tokenizer{i}.json", bad[i]);
+            var path = _temp.Write($"tokenizer{i}.json", bad[i]);
             Assert.Contains(says[i], Fails<TokenizerFileException>(path, () => BertTextTokenizer.Load(path)).Message);
         }
-        var config = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp, "cfg")).FullName, "tokenizer_config.json");
-        File.WriteAllText(Path.Combine(_temp, "cfg", "vocab.txt"), Specials);
+        var config = Path.Combine(Directory.CreateDirectory(Path.Combine(_temp.Path, "cfg")).FullName, "tokenizer_config.json");
+        File.WriteAllText(Path.Combine(_temp.Path, "cfg", "vocab.txt"), Specials);
         File.WriteAllText(config, """{"do_lower_case": "yes"}""");
-        Assert.Contains("do_lower_case", Fails<TokenizerFileException>(config, () => BertTextTokenizer.Load(Path.Combine(_temp, "cfg"))).Message);
+        Assert.Contains("do_lower_case", Fails<TokenizerFileException>(config, () => BertTextTokenizer.Load(Path.Combine(_temp.Path, "cfg"))).Message);
     }
 
     [Fact]
     public void Folder_without_tokenizer_files()
     {
-        var dir = Directory.CreateDirectory(Path.Combine(_temp, "model")).FullName;
+        var dir = Directory.CreateDirectory(Path.Combine(_temp.Path, "model")).FullName;
         Assert.Contains("neither tokenizer.json nor vocab.txt", Fails<TokenizerFileException>(dir, () => BertTextTokenizer.Load(dir)).Message);
     }
 
     [Fact]
     public void Empty_batch_and_mismatched_pairs_are_refused()
     {
-        var path = Write("vocab.txt", Specials + "a\n");
+        var path = _temp.Write("vocab.txt", Specials + "a\n");
         var t = BertTextTokenizer.Load(path);
         Assert.Equal("texts", Assert.Throws<InvalidOptionException>(() => t.EncodeBatch([])).Option);
         Assert.Equal("pairs", Assert.Throws<InvalidOptionException>(() => t.EncodeBatch(["a"], ["b", "c"])).Option);
