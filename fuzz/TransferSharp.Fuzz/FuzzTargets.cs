@@ -3,6 +3,7 @@ using TransferSharp.Onnx;
 using TransferSharp.Text;
 using TransferSharp.Text.Classification;
 using TransferSharp.Text.FastText;
+using TransferSharp.Text.Transformers.Tokenization;
 using TransferSharp.Training;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Vision.Preprocessing;
@@ -38,6 +39,8 @@ public static class FuzzTargets
             ["image"] = (".png", path => ImageDecoder.Decode(path)),
             ["image-manifest"] = (".csv", path => ImageDataset.Open(path)),
             ["text-data"] = (".tsv", path => TextDataset.Load(path)),
+            ["bert-vocab"] = (".txt", Tokenize),
+            ["tokenizer-json"] = (".json", Tokenize),
         };
 
     private static void Onnx(string path)
@@ -46,6 +49,13 @@ public static class FuzzTargets
         _ = model.Preprocessing;
         _ = model.Labels;
         model.CreateModule().Dispose();
+    }
+
+    /// <summary>Loads a BERT tokenizer file and encodes texts that exercise every branch of the text rules with it.</summary>
+    private static void Tokenize(string path)
+    {
+        var tokenizer = BertTextTokenizer.Load(path);
+        tokenizer.EncodeBatch(["Café, naïve 你好 🍕 tab\tend [SEP] x²", ""], ["second text", "[UNK]"]).Dispose();
     }
 
     private static void Vectors(string path, VectorFileFormat format) =>

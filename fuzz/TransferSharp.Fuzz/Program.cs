@@ -134,5 +134,15 @@ internal static class Seeds
         File.WriteAllText(Path.Combine(Dir("image-manifest"), "two.tsv"), "a.png\tcat\na.png\tdog\n");
         File.WriteAllText(Path.Combine(Dir("text-data"), "three.tsv"), "the computer is down\tit\n\"a \"\"quoted\"\" text\"\thumour\n");
         File.WriteAllText(Path.Combine(Dir("text-data"), "three.txt"), "__label__it the computer is down\n__label__humour __label__it a joke\n");
+
+        // Small BERT vocabularies (the five special tokens, words, ## pieces, a CJK ideograph) as vocab.txt and as a
+        // Hugging Face tokenizer.json; the fuzzer grows them from there.
+        string[] vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "caf", "##e", "na", "##ive", "tab", "end", "x", "你", "second", "text"];
+        File.WriteAllText(Path.Combine(Dir("bert-vocab"), "vocab.txt"), string.Join('\n', vocab) + "\n");
+        File.WriteAllText(Path.Combine(Dir("tokenizer-json"), "tokenizer.json"),
+            "{\"normalizer\":{\"type\":\"BertNormalizer\",\"clean_text\":true,\"handle_chinese_chars\":true,\"strip_accents\":null,\"lowercase\":true},"
+            + "\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},\"truncation\":{\"max_length\":8},\"model\":{\"type\":\"WordPiece\",\"unk_token\":\"[UNK]\","
+            + "\"continuing_subword_prefix\":\"##\",\"max_input_chars_per_word\":100,\"vocab\":{"
+            + string.Join(',', vocab.Select((t, i) => $"\"{t}\":{i}")) + "}}}");
     }
 }

@@ -124,10 +124,12 @@ public sealed class BertTextTokenizer
             source = vocabTxt!;
         }
         var sentenceConfig = Path.Combine(folder, "sentence_bert_config.json");
-        if (File.Exists(sentenceConfig)
-            && ReadJson(sentenceConfig).RootElement.TryGetProperty("max_seq_length", out var m) && m.ValueKind == JsonValueKind.Number
-            && m.TryGetInt32(out int maxSeq) && maxSeq >= 2 && maxSeq < settings.MaxLength)
-            settings = settings with { MaxLength = maxSeq };
+        if (File.Exists(sentenceConfig))
+        {
+            using var doc = ReadJson(sentenceConfig);
+            if (Int(doc.RootElement, "max_seq_length") is { } maxSeq && maxSeq >= 3 && maxSeq < settings.MaxLength)
+                settings = settings with { MaxLength = maxSeq };
+        }
         return Create(tokens, settings, source);
     }
 
@@ -269,7 +271,7 @@ public sealed class BertTextTokenizer
         var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.Object)
             throw new TokenizerFileException(path, "no \"model\" object: not a Hugging Face tokenizer.json");
-        var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
+        var type = Str(model, "type");
         if (type != "WordPiece")
             throw new TokenizerFileException(path, $"the model is {type ?? "(no type)"}, not WordPiece: only BERT-family WordPiece tokenizers are supported");
         if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object)
@@ -292,13 +294,17 @@ public sealed class BertTextTokenizer
                 throw new TokenizerFileException(path, $"model.vocab: {byId.Count} tokens but no token has id {i} (ids must run from 0 without gaps)");
             tokens.Add(token);
         }
-        if (model.TryGetProperty("unk_token", out var unk) && unk.ValueKind == JsonValueKind.String) settings = settings with { UnknownToken = unk.GetString()! };
-        if (model.TryGetProperty("continuing_subword_prefix", out var prefix) && prefix.ValueKind == JsonValueKind.String) settings = settings with { ContinuingSubwordPrefix = prefix.GetString()! };
-        if (model.TryGetProperty("max_input_chars_per_word", out var maxChars) && maxChars.TryGetInt32(out int mc)) settings = settings with { MaxInputCharsPerWord = mc };
+        if (Str(model, "unk_token") is { } unk) settings = settings with { UnknownToken = unk };
+        if (Str(model, "continuing_subword_prefix") is { Length: > 0 } prefix) settings = settings with { ContinuingSubwordPrefix = prefix };
+        if (Int(model, "max_input_chars_per_word") is { } mc)
+        {
+            if (mc < 1) throw new TokenizerFileException(path, $"model.max_input_chars_per_word is {mc}: it must be at least 1");
+            settings = settings with { MaxInputCharsPerWord = mc };
+        }
 
         if (root.TryGetProperty("normalizer", out var normalizer) && normalizer.ValueKind != JsonValueKind.Null)
         {
-            var kind = normalizer.TryGetProperty("type", out var nt) ? nt.GetString() : null;
+            var kind = Str(normalizer, "type");
             if (kind != "BertNormalizer")
                 throw new TokenizerFileException(path, $"the normalizer is {kind ?? "(no type)"}, not BertNormalizer: this tokenizer's text rules are not BERT's");
             if (Bool(normalizer, "clean_text", path) == false)
@@ -307,17 +313,23 @@ public sealed class BertTextTokenizer
             if (normalizer.TryGetProperty("strip_accents", out var strip)) settings = settings with { StripAccents = NullableBool(strip, "normalizer.strip_accents", path) };
             if (Bool(normalizer, "handle_chinese_chars", path) is { } cjk) settings = settings with { HandleChineseCharacters = cjk };
         }
-        if (root.TryGetProperty("pre_tokenizer", out var pre) && pre.ValueKind != JsonValueKind.Null
-            && (pre.TryGetProperty("type", out var pt) ? pt.GetString() : null) != "BertPreTokenizer")
+        if (root.TryGetProperty("pre_tokenizer", out var pre) && pre.ValueKind != JsonValueKind.Null && Str(pre, "type") != "BertPreTokenizer")
             throw new TokenizerFileException(path, $"the pre-tokenizer is {pre.GetRawText()}, not BertPreTokenizer");
-        if (!haveConfig && root.TryGetProperty("truncation", out var truncation) && truncation.ValueKind == JsonValueKind.Object
-            && truncation.TryGetProperty("max_length", out var tm) && tm.TryGetInt32(out int tml) && tml >= 3)
+        if (!haveConfig && root.TryGetProperty("truncation", out var truncation) && Int(truncation, "max_length") is { } tml && tml >= 3)
             settings = settings with { MaxLength = tml };
         return (tokens, settings);
     }
 
     private static bool? Bool(JsonElement obj, string name, string path) =>
-        obj.TryGetProperty(name, out var v) ? NullableBool(v, name, path) : null;
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var v) ? NullableBool(v, name, path) : null;
+
+    /// <summary>A string member of a JSON object, or null (absent, another kind, or not an object).</summary>
+    private static string? Str(JsonElement obj, string name) =>
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    /// <summary>An integer member of a JSON object, or null.</summary>
+    private static int? Int(JsonElement obj, string name) =>
+        obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : null;
 
     private static bool? NullableBool(JsonElement v, string name, string path) => v.ValueKind switch
     {
