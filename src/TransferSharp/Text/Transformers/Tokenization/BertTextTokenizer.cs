@@ -10,7 +10,7 @@ namespace TransferSharp.Text.Transformers.Tokenization;
 /// pre-tokenization rules in front of Microsoft.ML.Tokenizers' WordPiece. Loads <c>vocab.txt</c> or a Hugging Face
 /// <c>tokenizer.json</c>, with <c>tokenizer_config.json</c> (and sentence-transformers' <c>sentence_bert_config.json</c>)
 /// when present, and encodes batches into the padded tensors an encoder takes. An empty text encodes as
-/// <c>[CLS] [SEP]</c>, as Hugging Face's tokenizer does. Thread-safe: encoding keeps no state.
+/// <c>[CLS] [SEP]</c>, as Hugging Face's tokenizer does.
 /// </summary>
 public sealed class BertTextTokenizer
 {
