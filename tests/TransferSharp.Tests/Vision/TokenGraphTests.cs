@@ -154,4 +154,28 @@ public sealed class TokenGraphTests
         Assert.Equal([2, 384], features.shape);
         Assert.Equal([2, 1 + 3 * 4, 384], model.ForwardFeatures(x).shape);
     }
+    [Fact]
+    public void Register_tokens_follow_the_class_token_and_no_pooling_reads_them()
+    {
+        using var model = ModelZoo.Create("vit_small_patch14_reg4_dinov2", new ModelOptions { NumClasses = 0, ImageSize = 28, Seed = 3 });
+        var keys = model.state_dict().Keys.ToList();
+        // timm's order and shapes; no_embed_class: the embedding has rows for the 37×37 patch grid only.
+        Assert.Equal(["cls_token", "reg_token", "pos_embed", "patch_embed.proj.weight"], keys.Take(4));
+        Assert.Equal([1, 4, 384], model.state_dict()["reg_token"].shape);
+        Assert.Equal([1, 37 * 37, 384], model.state_dict()["pos_embed"].shape);
+        Assert.Contains(model.named_parameters(), p => p.name == "reg_token" && p.parameter.requires_grad);
+        model.Freeze("stem");
+        Assert.Contains(model.named_parameters(), p => p.name == "reg_token" && !p.parameter.requires_grad);
+
+        model.eval();
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = randn(2, 3, 42, 56, generator: new Generator(4));
+        var tokens = model.ForwardFeatures(x);
+        Assert.Equal([2, 1 + 4 + 3 * 4, 384], tokens.shape);
+        Assert.True(model.forward(x).allclose(tokens.select(1, 0)), "pre-logits: the class token after the final norm");
+        var patches = tokens.narrow(1, 5, 12).mean([1]);
+        Assert.True(model.PooledFeatures(x, TokenPoolKind.ClassAndMean).allclose(cat([tokens.select(1, 0), patches], 1)),
+            "DINOv2's probe features average the patch tokens only, not the registers");
+    }
 }
