@@ -61,6 +61,8 @@ public static class VisionTransformer
             b.RegisterBefore("cls_token", "pos_embed");
             b.RegisterBefore("reg_token", "pos_embed");
         }
+        // timm's drop_path_rate: rising linearly from 0 at the first block to the rate at the last; 0 builds none.
+        double maxDropPath = options.DropPathRate ?? 0;
         var stages = new List<string>[4];
         for (int s = 0; s < 4; s++) stages[s] = [];
         for (int i = 0; i < v.Depth; i++)
@@ -68,17 +70,20 @@ public static class VisionTransformer
             var block = $"blocks.{i}";
             stages[i * 4 / v.Depth].Add(block);
             var scope = b.Scope(block);
+            double dropPath = v.Depth > 1 ? maxDropPath * i / (v.Depth - 1) : 0;
             var y = b.Add(new LayerNormOp(c, 1e-6), "norm1", x);
             y = b.Linear(y, "attn.qkv", 3 * c);
             y = b.Add(new SelfAttentionOp(v.Heads), "attn", y);
             y = b.Linear(y, "attn.proj", c);
             if (v.LayerScale is { } ls1) y = b.Add(new LayerScaleOp(c, ls1), "ls1", y);
+            if (dropPath > 0) y = b.Add(new DropPathOp(dropPath), "drop_path1", y);
             x = b.Sum("residual1", x, y);
             y = b.Add(new LayerNormOp(c, 1e-6), "norm2", x);
             y = b.Linear(y, "mlp.fc1", 4 * c);
             y = b.Act(y, ActivationKind.Gelu, "mlp.act");
             y = b.Linear(y, "mlp.fc2", c);
             if (v.LayerScale is { } ls2) y = b.Add(new LayerScaleOp(c, ls2), "ls2", y);
+            if (dropPath > 0) y = b.Add(new DropPathOp(dropPath), "drop_path2", y);
             scope.Dispose();
             // The block's output carries the block's name, so a tap at "blocks.N" reads what timm's blocks[N] returns.
             x = b.Sum(block, x, y);
