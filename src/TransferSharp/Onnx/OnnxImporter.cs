@@ -95,6 +95,9 @@ public static class OnnxImporter
         private readonly HashSet<string> _used = new(StringComparer.Ordinal) { ModelGraph.InputName };
         private readonly HashSet<string> _consumed = new(StringComparer.Ordinal);
         private readonly Dictionary<string, int> _readers = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, OnnxProto.NodeProto> _producers = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, List<OnnxProto.NodeProto>> _consumers = new(StringComparer.Ordinal);
+        private readonly Dictionary<OnnxProto.NodeProto, bool> _tokenConcats = new(ReferenceEqualityComparer.Instance);
         private GraphBuilder _b = null!;
         private OnnxProto.NodeProto _node = null!;
         private string _label = "";
@@ -137,7 +140,17 @@ public static class OnnxImporter
             _values[input.Name] = _b.Input;
             _nodeNames[input.Name] = ModelGraph.InputName;
 
-            foreach (var n in order) foreach (var i in n.Input) { _consumed.Add(i); _readers[i] = _readers.GetValueOrDefault(i) + 1; }
+            foreach (var n in order)
+            {
+                foreach (var i in n.Input)
+                {
+                    _consumed.Add(i);
+                    _readers[i] = _readers.GetValueOrDefault(i) + 1;
+                    if (!_consumers.TryGetValue(i, out var list)) _consumers[i] = list = [];
+                    list.Add(n);
+                }
+                foreach (var o in n.Output) _producers[o] = n;
+            }
             // Only the graph output being imported is read: a node's other outputs that the file also lists as graph
             // outputs (LayerNormalization's mean, MaxPool's indices) are not computed, so they do not block it.
             _consumed.Add(_options.Output ?? (g.Output.Count > 0 ? g.Output[0].Name : ""));
@@ -184,7 +197,8 @@ public static class OnnxImporter
                     featureNode: keepFeature ? feature : null, clearFeatureNode: !keepFeature);
                 graph = graph.With(groups: GraphSurgery.GroupsByResolution(graph));
             }
-            var state = _state.Where(kv => needed.Contains(kv.Key[..kv.Key.LastIndexOf('.')]))
+            // A key is "node.parameter", or the node's own name for a tensor the node itself names (cls_token, pos_embed).
+            var state = _state.Where(kv => needed.Contains(kv.Key) || kv.Key.LastIndexOf('.') is > 0 and var dot && needed.Contains(kv.Key[..dot]))
                 .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
             var producer = $"{_model.ProducerName} {_model.ProducerVersion}".Trim();
             var metadata = OnnxModelFile.Metadata(_model);
@@ -384,6 +398,7 @@ public static class OnnxImporter
 
         private void Convert()
         {
+            if (LearnedTokens()) return;
             if (OnnxImports.Translators.TryGetValue(_node.OpType, out var translate))
             {
                 translate(this);
@@ -402,6 +417,104 @@ public static class OnnxImporter
                 case "ConstantOfShape": ConstantOfShape(); break;
                 default: throw new UnsupportedVariant("operator not supported");
             }
+        }
+
+        // ------------------------------------------------------------ learned tokens of vision transformers
+
+        /// <summary>
+        /// A vision transformer's learned tokens, imported as the parameters they are rather than as frozen constants, so
+        /// fine-tuning an imported ViT trains them as timm does: an initializer [1, k, C] broadcast to the batch
+        /// (Add(x·0, tokens), TransferSharp's export) and put in front of a token sequence by a Concat on the token axis
+        /// becomes <see cref="PrefixTokensOp"/> (class and register tokens); an initializer [1, T, C] added to a token
+        /// sequence [N, T, C] flattened from a patch grid of at most T cells becomes <see cref="PositionEmbeddingOp"/>
+        /// (the cells beyond the grid are its prefix rows). Each is named after its initializer. Returns false for any
+        /// other node, which translates as usual.
+        /// </summary>
+        private bool LearnedTokens()
+        {
+            switch (_node.OpType)
+            {
+                case "Add" when _node.Output.Count == 1 && Tokens(_node.Output[0]) is not null:
+                    // Put in front by its Concat below: nothing to compute on its own.
+                    return _consumers.GetValueOrDefault(_node.Output[0]) is [var concat] && IsTokenConcat(concat);
+                case "Concat" when IsTokenConcat(_node):
+                {
+                    var x = _values[_node.Input[^1]];
+                    for (int i = _node.Input.Count - 2; i >= 0; i--)
+                    {
+                        var t = Tokens(_node.Input[i])!;
+                        var name = Unique(Sanitize(t.Name) is { Length: > 0 } sn ? sn : "tokens");
+                        x = _b.Add(new PrefixTokensOp((int)t.Dims[1], (int)t.Dims[2]), name, x);
+                        _state[name] = LearnedTensor(t);
+                    }
+                    Emit(x);
+                    return true;
+                }
+                case "Add" when _node.Input.Count == 2:
+                    for (int k = 0; k < 2; k++)
+                    {
+                        if (!_initializers.TryGetValue(_node.Input[k], out var t) || !_values.TryGetValue(_node.Input[1 - k], out var x)
+                            || x.Shape.Length != 3 || t.Dims.Count != 3 || t.Dims[0] != 1 || t.Dims[1] != x.Shape[1] || t.Dims[2] != x.Shape[2]
+                            || !OnnxTensors.IsFloating(t.DataType) || PatchGrid(_node.Input[1 - k], x.Shape[1]) is not { } grid) continue;
+                        var name = Unique(Sanitize(t.Name) is { Length: > 0 } sn ? sn : "pos_embed");
+                        int prefix = (int)(x.Shape[1] - grid.Shape[2] * grid.Shape[3]);
+                        Emit(_b.Add(new PositionEmbeddingOp((int)x.Shape[2], (int)grid.Shape[2], (int)grid.Shape[3], prefix), name, x, grid));
+                        _state[name] = LearnedTensor(t);
+                        return true;
+                    }
+                    return false;
+                default:
+                    return false;
+            }
+        }
+
+        private ConstTensor LearnedTensor(OnnxProto.TensorProto t)
+        {
+            var c = OnnxTensors.Decode(_file, _dir, t, $"initializer '{t.Name}'");
+            return new ConstTensor(c.Shape, c.AsFloats());
+        }
+
+        /// <summary>The initializer [1, k, C] of learned tokens broadcast to the batch as Add(x·0, tokens), or null.</summary>
+        private OnnxProto.TensorProto? Tokens(string value)
+        {
+            if (!_producers.TryGetValue(value, out var add) || add.OpType != "Add" || add.Input.Count != 2) return null;
+            for (int k = 0; k < 2; k++)
+            {
+                if (!_initializers.TryGetValue(add.Input[k], out var t) || t.Dims.Count != 3 || t.Dims[0] != 1 || !OnnxTensors.IsFloating(t.DataType)) continue;
+                if (_producers.TryGetValue(add.Input[1 - k], out var mul) && mul.OpType == "Mul" && mul.Input.Count == 2
+                    && mul.Input.Any(i => TryConst(i, out var zero) && zero.Count == 1 && zero.AsFloats()[0] == 0)) return t;
+            }
+            return null;
+        }
+
+        /// <summary>A Concat on the token axis of learned tokens, then a token sequence [N, T, C] already computed. Decided
+        /// once per node (the Adds that feed it are left out on this answer).</summary>
+        private bool IsTokenConcat(OnnxProto.NodeProto concat)
+        {
+            if (_tokenConcats.TryGetValue(concat, out var known)) return known;
+            bool tokens = concat.OpType == "Concat" && concat.Input.Count >= 2 && concat.Output.Count == 1
+                && _values.TryGetValue(concat.Input[^1], out var x) && x.Shape.Length == 3
+                && (concat.Attribute.FirstOrDefault(a => a.Name == "axis")?.I is 1 or -2)
+                && concat.Input.SkipLast(1).All(i => _readers.GetValueOrDefault(i) == 1 && Tokens(i) is { } t && t.Dims[2] == x.Shape[2]);
+            _tokenConcats[concat] = tokens;
+            return tokens;
+        }
+
+        /// <summary>The patch grid [N, C', h, w] a token sequence of <paramref name="tokens"/> tokens was flattened from:
+        /// the nearest rank-4 value up its chain of inputs (a Concat's last one), if it has at most that many cells and
+        /// the rest (the prefix tokens) are fewer than its cells.</summary>
+        private Sym? PatchGrid(string value, long tokens)
+        {
+            for (int step = 0; step < 8 && _producers.TryGetValue(value, out var n) && n.Input.Count > 0; step++)
+            {
+                value = n.OpType == "Concat" ? n.Input[^1] : n.Input[0];
+                if (_values.TryGetValue(value, out var s) && s.Shape.Length == 4)
+                {
+                    long cells = s.Shape[2] * s.Shape[3];
+                    return cells <= tokens && tokens - cells < cells && s.Name != ModelGraph.InputName ? s : null;
+                }
+            }
+            return null;
         }
 
         // ------------------------------------------------------------ constant folding

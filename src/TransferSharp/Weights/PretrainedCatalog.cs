@@ -56,6 +56,9 @@ internal static partial class PretrainedCatalog
         ["vit_small_patch14_dinov2"] = "lvd142m",
         ["vit_base_patch14_dinov2"] = "lvd142m",
         ["vit_large_patch14_dinov2"] = "lvd142m",
+        ["vit_small_patch14_reg4_dinov2"] = "lvd142m",
+        ["vit_base_patch14_reg4_dinov2"] = "lvd142m",
+        ["vit_large_patch14_reg4_dinov2"] = "lvd142m",
     };
 
     // torch.hub's convention: "name-<sha256 prefix>.ext".

@@ -47,6 +47,8 @@ public class ExportRoundTripTests(ITestOutputHelper output)
     private static readonly HashSet<string> LargerVariants =
     [
         "vit_base_patch16_224", "vit_large_patch16_224", "vit_small_patch14_dinov2", "vit_base_patch14_dinov2", "vit_large_patch14_dinov2",
+        // The register tokens' export runs in Register_tokens_export_and_import_back_as_parameters, at 28 px.
+        "vit_small_patch14_reg4_dinov2", "vit_base_patch14_reg4_dinov2", "vit_large_patch14_reg4_dinov2",
     ];
 
     [SkippableTheory]
@@ -186,6 +188,11 @@ public class ExportRoundTripTests(ITestOutputHelper output)
             using (no_grad()) d = TransferSharp.Tests.Vision.ParityTests.MaxAbsDiff(back.forward(x), fx.Logits);
             output.WriteLine($"vit_small_patch16_224 imported back: logits max |diff| {d:G3} (tolerance {fx.ToleranceLogits:G3}), {back.Graph.Nodes.Count} nodes");
             Assert.True(d <= fx.ToleranceLogits, $"the re-imported ViT's logits differ by {d:G4} > {fx.ToleranceLogits:G4}");
+            // The class token and the position embedding are parameters again, as in timm, not frozen constants.
+            Assert.IsType<PrefixTokensOp>(back.Graph.Node("cls_token").Op);
+            Assert.IsType<PositionEmbeddingOp>(back.Graph.Node("pos_embed").Op);
+            static long Trainable(GraphModule m) => m.parameters().Where(p => p.requires_grad).Sum(p => p.numel());
+            Assert.Equal(Trainable(model), Trainable(back));
             // Trainable: the loss reaches the first block's attention weights through every imported op.
             back.train();
             using var loss = back.forward(x.narrow(0, 0, 1)).square().mean();
@@ -193,6 +200,58 @@ public class ExportRoundTripTests(ITestOutputHelper output)
             var weights = back.named_parameters().Where(p => p.parameter.dim() == 2).ToList();
             Assert.True(weights.Count >= 48, $"{weights.Count} matrices imported as parameters");
             Assert.All(weights, p => Assert.True(p.parameter.grad is { } g && g.abs().sum().item<float>() > 0, $"{p.name} got no gradient"));
+            Assert.All(back.named_parameters().Where(p => p.name is "cls_token" or "pos_embed"),
+                p => Assert.True(p.parameter.grad is { } g && g.abs().sum().item<float>() > 0, $"{p.name} got no gradient"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>DINOv2 with register tokens at 28 px (a 2×2 patch grid): ONNX Runtime computes what we do, and the file
+    /// imports back with its class tokens, register tokens and position embedding (patch rows only: timm's
+    /// no_embed_class) as trainable parameters of the right ops, computing the same features.</summary>
+    [Fact]
+    public void Register_tokens_export_and_import_back_as_parameters()
+    {
+        using var scope = NewDisposeScope();
+        using var model = ModelZoo.Create("vit_small_patch14_reg4_dinov2", new ModelOptions { NumClasses = 0, ImageSize = 28 });
+        var state = model.state_dict();
+        ReferenceFill.FillStateDict(state, state.Select(kv => (kv.Key, kv.Value.shape, kv.Value.dtype.ToString().ToLowerInvariant())), 41);
+        model.eval();
+        var x = ReferenceFill.Input([2, 3, 28, 28], 42);
+        Tensor ours;
+        using (no_grad()) ours = model.forward(x);
+        var dir = Paths.NewTempDir();
+        try
+        {
+            var file = Path.Combine(dir, "reg4.onnx");
+            OnnxExporter.Export(model, file);
+            double tolerance = 1e-4 * Math.Max(1, ours.abs().max().item<float>());
+            using (var engine = new OnnxRuntimeEngine(file))
+            {
+                double dOrt = (engine.Forward(x) - ours).abs().max().item<float>();
+                output.WriteLine($"reg4 at 28 px: ONNX Runtime differs by {dOrt:G3} (tolerance {tolerance:G3})");
+                Assert.True(dOrt <= tolerance, $"ONNX Runtime's features differ by {dOrt:G4}");
+            }
+            using var back = OnnxImporter.Import(file).CreateModule();
+            back.eval();
+            Assert.Equal(4, ((PrefixTokensOp)back.Graph.Node("reg_token").Op).Count);
+            Assert.Equal(1, ((PrefixTokensOp)back.Graph.Node("cls_token").Op).Count);
+            var embedding = (PositionEmbeddingOp)back.Graph.Node("pos_embed").Op;
+            Assert.Equal((0, 2, 2), (embedding.PrefixTokens, embedding.GridH, embedding.GridW));
+            double d;
+            using (no_grad()) d = (back.forward(x) - ours).abs().max().item<float>();
+            output.WriteLine($"reg4 imported back: differs by {d:G3}");
+            Assert.True(d <= tolerance, $"the re-imported model differs by {d:G4}");
+            back.train();
+            back.forward(x).square().mean().backward();
+            foreach (var name in new[] { "cls_token", "reg_token", "pos_embed" })
+            {
+                var p = back.named_parameters().Single(p => p.name == name).parameter;
+                Assert.True(p.requires_grad && p.grad is { } g && g.abs().sum().item<float>() > 0, $"{name} is not trained");
+            }
         }
         finally
         {

@@ -36,10 +36,11 @@ public sealed class ResumeTests : IDisposable
         Loader = new LoaderOptions { Workers = 2 },
     };
 
-    private Dictionary<string, float[]> Run(TrainOptions options, string checkpoint, bool resume, int cancelAfterBatches, out bool cancelled)
+    private Dictionary<string, float[]> Run(TrainOptions options, string checkpoint, bool resume, int cancelAfterBatches, out bool cancelled,
+        string architecture = "resnet18", double? dropPathRate = null)
     {
         var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "data"), 8, "bag", "sandal", "trouser"));
-        using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
+        using var source = VisionModel.Load(architecture, "none", new ModelOptions { ImageSize = 32, DropPathRate = dropPathRate });
         using var cts = new CancellationTokenSource();
         int batches = 0;
         var progress = new SyncProgress(p =>
@@ -80,6 +81,20 @@ public sealed class ResumeTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*"));
         var resumed = Run(options, ckpt, true, 0, out cancelled);
         Assert.False(cancelled);
+        AssertSame(reference, resumed);
+    }
+
+    /// <summary>ViT-S/16 at 32 px with stochastic depth: the resumed run draws the same per-sample drop-path masks as the
+    /// uninterrupted one (the masks come from the module's generator, whose state the checkpoint holds).</summary>
+    [Fact]
+    public void VitWithDropPathKilledMidEpochResumesToTheSameWeights()
+    {
+        var options = FineTune with { Epochs = 2, Head = new HeadSpec(), Augmentation = null };
+        var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _, "vit_small_patch16_224", 0.2);
+        var ckpt = Path.Combine(_dir, "b.ckpt");
+        Run(options, ckpt, false, 5, out bool cancelled, "vit_small_patch16_224", 0.2);
+        Assert.True(cancelled);
+        var resumed = Run(options, ckpt, true, 0, out _, "vit_small_patch16_224", 0.2);
         AssertSame(reference, resumed);
     }
 

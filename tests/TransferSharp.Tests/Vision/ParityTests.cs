@@ -16,9 +16,16 @@ public class ParityTests(ITestOutputHelper output)
 {
     [SkippableTheory]
     [MemberData(nameof(ArchitectureFixture.All), MemberType = typeof(ArchitectureFixture))]
-    public void Matches_reference(string fixtureFile)
+    public void Matches_reference(string fixtureFile) => Check(Path.Combine(Paths.ArchitectureFixtures, fixtureFile));
+
+    /// <summary>A variant that adds a code path and has no shared fixture, against the repository's own fixture made by
+    /// the same generator (tests/data/architectures/README.md): DINOv2 with register tokens.</summary>
+    [SkippableFact]
+    public void Register_tokens_match_timm() => Check(Path.Combine(Paths.TestData, "architectures", "vit_small_patch14_reg4_dinov2.json"));
+
+    private void Check(string fixturePath)
     {
-        var fx = ArchitectureFixture.Load(Path.Combine(Paths.ArchitectureFixtures, fixtureFile));
+        var fx = ArchitectureFixture.Load(fixturePath);
         Skip.IfNot(ModelZoo.Contains(fx.Model), $"{fx.Model} is not in the zoo yet");
 
         using var scope = NewDisposeScope();

@@ -154,4 +154,72 @@ public sealed class TokenGraphTests
         Assert.Equal([2, 384], features.shape);
         Assert.Equal([2, 1 + 3 * 4, 384], model.ForwardFeatures(x).shape);
     }
+    private static bool Same(Tensor a, Tensor b) => a.allclose(b, 0, 0);
+
+    [Fact]
+    public void Drop_path_rises_per_block_is_the_identity_in_eval_and_drops_whole_samples_in_training()
+    {
+        using var plain = Vit(3);
+        using var dropping = ModelZoo.Create("vit_small_patch16_224", new ModelOptions { NumClasses = 3, ImageSize = 32, Seed = 3, DropPathRate = 0.1 });
+        // timm: linspace(0, drop_path_rate, depth), after the attention and after the MLP branch of each block; block 0 gets 0.
+        var rates = dropping.Graph.Nodes.Where(n => n.Op is DropPathOp).ToDictionary(n => n.Name, n => ((DropPathOp)n.Op).P);
+        Assert.Equal(22, rates.Count);
+        Assert.DoesNotContain("blocks.0.drop_path1", rates.Keys);
+        Assert.Equal(0.1 * 5 / 11, rates["blocks.5.drop_path2"], 12);
+        Assert.Equal(0.1, rates["blocks.11.drop_path1"], 12);
+        Assert.DoesNotContain(plain.Graph.Nodes, n => n.Op is DropPathOp);
+        Assert.Equal(plain.state_dict().Keys, dropping.state_dict().Keys);
+        using (no_grad())
+            foreach (var (name, t) in plain.state_dict()) dropping.state_dict()[name].copy_(t);
+
+        using var scope = NewDisposeScope();
+        // One image sixteen times: rows differ only where a sample's branches were dropped.
+        var x = randn(1, 3, 32, 32, generator: new Generator(5)).expand(16, -1, -1, -1).contiguous();
+        using (no_grad())
+        {
+            plain.eval();
+            dropping.eval();
+            Assert.True(Same(dropping.forward(x), plain.forward(x)), "DropPath changes nothing in eval mode");
+            plain.train();
+            dropping.train();
+            var still = plain.forward(x);
+            Assert.True(Same(still, still[0].expand(16, -1)), "without DropPath every sample gives the same logits");
+            Tensor Draw(ulong seed)
+            {
+                using var g = new Generator(seed);
+                dropping.Generator = g;
+                try { return dropping.forward(x); }
+                finally { dropping.Generator = null; }
+            }
+            var a = Draw(7);
+            Assert.False(Same(a, a[0].expand(16, -1)), "per-sample masks make samples differ");
+            Assert.True(Same(a, Draw(7)), "the same generator seed draws the same masks");
+            Assert.False(Same(a, Draw(8)));
+        }
+    }
+
+    [Fact]
+    public void Register_tokens_follow_the_class_token_and_no_pooling_reads_them()
+    {
+        using var model = ModelZoo.Create("vit_small_patch14_reg4_dinov2", new ModelOptions { NumClasses = 0, ImageSize = 28, Seed = 3 });
+        var keys = model.state_dict().Keys.ToList();
+        // timm's order and shapes; no_embed_class: the embedding has rows for the 37×37 patch grid only.
+        Assert.Equal(["cls_token", "reg_token", "pos_embed", "patch_embed.proj.weight"], keys.Take(4));
+        Assert.Equal([1, 4, 384], model.state_dict()["reg_token"].shape);
+        Assert.Equal([1, 37 * 37, 384], model.state_dict()["pos_embed"].shape);
+        Assert.Contains(model.named_parameters(), p => p.name == "reg_token" && p.parameter.requires_grad);
+        model.Freeze("stem");
+        Assert.Contains(model.named_parameters(), p => p.name == "reg_token" && !p.parameter.requires_grad);
+
+        model.eval();
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var x = randn(2, 3, 42, 56, generator: new Generator(4));
+        var tokens = model.ForwardFeatures(x);
+        Assert.Equal([2, 1 + 4 + 3 * 4, 384], tokens.shape);
+        Assert.True(model.forward(x).allclose(tokens.select(1, 0)), "pre-logits: the class token after the final norm");
+        var patches = tokens.narrow(1, 5, 12).mean([1]);
+        Assert.True(model.PooledFeatures(x, TokenPoolKind.ClassAndMean).allclose(cat([tokens.select(1, 0), patches], 1)),
+            "DINOv2's probe features average the patch tokens only, not the registers");
+    }
 }

@@ -20,7 +20,7 @@ public sealed record ModelOptions
 
     /// <summary>Stochastic depth for training (timm's <c>drop_path_rate</c>: the largest per-sample drop probability of a
     /// residual branch, reached by the last block; null or 0 builds the model without DropPath, as for evaluation). Used by
-    /// families whose reference has it (ConvNeXt).</summary>
+    /// families whose reference has it (ConvNeXt, ViT, DINOv2: after each block's attention and MLP branch).</summary>
     public double? DropPathRate { get; init; }
 
     /// <summary>Keep Inception v3's auxiliary classifier (training mode only).</summary>
