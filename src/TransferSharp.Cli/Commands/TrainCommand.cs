@@ -222,7 +222,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
 
         [CommandOption("--ema <DECAY>")]
         [DefaultValue(0.0)]
-        [Description("Average the weights over the training steps (exponential moving average with this decay, e.g. 0.998; 0: off): validation and the saved model use the average.")]
+        [Description("Average the weights over the training steps (exponential moving average with this decay, e.g. 0.998; 0: off): validation and the saved model use the average. Epoch-trained stages only: the default head of --mode head is fitted by L-BFGS, which it leaves unchanged.")]
         public double Ema { get; init; }
 
         [CommandOption("--mixup <ALPHA>")]

@@ -113,7 +113,7 @@ internal static class TrainLoop
                             state.BadEpochs = 0;
                         }
                         average?.Dispose();
-                        average = options.EmaDecay > 0 ? new WeightAverage(model, options.EmaDecay, task.Persist, resuming && resumedAverage is { Count: > 0 } ? resumedAverage : null) : null;
+                        average = options.EmaDecay > 0 ? new WeightAverage(model, options.EmaDecay, task.Persist, resuming && resumedAverage is { Count: > 0 } ? resumedAverage : null, checkpoint.Path) : null;
                         resumedOptimizer = null;
                         resumedAverage = null;
                         currentStage = stage;

@@ -93,7 +93,7 @@ public static class Trainer
             var tuneOptions = TrainOptions.FineTuneFromHead(AutoFineTuneEpochs, model.Architecture!.Head) with
             {
                 ValidationSplit = options.ValidationSplit, Seed = options.Seed, Device = options.Device, Loader = options.Loader,
-                EmaDecay = options.EmaDecay,
+                EmaDecay = options.EmaDecay, Mixup = options.Mixup, CutMix = options.CutMix,
             };
             var tuned = Train(model, train, validation, tuneOptions, run, cancellation);
             if (tuned.BestValidationAccuracy is { } tunedAccuracy && tunedAccuracy > headAccuracy)

@@ -14,8 +14,10 @@ internal sealed class WeightAverage : IDisposable
     private readonly double _decay;
     private readonly List<(string Name, Tensor Live, Tensor Average)> _tensors = [];
 
-    /// <summary>Starts the average at the module's current weights (or at <paramref name="resumed"/>, a checkpoint's).</summary>
-    public WeightAverage(nn.Module module, double decay, Func<string, bool> persist, IEnumerable<(string Name, Tensor Tensor)>? resumed = null)
+    /// <summary>Starts the average at the module's current weights (or at <paramref name="resumed"/>, the average saved in
+    /// the checkpoint <paramref name="checkpointPath"/>).</summary>
+    public WeightAverage(nn.Module module, double decay, Func<string, bool> persist, IEnumerable<(string Name, Tensor Tensor)>? resumed = null,
+        string? checkpointPath = null)
     {
         _decay = decay;
         var saved = resumed?.ToDictionary(t => t.Name, t => t.Tensor, StringComparer.Ordinal);
@@ -27,7 +29,8 @@ internal sealed class WeightAverage : IDisposable
             if (saved is not null)
             {
                 if (!saved.TryGetValue(name, out var s) || !s.shape.SequenceEqual(live.shape))
-                    throw new TransferSharpException($"the checkpoint's weight average does not match the model at '{name}' (missing or another shape)");
+                    throw new ModelFileException(checkpointPath ?? "the checkpoint",
+                        $"the checkpoint's weight average does not match the model at '{name}' (missing or another shape); start without resuming, or delete it");
                 start = s;
             }
             _tensors.Add((name, live, start.detach().to(live.dtype, live.device).clone().DetachFromDisposeScope()));
