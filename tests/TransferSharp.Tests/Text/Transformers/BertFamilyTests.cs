@@ -1,0 +1,135 @@
+using TorchSharp;
+using TransferSharp.Tests.Support;
+using TransferSharp.Text.Transformers;
+using TransferSharp.Vision.Graph;
+using Xunit;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Tests.Text.Transformers;
+
+/// <summary>
+/// Issue 16 item 1: the BERT family built from a Hugging Face config.json, loaded by name with the initializers of the
+/// all-MiniLM-L6-v2 ONNX file (through the one state loader, strictly), equals ONNX Runtime on that file; a config that
+/// does not fit its weights, or that is malformed, is a named error.
+/// </summary>
+[Trait("Category", "Parity")]
+public sealed class BertFamilyTests(MiniLmFixture fx, ITestOutputHelper output) : IClassFixture<MiniLmFixture>, IDisposable
+{
+    /// <summary>all-MiniLM-L6-v2's config.json as sentence-transformers publishes it (the keys the family reads and a
+    /// few it ignores).</summary>
+    internal const string MiniLmConfig = """
+        {
+          "_name_or_path": "nreimers/MiniLM-L6-H384-uncased", "architectures": ["BertModel"], "model_type": "bert",
+          "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": false, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+          "hidden_size": 384, "initializer_range": 0.02, "intermediate_size": 1536, "layer_norm_eps": 1e-12,
+          "max_position_embeddings": 512, "num_attention_heads": 12, "num_hidden_layers": 6, "pad_token_id": 0,
+          "position_embedding_type": "absolute", "transformers_version": "4.8.2", "type_vocab_size": 2, "use_cache": true,
+          "vocab_size": 30522
+        }
+        """;
+
+    private readonly string _dir = Paths.NewTempDir();
+
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string Config(string json, string name = "config.json")
+    {
+        var folder = Path.Combine(_dir, Path.GetFileNameWithoutExtension(name));
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, "config.json");
+        File.WriteAllText(path, json);
+        return path;
+    }
+
+    [Fact]
+    public void Family_loaded_with_the_onnx_files_initializers_equals_onnx_runtime()
+    {
+        using var model = Bert.Create(Config(MiniLmConfig));
+        Assert.Equal(fx.Imported.StateNames.Order(), model.state_dict().Keys.Order());
+        var report = fx.Imported.LoadInto(model, LoadPolicy.Strict);
+        Assert.True(report.IsExact, report.ToString());
+        model.eval();
+        using var exact = Bert.Create(Config(MiniLmConfig, "exact.json"));
+        fx.Imported.LoadInto(exact, LoadPolicy.Strict);
+        exact.to(ScalarType.Float64);
+        exact.eval();
+        string[] outputs = [model.Graph.Output, Bert.PoolerOutput];
+        foreach (var batch in MiniLmFixture.Batches)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var feeds = batch.Feeds();
+            var ours = model.Run(feeds, outputs);
+            var truth = exact.Run(feeds, outputs);
+            var (hidden, pooled) = fx.Reference(batch);
+            var reference = new[] { tensor(hidden).reshape(ours[0].shape), tensor(pooled).reshape(ours[1].shape) };
+            for (int o = 0; o < 2; o++)
+            {
+                // As for the imported graph: within twice ONNX Runtime's own float32 error (its distance from float64).
+                double ortError = (reference[o].to(ScalarType.Float64) - truth[o]).abs().max().item<double>();
+                double diff = (ours[o] - reference[o]).abs().max().item<float>();
+                output.WriteLine($"T={batch.T} N={batch.N} {outputs[o]}: |ours - ORT| = {diff:E2}, |ORT - float64| = {ortError:E2}");
+                Assert.True(diff <= 2 * ortError, $"{outputs[o]} at T={batch.T}: the family differs from ONNX Runtime by {diff:E2}, more than twice its own float32 error {ortError:E2}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Config_that_does_not_match_its_weights_names_the_file_and_the_tensor()
+    {
+        using var good = Bert.Create(Config(MiniLmConfig));
+        fx.Imported.LoadInto(good);
+        var wrong = Config(MiniLmConfig.Replace("\"intermediate_size\": 1536", "\"intermediate_size\": 1024", StringComparison.Ordinal), "wrong.json");
+        using var model = Bert.Create(wrong);
+        var e = Assert.Throws<InvalidFileException>(() => Bert.LoadState(model, good.state_dict(), "model.safetensors", wrong));
+        Assert.Equal(wrong, e.FilePath);
+        Assert.Contains("model.safetensors", e.Message);
+        Assert.Contains("encoder.layer.0.intermediate.dense.weight", e.Message);
+    }
+
+    [Fact]
+    public void Hugging_face_folder_loads_by_name_and_refuses_a_config_that_does_not_fit()
+    {
+        // A folder as the Hugging Face hub serves it: config.json and model.safetensors, here written from the ONNX
+        // file's initializers (which carry BertModel's names) with the position_ids buffer older checkpoints hold.
+        var folder = Path.GetDirectoryName(Config(MiniLmConfig, "folder.json"))!;
+        using (var scope = NewDisposeScope())
+        {
+            var tensors = fx.Imported.StateNames.ToDictionary(k => k, k => (Tensor)tensor(fx.Imported.State[k].AsFloats()).reshape(fx.Imported.State[k].Shape));
+            tensors["embeddings.position_ids"] = arange(512, dtype: ScalarType.Int64).unsqueeze(0);
+            TransferSharp.Weights.SafeTensors.Write(Path.Combine(folder, "model.safetensors"), tensors);
+        }
+        using var model = Bert.Load(folder);
+        using var reference = Bert.Create(Path.Combine(folder, "config.json"));
+        fx.Imported.LoadInto(reference);
+        reference.eval();
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            var feeds = MiniLmFixture.Batches[1].Feeds();
+            var difference = (model.Run(feeds, [model.Graph.Output])[0] - reference.Run(feeds, [reference.Graph.Output])[0]).abs().max().item<float>();
+            Assert.Equal(0f, difference);
+        }
+        File.WriteAllText(Path.Combine(folder, "config.json"), MiniLmConfig.Replace("\"num_hidden_layers\": 6", "\"num_hidden_layers\": 7", StringComparison.Ordinal));
+        var e = Assert.Throws<InvalidFileException>(() => Bert.Load(folder));
+        Assert.Equal(Path.Combine(folder, "config.json"), e.FilePath);
+        Assert.Contains("encoder.layer.6.", e.Message);
+        File.Delete(Path.Combine(folder, "model.safetensors"));
+        Assert.Contains("holds no weights", Assert.Throws<InvalidFileException>(() => Bert.Load(folder)).Message);
+    }
+
+    [Theory]
+    [InlineData("{ \"hidden_size\": 384, \"num_attention_heads\": 7 }", "not a multiple of num_attention_heads 7")]
+    [InlineData("{ \"hidden_act\": \"swish\" }", "hidden_act 'swish'")]
+    [InlineData("{ \"num_hidden_layers\": \"six\" }", "'num_hidden_layers' is \"six\", not a positive integer")]
+    [InlineData("{ \"position_embedding_type\": \"relative_key\" }", "'position_embedding_type' is 'relative_key'")]
+    [InlineData("{ \"hidden_size\": 384, ", "not a readable JSON config")]
+    public void Malformed_config_names_the_file_and_the_key(string json, string expected)
+    {
+        var path = Config(json);
+        var e = Assert.Throws<InvalidFileException>(() => BertConfig.Read(path));
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains(expected, e.Message);
+    }
+}
