@@ -1,4 +1,5 @@
 using TorchSharp;
+using TransferSharp.Onnx;
 using TransferSharp.Tests.Support;
 using TransferSharp.Text.Transformers;
 using TransferSharp.Vision.Graph;
@@ -117,6 +118,39 @@ public sealed class BertFamilyTests(MiniLmFixture fx, ITestOutputHelper output) 
         Assert.Contains("encoder.layer.6.", e.Message);
         File.Delete(Path.Combine(folder, "model.safetensors"));
         Assert.Contains("holds no weights", Assert.Throws<InvalidFileException>(() => Bert.Load(folder)).Message);
+    }
+
+    [Fact]
+    public void Small_family_round_trips_through_graph_json_and_onnx()
+    {
+        var config = new BertConfig(VocabSize: 120, HiddenSize: 16, NumHiddenLayers: 2, NumAttentionHeads: 2, IntermediateSize: 32,
+            HiddenAct: "gelu_new", MaxPositionEmbeddings: 20);
+        var graph = Bert.Build(config, "tiny", sequenceLength: 8);
+        var back = GraphJson.Deserialize(GraphJson.Serialize(graph));
+        Assert.Equal(ElementType.Int64, back.InputType);
+        Assert.Equal(graph.ExtraInputs, back.ExtraInputs);
+        Assert.Equal(graph.Nodes.Select(n => n.Op), back.Nodes.Select(n => n.Op));
+        using var model = new GraphModule(graph, seed: 3);
+        model.eval();
+        var file = Path.Combine(_dir, "tiny.onnx");
+        OnnxExporter.Export(model, file);
+        using var imported = OnnxImporter.Import(file).CreateModule();
+        // Another length than the graph was built and exported at, with padding: the sequence length stays dynamic.
+        var batch = TokenBatch.Of(true, [5, 6, 7, 8, 9, 10, 11, 12, 13], [14, 15]);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var feeds = batch.Feeds();
+        var ours = model.Run(feeds, [graph.Output])[0];
+        var again = imported.Run(feeds, [imported.Graph.Output])[0];
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(file);
+        var inputs = new[] { ("input", batch.Ids), (Bert.AttentionMask, batch.Mask), (Bert.TokenTypeIds, batch.Types) }
+            .Select(i => Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor(i.Item1, new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(i.Item2, [batch.N, batch.T])))
+            .ToList();
+        using var results = session.Run(inputs);
+        var ort = tensor(results.First(r => r.Name != "features").AsEnumerable<float>().ToArray()).reshape(ours.shape);
+        // Padded keys are dropped by a boolean mask here and by −10000 in the export: exp(−10000) is 0 in float32 too.
+        Assert.True((ours - ort).abs().max().item<float>() < 1e-5, "exported file differs under ONNX Runtime");
+        Assert.True((ours - again).abs().max().item<float>() < 1e-5, "re-imported graph differs");
     }
 
     [Theory]
