@@ -741,6 +741,21 @@ public static class OnnxImporter
             return new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsInts()).ToArray(), marks);
         }
 
+        /// <summary>The flat element of a constant of shape <paramref name="from"/> behind each element of the result of
+        /// picking <paramref name="indices"/> along <paramref name="axis"/> (Gather, Slice): for each outer block, each index,
+        /// the inner block it picks.</summary>
+        private long[] PickAlong(long[] from, int axis, IReadOnlyCollection<long> indices, long[] result)
+        {
+            long outer = from[..axis].Aggregate(1L, (p, d) => p * d), inner = from[(axis + 1)..].Aggregate(1L, (p, d) => p * d), dim = from[axis];
+            var source = new long[CheckedCount(result)];
+            long k = 0;
+            for (long o = 0; o < outer; o++)
+                foreach (var i in indices)
+                    for (long r = 0; r < inner; r++)
+                        source[k++] = (o * dim + i) * inner + r;
+            return source;
+        }
+
         private ConstTensor FoldSlice(SliceOp op)
         {
             var c = Constant(0, "data");
@@ -750,15 +765,9 @@ public static class OnnxImporter
             var (s, e) = op.Clamp(dim);
             var idx = new List<long>();
             for (long i = s; op.Step > 0 ? i < e : i > e; i += op.Step) idx.Add(i);
-            long outer = c.Shape[..axis].Aggregate(1L, (p, d) => p * d), inner = c.Shape[(axis + 1)..].Aggregate(1L, (p, d) => p * d);
             var shape = (long[])c.Shape.Clone();
             shape[axis] = idx.Count;
-            var source = new long[CheckedCount(shape)];
-            long k = 0;
-            for (long o = 0; o < outer; o++)
-                foreach (var i in idx)
-                    for (long r = 0; r < inner; r++)
-                        source[k++] = (o * dim + i) * inner + r;
+            var source = PickAlong(c.Shape, axis, idx, shape);
             // Cut from the start to the sequence length (BERT's position ids): its length follows the input's.
             bool toSequence = _opset >= 10 && Has(2) && IsConstant(2) && Constant(2, "ends") is { Count: 1 } end
                 && end.MarkOf(0) == DimMark.Sequence && s == 0 && op.Step == 1;
@@ -877,15 +886,9 @@ public static class OnnxImporter
                 long dim = data.Shape[at];
                 var idx = indices.AsInts().Select(i => i < 0 ? i + dim : i).ToArray();
                 if (idx.Any(i => i < 0 || i >= dim)) throw new OnnxException(_file, $"node '{_label}': gather index out of range [{-dim}, {dim - 1}]");
-                // Result [data[:axis], indices, data[axis+1:]]: for each outer block, each index, the inner block it picks.
-                long outer = data.Shape[..at].Aggregate(1L, (p, d) => p * d), inner = data.Shape[(at + 1)..].Aggregate(1L, (p, d) => p * d);
+                // Result [data[:axis], indices, data[axis+1:]].
                 long[] shape = [.. data.Shape[..at], .. indices.Shape, .. data.Shape[(at + 1)..]];
-                var source = new long[CheckedCount(shape)];
-                long k = 0;
-                for (long o = 0; o < outer; o++)
-                    foreach (var i in idx)
-                        for (long r = 0; r < inner; r++)
-                            source[k++] = (o * dim + i) * inner + r;
+                var source = PickAlong(data.Shape, at, idx, shape);
                 EmitConst(data.IsFloat
                     ? new ConstTensor(shape, source.Select(j => data.Floats![j]).ToArray())
                     : new ConstTensor(shape, source.Select(j => data.Ints![j]).ToArray(), source.Select(data.MarkOf).ToArray()));

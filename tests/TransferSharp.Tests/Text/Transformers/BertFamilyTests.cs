@@ -55,25 +55,7 @@ public sealed class BertFamilyTests(MiniLmFixture fx, ITestOutputHelper output) 
         fx.Imported.LoadInto(exact, LoadPolicy.Strict);
         exact.to(ScalarType.Float64);
         exact.eval();
-        string[] outputs = [model.Graph.Output, Bert.PoolerOutput];
-        foreach (var batch in MiniLmFixture.Batches)
-        {
-            using var scope = NewDisposeScope();
-            using var _ = no_grad();
-            var feeds = batch.Feeds();
-            var ours = model.Run(feeds, outputs);
-            var truth = exact.Run(feeds, outputs);
-            var (hidden, pooled) = fx.Reference(batch);
-            var reference = new[] { tensor(hidden).reshape(ours[0].shape), tensor(pooled).reshape(ours[1].shape) };
-            for (int o = 0; o < 2; o++)
-            {
-                // As for the imported graph: within twice ONNX Runtime's own float32 error (its distance from float64).
-                double ortError = (reference[o].to(ScalarType.Float64) - truth[o]).abs().max().item<double>();
-                double diff = (ours[o] - reference[o]).abs().max().item<float>();
-                output.WriteLine($"T={batch.T} N={batch.N} {outputs[o]}: |ours - ORT| = {diff:E2}, |ORT - float64| = {ortError:E2}");
-                Assert.True(diff <= 2 * ortError, $"{outputs[o]} at T={batch.T}: the family differs from ONNX Runtime by {diff:E2}, more than twice its own float32 error {ortError:E2}");
-            }
-        }
+        fx.AssertEqualsOnnxRuntime(model, exact, [model.Graph.Output, Bert.PoolerOutput], output);
     }
 
     [Fact]

@@ -88,6 +88,34 @@ public sealed class MiniLmFixture : IDisposable
         return (results[0].AsEnumerable<float>().ToArray(), results[1].AsEnumerable<float>().ToArray());
     }
 
+    /// <summary>
+    /// Runs <paramref name="model"/> and its float64 copy <paramref name="exact"/> on every batch and checks the two
+    /// <paramref name="outputs"/> (last_hidden_state, pooler output) against ONNX Runtime: within twice ONNX Runtime's
+    /// own float32 error, measured as its distance from the float64 run (two float32 computations each that far from the
+    /// truth are at most twice that far from each other), on every element, padded positions included.
+    /// </summary>
+    public void AssertEqualsOnnxRuntime(GraphModule model, GraphModule exact, string[] outputs, Xunit.Abstractions.ITestOutputHelper log)
+    {
+        foreach (var batch in Batches)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var feeds = batch.Feeds();
+            var ours = model.Run(feeds, outputs);
+            var truth = exact.Run(feeds, outputs);
+            var (hidden, pooled) = Reference(batch);
+            Xunit.Assert.Equal(new long[] { batch.N, batch.T, 384 }, ours[0].shape);
+            var reference = new[] { tensor(hidden).reshape(ours[0].shape), tensor(pooled).reshape(ours[1].shape) };
+            for (int o = 0; o < 2; o++)
+            {
+                double ortError = (reference[o].to(ScalarType.Float64) - truth[o]).abs().max().item<double>();
+                double diff = (ours[o] - reference[o]).abs().max().item<float>();
+                log.WriteLine($"T={batch.T} N={batch.N} {outputs[o]}: |ours - ORT| = {diff:E2}, |ORT - float64| = {ortError:E2}");
+                Xunit.Assert.True(diff <= 2 * ortError, $"{outputs[o]} at T={batch.T}: differs from ONNX Runtime by {diff:E2}, more than twice its own float32 error {ortError:E2}");
+            }
+        }
+    }
+
     /// <summary>Three batches: lengths 5 (no padding), 9 and 16 with padding, one with sentence pairs.</summary>
     public static TokenBatch[] Batches { get; } =
     [

@@ -44,27 +44,7 @@ public sealed class MiniLmOnnxImportTests(MiniLmFixture fx, ITestOutputHelper ou
         using var model = fx.Imported.CreateModule();
         using var exact = fx.Imported.CreateModule();
         exact.to(ScalarType.Float64);
-        string[] outputs = [fx.LastHiddenState, model.Graph.Output];
-        foreach (var batch in MiniLmFixture.Batches)
-        {
-            using var scope = NewDisposeScope();
-            using var _ = no_grad();
-            var feeds = batch.Feeds();
-            var ours = model.Run(feeds, outputs);
-            var truth = exact.Run(feeds, outputs);
-            var (hidden, pooled) = fx.Reference(batch);
-            Assert.Equal(new long[] { batch.N, batch.T, 384 }, ours[0].shape);
-            var reference = new[] { tensor(hidden).reshape(ours[0].shape), tensor(pooled).reshape(ours[1].shape) };
-            for (int o = 0; o < 2; o++)
-            {
-                // ONNX Runtime's own float32 error: its distance from the same graph computed in float64. Two float32
-                // computations each that far from the truth are at most twice that far from each other.
-                double ortError = (reference[o].to(ScalarType.Float64) - truth[o]).abs().max().item<double>();
-                double diff = (ours[o] - reference[o]).abs().max().item<float>();
-                output.WriteLine($"T={batch.T} N={batch.N} {outputs[o]}: |ours - ORT| = {diff:E2}, |ORT - float64| = {ortError:E2}");
-                Assert.True(diff <= 2 * ortError, $"{outputs[o]} at T={batch.T}: ours differ from ONNX Runtime by {diff:E2}, more than twice its own float32 error {ortError:E2}");
-            }
-        }
+        fx.AssertEqualsOnnxRuntime(model, exact, [fx.LastHiddenState, model.Graph.Output], output);
     }
 
     [Fact]
