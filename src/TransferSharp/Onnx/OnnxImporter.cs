@@ -7,7 +7,8 @@ namespace TransferSharp.Onnx;
 
 /// <summary>
 /// Imports an ONNX file (opsets 7–21) with one floating-point input of rank 2 to 5 (batch first: MLPs, sequences,
-/// images, volumes) as a layer graph with trainable parameters. Covers the operators CNNs and MLPs exported by
+/// images, volumes), or a text encoder's integer token inputs [batch, sequence], as a layer graph with trainable
+/// parameters. Covers the operators CNNs and MLPs exported by
 /// PyTorch, tf2onnx and CNTK use; anything else is reported by op type, node name and opset before any weight is
 /// read. Shape computations on constants (Shape, Gather, Unsqueeze, Concat, Equal, Where, …) are folded at import,
 /// keeping the batch dimension dynamic. ONNX's backend node tests measure it (bench onnx-conformance, docs/onnx.md).
