@@ -471,6 +471,9 @@ public static class OnnxImporter
             var addBias = Only(mul.Output[0], "Add");
             string? biasName = addBias?.Input.FirstOrDefault(i => i != mul.Output[0]);
             if (addBias is null || biasName is null || !TryConstAhead(biasName, out var bias) || bias.Count != c || !bias.IsFloat) return false;
+            // An intermediate value the file also lists as a graph output would not be computed.
+            string[] inner = [mean, d, pow.Output[0], variance.Output[0], addEps.Output[0], sqrt.Output[0], div.Output[0], mul.Output[0]];
+            if (inner.Any(v => _model.Graph.Output.Any(o => o.Name == v))) return false;
             var op = new LayerNormOp((int)c, eps[0]);
             var name = weightName.EndsWith(".weight", StringComparison.Ordinal) && !_used.Contains(weightName[..^".weight".Length])
                 && weightName[..^".weight".Length].Split('.').All(seg => seg.Length > 0 && seg.All(ch => char.IsAsciiLetterOrDigit(ch) || ch == '_'))
