@@ -73,6 +73,8 @@ public sealed partial class VisionModel
     private static VisionModel LoadOnnx(string path, ModelOptions? options)
     {
         var imported = OnnxImporter.Import(path);
+        if (imported.Graph.InputType != TransferSharp.Vision.Graph.ElementType.Float32)
+            throw new InvalidFileException(path, $"takes {imported.Graph.InputType} token inputs ({string.Join(", ", [imported.OnnxInput, .. imported.Graph.ExtraInputs.Select(i => i.Name)])}): it is a text encoder, not an image model; import it with OnnxImporter.Import (docs/text-transformers.md)");
         var module = imported.CreateModule();
         var graph = module.Graph;
         var preprocessing = imported.Preprocessing ?? OnnxModelFile.DefaultPreprocessing(graph.InputShape[2]);

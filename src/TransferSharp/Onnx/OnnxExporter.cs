@@ -207,6 +207,11 @@ public static class OnnxExporter
             _g.Name = _graph.Name;
             _tensor[ModelGraph.InputName] = _o.InputName;
             _names.Add(_o.InputName);
+            foreach (var extra in _graph.ExtraInputs)
+            {
+                if (!_names.Add(extra.Name)) throw new ArgumentException($"the input name '{_o.InputName}' is the name of the graph's input '{extra.Name}'");
+                _tensor[extra.Name] = extra.Name;
+            }
             var outputName = MainOutputName(_graph, _o);
             if (!_names.Add(outputName) || !_names.Add(FeaturesOutputName))
                 throw new ArgumentException($"input and output names must differ ('{_o.InputName}', '{outputName}', '{FeaturesOutputName}')");
@@ -234,8 +239,12 @@ public static class OnnxExporter
             var main = _tensor[_graph.Output];
             if (_o.Probabilities && _graph.ClassifierNode is not null) main = Emit("Softmax", [main], Fresh("probabilities"), OnnxAttribute.Attr("axis", 1));
             Emit("Identity", [main], outputName);
-            AddValueInfo(_g.Input, _o.InputName, _graph.InputShape);
-            AddValueInfo(_g.Output, outputName, shapes[_graph.Output]);
+            // A text encoder's inputs and token outputs keep their sequence length dynamic, as its exporters write them.
+            bool tokens = _graph.InputType == ElementType.Int64 && _graph.InputShape.Length == 2;
+            AddValueInfo(_g.Input, _o.InputName, _graph.InputShape, _graph.InputType, tokens);
+            foreach (var extra in _graph.ExtraInputs)
+                AddValueInfo(_g.Input, extra.Name, extra.Shape, extra.Type, tokens && extra.Shape.SequenceEqual(_graph.InputShape));
+            AddValueInfo(_g.Output, outputName, shapes[_graph.Output], ElementType.Float32, tokens && shapes[_graph.Output].Length == 3);
             if (featureSource is { } feature)
             {
                 var fs = shapes[feature];
@@ -259,13 +268,14 @@ public static class OnnxExporter
             return _g;
         }
 
-        private void AddValueInfo(Google.Protobuf.Collections.RepeatedField<OnnxProto.ValueInfoProto> list, string name, long[] shape)
+        private void AddValueInfo(Google.Protobuf.Collections.RepeatedField<OnnxProto.ValueInfoProto> list, string name, long[] shape,
+            ElementType type = ElementType.Float32, bool dynamicSequence = false)
         {
-            var t = new OnnxProto.TypeProto.Types.Tensor { ElemType = (int)OnnxProto.TensorProto.Types.DataType.Float, Shape = new OnnxProto.TensorShapeProto() };
+            var t = new OnnxProto.TypeProto.Types.Tensor { ElemType = (int)CastOp.OnnxType(type), Shape = new OnnxProto.TensorShapeProto() };
             for (int i = 0; i < shape.Length; i++)
             {
-                t.Shape.Dim.Add(i == 0 && _o.DynamicBatch
-                    ? new OnnxProto.TensorShapeProto.Types.Dimension { DimParam = "batch" }
+                t.Shape.Dim.Add(i == 0 && _o.DynamicBatch ? new OnnxProto.TensorShapeProto.Types.Dimension { DimParam = "batch" }
+                    : i == 1 && dynamicSequence ? new OnnxProto.TensorShapeProto.Types.Dimension { DimParam = "sequence" }
                     : new OnnxProto.TensorShapeProto.Types.Dimension { DimValue = shape[i] });
             }
             list.Add(new OnnxProto.ValueInfoProto { Name = name, Type = new OnnxProto.TypeProto { TensorType = t } });

@@ -7,7 +7,8 @@ namespace TransferSharp.Onnx;
 
 /// <summary>
 /// Imports an ONNX file (opsets 7–21) with one floating-point input of rank 2 to 5 (batch first: MLPs, sequences,
-/// images, volumes) as a layer graph with trainable parameters. Covers the operators CNNs and MLPs exported by
+/// images, volumes), or a text encoder's integer token inputs [batch, sequence], as a layer graph with trainable
+/// parameters. Covers the operators CNNs and MLPs exported by
 /// PyTorch, tf2onnx and CNTK use; anything else is reported by op type, node name and opset before any weight is
 /// read. Shape computations on constants (Shape, Gather, Unsqueeze, Concat, Equal, Where, …) are folded at import,
 /// keeping the batch dimension dynamic. ONNX's backend node tests measure it (bench onnx-conformance, docs/onnx.md).
@@ -99,6 +100,12 @@ public static class OnnxImporter
         private readonly Dictionary<string, List<OnnxProto.NodeProto>> _consumers = new(StringComparer.Ordinal);
         private readonly Dictionary<OnnxProto.NodeProto, bool> _tokenConcats = new(ReferenceEqualityComparer.Instance);
         private GraphBuilder _b = null!;
+        // Graph values holding integers (token inputs and what shape ops make of them): a Cast of one to float is a node.
+        private readonly HashSet<string> _integers = new(StringComparer.Ordinal);
+        // The sequence length the graph is traced at when token inputs leave it dynamic; null otherwise.
+        private long? _sequenceLength;
+        // ONNX values whose nodes a fused pattern (LayerNorm written as primitives) already computed.
+        private readonly HashSet<string> _fused = new(StringComparer.Ordinal);
         private OnnxProto.NodeProto _node = null!;
         private string _label = "";
 
@@ -116,29 +123,25 @@ public static class OnnxImporter
         {
             var g = _model.Graph;
             var inputs = OnnxModelFile.FedInputs(g);
-            if (inputs.Count != 1)
-                throw new OnnxException(_file, $"has {inputs.Count} graph inputs ({string.Join(", ", inputs.Select(i => i.Name))}); the importer takes models with one input");
+            if (inputs.Count == 0) throw new OnnxException(_file, "has no graph input");
             var input = inputs[0];
-            var dims = input.Type?.TensorType?.Shape?.Dim.ToList()
-                ?? throw new OnnxException(_file, $"input '{input.Name}' is not a tensor with a known rank");
-            if (dims.Count is < 2 or > 5)
-                throw new OnnxException(_file, $"input '{input.Name}' has rank {dims.Count}; the importer takes inputs of rank 2 to 5 ([N, F], [N, T, C], [N, C, H, W], [N, C, D, H, W]) whose first dimension is the batch");
-            if (!OnnxTensors.IsFloating(input.Type.TensorType.ElemType))
-                throw new OnnxException(_file, $"input '{input.Name}' holds {OnnxTensors.TypeName(input.Type.TensorType.ElemType)}; the importer takes floating-point inputs");
-            // Images may leave height and width dynamic (ImageSize stands in); every other dimension but the batch must be known.
-            var shape = new long[dims.Count];
-            // A declared batch size is the shape the file's constants were computed for; a dynamic one builds with 1.
-            shape[0] = dims[0].HasDimValue && dims[0].DimValue > 0 ? dims[0].DimValue : 1;
-            for (int d = 1; d < dims.Count; d++)
-            {
-                if (dims[d].HasDimValue && dims[d].DimValue > 0) shape[d] = dims[d].DimValue;
-                else if (dims.Count == 4 && d >= 2) shape[d] = _options.ImageSize;
-                else throw new OnnxException(_file, $"input '{input.Name}' leaves dimension {d} dynamic" + (d == 1 ? " (the channel count)" : "") + "; only the batch dimension (and the height and width of an image) may be dynamic");
-            }
+            var (shape, type) = InputShape(input, main: true);
+            if (inputs.Count > 1 && type != ElementType.Int64)
+                throw new OnnxException(_file, $"has {inputs.Count} graph inputs ({string.Join(", ", inputs.Select(i => i.Name))}); the importer takes models with one input, or a text encoder's integer token inputs");
             var name = _options.Name ?? Path.GetFileNameWithoutExtension(_file);
-            _b = new GraphBuilder(name, shape);
+            _b = new GraphBuilder(name, shape, type);
             _values[input.Name] = _b.Input;
             _nodeNames[input.Name] = ModelGraph.InputName;
+            if (type == ElementType.Int64) _integers.Add(input.Name);
+            foreach (var extra in inputs.Skip(1))
+            {
+                var (extraShape, extraType) = InputShape(extra, main: false);
+                if (extra.Name == ModelGraph.InputName || !_used.Add(extra.Name))
+                    throw new OnnxException(_file, $"input '{extra.Name}' has a name the importer reserves; rename it");
+                _values[extra.Name] = _b.AddInput(extra.Name, extraShape, extraType);
+                _nodeNames[extra.Name] = extra.Name;
+                if (extraType == ElementType.Int64) _integers.Add(extra.Name);
+            }
 
             foreach (var n in order)
             {
@@ -159,6 +162,7 @@ public static class OnnxImporter
             {
                 _node = order[i];
                 _label = NodeLabel(_node, i);
+                if (_node.Output.Count > 0 && _node.Output.All(_fused.Contains)) continue;
                 try
                 {
                     Convert();
@@ -234,6 +238,46 @@ public static class OnnxImporter
             throw new OnnxException(_file, $"feature node '{name}' is neither an ONNX node or tensor nor a graph node");
         }
 
+        /// <summary>The shape an input is built at and its element type. Floating inputs have rank 2 to 5 and only a dynamic
+        /// batch (and image height and width); integer inputs are a text encoder's [N, T] token inputs, whose dynamic
+        /// sequence length is traced at <see cref="OnnxImportOptions.SequenceLength"/> and kept dynamic.</summary>
+        private (long[] Shape, ElementType Type) InputShape(OnnxProto.ValueInfoProto input, bool main)
+        {
+            var dims = input.Type?.TensorType?.Shape?.Dim.ToList()
+                ?? throw new OnnxException(_file, $"input '{input.Name}' is not a tensor with a known rank");
+            var elem = input.Type.TensorType.ElemType;
+            bool integer = (OnnxProto.TensorProto.Types.DataType)elem is OnnxProto.TensorProto.Types.DataType.Int64 or OnnxProto.TensorProto.Types.DataType.Int32;
+            if (integer)
+            {
+                if (dims.Count != 2)
+                    throw new OnnxException(_file, $"input '{input.Name}' holds integers with rank {dims.Count}; the importer takes integer inputs only as a text encoder's token inputs [batch, sequence]");
+                long n = dims[0].HasDimValue && dims[0].DimValue > 0 ? dims[0].DimValue : 1;
+                long t = dims[1].HasDimValue && dims[1].DimValue > 0 ? dims[1].DimValue : _options.SequenceLength;
+                if (!dims[1].HasDimValue || dims[1].DimValue <= 0)
+                {
+                    if (_sequenceLength is { } traced && traced != t) throw new OnnxException(_file, $"input '{input.Name}' has another sequence length than the other token inputs");
+                    _sequenceLength = t;
+                }
+                return ([n, t], ElementType.Int64);
+            }
+            if (!main) throw new OnnxException(_file, $"input '{input.Name}' holds {OnnxTensors.TypeName(elem)}; beside token ids the importer takes only integer token inputs");
+            if (dims.Count is < 2 or > 5)
+                throw new OnnxException(_file, $"input '{input.Name}' has rank {dims.Count}; the importer takes inputs of rank 2 to 5 ([N, F], [N, T, C], [N, C, H, W], [N, C, D, H, W]) whose first dimension is the batch");
+            if (!OnnxTensors.IsFloating(elem))
+                throw new OnnxException(_file, $"input '{input.Name}' holds {OnnxTensors.TypeName(elem)}; the importer takes floating-point inputs (or a text encoder's integer token inputs [batch, sequence])");
+            // Images may leave height and width dynamic (ImageSize stands in); every other dimension but the batch must be known.
+            var shape = new long[dims.Count];
+            // A declared batch size is the shape the file's constants were computed for; a dynamic one builds with 1.
+            shape[0] = dims[0].HasDimValue && dims[0].DimValue > 0 ? dims[0].DimValue : 1;
+            for (int d = 1; d < dims.Count; d++)
+            {
+                if (dims[d].HasDimValue && dims[d].DimValue > 0) shape[d] = dims[d].DimValue;
+                else if (dims.Count == 4 && d >= 2) shape[d] = _options.ImageSize;
+                else throw new OnnxException(_file, $"input '{input.Name}' leaves dimension {d} dynamic" + (d == 1 ? " (the channel count)" : "") + "; only the batch dimension (and the height and width of an image) may be dynamic");
+            }
+            return (shape, ElementType.Float32);
+        }
+
         private static string? DefaultFeatureNode(ModelGraph graph)
         {
             string? last = null;
@@ -288,6 +332,8 @@ public static class OnnxImporter
             var name = _node.Input[i];
             if (_values.TryGetValue(name, out var s)) return s;
             if (!TryConst(name, out var c)) throw new OnnxException(_file, $"node '{_label}' reads '{name}', which has no value");
+            if (c.SequenceAxis is not null)
+                throw new UnsupportedVariant($"'{name}' is a constant cut to the sequence length, used as a tensor (only position ids gathered from an embedding table follow the sequence length)");
             var nodeName = Unique(Sanitize(name) is { Length: > 0 } sn ? sn : "const");
             _state[nodeName + ".value"] = new ConstTensor(c.Shape, c.AsFloats());
             var sym = _b.Add(new ConstantOp(c.Shape), nodeName);
@@ -371,9 +417,95 @@ public static class OnnxImporter
                         return Unique(path);
                 }
             }
+            if (weightInput >= 0 && BiasPath() is { } biasPath) return Unique(biasPath);
             var s = Sanitize(_node.Name);
             if (s.Length == 0 && _node.Output.Count > 0) s = Sanitize(_node.Output[0]);
             return Unique(s);
+        }
+
+        /// <summary>The module path of the bias that the node's only reader adds (PyTorch's exporter stores a Linear's
+        /// weight transposed under an anonymous name, "onnx::MatMul_927", and adds the bias it keeps under its parameter name
+        /// "encoder.layer.0.attention.self.query.bias" right after), or null.</summary>
+        private string? BiasPath()
+        {
+            if (_node.Output.Count != 1 || !_consumers.TryGetValue(_node.Output[0], out var readers) || readers is not [{ OpType: "Add" } add]) return null;
+            var bias = add.Input.FirstOrDefault(i => i != _node.Output[0] && _initializers.ContainsKey(i));
+            if (bias is null || !bias.EndsWith(".bias", StringComparison.Ordinal)) return null;
+            var path = bias[..^".bias".Length];
+            return path.Split('.').All(seg => seg.Length > 0 && seg.All(c => char.IsAsciiLetterOrDigit(c) || c == '_')) && !_used.Contains(path) ? path : null;
+        }
+
+        /// <summary>
+        /// Layer normalisation written as primitives (PyTorch's exporter before opset 17):
+        /// <c>d = x − ReduceMean(x); y = d / Sqrt(ReduceMean(Pow(d, 2)) + eps) · weight + bias</c>, over the last axis, with
+        /// constant eps, weight and bias. Read at its first ReduceMean, it becomes one trainable <see cref="LayerNormOp"/>
+        /// named after its weight ("encoder.layer.0.output.LayerNorm"); the nodes it replaces are skipped. Any other
+        /// shape of the pattern is imported primitive by primitive.
+        /// </summary>
+        private bool TryFuseLayerNorm()
+        {
+            var x = _node.Input[0];
+            if (!_values.TryGetValue(x, out var xv) || xv.Shape.Length < 2 || !LastAxisKeep(_node, xv.Shape.Length)) return false;
+            OnnxProto.NodeProto? Only(string value, string opType) =>
+                _consumers.TryGetValue(value, out var rs) && rs.Count == 1 && rs[0].OpType == opType ? rs[0] : null;
+            var mean = _node.Output[0];
+            // x − mean: the Sub reading x and the mean.
+            var sub = _consumers.GetValueOrDefault(mean) is [{ OpType: "Sub" } only] && only.Input.Count == 2 && only.Input[0] == x && only.Input[1] == mean ? only : null;
+            if (sub is null) return false;
+            var d = sub.Output[0];
+            if (!_consumers.TryGetValue(d, out var dReaders) || dReaders.Count != 2) return false;
+            var pow = dReaders.FirstOrDefault(n => n.OpType == "Pow" && n.Input[0] == d);
+            var div = dReaders.FirstOrDefault(n => n.OpType == "Div" && n.Input[0] == d);
+            if (pow is null || div is null || !TryConstAhead(pow.Input[1], out var two) || two.Count != 1 || two[0] != 2) return false;
+            var variance = Only(pow.Output[0], "ReduceMean");
+            if (variance is null || !LastAxisKeep(variance, xv.Shape.Length)) return false;
+            var addEps = Only(variance.Output[0], "Add");
+            string? epsName = addEps?.Input.FirstOrDefault(i => i != variance.Output[0]);
+            if (addEps is null || epsName is null || !TryConstAhead(epsName, out var eps) || eps.Count != 1) return false;
+            var sqrt = Only(addEps.Output[0], "Sqrt");
+            if (sqrt is null || div.Input[1] != sqrt.Output[0] || _readers.GetValueOrDefault(sqrt.Output[0]) != 1) return false;
+            var mul = Only(div.Output[0], "Mul");
+            string? weightName = mul?.Input.FirstOrDefault(i => i != div.Output[0]);
+            long c = xv.Shape[^1];
+            if (mul is null || weightName is null || !TryConstAhead(weightName, out var weight) || weight.Count != c || !weight.IsFloat) return false;
+            var addBias = Only(mul.Output[0], "Add");
+            string? biasName = addBias?.Input.FirstOrDefault(i => i != mul.Output[0]);
+            if (addBias is null || biasName is null || !TryConstAhead(biasName, out var bias) || bias.Count != c || !bias.IsFloat) return false;
+            // An intermediate value the file also lists as a graph output would not be computed.
+            string[] inner = [mean, d, pow.Output[0], variance.Output[0], addEps.Output[0], sqrt.Output[0], div.Output[0], mul.Output[0]];
+            if (inner.Any(v => _model.Graph.Output.Any(o => o.Name == v))) return false;
+            var op = new LayerNormOp((int)c, eps[0]);
+            var name = weightName.EndsWith(".weight", StringComparison.Ordinal) && !_used.Contains(weightName[..^".weight".Length])
+                && weightName[..^".weight".Length].Split('.').All(seg => seg.Length > 0 && seg.All(ch => char.IsAsciiLetterOrDigit(ch) || ch == '_'))
+                ? Unique(weightName[..^".weight".Length]) : NodeName();
+            var y = AddWithState(op, name, xv, ("weight", new ConstTensor([c], weight.AsFloats())), ("bias", new ConstTensor([c], bias.AsFloats())));
+            foreach (var n in new[] { sub, pow, variance, addEps, sqrt, div, mul, addBias }) foreach (var o in n.Output) _fused.Add(o);
+            _values[addBias.Output[0]] = y;
+            _nodeNames.TryAdd(addBias.Output[0], y.Name);
+            return true;
+        }
+
+        /// <summary>A constant, also one a Constant node later in the order defines (a pattern read ahead sees the constants
+        /// the exporter wrote between its nodes).</summary>
+        private bool TryConstAhead(string name, out ConstTensor value)
+        {
+            if (TryConst(name, out value)) return true;
+            if (_producers.TryGetValue(name, out var producer) && producer.OpType == "Constant" && producer.Domain is "" or "ai.onnx"
+                && producer.Attribute.FirstOrDefault(a => a.Name == "value") is { } v)
+            {
+                value = OnnxTensors.Decode(_file, _dir, v.T, $"constant '{producer.Name}'");
+                return true;
+            }
+            return false;
+        }
+
+        /// <summary>A ReduceMean over the last axis alone that keeps its dimension (axes as the attribute, opsets before 18).</summary>
+        private bool LastAxisKeep(OnnxProto.NodeProto reduce, int rank)
+        {
+            if (reduce.Attribute.FirstOrDefault(a => a.Name == "keepdims") is { I: 0 }) return false;
+            var axes = reduce.Attribute.FirstOrDefault(a => a.Name == "axes")?.Ints.ToArray();
+            if (axes is null && reduce.Input.Count > 1 && TryConstAhead(reduce.Input[1], out var given)) axes = given.AsInts();
+            return axes is [var a] && Norm(a, rank) == rank - 1;
         }
 
         public override string Extra(string baseName, string suffix) => Unique(baseName + "_" + suffix);
@@ -396,12 +528,23 @@ public static class OnnxImporter
 
         // ------------------------------------------------------------ translation
 
+        /// <summary>Shape operators that carry integers through unchanged (a token input's mask reshaped or unsqueezed).</summary>
+        private static readonly HashSet<string> IntegerPreserving = new(StringComparer.Ordinal)
+            { "Unsqueeze", "Squeeze", "Reshape", "Slice", "Transpose", "Flatten", "Identity", "Concat" };
+
         private void Convert()
         {
             if (LearnedTokens()) return;
+            if (_node.OpType == "ReduceMean" && TryFuseLayerNorm()) return;
+            // Integers (token inputs) feed embedding lookups, casts and shape operators; the float ops would compute on ids.
+            if (_node.OpType is not ("Gather" or "Cast" or "Shape") && !IntegerPreserving.Contains(_node.OpType)
+                && _node.Input.FirstOrDefault(_integers.Contains) is { } integer)
+                throw new OnnxException(_file, $"node '{_label}' ({_node.OpType}) reads the integers of '{integer}'; integer inputs are read only as a text encoder's token inputs, by embedding lookups (Gather), casts and shape operators");
             if (OnnxImports.Translators.TryGetValue(_node.OpType, out var translate))
             {
                 translate(this);
+                if (IntegerPreserving.Contains(_node.OpType) && _node.Input.Count > 0 && _integers.Contains(_node.Input[0]))
+                    foreach (var o in _node.Output) _integers.Add(o);
                 return;
             }
             switch (_node.OpType)
@@ -530,7 +673,7 @@ public static class OnnxImporter
                 {
                     var c = Constant(0, "data");
                     var resolved = r.Resolve(c.Shape);
-                    EmitConst(c.IsFloat ? new ConstTensor(resolved, c.Floats!) : new ConstTensor(resolved, c.Ints!, c.BatchMarks));
+                    EmitConst(c.IsFloat ? new ConstTensor(resolved, c.Floats!) : new ConstTensor(resolved, c.Ints!, c.Marks));
                     break;
                 }
                 case SqueezeOp q: EmitConst(FoldSqueeze(q)); break;
@@ -554,16 +697,22 @@ public static class OnnxImporter
                 return new ConstTensor(shape, f);
             }
             var v = new long[n];
+            var marks = new DimMark[n];
             for (long i = 0; i < n; i++)
             {
-                long x = (long)a[BroadcastIndex(i, shape, a.Shape)], y = (long)b[BroadcastIndex(i, shape, b.Shape)];
+                long ia = BroadcastIndex(i, shape, a.Shape), ib = BroadcastIndex(i, shape, b.Shape);
+                long x = (long)a[ia], y = (long)b[ib];
                 v[i] = kind switch
                 {
                     BinaryKind.Add => x + y, BinaryKind.Sub => x - y, BinaryKind.Mul => x * y, BinaryKind.Pow => (long)Math.Pow(x, y),
                     _ => y == 0 ? 0 : x / y,
                 };
+                // A dynamic dimension plus 0 or times 1 (PyTorch's exporter writes "length + past length 0") stays dynamic.
+                long unit = kind is BinaryKind.Mul or BinaryKind.Div or BinaryKind.Pow ? 1 : 0;
+                marks[i] = a.IsMarked(ia) && y == unit ? a.MarkOf(ia)
+                    : b.IsMarked(ib) && x == unit && kind is BinaryKind.Add or BinaryKind.Mul ? b.MarkOf(ib) : DimMark.None;
             }
-            return new ConstTensor(shape, v);
+            return new ConstTensor(shape, v, marks.Any(m => m != DimMark.None) ? marks : null);
         }
 
         /// <summary>Element count of a folded constant's shape; folding stays for shape-sized constants.</summary>
@@ -592,20 +741,43 @@ public static class OnnxImporter
             var parts = Enumerable.Range(0, InputCount).Where(Has).Select(i => Constant(i, "input")).ToArray();
             if (parts.Any(p => p.Shape.Length != 1)) throw new UnsupportedVariant("folding a Concat of constants of rank other than 1");
             if (parts.Any(p => p.IsFloat)) return new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsFloats()).ToArray());
-            var marks = parts.SelectMany(p => Enumerable.Range(0, (int)p.Count).Select(k => p.IsMarked(k))).ToArray();
+            var marks = parts.SelectMany(p => Enumerable.Range(0, (int)p.Count).Select(k => p.MarkOf(k))).ToArray();
             return new ConstTensor([parts.Sum(p => p.Count)], parts.SelectMany(p => p.AsInts()).ToArray(), marks);
+        }
+
+        /// <summary>The flat element of a constant of shape <paramref name="from"/> behind each element of the result of
+        /// picking <paramref name="indices"/> along <paramref name="axis"/> (Gather, Slice): for each outer block, each index,
+        /// the inner block it picks.</summary>
+        private long[] PickAlong(long[] from, int axis, IReadOnlyCollection<long> indices, long[] result)
+        {
+            long outer = from[..axis].Aggregate(1L, (p, d) => p * d), inner = from[(axis + 1)..].Aggregate(1L, (p, d) => p * d), dim = from[axis];
+            var source = new long[CheckedCount(result)];
+            long k = 0;
+            for (long o = 0; o < outer; o++)
+                foreach (var i in indices)
+                    for (long r = 0; r < inner; r++)
+                        source[k++] = (o * dim + i) * inner + r;
+            return source;
         }
 
         private ConstTensor FoldSlice(SliceOp op)
         {
             var c = Constant(0, "data");
-            if (c.Shape.Length != 1) throw new UnsupportedVariant("folding a Slice of a constant of rank other than 1");
-            var (s, e) = op.Clamp(c.Count);
+            int axis = op.Axis;
+            if (axis < 0 || axis >= c.Shape.Length) throw new OnnxException(_file, $"node '{_label}': axis {axis} is outside a rank-{c.Shape.Length} constant");
+            long dim = c.Shape[axis];
+            var (s, e) = op.Clamp(dim);
             var idx = new List<long>();
             for (long i = s; op.Step > 0 ? i < e : i > e; i += op.Step) idx.Add(i);
+            var shape = (long[])c.Shape.Clone();
+            shape[axis] = idx.Count;
+            var source = PickAlong(c.Shape, axis, idx, shape);
+            // Cut from the start to the sequence length (BERT's position ids): its length follows the input's.
+            bool toSequence = _opset >= 10 && Has(2) && IsConstant(2) && Constant(2, "ends") is { Count: 1 } end
+                && end.MarkOf(0) == DimMark.Sequence && s == 0 && op.Step == 1;
             return c.IsFloat
-                ? new ConstTensor([idx.Count], idx.Select(i => c.Floats![i]).ToArray())
-                : new ConstTensor([idx.Count], idx.Select(i => c.Ints![i]).ToArray(), idx.Select(c.IsMarked).ToArray());
+                ? new ConstTensor(shape, source.Select(j => c.Floats![j]).ToArray()) { SequenceAxis = toSequence ? axis : null }
+                : new ConstTensor(shape, source.Select(j => c.Ints![j]).ToArray(), source.Select(c.MarkOf).ToArray()) { SequenceAxis = toSequence ? axis : null };
         }
 
         private ConstTensor FoldSqueeze(SqueezeOp op)
@@ -624,7 +796,7 @@ public static class OnnxImporter
                 var drop = op.Axes.Select(a => Norm(a, c.Shape.Length)).ToHashSet();
                 shape = c.Shape.Where((_, i) => !drop.Contains(i)).ToArray();
             }
-            return c.IsFloat ? new ConstTensor(shape, c.Floats!) : new ConstTensor(shape, c.Ints!, c.BatchMarks);
+            return c.IsFloat ? new ConstTensor(shape, c.Floats!) : new ConstTensor(shape, c.Ints!, c.Marks);
         }
 
         private ConstTensor FoldUnary(UnaryKind kind)
@@ -692,14 +864,23 @@ public static class OnnxImporter
             start = Math.Clamp(start, 0, rank);
             end = Math.Clamp(end, start, rank);
             var values = shape[start..end];
-            var marks = Enumerable.Range(start, end - start).Select(i => batched && i == 0).ToArray();
+            // Dimension 0 of a value is the batch; with token inputs traced at a sequence length no other dimension has,
+            // a later dimension of that length is the sequence.
+            var marks = Enumerable.Range(start, end - start)
+                .Select(i => !batched ? DimMark.None : i == 0 ? DimMark.Batch : shape[i] == _sequenceLength ? DimMark.Sequence : DimMark.None).ToArray();
             EmitConst(new ConstTensor([values.Length], values, marks));
         }
 
         private void Gather()
         {
-            var indices = Constant(1, "indices");
             int axisAttr = (int)Int("axis", 0);
+            if (IsConstant(0) && Norm(axisAttr, Constant(0, "data").Shape.Length) == 0 && Constant(0, "data") is { IsFloat: true, Shape.Length: 2 } table
+                && (!IsConstant(1) || Constant(1, "indices").SequenceAxis is not null))
+            {
+                Embedding(table);
+                return;
+            }
+            var indices = Constant(1, "indices");
             if (IsConstant(0))
             {
                 var data = Constant(0, "data");
@@ -709,18 +890,12 @@ public static class OnnxImporter
                 long dim = data.Shape[at];
                 var idx = indices.AsInts().Select(i => i < 0 ? i + dim : i).ToArray();
                 if (idx.Any(i => i < 0 || i >= dim)) throw new OnnxException(_file, $"node '{_label}': gather index out of range [{-dim}, {dim - 1}]");
-                // Result [data[:axis], indices, data[axis+1:]]: for each outer block, each index, the inner block it picks.
-                long outer = data.Shape[..at].Aggregate(1L, (p, d) => p * d), inner = data.Shape[(at + 1)..].Aggregate(1L, (p, d) => p * d);
+                // Result [data[:axis], indices, data[axis+1:]].
                 long[] shape = [.. data.Shape[..at], .. indices.Shape, .. data.Shape[(at + 1)..]];
-                var source = new long[CheckedCount(shape)];
-                long k = 0;
-                for (long o = 0; o < outer; o++)
-                    foreach (var i in idx)
-                        for (long r = 0; r < inner; r++)
-                            source[k++] = (o * dim + i) * inner + r;
+                var source = PickAlong(data.Shape, at, idx, shape);
                 EmitConst(data.IsFloat
                     ? new ConstTensor(shape, source.Select(j => data.Floats![j]).ToArray())
-                    : new ConstTensor(shape, source.Select(j => data.Ints![j]).ToArray(), source.Select(data.IsMarked).ToArray()));
+                    : new ConstTensor(shape, source.Select(j => data.Ints![j]).ToArray(), source.Select(data.MarkOf).ToArray()));
                 return;
             }
             // On a value: a scalar index is a slice and a squeeze; contiguous indices are a slice.
@@ -733,6 +908,27 @@ public static class OnnxImporter
             var sliced = _b.Add(new SliceOp(axis, ids[0], ids[^1] + 1), name, x);
             if (indices.Shape.Length == 0) sliced = _b.Add(new SqueezeOp([axis]), Extra(name, "squeeze"), sliced);
             Emit(sliced);
+        }
+
+        /// <summary>A float table [rows, dim] gathered along its rows is an embedding lookup, its table trainable: by
+        /// computed indices (token ids, token types), or by position ids cut to the sequence length, which become the
+        /// positions of the main token input.</summary>
+        private void Embedding(ConstTensor table)
+        {
+            int rows = (int)table.Shape[0], dim = (int)table.Shape[1];
+            var name = NodeName(0);
+            if (IsConstant(1))
+            {
+                var ids = Constant(1, "indices");
+                bool positions = ids.Shape is [1, var t] && t == _sequenceLength && ids.SequenceAxis == 1
+                    && ids.AsInts().Select((v, i) => v == i).All(b => b);
+                if (!positions) throw new UnsupportedVariant("Gather of constant indices cut to the sequence length that are not the positions 0, 1, …");
+                Emit(AddWithState(new EmbeddingOp(rows, dim, Positions: true), name, _b.Input, ("weight", table)));
+                return;
+            }
+            var x = Value(1);
+            if (!_integers.Contains(_node.Input[1])) throw new UnsupportedVariant("Gather of a float table by computed float indices");
+            Emit(AddWithState(new EmbeddingOp(rows, dim), name, x, ("weight", table)));
         }
 
         /// <summary>Equal folds on constants (shape arithmetic of exported graphs: "is this dimension -1?"); the graph has no
@@ -761,7 +957,7 @@ public static class OnnxImporter
                 pick[i] = c[BroadcastIndex(i, shape, c.Shape)] != 0 ? (x, BroadcastIndex(i, shape, x.Shape)) : (y, BroadcastIndex(i, shape, y.Shape));
             EmitConst(x.IsFloat || y.IsFloat
                 ? new ConstTensor(shape, pick.Select(p => (float)p.From[p.At]).ToArray())
-                : new ConstTensor(shape, pick.Select(p => (long)p.From[p.At]).ToArray(), pick.Select(p => p.From.IsMarked(p.At)).ToArray()));
+                : new ConstTensor(shape, pick.Select(p => (long)p.From[p.At]).ToArray(), pick.Select(p => p.From.MarkOf(p.At)).ToArray()));
         }
 
         /// <summary>ConstantOfShape folds on a constant shape that does not hold the batch size.</summary>
@@ -785,10 +981,23 @@ public static class OnnxImporter
             if (IsConstant(0))
             {
                 var c = Constant(0, "input");
-                EmitConst(OnnxTensors.IsFloating(to) ? new ConstTensor(c.Shape, c.AsFloats()) : new ConstTensor(c.Shape, c.AsInts(), c.BatchMarks));
+                EmitConst(OnnxTensors.IsFloating(to) ? new ConstTensor(c.Shape, c.AsFloats()) : new ConstTensor(c.Shape, c.AsInts(), c.Marks));
                 return;
             }
-            if (!OnnxTensors.IsFloating(to)) throw new UnsupportedVariant($"Cast of a computed tensor to {OnnxTensors.TypeName(to)}");
+            bool integerInput = _integers.Contains(_node.Input[0]);
+            if (!OnnxTensors.IsFloating(to))
+            {
+                if (!integerInput) throw new UnsupportedVariant($"Cast of a computed tensor to {OnnxTensors.TypeName(to)}");
+                Alias();
+                _integers.Add(_node.Output[0]);
+                return;
+            }
+            if (integerInput)
+            {
+                // A token input's mask becomes the float32 the graph computes with.
+                Emit(_b.Add(new CastOp(ElementType.Float32), NodeName(), Value(0)));
+                return;
+            }
             // The graph computes in float32: a cast to a narrower float would round, which passing the value through does not.
             if ((OnnxProto.TensorProto.Types.DataType)to is OnnxProto.TensorProto.Types.DataType.Float16 or OnnxProto.TensorProto.Types.DataType.Bfloat16)
                 throw new UnsupportedVariant($"Cast of a computed tensor to {OnnxTensors.TypeName(to)} (the graph computes in float32 and would not round)");

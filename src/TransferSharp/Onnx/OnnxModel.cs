@@ -12,6 +12,11 @@ public sealed record OnnxImportOptions
     /// <summary>Height and width to assume when the file leaves them dynamic (default 224).</summary>
     public int ImageSize { get; init; } = 224;
 
+    /// <summary>The sequence length a text encoder with dynamic token inputs [batch, sequence] is traced at. Shape
+    /// computations on it stay dynamic (the imported graph takes any length up to the model's maximum), which the importer
+    /// recognises by its value: choose one no other dimension of the model has. The default, 7, is none of a BERT's.</summary>
+    public int SequenceLength { get; init; } = 7;
+
     /// <summary>The node (ONNX node name, ONNX tensor name, or graph node name) whose output is the
     /// feature map; default: the last node with a spatial output larger than 1×1.</summary>
     public string? FeatureNode { get; init; }

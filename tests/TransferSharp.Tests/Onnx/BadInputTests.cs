@@ -208,7 +208,12 @@ public sealed class BadInputTests : IDisposable
         var g = new OnnxGraphs(13, [1, 6]);
         g.Graph.Input[0].Type.TensorType.ElemType = (int)P.TensorProto.Types.DataType.Int64;
         g.Op("Relu", ["x"], "y");
-        Assert.Contains("input 'x' holds int64", ImportFails<OnnxException>(g.Save(_dir, "ints.onnx", "y")).Message);
+        // An integer [N, T] input is a text encoder's token input, read only by embedding lookups, casts and shape operators.
+        Assert.Contains("(Relu) reads the integers of 'x'", ImportFails<OnnxException>(g.Save(_dir, "ints.onnx", "y")).Message);
+        var image = new OnnxGraphs(13, [1, 3, 4, 4]);
+        image.Graph.Input[0].Type.TensorType.ElemType = (int)P.TensorProto.Types.DataType.Int64;
+        image.Op("Relu", ["x"], "y");
+        Assert.Contains("input 'x' holds integers with rank 4", ImportFails<OnnxException>(image.Save(_dir, "int_image.onnx", "y")).Message);
 
         var d = new OnnxGraphs(13, [1, 4, 6]);
         d.Graph.Input[0].Type.TensorType.Shape.Dim[2].DimParam = "T";

@@ -68,7 +68,13 @@ public sealed class OpCatalogTests
         ("tokens_posembed_resampled", new PositionEmbeddingOp(4, 3, 4, PrefixTokens: 0), 2),
         ("tokens_attention", new SelfAttentionOp(2), 1),
         .. Enum.GetValues<TokenPoolKind>().Select(k => ("tokens_pool_" + k, (Op)new TokenPoolOp(k, 1), 1)),
+        ("ids_embedding", new EmbeddingOp(4, 3), 1),
+        ("ids_positions", new EmbeddingOp(9, 3, Positions: true), 1),
+        ("ids_cast", new CastOp(ElementType.Float32), 1),
     ];
+
+    /// <summary>Samples named "ids_…" read token ids: an int64 main input [1, 5] of values below 4.</summary>
+    private static bool ReadsIds(string name) => name.StartsWith("ids_", StringComparison.Ordinal);
 
     /// <summary>Samples of token ops (named "tokens_…") read the image as a token sequence, reshaped: [1, 36, 4] (its 6×6
     /// grid as 36 tokens of 4 channels; a second input is the image itself, as the patch grid), or [1, 12, 12] for
@@ -89,6 +95,7 @@ public sealed class OpCatalogTests
         }
         nodes.Add(new Node("op", op, Enumerable.Range(0, inputs).Select(i => i == 0 ? first : ModelGraph.InputName).ToArray()));
         if (inputs == 0) nodes.Add(new Node("sum", new BinaryOp(BinaryKind.Add), [ModelGraph.InputName, "op"]));
+        if (ReadsIds(name)) return new("op_" + name, [1, 5], nodes, nodes[^1].Name, null, null, [], null, ElementType.Int64);
         return new("op_" + name, [1, 4, 6, 6], nodes, nodes[^1].Name, null, null, []);
     }
 
@@ -143,7 +150,7 @@ public sealed class OpCatalogTests
             using var back = imported.CreateModule();
             back.eval();
             // Positive inputs, so Log, Sqrt and Reciprocal compare numbers rather than NaNs.
-            using var x = ReferenceFill.Input([2, 4, 6, 6], 9).abs() + 0.5;
+            using var x = ReadsIds(name) ? ReferenceFill.Input([2, 5], 9).abs().mul(100).remainder(4).to(ScalarType.Int64) : ReferenceFill.Input([2, 4, 6, 6], 9).abs() + 0.5;
             using var _ = no_grad();
             using var ours = model.forward(x);
             using var theirs = back.forward(x);

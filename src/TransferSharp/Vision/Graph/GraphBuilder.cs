@@ -29,17 +29,32 @@ public sealed class GraphBuilder
     {
     }
 
-    /// <summary>Starts a graph for inputs of <paramref name="inputShape"/> (batch first, of any rank ≥ 2).</summary>
-    public GraphBuilder(string name, long[] inputShape)
+    /// <summary>Starts a graph for inputs of <paramref name="inputShape"/> (batch first, of any rank ≥ 2) holding
+    /// <paramref name="inputType"/> (token ids [N, T] of a text encoder are <see cref="ElementType.Int64"/>).</summary>
+    public GraphBuilder(string name, long[] inputShape, ElementType inputType = ElementType.Float32)
     {
         _name = name;
         _inputShape = inputShape;
+        _inputType = inputType;
         _shapes[ModelGraph.InputName] = _inputShape;
         Input = new Sym(ModelGraph.InputName, _inputShape);
     }
 
-    /// <summary>The image input.</summary>
+    /// <summary>The main input (an image, or a text encoder's token ids).</summary>
     public Sym Input { get; }
+
+    private readonly ElementType _inputType;
+    private readonly List<GraphInput> _extraInputs = [];
+
+    /// <summary>Declares a named input beside the main one (a text encoder's attention mask or token type ids); its
+    /// <paramref name="shape"/> is the one at the graph's native input shape (see <see cref="GraphInput.Shape"/>).</summary>
+    public Sym AddInput(string name, long[] shape, ElementType type)
+    {
+        if (_shapes.ContainsKey(name)) throw new GraphException($"graph '{_name}': input '{name}' is already a node or input");
+        _extraInputs.Add(new GraphInput(name, shape, type));
+        _shapes[name] = shape;
+        return new Sym(name, shape);
+    }
 
     /// <summary>Prefixes the names of nodes added until the returned scope is disposed.</summary>
     public IDisposable Scope(string prefix)
@@ -250,7 +265,8 @@ public sealed class GraphBuilder
     /// <summary>Finishes the graph with the given output.</summary>
     public ModelGraph Build(Sym output)
     {
-        var graph = new ModelGraph(_name, _inputShape, _nodes.ToArray(), output.Name, _features, null, _groups.ToArray(), _aux.ToArray())
+        var graph = new ModelGraph(_name, _inputShape, _nodes.ToArray(), output.Name, _features, null, _groups.ToArray(), _aux.ToArray(),
+            _inputType, _extraInputs.ToArray())
         {
             RegistrationOrder = RegistrationOrder(),
         };

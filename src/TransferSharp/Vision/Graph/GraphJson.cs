@@ -15,7 +15,9 @@ namespace TransferSharp.Vision.Graph;
 public static class GraphJson
 {
     private sealed record GraphDocument(string Name, long[] InputShape, IReadOnlyList<Node> Nodes, string Output, string? FeatureNode,
-        string? ClassifierNode, IReadOnlyList<LayerGroup> Groups, IReadOnlyList<string>? AuxOutputs, IReadOnlyList<string>? RegistrationOrder);
+        string? ClassifierNode, IReadOnlyList<LayerGroup> Groups, IReadOnlyList<string>? AuxOutputs, IReadOnlyList<string>? RegistrationOrder,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] ElementType? InputType = null,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<GraphInput>? ExtraInputs = null);
 
     private static readonly Type[] OpTypes = typeof(Op).Assembly.GetTypes()
         .Where(t => t.IsSubclassOf(typeof(Op)) && !t.IsAbstract && t.IsPublic)
@@ -88,7 +90,9 @@ public static class GraphJson
     }
 
     private static GraphDocument ToDocument(ModelGraph g) =>
-        new(g.Name, g.InputShape, g.Nodes, g.Output, g.FeatureNode, g.ClassifierNode, g.Groups, g.AuxOutputs, g.RegistrationOrder);
+        new(g.Name, g.InputShape, g.Nodes, g.Output, g.FeatureNode, g.ClassifierNode, g.Groups, g.AuxOutputs, g.RegistrationOrder,
+            // Written only for graphs that have them, so vision graphs keep the documents they had.
+            g.InputType == ElementType.Float32 ? null : g.InputType, g.ExtraInputs.Count == 0 ? null : g.ExtraInputs);
 
     private static ModelGraph FromDocument(GraphDocument d)
     {
@@ -98,7 +102,10 @@ public static class GraphJson
             throw new GraphException($"not a valid graph description: input shape [{string.Join(",", d.InputShape)}] is not a plausible input of rank 2 to 5 ([N, F] … [N, C, D, H, W])");
         if (d.Nodes.Any(n => n is null || n.Op is null || n.Inputs is null || n.Name is null))
             throw new GraphException("not a valid graph description: a node lacks its name, op or inputs");
-        var graph = new ModelGraph(d.Name, d.InputShape, d.Nodes, d.Output, d.FeatureNode, d.ClassifierNode, d.Groups, d.AuxOutputs)
+        if (d.ExtraInputs is { } extras && extras.Any(i => i is null || i.Name is null || i.Shape is null || i.Shape.Length is < 1 or > 5 || i.Shape.Any(x => x <= 0 || x > 1 << 16)))
+            throw new GraphException("not a valid graph description: an extra input lacks its name or has an implausible shape");
+        var graph = new ModelGraph(d.Name, d.InputShape, d.Nodes, d.Output, d.FeatureNode, d.ClassifierNode, d.Groups, d.AuxOutputs,
+            d.InputType ?? ElementType.Float32, d.ExtraInputs)
         {
             RegistrationOrder = d.RegistrationOrder,
         };

@@ -200,33 +200,42 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
                 if (fed.Contains(name)) continue;
                 if (name == ModelGraph.InputName)
                     throw new GraphException($"graph '{g.Name}': the graph input is needed but not given");
+                if (g.IsInput(name))
+                    throw new GraphException($"graph '{g.Name}': input '{name}' is needed but not given");
                 int i = g.IndexOf(name);
                 if (need[i]) continue;
                 need[i] = true;
                 foreach (var input in g.Nodes[i].Inputs) stack.Push(input);
             }
             var order = Enumerable.Range(0, g.Nodes.Count).Where(i => need[i]).ToArray();
-            // Slots: node i lives in slot i; feeds of nodes use their own slot; the graph input uses slot N.
+            // Slots: node i lives in slot i; feeds of nodes use their own slot; the graph input uses slot N, extra input k
+            // slot N + 1 + k.
             int inputSlot = g.Nodes.Count;
-            int SlotOf(string name) => name == ModelGraph.InputName ? inputSlot : g.IndexOf(name);
+            int SlotOf(string name)
+            {
+                if (name == ModelGraph.InputName) return inputSlot;
+                for (int k = 0; k < g.ExtraInputs.Count; k++) if (g.ExtraInputs[k].Name == name) return inputSlot + 1 + k;
+                return g.IndexOf(name);
+            }
+            int slots = g.Nodes.Count + 1 + g.ExtraInputs.Count;
             var feedSlot = new Dictionary<int, int>();
             int f = 0;
             foreach (var name in feeds) feedSlot[SlotOf(name)] = f++;
             var sources = new int[g.Nodes.Count][];
-            var lastUse = Enumerable.Repeat(-1, g.Nodes.Count + 1).ToArray();
+            var lastUse = Enumerable.Repeat(-1, slots).ToArray();
             for (int k = 0; k < order.Length; k++)
             {
                 var node = g.Nodes[order[k]];
                 sources[order[k]] = node.Inputs.Select(SlotOf).ToArray();
                 foreach (var s in sources[order[k]]) lastUse[s] = k;
             }
-            var keep = new bool[g.Nodes.Count + 1];
+            var keep = new bool[slots];
             var outputIndex = outputs.Select(SlotOf).ToArray();
             foreach (var o in outputIndex) keep[o] = true;
             foreach (var slot in feedSlot.Keys) keep[slot] = true; // caller-owned: never disposed or overwritten
             // Values with storage of their own (not views, not constants, not caller-owned feeds)
             // are the only ones an op may overwrite in place.
-            var fresh = new bool[g.Nodes.Count + 1];
+            var fresh = new bool[slots];
             foreach (var i in order) fresh[i] = !g.Nodes[i].Op.OutputMayAlias && !feedSlot.ContainsKey(i);
             var plan = new Plan(order, sources, lastUse, keep, fresh, outputIndex, feedSlot);
             _plans[key] = plan;
@@ -235,14 +244,15 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Computes the named outputs from the given feeds (usually just "input"). Only the nodes the
+    /// Computes the named outputs from the given feeds (usually just "input"; a text encoder's token ids "input" with its
+    /// extra inputs, such as "attention_mask" and "token_type_ids"). Only the nodes the
     /// outputs depend on run; every intermediate tensor is freed right after its last consumer.
     /// </summary>
     public Tensor[] Run(IReadOnlyDictionary<string, Tensor> feeds, IReadOnlyList<string> outputs)
     {
         var feedNames = feeds.Keys.ToArray();
         var plan = GetPlan(feedNames, outputs);
-        var values = new Tensor?[_graph.Nodes.Count + 1];
+        var values = new Tensor?[_graph.Nodes.Count + 1 + _graph.ExtraInputs.Count];
         foreach (var (slot, f) in plan.FeedSlot) values[slot] = feeds[feedNames[f]];
         bool inference = !is_grad_enabled();
         using var scope = NewDisposeScope();

@@ -197,6 +197,6 @@ public sealed partial class ModelGraph
             else groups.Add(new LayerGroup(HeadGroup, ungrouped));
         }
         var order = RegistrationOrder is { } reg ? reg.Where(n => !removed.Contains(n) || added.Contains(n)).Concat(added.Where(a => !reg.Contains(a))).ToArray() : null;
-        return new ModelGraph(Name, InputShape, nodes, output, feature, numClasses > 0 ? classifier : null, groups, AuxOutputs) { RegistrationOrder = order };
+        return new ModelGraph(Name, InputShape, nodes, output, feature, numClasses > 0 ? classifier : null, groups, AuxOutputs, InputType, ExtraInputs) { RegistrationOrder = order };
     }
 }

@@ -8,6 +8,31 @@ public class GraphException : TransferSharpException
     public GraphException(string message) : base(IO.Printable.Of(message)) { }
 }
 
+/// <summary>The element type of a graph input. The graph computes in float32; integer inputs hold indices (token ids,
+/// token types) or masks that ops such as <see cref="EmbeddingOp"/> and <see cref="SelfAttentionOp"/> read.</summary>
+public enum ElementType
+{
+    /// <summary>32-bit floats (images, features).</summary>
+    Float32,
+    /// <summary>64-bit integers (token ids, attention masks, token type ids), as Hugging Face and ONNX exporters write them.</summary>
+    Int64,
+}
+
+/// <summary>A named input of a graph beside its main input (a text encoder's <c>attention_mask</c> and
+/// <c>token_type_ids</c> beside its token ids).</summary>
+/// <param name="Name">The name nodes read it by; distinct from every node and from <see cref="ModelGraph.InputName"/>.</param>
+/// <param name="Shape">Its shape at the graph's native input shape. When it equals the main input's shape it follows
+/// that shape at any other input shape (batch and sequence length); otherwise only its batch dimension follows.</param>
+/// <param name="Type">Its element type.</param>
+public sealed record GraphInput(string Name, long[] Shape, ElementType Type)
+{
+    /// <inheritdoc />
+    public bool Equals(GraphInput? other) => other is not null && Name == other.Name && Type == other.Type && Shape.SequenceEqual(other.Shape);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(Name, Type, Shape.Length);
+}
+
 /// <summary>One named node: an op applied to the outputs of earlier nodes (or the graph input).</summary>
 /// <param name="Name">Unique name; for nodes with parameters it is the module path of the reference
 /// implementation ("layer1.0.conv1"), so parameter names are Name + ".weight" and so on.</param>
@@ -24,8 +49,9 @@ public sealed record LayerGroup(string Name, IReadOnlyList<string> Prefixes)
 }
 
 /// <summary>
-/// A model as a layer graph: nodes in topological order, one image input, the logits output, and
-/// the landmarks transfer learning needs (the feature map, the classifier, the layer groups).
+/// A model as a layer graph: nodes in topological order, a main input (an image, or a text encoder's token ids) and
+/// any further named inputs (<see cref="ExtraInputs"/>: attention mask, token types), the output, and the landmarks
+/// transfer learning needs (the feature map, the classifier, the layer groups).
 /// Immutable; rewrites return new graphs.
 /// </summary>
 public sealed partial class ModelGraph
@@ -35,10 +61,13 @@ public sealed partial class ModelGraph
 
     /// <summary>Creates and validates a graph.</summary>
     public ModelGraph(string name, long[] inputShape, IReadOnlyList<Node> nodes, string output, string? featureNode,
-        string? classifierNode, IReadOnlyList<LayerGroup> groups, IReadOnlyList<string>? auxOutputs = null)
+        string? classifierNode, IReadOnlyList<LayerGroup> groups, IReadOnlyList<string>? auxOutputs = null,
+        ElementType inputType = ElementType.Float32, IReadOnlyList<GraphInput>? extraInputs = null)
     {
         Name = name;
         InputShape = inputShape;
+        InputType = inputType;
+        ExtraInputs = extraInputs ?? [];
         Nodes = nodes;
         Output = output;
         FeatureNode = featureNode;
@@ -57,6 +86,15 @@ public sealed partial class ModelGraph
 
     /// <summary>The native input shape [1, C, H, W] the graph was built for; other sizes work where the ops allow.</summary>
     public long[] InputShape { get; }
+
+    /// <summary>The element type of the main input (<see cref="ElementType.Int64"/> for a text encoder's token ids).</summary>
+    public ElementType InputType { get; }
+
+    /// <summary>Named inputs beside the main one (empty for vision models).</summary>
+    public IReadOnlyList<GraphInput> ExtraInputs { get; }
+
+    /// <summary>True when <paramref name="name"/> is the main input or one of <see cref="ExtraInputs"/>.</summary>
+    public bool IsInput(string name) => name == InputName || ExtraInputs.Any(i => i.Name == name);
 
     /// <summary>Nodes in execution order.</summary>
     public IReadOnlyList<Node> Nodes { get; }
@@ -135,10 +173,18 @@ public sealed partial class ModelGraph
 
     private void Validate()
     {
+        var inputNames = new HashSet<string>(StringComparer.Ordinal) { InputName };
+        foreach (var input in ExtraInputs)
+        {
+            if (string.IsNullOrEmpty(input.Name) || !inputNames.Add(input.Name))
+                throw new GraphException($"graph '{Name}': input name '{input.Name}' is empty or used twice");
+            if (input.Shape.Length == 0 || input.Shape.Any(d => d <= 0))
+                throw new GraphException($"graph '{Name}': input '{input.Name}' has an invalid shape [{string.Join(",", input.Shape)}]");
+        }
         for (int i = 0; i < Nodes.Count; i++)
         {
             var n = Nodes[i];
-            if (string.IsNullOrEmpty(n.Name) || n.Name == InputName)
+            if (string.IsNullOrEmpty(n.Name) || inputNames.Contains(n.Name))
                 throw new GraphException($"graph '{Name}': node {i} has an invalid name '{n.Name}'");
             if (!_index.TryAdd(n.Name, i))
                 throw new GraphException($"graph '{Name}': two nodes are named '{n.Name}'");
@@ -151,7 +197,7 @@ public sealed partial class ModelGraph
         {
             foreach (var input in Nodes[i].Inputs)
             {
-                if (input == InputName) continue;
+                if (inputNames.Contains(input)) continue;
                 if (!_index.TryGetValue(input, out var j))
                     throw new GraphException($"graph '{Name}': node '{Nodes[i].Name}' reads '{input}', which no node produces");
                 if (j >= i)
@@ -160,17 +206,19 @@ public sealed partial class ModelGraph
         }
         foreach (var name in new[] { Output, FeatureNode, ClassifierNode }.Concat(AuxOutputs))
         {
-            if (name is not null && name != InputName && !_index.ContainsKey(name))
+            if (name is not null && !inputNames.Contains(name) && !_index.ContainsKey(name))
                 throw new GraphException($"graph '{Name}': it names '{name}' as a landmark, but has no such node");
         }
         if (ClassifierNode is not null && Node(ClassifierNode).Op is not LinearOp)
             throw new GraphException($"graph '{Name}': classifier '{ClassifierNode}' is not a Linear layer");
     }
 
-    /// <summary>Output shapes of all nodes for an input of the given shape (an image [N, C, H, W] for zoo models).</summary>
+    /// <summary>Output shapes of all nodes for a main input of the given shape (an image [N, C, H, W] for zoo models, token
+    /// ids [N, T] for text encoders); the extra inputs follow it (see <see cref="GraphInput.Shape"/>).</summary>
     public Dictionary<string, long[]> InferShapes(long[] inputShape)
     {
         var shapes = new Dictionary<string, long[]>(StringComparer.Ordinal) { [InputName] = inputShape };
+        foreach (var input in ExtraInputs) shapes[input.Name] = ExtraInputShape(input, inputShape);
         foreach (var n in Nodes)
         {
             var ins = n.Inputs.Select(i => shapes[i]).ToList();
@@ -186,12 +234,22 @@ public sealed partial class ModelGraph
         return shapes;
     }
 
+    /// <summary>The shape of an extra input when the main input has <paramref name="inputShape"/>.</summary>
+    public long[] ExtraInputShape(GraphInput input, long[] inputShape)
+    {
+        if (input.Shape.SequenceEqual(InputShape)) return (long[])inputShape.Clone();
+        var shape = (long[])input.Shape.Clone();
+        shape[0] = inputShape[0];
+        return shape;
+    }
+
     /// <summary>A copy with some parts changed.</summary>
     public ModelGraph With(IReadOnlyList<Node>? nodes = null, string? output = null, string? featureNode = null,
         string? classifierNode = null, bool clearClassifier = false, IReadOnlyList<LayerGroup>? groups = null,
         IReadOnlyList<string>? auxOutputs = null, long[]? inputShape = null, string? name = null, bool clearFeatureNode = false) =>
         new(name ?? Name, inputShape ?? InputShape, nodes ?? Nodes, output ?? Output, clearFeatureNode ? null : featureNode ?? FeatureNode,
-            clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs)
+            clearClassifier ? null : classifierNode ?? ClassifierNode, groups ?? Groups, auxOutputs ?? AuxOutputs, InputType,
+            inputShape is null ? ExtraInputs : ExtraInputs.Select(i => i with { Shape = ExtraInputShape(i, inputShape) }).ToArray())
         {
             // Kept only while it still names exactly the graph's nodes (a rewrite may add or drop nodes).
             RegistrationOrder = RegistrationOrder is { } order && nodes is null ? order : null,
@@ -209,7 +267,7 @@ public sealed partial class ModelGraph
             : FeatureNode is { } f && names.Contains(f) ? f : null;
         var groups = Groups.Select(g => g with { Prefixes = g.Prefixes.Where(p => names.Contains(p) || names.Any(n => n.StartsWith(p + ".", StringComparison.Ordinal))).ToArray() })
             .Where(g => g.Prefixes.Count > 0).ToArray();
-        return new ModelGraph(Name, InputShape, nodes, node, feature, null, groups);
+        return new ModelGraph(Name, InputShape, nodes, node, feature, null, groups, null, InputType, ExtraInputs);
     }
 
     /// <summary>Indices of the nodes needed to compute the given outputs, in execution order.</summary>
@@ -217,13 +275,13 @@ public sealed partial class ModelGraph
     {
         var need = new bool[Nodes.Count];
         var stack = new Stack<int>();
-        foreach (var o in outputs) if (o != InputName) stack.Push(IndexOf(o));
+        foreach (var o in outputs) if (!IsInput(o)) stack.Push(IndexOf(o));
         while (stack.Count > 0)
         {
             int i = stack.Pop();
             if (need[i]) continue;
             need[i] = true;
-            foreach (var input in Nodes[i].Inputs) if (input != InputName) stack.Push(_index[input]);
+            foreach (var input in Nodes[i].Inputs) if (!IsInput(input)) stack.Push(_index[input]);
         }
         return Enumerable.Range(0, Nodes.Count).Where(i => need[i]).ToArray();
     }

@@ -47,12 +47,23 @@ public sealed record ReshapeOp(long[] Shape) : Op
             return;
         }
         var x = onnx.Value(0);
-        // Elements that came from the batch size stay dynamic: copy it at position 0, infer it elsewhere.
+        // Elements that came from the batch size stay dynamic: copy it at position 0, infer it elsewhere. A text model's
+        // sequence length is copied where the input has it at the same position (BERT's [N, T, C] ↔ [N, T, heads, C / heads]),
+        // else inferred.
         for (int i = 0; i < shape.Length; i++)
         {
-            if (!target.IsMarked(i)) continue;
-            if (i == 0) shape[i] = 0;
-            else if (!shape.Contains(-1)) shape[i] = -1;
+            switch (target.MarkOf(i))
+            {
+                case DimMark.Batch:
+                    if (i == 0) shape[i] = 0;
+                    else if (!shape.Contains(-1)) shape[i] = -1;
+                    break;
+                case DimMark.Sequence:
+                    if (i > 0 && i < x.Shape.Length && x.Shape[i] == shape[i]) shape[i] = 0;
+                    else if (!shape.Contains(-1)) shape[i] = -1;
+                    else throw onnx.Unsupported($"a Reshape to [{string.Join(",", target.AsInts())}] whose sequence length can be neither copied nor inferred");
+                    break;
+            }
         }
         onnx.Emit(onnx.Add(new ReshapeOp(shape), onnx.NodeName(), x));
     }

@@ -57,8 +57,9 @@ public sealed record SliceOp(int Axis, long Start, long End, long Step = 1) : Op
         steps ??= Enumerable.Repeat(1L, starts.Length).ToArray();
         if (onnx.IsConstant(0))
         {
-            if (starts.Length != 1) throw onnx.Unsupported("folding a Slice of a constant of rank other than 1");
-            onnx.Fold(new SliceOp(0, starts[0], ends[0], steps[0]));
+            if (starts.Length != 1) throw onnx.Unsupported("folding a Slice of a constant on more than one axis");
+            int rank = onnx.Constant(0, "data").Shape.Length;
+            onnx.Fold(new SliceOp(OnnxImportContext.Norm(axes[0], rank), Math.Clamp(starts[0], -(1L << 62), 1L << 62), Math.Clamp(ends[0], -(1L << 62), 1L << 62), steps[0]));
             return;
         }
         var x = onnx.Value(0);
