@@ -31,13 +31,19 @@ public static class BenchUtil
 
     /// <summary>As <see cref="Interleaved"/>, for runs that report their own seconds (a peer process times its
     /// call itself, without our round trip to it): the median seconds per run.</summary>
-    public static double[] InterleavedSeconds(IReadOnlyList<Func<double>> runs, int repeats, int warmup = 2)
+    /// <param name="runs">The engines, each timing one call of its own.</param>
+    /// <param name="repeats">Timed rounds.</param>
+    /// <param name="warmup">Untimed rounds first.</param>
+    /// <param name="settle">A pause before each run: threads of the engine that ran last (OpenMP, OpenBLAS) spin for a
+    /// while after their work before they sleep, and would otherwise take the CPU from the next engine.</param>
+    public static double[] InterleavedSeconds(IReadOnlyList<Func<double>> runs, int repeats, int warmup = 2, TimeSpan settle = default)
     {
         var times = runs.Select(_ => new List<double>()).ToArray();
         for (int round = 0; round < repeats + warmup; round++)
         {
             for (int k = 0; k < runs.Count; k++)
             {
+                if (settle > TimeSpan.Zero) Thread.Sleep(settle);
                 double seconds = runs[k]();
                 if (round >= warmup) times[k].Add(seconds);
             }

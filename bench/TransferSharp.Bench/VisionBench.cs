@@ -70,7 +70,7 @@ public static class VisionBench
             using var b = randn(n, n);
             var mm = new List<Func<double>> { BenchUtil.Timed(() => a.mm(b)) };
             if (plain is not null) mm.Add(() => plain.Send(new { op = "matmul", n }).GetProperty("seconds").GetDouble());
-            var mmSeconds = BenchUtil.InterleavedSeconds(mm, repeats: 3, warmup: 1);
+            var mmSeconds = BenchUtil.InterleavedSeconds(mm, repeats: 3, warmup: 1, settle: Settle);
             var mmGflops = mmSeconds.Select(sec => 2.0 * n * n * n / sec / 1e9).ToArray();
             double peak = mmGflops.Max();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -125,7 +125,7 @@ public static class VisionBench
         foreach (var p in peers)
             p?.Send(new { op = "load", name, size, source = entry.Reference, reference_model = entry.ReferenceModel, batch, channels_last = channelsLastVariants });
         var active = columns.Where(c => c.Run is not null).ToArray();
-        var seconds = BenchUtil.InterleavedSeconds(active.Select(c => c.Run!).ToArray(), repeats);
+        var seconds = BenchUtil.InterleavedSeconds(active.Select(c => c.Run!).ToArray(), repeats, settle: Settle);
         var rate = new Dictionary<string, double>();
         for (int k = 0; k < active.Length; k++) rate[active[k].Label] = batch / seconds[k];
         double R(string label) => rate.GetValueOrDefault(label, double.NaN);
@@ -136,6 +136,9 @@ public static class VisionBench
         return string.Create(CultureInfo.InvariantCulture,
             $"| {name} | {size}² | {gflops:F2} | {(foldedSomething ? F(graph) : "= Predictor")} | {F(R("predictor"))} | {F(R("channels-last"))} | {F(R("hand"))} | {F(R("pt nchw"))} | {F(R("pt cl"))} | {F(R("pt tuned nchw"))} | {F(R("pt tuned cl"))} | {F(R("predictor") / bestPt, "F2")}× | {F(bestOurs / bestPt, "F2")}× | {bestOurs * gflops / peak * 100:F0}% | {F((R("hand") / graph - 1) * 100, "F1")}% | {loadBefore} → {BenchUtil.LoadAverage()} |");
     }
+
+    // Between engines, so that the threads of the one that ran last have stopped spinning (see InterleavedSeconds).
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(0.5);
 
     private static Func<double>? PeerRun(LinePeer?[] peers, int index, string layout) =>
         index < peers.Length && peers[index] is { } p ? () => p.Send(new { op = "run", layout }).GetProperty("seconds").GetDouble() : null;
