@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using System.Text.Json;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Bench;
@@ -25,21 +26,39 @@ public static class BenchUtil
     /// <summary>Images/s of each run: two warm-up rounds, then <paramref name="repeats"/> rounds in which
     /// every engine runs once in turn, so that load from other processes on the shared machine falls on
     /// all of them alike; the median per engine.</summary>
-    public static double[] Interleaved(IReadOnlyList<Action> runs, int batch, int repeats)
+    public static double[] Interleaved(IReadOnlyList<Action> runs, int batch, int repeats) =>
+        InterleavedSeconds(runs.Select(Timed).ToArray(), repeats).Select(s => batch / s).ToArray();
+
+    /// <summary>As <see cref="Interleaved"/>, for runs that report their own seconds (a peer process times its
+    /// call itself, without our round trip to it): the median seconds per run.</summary>
+    /// <param name="runs">The engines, each timing one call of its own.</param>
+    /// <param name="repeats">Timed rounds.</param>
+    /// <param name="warmup">Untimed rounds first.</param>
+    /// <param name="settle">A pause before each run: threads of the engine that ran last (OpenMP, OpenBLAS) spin for a
+    /// while after their work before they sleep, and would otherwise take the CPU from the next engine.</param>
+    public static double[] InterleavedSeconds(IReadOnlyList<Func<double>> runs, int repeats, int warmup = 2, TimeSpan settle = default)
     {
-        using var _ = no_grad();
         var times = runs.Select(_ => new List<double>()).ToArray();
-        for (int round = 0; round < repeats + 2; round++)
+        for (int round = 0; round < repeats + warmup; round++)
         {
             for (int k = 0; k < runs.Count; k++)
             {
-                var sw = Stopwatch.StartNew();
-                using (var scope = NewDisposeScope()) runs[k]();
-                if (round >= 2) times[k].Add(sw.Elapsed.TotalSeconds);
+                if (settle > TimeSpan.Zero) Thread.Sleep(settle);
+                double seconds = runs[k]();
+                if (round >= warmup) times[k].Add(seconds);
             }
         }
-        return times.Select(t => { t.Sort(); return batch / t[t.Count / 2]; }).ToArray();
+        return times.Select(t => { t.Sort(); return t[t.Count / 2]; }).ToArray();
     }
+
+    /// <summary>Seconds of one call of <paramref name="run"/> in its own dispose scope, without gradients.</summary>
+    public static Func<double> Timed(Action run) => () =>
+    {
+        using var _ = no_grad();
+        var sw = Stopwatch.StartNew();
+        using (var scope = NewDisposeScope()) run();
+        return sw.Elapsed.TotalSeconds;
+    };
 
     /// <summary>The 1, 5 and 15 minute load averages (what `uptime` prints), "?" where there are none.</summary>
     public static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "?";
@@ -75,5 +94,54 @@ public static class BenchUtil
         if (!File.Exists("/proc/self/status")) return double.NaN;
         var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+    }
+}
+
+/// <summary>A peer process kept running for a whole suite and driven one JSON line at a time (one command
+/// in, one answer out), so that its timed calls can interleave with ours round by round.</summary>
+public sealed class LinePeer : IDisposable
+{
+    private readonly Process process;
+    private readonly Task<string> stderr;
+
+    /// <summary>The JSON line the peer printed when it was ready.</summary>
+    public JsonElement Hello { get; }
+
+    public LinePeer(string file, IEnumerable<string> arguments, IDictionary<string, string>? env = null)
+    {
+        var psi = new ProcessStartInfo(file, arguments) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
+        process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
+        stderr = process.StandardError.ReadToEndAsync();
+        Hello = ReadAnswer(file);
+    }
+
+    /// <summary>Sends one command and waits for its answer.</summary>
+    public JsonElement Send(object command)
+    {
+        process.StandardInput.WriteLine(JsonSerializer.Serialize(command));
+        process.StandardInput.Flush();
+        return ReadAnswer(JsonSerializer.Serialize(command));
+    }
+
+    private JsonElement ReadAnswer(string what)
+    {
+        var line = process.StandardOutput.ReadLine();
+        if (line is null)
+        {
+            process.WaitForExit();
+            throw new InvalidOperationException($"peer {process.StartInfo.FileName} exited ({process.ExitCode}) on {what}: {stderr.Result}");
+        }
+        return JsonDocument.Parse(line).RootElement.Clone();
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            process.StandardInput.Close();
+            if (!process.WaitForExit(10_000)) process.Kill(true);
+        }
+        finally { process.Dispose(); }
     }
 }

@@ -6,7 +6,7 @@ using TransferSharp.Bench;
 var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(StringComparer.OrdinalIgnoreCase)
 {
     ["vectors"] = (VectorsBench.Help, VectorsBench.Run),
-    ["vision"] = ("eval images/s of zoo models vs TorchSharp hand-written and PyTorch: [MODEL...] [--batch 16] [--threads 2] [--no-peer] [--timm DIR: a timm checkout, for the timm models' peer]", VisionBench.Run),
+    ["vision"] = ("eval images/s of zoo models vs TorchSharp hand-written and PyTorch: [MODEL...] [--batch 16] [--threads 2] [--repeats 7] [--no-peer] [--nchw-only: no channels-last variants (models with one convolution, e.g. ViT, never have them)] [--timm DIR: a timm checkout, for the timm models' peer]", VisionBench.Run),
     ["training"] = ("fine-tuning step vs PyTorch, extraction end to end vs model only: [--model resnet50] [--batch 16] [--threads 2] [--images 96] [--steps 6] [--no-peer]", TrainingBench.Run),
     ["mlnet"] = (MlNetBench.Help, MlNetBench.Run),
     ["heads"] = (HeadsBench.Help, HeadsBench.Run),
