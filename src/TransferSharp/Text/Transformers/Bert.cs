@@ -186,10 +186,7 @@ public static class Bert
             [TokenTypeIds] = tokenTypeIds ?? TorchSharp.torch.zeros_like(ids),
         };
         var hidden = encoder.Run(feeds, [encoder.Graph.Output])[0];
-        var weights = attentionMask.to_type(hidden.dtype).unsqueeze(-1);
-        var pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
-        if (normalize) pooled = TorchSharp.torch.nn.functional.normalize(pooled, p: 2, dim: 1);
-        return pooled.MoveToOuterDisposeScope();
+        return TextEncoder.Pool(hidden, attentionMask, TextPooling.Mean, normalize).MoveToOuterDisposeScope();
     }
 
     /// <summary>The weight files of a Hugging Face folder, in the order they are looked for.</summary>

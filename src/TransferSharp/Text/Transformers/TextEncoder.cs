@@ -1,0 +1,257 @@
+using System.Text.Json;
+using TransferSharp.Onnx;
+using TransferSharp.Text.Transformers.Tokenization;
+using TransferSharp.Training;
+using TransferSharp.Vision.Graph;
+using static TorchSharp.torch;
+
+namespace TransferSharp.Text.Transformers;
+
+/// <summary>How the token vectors of a text become one vector (sentence-transformers' Pooling module).</summary>
+public enum TextPooling
+{
+    /// <summary>The mean of the token vectors where the attention mask is 1 (padding left out).</summary>
+    Mean,
+
+    /// <summary>The vector of the first token ([CLS]), as BGE and other retrieval models use it.</summary>
+    Cls,
+}
+
+/// <summary>
+/// A pretrained text encoder ready to use: a BERT-family encoder graph (<see cref="Bert"/>, or an imported ONNX file), the
+/// tokenizer it was trained with, and how its last hidden state is pooled and normalised into one vector per text — what
+/// a sentence-transformers model is. Sentence embeddings (<see cref="Encode"/>), feature extraction and fine-tuning
+/// (<see cref="Forward"/>) all go through it. It owns <see cref="Module"/>; dispose it to free the weights.
+/// </summary>
+public sealed class TextEncoder : IDisposable
+{
+    /// <summary>Texts per forward pass of <see cref="Encode"/> by default.</summary>
+    public const int DefaultBatchSize = 32;
+
+    /// <summary>An encoder from its parts. <paramref name="module"/>'s graph output must be the last hidden state
+    /// [N, T, hidden] and its inputs the token ids plus the extra inputs <see cref="Bert.AttentionMask"/> and
+    /// <see cref="Bert.TokenTypeIds"/>; the encoder takes ownership of it.</summary>
+    public TextEncoder(GraphModule module, BertTextTokenizer tokenizer, string name, TextPooling pooling = TextPooling.Mean, bool normalize = true)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        var inputs = module.Graph.ExtraInputs.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        if (!inputs.Contains(Bert.AttentionMask))
+            throw new GraphException($"{name}: the encoder graph has no '{Bert.AttentionMask}' input: not a BERT-family encoder");
+        Module = module;
+        Tokenizer = tokenizer;
+        Name = name;
+        Pooling = pooling;
+        Normalize = normalize;
+        _hasTokenTypes = inputs.Contains(Bert.TokenTypeIds);
+        Dimension = (int)module.Graph.Shapes[module.Graph.Output][^1];
+    }
+
+    private readonly bool _hasTokenTypes;
+
+    /// <summary>The encoder graph with its weights (train or eval mode as the caller sets it).</summary>
+    public GraphModule Module { get; }
+
+    /// <summary>The tokenizer; its <see cref="BertTokenizerSettings.MaxLength"/> is the longest text the encoder reads.</summary>
+    public BertTextTokenizer Tokenizer { get; }
+
+    /// <summary>A name for reports and embeddings' model id (the folder, file or catalog name it came from).</summary>
+    public string Name { get; }
+
+    /// <summary>How token vectors are pooled.</summary>
+    public TextPooling Pooling { get; }
+
+    /// <summary>Whether pooled vectors are scaled to unit L2 length.</summary>
+    public bool Normalize { get; }
+
+    /// <summary>Length of the text vectors (the encoder's hidden size).</summary>
+    public int Dimension { get; }
+
+    /// <summary>
+    /// Loads an encoder from a Hugging Face / sentence-transformers model folder (<c>config.json</c>, <c>model.safetensors</c>
+    /// or <c>pytorch_model.bin</c>, <c>tokenizer.json</c> or <c>vocab.txt</c>) or from an ONNX file of a BERT-family encoder
+    /// with its tokenizer files beside it. Pooling and normalisation follow the folder's sentence-transformers files
+    /// (<c>1_Pooling/config.json</c>, a Normalize module in <c>modules.json</c>); without them, mean pooling and no
+    /// normalisation. The module is in eval mode.
+    /// </summary>
+    public static TextEncoder Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string folder;
+        GraphModule module;
+        if (Directory.Exists(path))
+        {
+            folder = Path.GetFullPath(path);
+            module = Bert.Load(folder);
+        }
+        else if (File.Exists(path) && path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            module = ImportOnnx(path);
+        }
+        else if (File.Exists(path))
+            throw new InvalidFileException(path, "is neither a model folder nor an .onnx file: give a Hugging Face model folder or an ONNX encoder");
+        else throw new FileNotFoundException($"{path}: no such file or folder", path);
+        try
+        {
+            var tokenizer = BertTextTokenizer.Load(folder);
+            var (pooling, normalize) = ReadSentenceTransformersConfig(folder);
+            CheckVocabulary(module, tokenizer);
+            return new TextEncoder(module, tokenizer, Path.GetFileName(folder.TrimEnd(Path.DirectorySeparatorChar)), pooling, normalize);
+        }
+        catch
+        {
+            module.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An ONNX encoder (PyTorch's export of a Hugging Face BertModel) imported as a trainable graph whose output is
+    /// the last hidden state, in eval mode.</summary>
+    internal static GraphModule ImportOnnx(string path)
+    {
+        path = Path.GetFullPath(path);
+        var file = OnnxModelFile.Read(path);
+        var options = file.Graph.Output.Any(o => o.Name == "last_hidden_state") ? new OnnxImportOptions { Output = "last_hidden_state" } : null;
+        return OnnxImporter.Import(path, file, options).CreateModule();
+    }
+
+    /// <summary>Refuses a tokenizer whose vocabulary does not fit the encoder's token-embedding table.</summary>
+    internal static void CheckVocabulary(GraphModule module, BertTextTokenizer tokenizer)
+    {
+        var table = module.Graph.Nodes.FirstOrDefault(n => n.Op is EmbeddingOp { Positions: false });
+        if (table?.Op is EmbeddingOp embedding) tokenizer.CheckEmbeddingRows(embedding.Count, $"{table.Name}.weight", allowExtraRows: true);
+    }
+
+    /// <summary>Pooling and normalisation from a sentence-transformers folder: <c>modules.json</c> lists the modules
+    /// (a <c>…Normalize</c> module means unit-length vectors), <c>1_Pooling/config.json</c> (or the pooling module's
+    /// path) says which pooling. Without those files: mean pooling, no normalisation.</summary>
+    private static (TextPooling Pooling, bool Normalize) ReadSentenceTransformersConfig(string folder)
+    {
+        var pooling = TextPooling.Mean;
+        bool normalize = false;
+        string poolingFolder = Path.Combine(folder, "1_Pooling");
+        var modules = Path.Combine(folder, "modules.json");
+        if (File.Exists(modules))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(modules));
+                foreach (var m in doc.RootElement.EnumerateArray())
+                {
+                    var type = m.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "";
+                    var modulePath = m.TryGetProperty("path", out var p) ? p.GetString() ?? "" : "";
+                    if (type.EndsWith(".Normalize", StringComparison.Ordinal)) normalize = true;
+                    if (type.EndsWith(".Pooling", StringComparison.Ordinal) && modulePath.Length > 0) poolingFolder = Path.Combine(folder, modulePath);
+                }
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
+            {
+                throw new InvalidFileException(modules, $"is not a sentence-transformers modules list: {e.Message}", e);
+            }
+        }
+        var poolingConfig = Path.Combine(poolingFolder, "config.json");
+        if (File.Exists(poolingConfig))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllBytes(poolingConfig));
+                bool Flag(string key) => doc.RootElement.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.True;
+                if (Flag("pooling_mode_cls_token")) pooling = TextPooling.Cls;
+                else if (Flag("pooling_mode_mean_tokens")) pooling = TextPooling.Mean;
+                else throw new InvalidFileException(poolingConfig, "asks for a pooling other than mean or CLS (max, weighted mean, last token): not supported");
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
+            {
+                throw new InvalidFileException(poolingConfig, $"is not a sentence-transformers pooling config: {e.Message}", e);
+            }
+        }
+        return (pooling, normalize);
+    }
+
+    /// <summary>
+    /// Pooled (and, with <see cref="Normalize"/>, normalised) vectors [N, <see cref="Dimension"/>] of a tokenized batch,
+    /// through the graph in whatever mode it is in: with gradients when they are enabled, so training builds on it.
+    /// </summary>
+    public Tensor Forward(TokenizedBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var device = Module.parameters().FirstOrDefault()?.device ?? CPU;
+        var feeds = new Dictionary<string, Tensor>
+        {
+            [ModelGraph.InputName] = batch.InputIds.to(device),
+            [Bert.AttentionMask] = batch.AttentionMask.to(device),
+        };
+        if (_hasTokenTypes) feeds[Bert.TokenTypeIds] = batch.TokenTypeIds.to(device);
+        using var scope = NewDisposeScope();
+        var hidden = Module.Run(feeds, [Module.Graph.Output])[0];
+        return Pool(hidden, feeds[Bert.AttentionMask], Pooling, Normalize).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Pools a last hidden state [N, T, hidden] into [N, hidden] as sentence-transformers does: <see cref="TextPooling.Mean"/>
+    /// averages the tokens where <paramref name="attentionMask"/> is 1 (a row without tokens divides by 1e-9, as the
+    /// reference clamps it), <see cref="TextPooling.Cls"/> takes the first token; then, with <paramref name="normalize"/>,
+    /// scales each vector to unit L2 length.
+    /// </summary>
+    public static Tensor Pool(Tensor hidden, Tensor attentionMask, TextPooling pooling, bool normalize)
+    {
+        using var scope = NewDisposeScope();
+        Tensor pooled;
+        if (pooling == TextPooling.Cls) pooled = hidden.select(1, 0);
+        else
+        {
+            var weights = attentionMask.to_type(hidden.dtype).unsqueeze(-1);
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
+        }
+        if (normalize) pooled = nn.functional.normalize(pooled, p: 2, dim: 1);
+        return pooled.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Sentence embeddings of <paramref name="texts"/>, one float vector each, in order: texts are sorted by length and
+    /// encoded <paramref name="batchSize"/> at a time (so padding stays short), in eval mode without gradients; the module's
+    /// mode is restored afterwards. Texts longer than the tokenizer's maximum are truncated (their indices in
+    /// <paramref name="truncated"/> when given). <paramref name="progress"/> reports texts done ("encode").
+    /// </summary>
+    public float[][] Encode(IReadOnlyList<string> texts, int batchSize = DefaultBatchSize, IProgress<ProgressInfo>? progress = null,
+        ICollection<int>? truncated = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(texts);
+        if (batchSize < 1) throw new InvalidOptionException("batchSize", $"must be at least 1, not {batchSize}");
+        var result = new float[texts.Count][];
+        if (texts.Count == 0) return result;
+        for (int i = 0; i < texts.Count; i++)
+            if (texts[i] is null) throw new InvalidOptionException("texts", $"text {i} is null");
+        // Longest first, as sentence-transformers orders them: similar lengths share a batch and pad little.
+        var order = Enumerable.Range(0, texts.Count).OrderByDescending(i => texts[i].Length).ToArray();
+        bool wasTraining = Module.training;
+        Module.eval();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            using var noGrad = no_grad();
+            for (int start = 0; start < order.Length; start += batchSize)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var indices = order.AsSpan(start, Math.Min(batchSize, order.Length - start)).ToArray();
+                using var scope = NewDisposeScope();
+                using var batch = Tokenizer.EncodeBatch(indices.Select(i => texts[i]).ToArray());
+                if (truncated is not null)
+                    foreach (int k in batch.TruncatedIndices) truncated.Add(indices[k]);
+                var vectors = Forward(batch).to(CPU).contiguous().data<float>().ToArray();
+                for (int k = 0; k < indices.Length; k++) result[indices[k]] = vectors.AsSpan(k * Dimension, Dimension).ToArray();
+                int done = start + indices.Length;
+                progress?.Report(new ProgressInfo("encode", done, order.Length, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+            }
+        }
+        finally
+        {
+            Module.train(wasTraining);
+        }
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => Module.Dispose();
+}
