@@ -75,6 +75,45 @@ public static class BenchUtil
         return $"{cpu}, {Environment.ProcessorCount} cores, {memKb / 1024 / 1024} GB, {RuntimeInformation.OSDescription}, .NET {Environment.Version}";
     }
 
+    /// <summary>Debian packages of the PyTorch peers: Debian's torch calls libblas.so.3, which is the reference BLAS
+    /// (~50× slower at matrix products) unless an OpenBLAS package provides it; the pthread build is the one measured.</summary>
+    public static readonly string[] TorchPeerPackages = ["python3-torch", "python3-torchvision", "libopenblas0-pthread"];
+
+    /// <summary>Installs the Debian packages a peer or a data folder needs when they are missing (apt-get, as the browser
+    /// test installs chromium), so that a fresh machine runs a suite with nothing installed by hand.</summary>
+    public static void EnsureDebianPackages(params string[] packages)
+    {
+        var missing = packages.Where(p => !DebianPackageInstalled(p)).ToArray();
+        if (missing.Length == 0) return;
+        Console.Error.WriteLine($"installing {string.Join(", ", missing)} with apt-get (needed by this suite)");
+        foreach (var command in new[] { "apt-get update -qq", $"DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {string.Join(' ', missing)}" })
+        {
+            using var p = Process.Start(new ProcessStartInfo("sh", ["-c", command]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"`{command}` failed ({p.ExitCode}): {err.Result}");
+        }
+        var still = missing.Where(p => !DebianPackageInstalled(p)).ToArray();
+        if (still.Length > 0) throw new InvalidOperationException($"apt-get ran but {string.Join(", ", still)} is still not installed");
+    }
+
+    private static bool DebianPackageInstalled(string package)
+    {
+        try
+        {
+            using var p = Process.Start(new ProcessStartInfo("dpkg-query", ["-W", "-f=${Status}", package]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+            var status = p.StandardOutput.ReadToEnd();
+            p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            return p.ExitCode == 0 && status.Contains("install ok installed", StringComparison.Ordinal);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return true; // not Debian: nothing to install with, the peer says itself what it lacks
+        }
+    }
+
     /// <summary>Runs a peer process (python3 script) and returns its stdout; throws with its stderr on failure.</summary>
     public static string RunPeer(string file, IEnumerable<string> arguments, IDictionary<string, string>? env = null, int timeoutSeconds = 3600)
     {

@@ -68,6 +68,7 @@ public static class HeadsBench
         }
         if (peer)
         {
+            BenchUtil.EnsureDebianPackages("python3-sklearn");
             var script = Path.Combine(AppContext.BaseDirectory, "peers", "heads_sklearn.py");
             var json = JsonSerializer.Serialize(new { train = Path.GetFullPath(trainPath), test = Path.GetFullPath(testPath), threads });
             var result = JsonDocument.Parse(BenchUtil.RunPeer("/usr/bin/python3", [script, json])).RootElement;

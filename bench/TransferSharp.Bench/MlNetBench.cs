@@ -107,19 +107,11 @@ public static class MlNetBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {metrics.MicroAccuracy:P1} | {fit:F0} | {score:F0} |"));
     }
 
-    /// <summary>Installs Debian's tuxpaint-stamps-default when the folder is missing (as the browser test installs chromium).</summary>
+    /// <summary>Installs Debian's tuxpaint-stamps-default when the folder is missing.</summary>
     private static void EnsureTuxPaintStamps()
     {
         if (Directory.Exists(TuxPaintStamps)) return;
-        Console.Error.WriteLine($"{TuxPaintStamps} is missing: installing tuxpaint-stamps-default with apt-get");
-        foreach (var command in new[] { "apt-get update -qq", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tuxpaint-stamps-default" })
-        {
-            using var p = Process.Start(new ProcessStartInfo("sh", ["-c", command]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-            var err = p.StandardError.ReadToEndAsync();
-            p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            if (p.ExitCode != 0) throw new InvalidOperationException($"`{command}` failed ({p.ExitCode}): {err.Result}");
-        }
+        BenchUtil.EnsureDebianPackages("tuxpaint-stamps-default");
         if (!Directory.Exists(TuxPaintStamps)) throw new InvalidOperationException($"apt-get installed tuxpaint-stamps-default but {TuxPaintStamps} is missing");
     }
 

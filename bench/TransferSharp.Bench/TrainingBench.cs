@@ -48,6 +48,7 @@ public static class TrainingBench
         string torchVersion = "–";
         if (peer)
         {
+            BenchUtil.EnsureDebianPackages(BenchUtil.TorchPeerPackages);
             var script = Path.Combine(AppContext.BaseDirectory, "peers", "training_torch.py");
             var json = JsonSerializer.Serialize(new { model, batch, threads, steps });
             var result = JsonDocument.Parse(BenchUtil.RunPeer("/usr/bin/python3", [script, json])).RootElement;

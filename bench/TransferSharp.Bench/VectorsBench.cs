@@ -62,6 +62,7 @@ public static class VectorsBench
         JsonElement? gText = null, gBin = null, gQuery = null;
         if (peer)
         {
+            BenchUtil.EnsureDebianPackages("python3-gensim");
             var script = Path.Combine(AppContext.BaseDirectory, "peers", "gensim_vectors.py");
             gText = JsonDocument.Parse(BenchUtil.RunPeer("/usr/bin/python3", [script, "load-text", text])).RootElement;
             gBin = JsonDocument.Parse(BenchUtil.RunPeer("/usr/bin/python3", [script, "load-bin", binary])).RootElement;

@@ -48,6 +48,7 @@ public static class VisionBench
         {
             if (peer)
             {
+                BenchUtil.EnsureDebianPackages(BenchUtil.TorchPeerPackages);
                 var script = Path.Combine(AppContext.BaseDirectory, "peers", "vision_torch.py");
                 var env = new Dictionary<string, string>();
                 if (timm is not null) env["PYTHONPATH"] = timm;
