@@ -26,7 +26,7 @@ public sealed partial class WordVectors
         var sectionNames = new List<string>();
         string? name = null;
         int questions = 0, oov = 0, lineNo = 0;
-        foreach (var line in ReadUtf8Lines(path))
+        foreach (var line in IO.StrictUtf8.ReadLines(path))
         {
             if (line.StartsWith(": ", StringComparison.Ordinal))
             {
@@ -88,7 +88,7 @@ public sealed partial class WordVectors
         var gold = new List<double>();
         var model = new List<double>();
         int oov = 0;
-        foreach (var line in ReadUtf8Lines(path))
+        foreach (var line in IO.StrictUtf8.ReadLines(path))
         {
             if (line.Length == 0 || line.StartsWith('#')) continue;
             var fields = (options.CaseInsensitive ? PythonCase.Upper(line) : line).Split(options.Delimiter);
@@ -129,31 +129,6 @@ public sealed partial class WordVectors
         var map = new Dictionary<string, int>(end, StringComparer.Ordinal);
         for (int i = 0; i < end; i++) map.TryAdd(caseInsensitive ? PythonCase.Upper(_words[i]) : _words[i], i);
         return map;
-    }
-
-    /// <summary>Lines split at '\n' only (as Python reads a file opened in binary mode), decoded as strict UTF-8.</summary>
-    private static IEnumerable<string> ReadUtf8Lines(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        var strict = new UTF8Encoding(false, true);
-        int start = 0, lineNo = 1;
-        while (start < bytes.Length)
-        {
-            int nl = Array.IndexOf(bytes, (byte)'\n', start);
-            int end = nl < 0 ? bytes.Length : nl;
-            string line;
-            try
-            {
-                line = strict.GetString(bytes, start, end - start);
-            }
-            catch (DecoderFallbackException e)
-            {
-                throw new WordVectorsFormatException(path, "the line is not valid UTF-8", lineNo, start + Math.Max(0, e.Index), e);
-            }
-            yield return line.TrimEnd('\r');
-            start = end + 1;
-            lineNo++;
-        }
     }
 
     /// <summary>Python's str.split(): runs of Unicode whitespace (including U+001C–U+001F) separate words.</summary>

@@ -170,7 +170,7 @@ public class ExportRoundTripTests(ITestOutputHelper output)
     public void Vit_small_imports_back_as_a_trainable_graph()
     {
         var fixturePath = Path.Combine(Paths.ArchitectureFixtures, "vit_small_patch16_224.json");
-        Skip.IfNot(File.Exists(fixturePath), "no vit_small_patch16_224 fixture in the reference directory");
+        Paths.RequireFixture(fixturePath, "vit_small_patch16_224 fixture");
         var fx = ArchitectureFixture.Load(fixturePath);
         using var scope = NewDisposeScope();
         using var model = ModelZoo.Create(fx.Model, new ModelOptions { NumClasses = fx.NumClasses });

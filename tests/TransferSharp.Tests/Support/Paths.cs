@@ -30,6 +30,14 @@ public static class Paths
     /// <summary>Test data shipped with the repository (tests/data).</summary>
     public static string TestData => Path.Combine(RepoRoot, "tests", "data");
 
+    /// <summary>Fails the test (never skips it) when a fixture file it needs is missing: a missing fixture must show as a
+    /// red test, not as a quiet skip that hides the check.</summary>
+    public static void RequireFixture(string path, string what = "fixture")
+    {
+        if (!File.Exists(path))
+            Xunit.Assert.Fail($"{what} missing: {path} (set TRANSFERSHARP_REFERENCE_DIR / TRANSFERSHARP_EMBEDDINGS_DIR to a fixture directory of the same shape)");
+    }
+
     /// <summary>A fresh temporary directory, deleted by the caller.</summary>
     public static string NewTempDir()
     {

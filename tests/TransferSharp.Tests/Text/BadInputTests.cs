@@ -107,7 +107,7 @@ public sealed class BadInputTests : IDisposable
     [SkippableFact]
     public void Truncated_word2vec_binary_at_any_point()
     {
-        Skip.IfNot(File.Exists(Reference("w2v.bin")), "reference embeddings missing");
+        Paths.RequireFixture(Reference("w2v.bin"), "reference embeddings");
         var full = File.ReadAllBytes(Reference("w2v.bin"));
         var rng = new Random(11);
         foreach (int cut in new[] { 5, 9, 10, 60, 137, 138, 139, 140 }.Concat(Enumerable.Range(0, 30).Select(_ => rng.Next(10, full.Length - 1))))
@@ -123,7 +123,7 @@ public sealed class BadInputTests : IDisposable
     [SkippableFact]
     public void Truncated_or_corrupted_fasttext_models_fail_cleanly()
     {
-        Skip.IfNot(File.Exists(Reference("sup.ftz")), "reference embeddings missing");
+        Paths.RequireFixture(Reference("sup.ftz"), "reference embeddings");
         foreach (var name in new[] { "sup.ftz", "ft.bin" })
         {
             var full = File.ReadAllBytes(Reference(name));
@@ -150,7 +150,7 @@ public sealed class BadInputTests : IDisposable
     [SkippableFact]
     public void Unknown_version_and_wrong_magic()
     {
-        Skip.IfNot(File.Exists(Reference("sup.ftz")), "reference embeddings missing");
+        Paths.RequireFixture(Reference("sup.ftz"), "reference embeddings");
         var bytes = File.ReadAllBytes(Reference("sup.ftz"));
         BinaryPrimitives.WriteInt32LittleEndian(bytes.AsSpan(4), 13);
         var e = Assert.Throws<WordVectorsFormatException>(() => FastTextModel.Load(_temp.Write("v13.ftz", bytes)));

@@ -44,7 +44,7 @@ public sealed class EmbeddingFixture : IDisposable
 
     public JsonElement Section(string name)
     {
-        Skip.IfNot(Available, $"no embedding fixtures at {Directory} (set TRANSFERSHARP_EMBEDDINGS_DIR)");
+        Xunit.Assert.True(Available, $"no embedding fixtures at {Directory} (set TRANSFERSHARP_EMBEDDINGS_DIR)");
         return Expected.GetProperty(name);
     }
 

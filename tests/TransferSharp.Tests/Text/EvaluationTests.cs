@@ -18,7 +18,7 @@ public sealed class EvaluationTests
     {
         // The data was made from the reference set's w2v.bin; another fixture directory has another vocabulary.
         var path = Path.Combine(Paths.Shared, "reference", "embeddings", "w2v.bin");
-        Skip.IfNot(File.Exists(path), $"{path} is missing");
+        Paths.RequireFixture(path, "w2v.bin of the shared reference set");
         return WordVectors.Load(path);
     }
 

@@ -13,7 +13,7 @@ public sealed class FormatTests : IDisposable
 
     public void Dispose() => Directory.Delete(_temp, recursive: true);
 
-    private static void SkipWithoutReference() => Skip.IfNot(File.Exists(Reference("w2v.bin")), "reference embeddings missing");
+    private static void RequireReference() => Paths.RequireFixture(Reference("w2v.bin"), "reference embeddings");
 
     [SkippableTheory]
     [InlineData("w2v.bin", VectorFileFormat.Word2VecText, "w2v.txt")]
@@ -22,7 +22,7 @@ public sealed class FormatTests : IDisposable
     [InlineData("glove.txt", VectorFileFormat.Word2VecBinary, "w2v.bin")]
     public void Conversion_reproduces_gensims_file_byte_for_byte(string from, VectorFileFormat to, string twin)
     {
-        SkipWithoutReference();
+        RequireReference();
         using var vectors = WordVectors.Load(Reference(from));
         var output = Path.Combine(_temp, "out");
         vectors.Save(output, to);
@@ -33,7 +33,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void FastText_vec_round_trips_and_is_detected()
     {
-        SkipWithoutReference();
+        RequireReference();
         using var vectors = WordVectors.Load(Reference("w2v.bin"));
         var vec = Path.Combine(_temp, "x.vec");
         vectors.Save(vec, VectorFileFormat.FastTextVec);
@@ -47,7 +47,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void Formats_are_detected_from_content()
     {
-        SkipWithoutReference();
+        RequireReference();
         foreach (var (name, format) in new[] { ("w2v.bin", VectorFileFormat.Word2VecBinary), ("w2v.txt", VectorFileFormat.Word2VecText),
                      ("glove.txt", VectorFileFormat.GloVe), ("ft.vec", VectorFileFormat.FastTextVec), ("ft.bin", VectorFileFormat.FastTextBinary) })
         {
@@ -59,7 +59,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void Limit_stops_early_and_keeps_file_order()
     {
-        SkipWithoutReference();
+        RequireReference();
         using var all = WordVectors.Load(Reference("w2v.bin"));
         foreach (var name in new[] { "w2v.bin", "w2v.txt", "glove.txt" })
         {
@@ -77,7 +77,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void Cache_is_written_once_then_memory_mapped()
     {
-        SkipWithoutReference();
+        RequireReference();
         var cacheDir = Path.Combine(_temp, "cache");
         var options = new WordVectorsLoadOptions { CacheDirectory = cacheDir };
         using var first = WordVectors.Load(Reference("w2v.txt"), options);
@@ -99,7 +99,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void Memory_mapped_binary_and_float16_storage()
     {
-        SkipWithoutReference();
+        RequireReference();
         using var plain = WordVectors.Load(Reference("w2v.bin"));
         using var mapped = WordVectors.Load(Reference("w2v.bin"), new WordVectorsLoadOptions { MemoryMap = true });
         Assert.True(mapped.LoadInfo.MemoryMapped);
@@ -118,7 +118,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void Batched_neighbours_equal_one_query_at_a_time()
     {
-        SkipWithoutReference();
+        RequireReference();
         using var v = WordVectors.Load(Reference("w2v.bin"));
         var queries = v.Words.Skip(100).Take(40).ToList();
         var batched = v.NearestNeighbors(queries, 7);
@@ -222,7 +222,7 @@ public sealed class FormatTests : IDisposable
     [SkippableFact]
     public void Progress_is_reported_and_cancellation_leaves_no_file()
     {
-        SkipWithoutReference();
+        RequireReference();
         var stages = new List<LoadProgress>();
         using (WordVectors.Load(Reference("w2v.txt"), new WordVectorsLoadOptions { Progress = new SyncProgress(stages.Add) }))
             Assert.Contains(stages, s => s.Stage == "parsing" && s.BytesDone == s.BytesTotal && s.BytesTotal > 0);

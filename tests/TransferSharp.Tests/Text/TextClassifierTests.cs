@@ -16,7 +16,7 @@ public sealed class TextClassifierTests : IDisposable
 
     private static (TextDataset Train, TextDataset Test) Data()
     {
-        Skip.IfNot(File.Exists(Reference("fortunes.train.txt")), "reference embeddings missing");
+        Paths.RequireFixture(Reference("fortunes.train.txt"), "reference embeddings");
         var train = TextDataset.Load(Reference("fortunes.train.txt"));
         var test = TextDataset.Load(Reference("fortunes.test.txt"));
         return (new TextDataset(train.Examples.Take(300).ToList()), new TextDataset(test.Examples.Take(100).ToList()));

@@ -17,12 +17,12 @@ public sealed class TextCliTests : IDisposable
 
     private static JsonElement RunJson(params string[] args) => CliRunner.RunJson(args);
 
-    private static void SkipWithoutReference() => Skip.IfNot(File.Exists(Reference("w2v.bin")), "reference embeddings missing");
+    private static void RequireReference() => Paths.RequireFixture(Reference("w2v.bin"), "reference embeddings");
 
     [SkippableFact]
     public void Neighbors_similarity_and_analogy_answer_as_gensim()
     {
-        SkipWithoutReference();
+        RequireReference();
         using var expected = JsonDocument.Parse(File.ReadAllBytes(Reference("expected.json")));
         var ms = expected.RootElement.GetProperty("word2vec_most_similar").GetProperty("entries")[0];
         var query = ms.GetProperty("query").GetString()!;
@@ -42,7 +42,7 @@ public sealed class TextCliTests : IDisposable
     [SkippableFact]
     public void Convert_info_and_evaluate()
     {
-        SkipWithoutReference();
+        RequireReference();
         var output = Path.Combine(_temp, "out.txt");
         var c = RunJson("vectors", "convert", "--vectors", Reference("w2v.bin"), "--out", output);
         Assert.Equal("word2vec-text", c.GetProperty("outputFormat").GetString());
@@ -60,7 +60,7 @@ public sealed class TextCliTests : IDisposable
     [SkippableFact]
     public void Text_train_predict_evaluate()
     {
-        SkipWithoutReference();
+        RequireReference();
         var train = Path.Combine(_temp, "train.txt");
         File.WriteAllLines(train, File.ReadLines(Reference("fortunes.train.txt")).Take(200));
         var model = Path.Combine(_temp, "m.safetensors");
@@ -123,7 +123,7 @@ public sealed class TextCliTests : IDisposable
     [SkippableFact]
     public void Bad_input_is_a_clear_error_with_exit_code_2()
     {
-        SkipWithoutReference();
+        RequireReference();
         var cut = Path.Combine(_temp, "cut.bin");
         File.WriteAllBytes(cut, File.ReadAllBytes(Reference("w2v.bin"))[..5000]);
         // Exit code 2 is the CLI's "bad input" (message printed, no stack trace). The messages themselves are

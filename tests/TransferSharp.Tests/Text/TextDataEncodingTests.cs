@@ -44,7 +44,7 @@ public sealed class TextDataEncodingTests : IDisposable
     public void FastText_test_and_text_predict_input_refuse_invalid_UTF8()
     {
         var sup = Path.Combine(Paths.EmbeddingFixtures, "sup.bin");
-        Skip.IfNot(File.Exists(sup), "reference embeddings missing");
+        Paths.RequireFixture(sup, "reference embeddings");
         var path = Write("test.txt", "__label__work fine\n__label__work caf\xe9\n");
         using (var model = FastTextModel.Load(sup))
             Assert.Equal(2, Fails(path, () => model.Test(path)).LineNumber);

@@ -93,7 +93,7 @@ public sealed class TimmCheckpointCliTests : IDisposable
     public void Predict_takes_a_timm_layout_safetensors_file(string fixtureModel, string modelArgument)
     {
         var fixture = Path.Combine(Paths.ArchitectureFixtures, fixtureModel + ".json");
-        Skip.IfNot(File.Exists(fixture), $"no {fixtureModel} fixture in the reference directory");
+        Paths.RequireFixture(fixture, $"{fixtureModel} fixture");
         var fx = ArchitectureFixture.Load(fixture);
         var file = Path.Combine(_temp, fixtureModel + ".safetensors");
         TimmCheckpointTests.WriteTimmCheckpoint(fx, file);
