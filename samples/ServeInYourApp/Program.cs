@@ -1,5 +1,10 @@
 // An ASP.NET Core app of your own that also serves a TransferSharp model: two calls add the endpoints.
+using TransferSharp.Runtime;
 using TransferSharp.Serving;
+
+// First, before anything loads LibTorch: on Linux x64 with AVX-512, oneDNN's AVX-512 convolutions return NaN when the
+// .NET GC suspends threads while they run, as a busy server's do; this restricts them to AVX2 (docs/reliability.md).
+TorchRuntime.AvoidAvx512KernelFault();
 
 var builder = WebApplication.CreateBuilder(args);
 TransferSharp.Onnx.OnnxZoo.Register(); // models trained on resnet18_cntk (the demo's) rebuild by name

@@ -31,6 +31,14 @@ public sealed class DoctorCommand : Command<CommonSettings>
         Row("Debian 12 fix", r.LibTorchSharpPatched ? "applied to the loaded libLibTorchSharp.so"
             : r.SystemHasGlibcxx3432 ? "not needed" : "not applied (LibTorch loaded anyway)");
         Row("malloc tuning", r.AllocatorTuned ? "on (large tensor buffers are reused, not returned to the kernel; TRANSFERSHARP_MALLOC_TUNING=0 disables)" : "off");
+        Row("oneDNN kernels", r.Avx512Mitigation switch
+        {
+            Avx512KernelFaultMitigation.Applied => "AVX2 (AVX-512 convolutions avoided: they return NaN under .NET GC suspension; TRANSFERSHARP_AVX512=1 keeps them)",
+            Avx512KernelFaultMitigation.SetByEnvironment => $"ONEDNN_MAX_CPU_ISA={Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA")} (set by the environment)",
+            Avx512KernelFaultMitigation.OptedOut => "AVX-512 (TRANSFERSHARP_AVX512=1; convolutions can return NaN under .NET GC suspension)",
+            Avx512KernelFaultMitigation.NotApplicable => "as oneDNN chooses (no AVX-512 fault to avoid here)",
+            _ => "as oneDNN chooses (AVX-512 where the CPU has it)",
+        });
         Row("weights cache", r.CacheDirectory + (r.Offline ? " (offline: TRANSFERSHARP_OFFLINE set)" : ""));
         AnsiConsole.Write(t);
         return 0;

@@ -10,12 +10,30 @@ public sealed record RuntimeReport(
     string TransferSharpVersion, string TorchSharpVersion, string LibTorchVersion, string? LibTorchSharpPath,
     int IntraOpThreads, int InterOpThreads, int ProcessorCount, bool CudaAvailable, int CudaDevices,
     string Os, string Cpu, string? SystemLibStdCxx, bool SystemHasGlibcxx3432, bool LibTorchSharpPatched,
-    string CacheDirectory, bool Offline, bool AllocatorTuned);
+    string CacheDirectory, bool Offline, bool AllocatorTuned, Avx512KernelFaultMitigation Avx512Mitigation);
+
+/// <summary>What <see cref="TorchRuntime.AvoidAvx512KernelFault"/> found and did.</summary>
+public enum Avx512KernelFaultMitigation
+{
+    /// <summary>Not asked for in this process: oneDNN picks its kernels itself (AVX-512 where the CPU has it).</summary>
+    NotRequested,
+    /// <summary>oneDNN is restricted to AVX2 kernels in this process (set before LibTorch loaded).</summary>
+    Applied,
+    /// <summary>The process environment already sets ONEDNN_MAX_CPU_ISA; that value is left as it is.</summary>
+    SetByEnvironment,
+    /// <summary>No AVX-512 here (or not Linux on x64, where the fault was never seen): nothing to avoid, nothing changed.</summary>
+    NotApplicable,
+    /// <summary>TRANSFERSHARP_AVX512=1: the user keeps the AVX-512 kernels, nothing changed.</summary>
+    OptedOut,
+    /// <summary>LibTorch was already loaded, so oneDNN may have chosen its kernels already: nothing changed. Call it first thing in <c>Main</c>.</summary>
+    TooLate,
+}
 
 /// <summary>Device selection, allocator tuning, and facts about the loaded LibTorch.</summary>
 public static partial class TorchRuntime
 {
     private static int _allocatorTuned;
+    private static int _avx512Mitigation; // an Avx512KernelFaultMitigation
 
     /// <summary>True when <see cref="TuneAllocator"/> changed glibc's malloc settings in this process.</summary>
     public static bool AllocatorTuned => _allocatorTuned == 1;
@@ -84,6 +102,67 @@ public static partial class TorchRuntime
         return ((delegate* unmanaged<nint, byte>)getEnabled)(context) == 0;
     }
 
+    /// <summary>What <see cref="AvoidAvx512KernelFault"/> did in this process (<see cref="Avx512KernelFaultMitigation.NotRequested"/> before it is called).</summary>
+    public static Avx512KernelFaultMitigation Avx512Mitigation => (Avx512KernelFaultMitigation)Volatile.Read(ref _avx512Mitigation);
+
+    /// <summary>
+    /// Restricts LibTorch's oneDNN to AVX2 kernels (<c>ONEDNN_MAX_CPU_ISA=AVX2</c>) for the whole process, to avoid a platform
+    /// fault: on Linux x64 with AVX-512, oneDNN's AVX-512 convolutions (forward and backward) return NaN when the .NET GC
+    /// suspends threads while they run — 290 of 300 repeated convolutions with another thread allocating, 0 without it or
+    /// with AVX2 (docs/reliability.md, "Known platform fault"). MKL's matrix products were not affected. The AVX2 kernels
+    /// cost some speed on convolutional networks (docs/benchmarks.md, "oneDNN AVX-512 vs AVX2").
+    /// oneDNN reads the variable once, at its first kernel, from the native environment, which
+    /// <see cref="Environment.SetEnvironmentVariable(string, string?)"/> does not reach on Unix: this sets it with libc's
+    /// <c>setenv</c> (and in .NET's copy, for child processes), so it must run before LibTorch loads — first thing in
+    /// <c>Main</c>, before any other thread could read the environment. After LibTorch loaded it changes nothing and
+    /// returns <see cref="Avx512KernelFaultMitigation.TooLate"/>: whether oneDNN already chose cannot be told from outside.
+    /// Like <see cref="TuneAllocator"/> this changes the whole process, so the library never calls it by itself: a host
+    /// opts in (the `transfer` command does; TRANSFERSHARP_AVX512=1 makes this a no-op). A value of ONEDNN_MAX_CPU_ISA the
+    /// process was started with is kept. Calling it again returns the first call's result.
+    /// </summary>
+    public static Avx512KernelFaultMitigation AvoidAvx512KernelFault()
+    {
+        lock (MitigationLock)
+        {
+            if (Avx512Mitigation == Avx512KernelFaultMitigation.NotRequested)
+                Volatile.Write(ref _avx512Mitigation, (int)DecideAvx512Mitigation());
+            return Avx512Mitigation;
+        }
+    }
+
+    private static readonly object MitigationLock = new();
+
+    private static Avx512KernelFaultMitigation DecideAvx512Mitigation()
+    {
+        const string variable = "ONEDNN_MAX_CPU_ISA";
+        // CPUID rather than Avx512F.IsSupported: DOTNET_EnableAVX512F=0 hides AVX-512 from .NET, not from oneDNN.
+        bool avx512 = X86Base.IsSupported && (X86Base.CpuId(7, 0).Ebx & (1 << 16)) != 0;
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !avx512)
+            return Avx512KernelFaultMitigation.NotApplicable;
+        if (Environment.GetEnvironmentVariable("TRANSFERSHARP_AVX512") is "1" or "true" or "on")
+            return Avx512KernelFaultMitigation.OptedOut;
+        if (LoadedLibraryPath("libtorch_cpu") is not null)
+            return Avx512KernelFaultMitigation.TooLate;
+        try
+        {
+            // The native environment, which is what oneDNN reads (.NET's copy may differ from it).
+            if (GetEnv(variable) != 0) return Avx512KernelFaultMitigation.SetByEnvironment;
+            if (SetEnv(variable, "AVX2", 0) != 0) return Avx512KernelFaultMitigation.NotApplicable;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return Avx512KernelFaultMitigation.NotApplicable; // no libc setenv to reach native code with
+        }
+        Environment.SetEnvironmentVariable(variable, "AVX2");
+        return Avx512KernelFaultMitigation.Applied;
+    }
+
+    [LibraryImport("libc", EntryPoint = "getenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint GetEnv(string name);
+
+    [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int SetEnv(string name, string value, int overwrite);
+
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
 
@@ -130,7 +209,7 @@ public static partial class TorchRuntime
             libVersion, path, get_num_threads(), get_num_interop_threads(), Environment.ProcessorCount,
             cuda.is_available(), cuda.is_available() ? cuda.device_count() : 0,
             RuntimeInformation.OSDescription, CpuDescription(), stdcxx, has3432, patched,
-            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment, AllocatorTuned);
+            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment, AllocatorTuned, Avx512Mitigation);
     }
 
     private static string CpuDescription()
