@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using TransferSharp.Runtime;
 
 namespace TransferSharp.Tests.Support;
 
@@ -7,6 +8,14 @@ internal static class Composition
 {
 #pragma warning disable CA2255 // the test assembly is a host: it composes the library once, before any test runs
     [ModuleInitializer]
-    internal static void Compose() => global::TransferSharp.Onnx.OnnxZoo.Register();
+    internal static void Compose()
+    {
+        // Like the `transfer` command, before any test can load LibTorch: oneDNN's AVX-512 convolutions return NaN when
+        // the GC suspends threads while they run (docs/reliability.md), which made the suite flaky. TRANSFERSHARP_AVX512=1
+        // keeps them (to reproduce the fault).
+        if (TorchRuntime.AvoidAvx512KernelFault() == Avx512KernelFaultMitigation.TooLate)
+            throw new InvalidOperationException("LibTorch loaded before the test host's module initializer: oneDNN could not be restricted to AVX2");
+        global::TransferSharp.Onnx.OnnxZoo.Register();
+    }
 #pragma warning restore CA2255
 }
