@@ -15,8 +15,12 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["dropout"] = (DropoutBench.Help, DropoutBench.Run),
     ["tokenizer"] = (TokenizerBench.Help, TokenizerBench.Run),
     ["onnx-conformance"] = (OnnxConformance.Help, OnnxConformance.Run),
+    ["isa"] = (IsaBench.Help, IsaBench.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
+
+// A worker of the `isa` suite chooses its oneDNN kernels itself, before anything below loads LibTorch.
+if (IsaBench.IsWorker(args)) return IsaBench.Worker(args);
 
 // The benchmark host opts in to the process-wide tuning the `transfer` command applies (malloc, NNPACK off), so both
 // measure the same.
