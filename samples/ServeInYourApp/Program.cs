@@ -2,8 +2,8 @@
 using TransferSharp.Runtime;
 using TransferSharp.Serving;
 
-// First, before anything loads LibTorch: on Linux x64 with AVX-512, oneDNN's AVX-512 convolutions return NaN when the
-// .NET GC suspends threads while they run, as a busy server's do; this restricts them to AVX2 (docs/reliability.md).
+// First, before anything loads LibTorch: on Linux x64 with AVX-512, oneDNN's AVX-512 convolutions return NaN while
+// another thread of the process is busy beside them, as a server's are; this restricts oneDNN to AVX2 (docs/reliability.md).
 TorchRuntime.AvoidAvx512KernelFault();
 
 var builder = WebApplication.CreateBuilder(args);

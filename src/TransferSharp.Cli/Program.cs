@@ -5,8 +5,8 @@ using TransferSharp.Cli.Commands;
 using TextCommands = TransferSharp.Cli.Commands.Text;
 using VectorCommands = TransferSharp.Cli.Commands.Vectors;
 
-// Before anything can load LibTorch: oneDNN's AVX-512 convolutions return NaN when the .NET GC suspends threads while
-// they run (docs/reliability.md), so the command restricts them to AVX2 unless TRANSFERSHARP_AVX512=1 asks to keep them.
+// Before anything can load LibTorch: oneDNN's AVX-512 convolutions return NaN while another thread of the process is busy
+// (the GC, an allocating thread: docs/reliability.md), so the command restricts oneDNN to AVX2 unless TRANSFERSHARP_AVX512=1.
 TransferSharp.Runtime.TorchRuntime.AvoidAvx512KernelFault();
 // Ctrl+C is taken over next, before anything slow loads: it cancels the command's token instead of killing the
 // process, so work stops between steps and files being written are discarded (everything is written under a
@@ -33,7 +33,7 @@ app.Configure(config =>
     config.UseStrictParsing();
 
     config.AddCommand<DoctorCommand>("doctor")
-        .WithDescription("Show which LibTorch loaded, from where, with how many threads, whether the Debian 12 fix applied, and whether oneDNN runs AVX2 kernels (the default on AVX-512 CPUs, whose AVX-512 convolutions return NaN under .NET GC; TRANSFERSHARP_AVX512=1 keeps them).");
+        .WithDescription("Show which LibTorch loaded, from where, with how many threads, whether the Debian 12 fix applied, and whether oneDNN runs AVX2 kernels (the default on AVX-512 CPUs, whose AVX-512 convolutions return NaN while another thread of the process is busy; TRANSFERSHARP_AVX512=1 keeps them).");
     config.AddCommand<ModelsCommand>("models")
         .WithDescription("List the model zoo: names, Keras aliases, sizes, parameter counts and pretrained weight tags.")
         .WithExample("models")

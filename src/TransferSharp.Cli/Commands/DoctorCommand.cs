@@ -33,9 +33,9 @@ public sealed class DoctorCommand : Command<CommonSettings>
         Row("malloc tuning", r.AllocatorTuned ? "on (large tensor buffers are reused, not returned to the kernel; TRANSFERSHARP_MALLOC_TUNING=0 disables)" : "off");
         Row("oneDNN kernels", r.Avx512Mitigation switch
         {
-            Avx512KernelFaultMitigation.Applied => "AVX2 (AVX-512 convolutions avoided: they return NaN under .NET GC suspension; TRANSFERSHARP_AVX512=1 keeps them)",
+            Avx512KernelFaultMitigation.Applied => "AVX2 (AVX-512 convolutions avoided: they return NaN while another thread of the process is busy; TRANSFERSHARP_AVX512=1 keeps them)",
             Avx512KernelFaultMitigation.SetByEnvironment => $"ONEDNN_MAX_CPU_ISA={Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA")} (set by the environment)",
-            Avx512KernelFaultMitigation.OptedOut => "AVX-512 (TRANSFERSHARP_AVX512=1; convolutions can return NaN under .NET GC suspension)",
+            Avx512KernelFaultMitigation.OptedOut => "AVX-512 (TRANSFERSHARP_AVX512=1; convolutions can return NaN while another thread of the process is busy)",
             Avx512KernelFaultMitigation.NotApplicable => "as oneDNN chooses (no AVX-512 fault to avoid here)",
             _ => "as oneDNN chooses (AVX-512 where the CPU has it)",
         });

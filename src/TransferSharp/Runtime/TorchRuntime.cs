@@ -107,10 +107,11 @@ public static partial class TorchRuntime
 
     /// <summary>
     /// Restricts LibTorch's oneDNN to AVX2 kernels (<c>ONEDNN_MAX_CPU_ISA=AVX2</c>) for the whole process, to avoid a platform
-    /// fault: on Linux x64 with AVX-512, oneDNN's AVX-512 convolutions (forward and backward) return NaN when the .NET GC
-    /// suspends threads while they run — 290 of 300 repeated convolutions with another thread allocating, 0 without it or
-    /// with AVX2 (docs/reliability.md, "Known platform fault"). MKL's matrix products were not affected. The AVX2 kernels
-    /// cost some speed on convolutional networks (docs/benchmarks.md, "oneDNN AVX-512 vs AVX2").
+    /// fault: on this project's Linux x64 machine with AVX-512 (AMD EPYC), oneDNN's AVX-512 convolutions (forward and
+    /// backward) return NaN while another thread of the process is busy beside them — 290 of 300 repeated convolutions
+    /// with a thread allocating (so the GC suspends threads), 34 of 60 with a thread that merely spins, 0 with no such
+    /// thread or with AVX2 (docs/reliability.md, "Known platform fault"). MKL's matrix products, depthwise convolutions and
+    /// elementwise kernels were not affected. The cost of AVX2 is in docs/benchmarks.md ("oneDNN AVX-512 vs AVX2").
     /// oneDNN reads the variable once, at its first kernel, from the native environment, which
     /// <see cref="Environment.SetEnvironmentVariable(string, string?)"/> does not reach on Unix: this sets it with libc's
     /// <c>setenv</c> (and in .NET's copy, for child processes), so it must run before LibTorch loads — first thing in

@@ -10,8 +10,8 @@ internal static class Composition
     [ModuleInitializer]
     internal static void Compose()
     {
-        // Like the `transfer` command, before any test can load LibTorch: oneDNN's AVX-512 convolutions return NaN when
-        // the GC suspends threads while they run (docs/reliability.md), which made the suite flaky. TRANSFERSHARP_AVX512=1
+        // Like the `transfer` command, before any test can load LibTorch: oneDNN's AVX-512 convolutions return NaN while
+        // another thread of the process is busy (docs/reliability.md), which made the suite flaky. TRANSFERSHARP_AVX512=1
         // keeps them (to reproduce the fault).
         if (TorchRuntime.AvoidAvx512KernelFault() == Avx512KernelFaultMitigation.TooLate)
             throw new InvalidOperationException("LibTorch loaded before the test host's module initializer: oneDNN could not be restricted to AVX2");
