@@ -12,7 +12,7 @@ internal static class Composition
     {
         // Like the `transfer` command, before any test can load LibTorch: oneDNN's AVX-512 convolutions return NaN while
         // another thread of the process is busy (docs/reliability.md), which made the suite flaky. TRANSFERSHARP_AVX512=1
-        // keeps them (to reproduce the fault).
+        // keeps them.
         if (TorchRuntime.AvoidAvx512KernelFault() == Avx512KernelFaultMitigation.TooLate)
             throw new InvalidOperationException("LibTorch loaded before the test host's module initializer: oneDNN could not be restricted to AVX2");
         global::TransferSharp.Onnx.OnnxZoo.Register();
