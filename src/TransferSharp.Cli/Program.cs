@@ -21,8 +21,10 @@ using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context
 // (TRANSFERSHARP_MALLOC_TUNING=0 leaves malloc alone), and takes --verbose anywhere on the line.
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();
 args = ErrorReporter.TakeVerboseFlag(args);
-// The composition root: the zoo gets resnet18_cntk (the offline default of `demo`) from its own package.
+// The composition root: the zoo gets resnet18_cntk (the offline default of `demo`) and the weight registry the offline
+// all-MiniLM-L6-v2 (the default of `text embed`), each from its own package.
 TransferSharp.Onnx.OnnxZoo.Register();
+TransferSharp.Text.Transformers.MiniLmEncoder.Register();
 
 var app = new CommandApp();
 app.Configure(config =>

@@ -106,6 +106,7 @@ internal static partial class PretrainedCatalog
             else if (TimmPrimary.TryGetValue(arch, out var primary)) defaults[arch] = primary;
             else defaults[arch] = tags.First(t => t.Architecture == arch).Tag;
         }
+        tags.AddRange(TextEncoderTags());
         return (tags, defaults);
     }
 

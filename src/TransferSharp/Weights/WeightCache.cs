@@ -78,11 +78,32 @@ public sealed class WeightCache
         return s is "." or ".." or "" ? "_" : s;
     }
 
-    /// <summary>The cached file for a tag (its bundled file, or the first of its URLs already downloaded), or null.</summary>
+    /// <summary>The cached file for a tag (its bundled file, or the first of its URLs already downloaded), or null; for a
+    /// <see cref="WeightKind.TextEncoder"/>, its model folder once every file is there.</summary>
     public string? TryGetCached(WeightTag tag)
     {
         if (tag.LocalFile is not null) return tag.LocalFile();
+        if (tag.Kind == WeightKind.TextEncoder) return tag.Files.All(f => File.Exists(PathFor(f.Url))) ? FolderOf(tag) : null;
         return tag.Files.Select(f => PathFor(f.Url)).FirstOrDefault(File.Exists);
+    }
+
+    /// <summary>The folder a text encoder's files land in: each file's cache path without its <see cref="WeightFile.Path"/>
+    /// (for a hub URL, <c>weights/huggingface/ORG/REPO/</c>), the same for all of them.</summary>
+    private string FolderOf(WeightTag tag)
+    {
+        string? folder = null;
+        foreach (var file in tag.Files)
+        {
+            if (file.Path is not { Length: > 0 } relative) throw new ArgumentException($"weights {tag.Name}: the file {file.Url} has no place in the model folder (WeightFile.Path)", nameof(tag));
+            var path = PathFor(file.Url);
+            var suffix = Path.Combine(relative.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Sanitize).ToArray());
+            if (!path.EndsWith(Path.DirectorySeparatorChar + suffix, StringComparison.Ordinal))
+                throw new ArgumentException($"weights {tag.Name}: the URL {file.Url} does not end in the file's folder path {relative}", nameof(tag));
+            var here = path[..^(suffix.Length + 1)];
+            if (folder is not null && folder != here) throw new ArgumentException($"weights {tag.Name}: its files would land in two folders ({folder}, {here})", nameof(tag));
+            folder = here;
+        }
+        return folder ?? throw new ArgumentException($"weights {tag.Name} list no files", nameof(tag));
     }
 
     /// <summary>
@@ -94,10 +115,17 @@ public sealed class WeightCache
         if (tag.LocalFile is not null)
         {
             var local = tag.LocalFile();
-            return File.Exists(local) ? local : throw new FileNotFoundException($"weights {tag.Name}: the bundled file {local} does not exist", local);
+            return File.Exists(local) || (tag.Kind == WeightKind.TextEncoder && Directory.Exists(local)) ? local : throw new FileNotFoundException($"weights {tag.Name}: the bundled file {local} does not exist", local);
         }
         if (TryGetCached(tag) is { } cached) return cached;
         if (tag.Files.Count == 0) throw new InvalidOperationException($"weights {tag.Name} have no download URL");
+        if (tag.Kind == WeightKind.TextEncoder)
+        {
+            // Every file of the folder, each verified; a file already there is not fetched again.
+            var folder = FolderOf(tag);
+            foreach (var file in tag.Files) await DownloadAsync(file.Url, file.Sha256Prefix, progress, ct).ConfigureAwait(false);
+            return folder;
+        }
         if (Offline) throw new OfflineException(tag.Files[0].Url, PathFor(tag.Files[0].Url), tag.Files.Skip(1).Select(f => f.Url).ToList());
         var failures = new List<DownloadException>();
         foreach (var file in tag.Files)

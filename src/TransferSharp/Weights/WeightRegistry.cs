@@ -133,7 +133,8 @@ public static class WeightRegistry
         ArgumentNullException.ThrowIfNull(tag);
         if (tag.Files.Count == 0 && tag.LocalFile is null)
             throw new ArgumentException($"weight tag {tag.Name} has neither a download URL nor a local file", nameof(tag));
-        if (tag.Architecture.Contains('.') || tag.Tag.Contains('.'))
+        // Text encoders keep their hub names ("bge-small-en-v1.5") and are found by name, never by splitting "architecture.tag".
+        if ((tag.Kind != WeightKind.TextEncoder && tag.Architecture.Contains('.')) || tag.Tag.Contains('.'))
             throw new ArgumentException($"weight tag {tag.Name}: architecture and tag names may not contain '.'", nameof(tag));
         EnsureLoaded();
         lock (Sync)
@@ -142,6 +143,44 @@ public static class WeightRegistry
             _tags.Add(tag);
             if (makeDefault) _defaultOverrides[tag.Architecture] = tag.Tag;
         }
+    }
+
+    /// <summary>The text encoders (<see cref="WeightKind.TextEncoder"/> tags), each model's default tag first.</summary>
+    public static IReadOnlyList<WeightTag> TextEncoders
+    {
+        get
+        {
+            var tags = Snapshot().Where(t => t.Kind == WeightKind.TextEncoder).ToList();
+            return tags.GroupBy(t => t.Architecture, StringComparer.OrdinalIgnoreCase)
+                .SelectMany(g => g.OrderBy(t => ReferenceEquals(t, DefaultTextEncoder(g.Key)) ? 0 : 1)).ToList();
+        }
+    }
+
+    /// <summary>The default tag of a text encoder model (the one registered with <c>makeDefault</c>, else the first), or null.</summary>
+    private static WeightTag? DefaultTextEncoder(string model)
+    {
+        EnsureLoaded();
+        lock (Sync)
+        {
+            var tags = _tags!.Where(t => t.Kind == WeightKind.TextEncoder && t.Architecture.Equals(model, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (_defaultOverrides.TryGetValue(model, out var name) && tags.FirstOrDefault(t => t.Tag.Equals(name, StringComparison.OrdinalIgnoreCase)) is { } d) return d;
+            return tags.FirstOrDefault();
+        }
+    }
+
+    /// <summary>
+    /// Finds a text encoder by name, case-insensitively: the model ("all-MiniLM-L6-v2") or its hub repository
+    /// ("sentence-transformers/all-MiniLM-L6-v2") selects its default tag; "model.tag" ("all-MiniLM-L6-v2.hub") or
+    /// "repository.tag" selects that tag. Null when no text encoder has that name.
+    /// </summary>
+    public static WeightTag? FindTextEncoder(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        name = name.Trim();
+        var tags = Snapshot().Where(t => t.Kind == WeightKind.TextEncoder).ToList();
+        bool Is(string? a, string b) => a is not null && a.Equals(b, StringComparison.OrdinalIgnoreCase);
+        if (tags.FirstOrDefault(t => Is(t.Architecture, name) || Is(t.SourceArchitecture, name)) is { } model) return DefaultTextEncoder(model.Architecture);
+        return tags.FirstOrDefault(t => Is(t.Name, name) || Is(t.SourceArchitecture is { } s ? $"{s}.{t.Tag}" : null, name));
     }
 
     /// <summary>Removes a registered tag; true if there was one.</summary>

@@ -12,13 +12,29 @@ public enum WeightSource
     Timm,
     /// <summary>A file shipped with an application or package, or registered by the user.</summary>
     Local,
+    /// <summary>A model repository on the Hugging Face hub (text encoders: sentence-transformers, BAAI, …), pinned to a commit.</summary>
+    HuggingFace,
+}
+
+/// <summary>What a tag's files make: one checkpoint of a zoo architecture, or the model folder of a text encoder.</summary>
+public enum WeightKind
+{
+    /// <summary>One checkpoint file of a zoo (image) architecture; <see cref="WeightTag.Files"/> are alternative sources of it.</summary>
+    ImageModel,
+
+    /// <summary>A Hugging Face / sentence-transformers model folder (config.json, model.safetensors, vocab.txt, pooling
+    /// files) that <c>TextEncoder.Load</c> reads; <see cref="WeightTag.Files"/> are all needed, each with its
+    /// <see cref="WeightFile.Path"/> in the folder, and a bundled tag's <see cref="WeightTag.LocalFile"/> returns the folder.</summary>
+    TextEncoder,
 }
 
 /// <summary>One place a checkpoint can be downloaded from.</summary>
 /// <param name="Url">HTTPS URL (Hugging Face <c>resolve</c> URLs redirect; redirects are followed).</param>
 /// <param name="Sha256Prefix">Known prefix of the file's SHA-256 (lowercase hex), checked after
 /// download; torchvision file names carry one (<c>resnet50-0676ba61.pth</c>). Null when unknown.</param>
-public sealed record WeightFile(string Url, string? Sha256Prefix = null);
+/// <param name="Path">Where the file goes in the model folder of a <see cref="WeightKind.TextEncoder"/> tag
+/// (<c>1_Pooling/config.json</c>); null for a single checkpoint.</param>
+public sealed record WeightFile(string Url, string? Sha256Prefix = null, string? Path = null);
 
 /// <summary>
 /// A named set of pretrained weights for one architecture, with everything that belongs to it: where
@@ -39,14 +55,18 @@ public sealed record WeightTag
     /// <summary>The publisher's model name when it differs from the zoo's ("legacy_xception").</summary>
     public string? SourceArchitecture { get; init; }
 
-    /// <summary>Download locations, preferred first (timm: the Hugging Face safetensors, then the legacy release asset).</summary>
+    /// <summary>What the files make (a zoo checkpoint unless stated).</summary>
+    public WeightKind Kind { get; init; } = WeightKind.ImageModel;
+
+    /// <summary>Download locations, preferred first (timm: the Hugging Face safetensors, then the legacy release asset);
+    /// for a <see cref="WeightKind.TextEncoder"/>, every file of its folder.</summary>
     public IReadOnlyList<WeightFile> Files { get; init; } = [];
 
     /// <summary>A checkpoint file that ships with the application instead of a download: returns its path.</summary>
     public Func<string>? LocalFile { get; init; }
 
-    /// <summary>The eval transform the weights expect.</summary>
-    public required Preprocessing Preprocessing { get; init; }
+    /// <summary>The eval transform the weights expect (image models; a text encoder's tokenizer travels in its files).</summary>
+    public Preprocessing Preprocessing { get; init; } = new();
 
     /// <summary>Number of outputs of the checkpoint's classifier.</summary>
     public int NumClasses { get; init; } = 1000;

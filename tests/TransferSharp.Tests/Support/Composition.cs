@@ -3,7 +3,8 @@ using TransferSharp.Runtime;
 
 namespace TransferSharp.Tests.Support;
 
-/// <summary>The test host's composition root: the zoo gets resnet18_cntk from its own package, as the CLI does.</summary>
+/// <summary>The test host's composition root: the zoo gets resnet18_cntk and the weight registry the
+/// offline all-MiniLM-L6-v2 from their own packages, as the CLI does.</summary>
 internal static class Composition
 {
 #pragma warning disable CA2255 // the test assembly is a host: it composes the library once, before any test runs
@@ -16,6 +17,7 @@ internal static class Composition
         if (TorchRuntime.AvoidAvx512KernelFault() == Avx512KernelFaultMitigation.TooLate)
             throw new InvalidOperationException("LibTorch loaded before the test host's module initializer: oneDNN could not be restricted to AVX2");
         global::TransferSharp.Onnx.OnnxZoo.Register();
+        global::TransferSharp.Text.Transformers.MiniLmEncoder.Register();
     }
 #pragma warning restore CA2255
 }

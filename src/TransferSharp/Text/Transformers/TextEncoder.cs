@@ -3,6 +3,7 @@ using TransferSharp.Onnx;
 using TransferSharp.Text.Transformers.Tokenization;
 using TransferSharp.Training;
 using TransferSharp.Vision.Graph;
+using TransferSharp.Weights;
 using static TorchSharp.torch;
 
 namespace TransferSharp.Text.Transformers;
@@ -69,35 +70,56 @@ public sealed class TextEncoder : IDisposable
 
     /// <summary>
     /// Loads an encoder from a Hugging Face / sentence-transformers model folder (<c>config.json</c>, <c>model.safetensors</c>
-    /// or <c>pytorch_model.bin</c>, <c>tokenizer.json</c> or <c>vocab.txt</c>) or from an ONNX file of a BERT-family encoder
-    /// with its tokenizer files beside it. Pooling and normalisation follow the folder's sentence-transformers files
-    /// (<c>1_Pooling/config.json</c>, a Normalize module in <c>modules.json</c>); without them, mean pooling and no
-    /// normalisation. The module is in eval mode.
+    /// or <c>pytorch_model.bin</c>, <c>tokenizer.json</c> or <c>vocab.txt</c>), from an ONNX file of a BERT-family encoder
+    /// with its tokenizer files beside it, or by name from the weight registry's text encoders ("all-MiniLM-L6-v2",
+    /// "BAAI/bge-small-en-v1.5", "all-MiniLM-L6-v2.hub"; see <see cref="WeightRegistry.TextEncoders"/>): a bundled encoder
+    /// is written to the weight cache once, a hub one downloaded into it (pinned commit, SHA-256 checked) unless already
+    /// there. Pooling and normalisation follow the folder's sentence-transformers files (<c>1_Pooling/config.json</c>, a
+    /// Normalize module in <c>modules.json</c>); without them, mean pooling and no normalisation. The module is in eval mode.
+    /// A path that is neither a file, a folder nor a text encoder's name raises <see cref="UnknownWeightsException"/>.
     /// </summary>
-    public static TextEncoder Load(string path)
+    /// <param name="path">A folder, an .onnx file, or a text encoder's name.</param>
+    /// <param name="cache">The weight cache for names (default: <see cref="WeightCache.FromEnvironment"/>, which honours
+    /// TRANSFERSHARP_HOME and TRANSFERSHARP_OFFLINE).</param>
+    /// <param name="progress">Download progress, when a name's files are fetched.</param>
+    /// <param name="cancellation">Cancels a download.</param>
+    public static TextEncoder Load(string path, WeightCache? cache = null, IProgress<DownloadProgress>? progress = null, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string folder;
+        string folder, name;
         GraphModule module;
         if (Directory.Exists(path))
         {
             folder = Path.GetFullPath(path);
+            name = Path.GetFileName(folder.TrimEnd(Path.DirectorySeparatorChar));
             module = Bert.Load(folder);
         }
         else if (File.Exists(path) && path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
         {
             folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            name = Path.GetFileName(folder);
             module = ImportOnnx(path);
         }
         else if (File.Exists(path))
             throw new InvalidFileException(path, "is neither a model folder nor an .onnx file: give a Hugging Face model folder or an ONNX encoder");
-        else throw new FileNotFoundException($"{path}: no such file or folder", path);
+        else if (WeightRegistry.FindTextEncoder(path) is { } tag)
+        {
+            folder = (cache ?? WeightCache.FromEnvironment()).GetAsync(tag, progress, cancellation).GetAwaiter().GetResult();
+            name = tag.Architecture;
+            module = Bert.Load(folder);
+        }
+        else
+        {
+            var known = WeightRegistry.TextEncoders.Select(t => t.Architecture).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+            throw new UnknownWeightsException($"{path}: no such file or folder, nor a text encoder's name; text encoders: "
+                + (known.Count == 0 ? "none registered" : string.Join(", ", known)) + " (or give a Hugging Face model folder or an ONNX encoder)");
+        }
         try
         {
             var tokenizer = BertTextTokenizer.Load(folder);
             var (pooling, normalize) = ReadSentenceTransformersConfig(folder);
             CheckVocabulary(module, tokenizer);
-            return new TextEncoder(module, tokenizer, Path.GetFileName(folder.TrimEnd(Path.DirectorySeparatorChar)), pooling, normalize);
+            return new TextEncoder(module, tokenizer, name, pooling, normalize);
         }
         catch
         {

