@@ -6,23 +6,24 @@ namespace TransferSharp.Cli;
 /// <summary>Progress and messages on stderr, so stdout stays clean for --json.</summary>
 public static class ConsoleUi
 {
-    private static (TextWriter Writer, IAnsiConsole Console)? _err;
+    private static (TextWriter Writer, IAnsiConsole Console)? _err, _out;
 
     /// <summary>A console writing to the current stderr (made anew when <see cref="Console.Error"/> was redirected
     /// since, so that a host that swaps the writer — tests, an app running commands in-process — gets the messages).</summary>
-    public static IAnsiConsole Err
+    public static IAnsiConsole Err => For(Console.Error, ref _err);
+
+    /// <summary>A console writing to the current stdout, made anew as <see cref="Err"/> is when the writer was swapped.</summary>
+    public static IAnsiConsole Out => For(Console.Out, ref _out);
+
+    private static IAnsiConsole For(TextWriter writer, ref (TextWriter Writer, IAnsiConsole Console)? cache)
     {
-        get
+        var current = cache;
+        if (current is null || !ReferenceEquals(current.Value.Writer, writer))
         {
-            var writer = Console.Error;
-            var current = _err;
-            if (current is null || !ReferenceEquals(current.Value.Writer, writer))
-            {
-                current = (writer, AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) }));
-                _err = current;
-            }
-            return current.Value.Console;
+            current = (writer, AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) }));
+            cache = current;
         }
+        return current.Value.Console;
     }
 
     /// <summary>Runs work that may download checkpoints, drawing a progress bar per download.</summary>

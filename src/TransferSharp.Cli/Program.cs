@@ -37,9 +37,10 @@ app.Configure(config =>
     config.AddCommand<DoctorCommand>("doctor")
         .WithDescription("Show which LibTorch loaded, from where, with how many threads, whether the Debian 12 fix applied, and whether oneDNN runs AVX2 kernels (the default on AVX-512 CPUs, whose AVX-512 convolutions return NaN while another thread of the process is busy; TRANSFERSHARP_AVX512=1 keeps them).");
     config.AddCommand<ModelsCommand>("models")
-        .WithDescription("List the model zoo: names, Keras aliases, sizes, parameter counts and pretrained weight tags.")
+        .WithDescription("List the model zoo (names, Keras aliases, sizes, parameter counts, pretrained weight tags) and the text encoders.")
         .WithExample("models")
-        .WithExample("models", "--json");
+        .WithExample("models", "--json")
+        .WithExample("models", "--text");
     config.AddCommand<PredictCommand>("predict")
         .WithDescription("Classify images with a pretrained or trained model: top-k labels with probabilities. Checkpoints download on first use (TRANSFERSHARP_OFFLINE=1: never).")
         .WithExample("predict", "--model", "resnet50", "samples/cat.jpg")
@@ -109,7 +110,12 @@ app.Configure(config =>
     });
     config.AddBranch("text", text =>
     {
-        text.SetDescription("Text classifiers that start from pretrained word vectors (bag of embeddings, Kim CNN, BiLSTM), and fastText classifiers.");
+        text.SetDescription("Sentence embeddings from pretrained text encoders (all-MiniLM-L6-v2 offline, BGE, any BERT-family folder or ONNX file); text classifiers that start from pretrained word vectors (bag of embeddings, Kim CNN, BiLSTM), and fastText classifiers.");
+        text.AddCommand<TextCommands.EmbedCommand>("embed")
+            .WithDescription("Sentence embeddings of texts from a pretrained text encoder (default all-MiniLM-L6-v2, offline): for 2-10 texts their cosine similarity matrix, --json the vectors, --out FILE JSON lines. Texts longer than the model's maximum are truncated with a warning; empty texts are refused.")
+            .WithExample("text", "embed", "A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell.")
+            .WithExample("text", "embed", "--model", "bge-small-en-v1.5", "--file", "texts.txt", "--out", "embeddings.jsonl")
+            .WithExample("text", "embed", "--model", "path/to/hf-model-folder", "--json", "How do I reset my password?");
         text.AddCommand<TextCommands.TrainCommand>("train")
             .WithDescription("Train a classifier on labelled texts (fastText __label__ format, CSV or TSV) with an embedding layer initialised from word vectors.")
             .WithExample("text", "train", "--vectors", "ft.bin", "--data", "fortunes.train.txt", "--model", "bow", "--out", "fortunes.safetensors")

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using TransferSharp.Vision.Graph;
@@ -6,16 +7,26 @@ using TransferSharp.Weights;
 
 namespace TransferSharp.Cli.Commands;
 
-/// <summary>`transfer models`: the zoo.</summary>
-public sealed class ModelsCommand : Command<CommonSettings>
+/// <summary>`transfer models`: the zoo and the text encoders.</summary>
+public sealed class ModelsCommand : Command<ModelsCommand.Settings>
 {
+    public sealed class Settings : CommonSettings
+    {
+        [CommandOption("--text")]
+        [Description("Only the text encoders (for `transfer text embed --model NAME`); with --json, their rows instead of the image models'.")]
+        public bool Text { get; init; }
+    }
+
+    public sealed record TextEncoderRow(string Name, string Tag, bool IsDefault, string Source, string? Repository, string? Description, string? License, string? Url);
+
     public sealed record TagRow(string Tag, bool IsDefault, double? Top1, int NumClasses, string Preprocessing, string? Url);
 
     public sealed record ModelRow(string Name, string Family, string Reference, IReadOnlyList<string> Aliases, long Parameters,
         int InputSize, int NumFeatures, IReadOnlyList<TagRow> Weights);
 
-    public override int Execute(CommandContext context, CommonSettings settings, CancellationToken cancellation)
+    public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)
     {
+        if (settings.Text) return TextEncoders(settings.Json);
         var rows = ModelZoo.Entries.Select(e =>
         {
             var def = WeightRegistry.Default(e.Name);
@@ -38,6 +49,28 @@ public sealed class ModelsCommand : Command<CommonSettings>
         }
         AnsiConsole.Write(t);
         AnsiConsole.MarkupLine("[grey]use: transfer predict --model NAME [[--weights TAG|FILE]] IMAGE...; transfer summary --model NAME[/]");
+        AnsiConsole.WriteLine();
+        return TextEncoders(json: false);
+    }
+
+    /// <summary>The registry's text encoders: each model with its tags (the default first), what it is and where it comes from.</summary>
+    private static int TextEncoders(bool json)
+    {
+        var rows = WeightRegistry.TextEncoders.GroupBy(t => t.Architecture, StringComparer.OrdinalIgnoreCase)
+            .SelectMany(g => g.Select((t, i) => new TextEncoderRow(t.Architecture, t.Tag, i == 0, t.Source.ToString(), t.SourceArchitecture, t.Recipe, t.License,
+                t.Files.FirstOrDefault(f => f.Path == "model.safetensors")?.Url ?? t.Url))).ToList();
+        if (json)
+        {
+            Json.Print(rows);
+            return 0;
+        }
+        var table = new Table().AddColumns("text encoder", "tags (* = default)", "what it is").Border(TableBorder.Simple);
+        foreach (var g in rows.GroupBy(r => r.Name))
+            table.AddRow(Markup.Escape(g.Key + (g.First().Repository is { } repo ? $"\n{repo}" : "")),
+                Markup.Escape(string.Join("\n", g.Select(r => $"{(r.IsDefault ? "*" : " ")}{r.Tag} ({(r.Source == nameof(WeightSource.Local) ? "offline" : "download")})"))),
+                Markup.Escape(g.First(r => r.IsDefault).Description ?? ""));
+        ConsoleUi.Out.Write(table);
+        ConsoleUi.Out.MarkupLine("[grey]use: transfer text embed --model NAME TEXT...; NAME.TAG picks a tag, a Hugging Face folder or an .onnx file works too[/]");
         return 0;
     }
 
