@@ -50,8 +50,7 @@ public sealed class ImageEmbeddingGenerator : IEmbeddingGenerator<DataContent, E
         var images = values.ToArray();
         var p = _predictor.Preprocessing;
         int per = p.Channels * p.CropSize * p.CropSize, batchSize = Math.Max(1, _predictor.Options.BatchSize);
-        var result = new GeneratedEmbeddings<Embedding<float>>(images.Length);
-        var created = DateTimeOffset.UtcNow;
+        var vectors = new List<float[]>(images.Length);
         for (int start = 0; start < images.Length; start += batchSize)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -74,10 +73,10 @@ public sealed class ImageEmbeddingGenerator : IEmbeddingGenerator<DataContent, E
             {
                 var v = features.AsSpan(i * dim, dim).ToArray();
                 if (Options.Normalize) UnitLength(v);
-                result.Add(new Embedding<float>(v) { ModelId = Metadata.DefaultModelId, CreatedAt = created });
+                vectors.Add(v);
             }
         }
-        return Task.FromResult(result);
+        return Task.FromResult(EmbeddingChecks.Generated(vectors, Metadata.DefaultModelId));
     }
 
     private static void Preprocess(DataContent image, int index, Preprocessing p, Span<float> destination)

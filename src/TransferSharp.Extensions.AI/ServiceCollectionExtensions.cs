@@ -19,6 +19,17 @@ public static class ServiceCollectionExtensions
         return services.AddEmbeddingGenerator(_ => WordVectorEmbeddingGenerator.Load(path, options, loadOptions));
     }
 
+    /// <summary>Registers an <c>IEmbeddingGenerator&lt;string, Embedding&lt;float&gt;&gt;</c> over a pretrained text encoder
+    /// (<paramref name="model"/>: "all-MiniLM-L6-v2" — offline once the host has called <c>MiniLmEncoder.Register()</c> —,
+    /// another registered name, a Hugging Face folder or an ONNX encoder).</summary>
+    public static EmbeddingGeneratorBuilder<string, Embedding<float>> AddTextEncoderEmbeddingGenerator(this IServiceCollection services, string model,
+        TextEncoderEmbeddingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrWhiteSpace(model);
+        return services.AddEmbeddingGenerator(_ => TextEncoderEmbeddingGenerator.Load(model, options));
+    }
+
     /// <summary>Registers an <c>IEmbeddingGenerator&lt;DataContent, Embedding&lt;float&gt;&gt;</c> over
     /// <paramref name="model"/>'s pooled features (a zoo name, an .onnx file or a trained model).</summary>
     public static EmbeddingGeneratorBuilder<DataContent, Embedding<float>> AddImageEmbeddingGenerator(this IServiceCollection services, string model,

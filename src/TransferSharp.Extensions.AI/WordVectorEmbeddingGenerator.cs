@@ -90,14 +90,13 @@ public sealed class WordVectorEmbeddingGenerator : IEmbeddingGenerator<string, E
     {
         ArgumentNullException.ThrowIfNull(values);
         EmbeddingChecks.RequireDimensions(options, _vectors.Dimension, Metadata.DefaultModelId);
-        var result = new GeneratedEmbeddings<Embedding<float>>();
-        var created = DateTimeOffset.UtcNow;
+        var vectors = new List<float[]>();
         foreach (var text in values)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            result.Add(new Embedding<float>(Embed(text ?? "")) { ModelId = Metadata.DefaultModelId, CreatedAt = created });
+            vectors.Add(Embed(text ?? ""));
         }
-        return Task.FromResult(result);
+        return Task.FromResult(EmbeddingChecks.Generated(vectors, Metadata.DefaultModelId));
     }
 
     /// <summary>One text's vector (what <see cref="GenerateAsync"/> returns for it).</summary>
