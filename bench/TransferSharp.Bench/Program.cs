@@ -14,6 +14,7 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["serve"] = (ServeBench.Help, ServeBench.Run),
     ["dropout"] = (DropoutBench.Help, DropoutBench.Run),
     ["tokenizer"] = (TokenizerBench.Help, TokenizerBench.Run),
+    ["text-encode"] = (TextEncodeBench.Help, TextEncodeBench.Run),
     ["onnx-conformance"] = (OnnxConformance.Help, OnnxConformance.Run),
     ["isa"] = (IsaBench.Help, IsaBench.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
@@ -28,6 +29,7 @@ TransferSharp.Runtime.TorchRuntime.TuneAllocator();
 TransferSharp.Runtime.TorchRuntime.DisableNnpack();
 
 TransferSharp.Onnx.OnnxZoo.Register(); // the host composes the zoo: resnet18_cntk from its own package
+TransferSharp.Text.Transformers.MiniLmEncoder.Register(); // and the offline all-MiniLM-L6-v2 from its own
 if (args.Length == 0 || !suites.TryGetValue(args[0], out var suite))
 {
     Console.Error.WriteLine("usage: TransferSharp.Bench <suite> [options]\nsuites:");
