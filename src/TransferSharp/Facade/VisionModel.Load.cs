@@ -75,6 +75,8 @@ public sealed partial class VisionModel
         var imported = OnnxImporter.Import(path);
         if (imported.Graph.InputType != TransferSharp.Vision.Graph.ElementType.Float32)
             throw new InvalidFileException(path, $"takes {imported.Graph.InputType} token inputs ({string.Join(", ", [imported.OnnxInput, .. imported.Graph.ExtraInputs.Select(i => i.Name)])}): it is a text encoder, not an image model; import it with OnnxImporter.Import (docs/text-transformers.md)");
+        if (imported.Graph.InputShape.Length != 4)
+            throw new InvalidFileException(path, $"takes inputs of shape [N, {string.Join(", ", imported.Graph.InputShape.Skip(1))}], not images [N, C, H, W]: it is not an image model; import it with OnnxImporter.Import and run its graph (docs/onnx.md)");
         var module = imported.CreateModule();
         var graph = module.Graph;
         var preprocessing = imported.Preprocessing ?? OnnxModelFile.DefaultPreprocessing(graph.InputShape[2]);

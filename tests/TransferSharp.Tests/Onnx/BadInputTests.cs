@@ -251,6 +251,21 @@ public sealed class BadInputTests : IDisposable
         Assert.Contains($"{op} (opset 18) at node 'y_node'", e.Message);
     }
 
+    [Fact]
+    public void Onnx_mlp_loaded_as_a_vision_model_is_a_named_error()
+    {
+        // An MLP [N, 8] → [N, 4] imports as a graph, but it takes no images: VisionModel refuses it by name instead of
+        // indexing an image size the input does not have.
+        var g = new OnnxGraphs(13, [1, 8]);
+        g.Op("Gemm", ["x", g.Weight("w", 4, 8), g.Weight("b", 4)], "y", A("transB", 1L));
+        var path = g.Save(_dir, "mlp.onnx", "y");
+        using (OnnxImporter.Import(path).CreateModule()) { }
+        var e = Assert.Throws<InvalidFileException>(() => TransferSharp.Vision.VisionModel.Load(path).Dispose());
+        Assert.Equal(path, e.FilePath);
+        Assert.Contains("[N, 8]", e.Message);
+        Assert.Contains("not an image model", e.Message);
+    }
+
     private static string Build(OnnxGraphs g, string op, string[] inputs, params P.AttributeProto[] attributes)
     {
         g.Op(op, inputs, "y", attributes);
