@@ -18,17 +18,8 @@ namespace TransferSharp.Tests.Text.Transformers;
 public sealed class BertFamilyTests(MiniLmFixture fx, ITestOutputHelper output) : IClassFixture<MiniLmFixture>, IDisposable
 {
     /// <summary>all-MiniLM-L6-v2's config.json as sentence-transformers publishes it (the keys the family reads and a
-    /// few it ignores).</summary>
-    internal const string MiniLmConfig = """
-        {
-          "_name_or_path": "nreimers/MiniLM-L6-H384-uncased", "architectures": ["BertModel"], "model_type": "bert",
-          "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": false, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-          "hidden_size": 384, "initializer_range": 0.02, "intermediate_size": 1536, "layer_norm_eps": 1e-12,
-          "max_position_embeddings": 512, "num_attention_heads": 12, "num_hidden_layers": 6, "pad_token_id": 0,
-          "position_embedding_type": "absolute", "transformers_version": "4.8.2", "type_vocab_size": 2, "use_cache": true,
-          "vocab_size": 30522
-        }
-        """;
+    /// few it ignores), the one the bundled encoder writes.</summary>
+    internal const string MiniLmConfig = MiniLmEncoder.ConfigJson;
 
     private readonly string _dir = Paths.NewTempDir();
 
