@@ -9,7 +9,7 @@ namespace TransferSharp.Tests.Ecosystem;
 public class PackageConsumerTests
 {
     // Every library package of src/: each packs on its own (the CLI is a tool, published rather than referenced).
-    private static readonly string[] Packages = ["TransferSharp", "TransferSharp.Models.Cntk", "TransferSharp.OnnxRuntime", "TransferSharp.Serving",
+    private static readonly string[] Packages = ["TransferSharp", "TransferSharp.Models.Cntk", "TransferSharp.Models.MiniLM", "TransferSharp.OnnxRuntime", "TransferSharp.Serving",
         "TransferSharp.ML", "TransferSharp.Extensions.AI"];
 
     [Fact]
@@ -49,7 +49,8 @@ public class PackageConsumerTests
                 </configuration>
                 """);
             // An app that takes only the core package restores without ONNX Runtime and without the CNTK model package
-            // (and so without its 45 MB model): those come with TransferSharp.Models.Cntk / TransferSharp.OnnxRuntime.
+            // (and so without its 45 MB model), nor the MiniLM text encoder: those come with TransferSharp.Models.Cntk /
+            // TransferSharp.OnnxRuntime / TransferSharp.Models.MiniLM.
             var core = Path.Combine(dir, "core");
             Directory.CreateDirectory(core);
             File.Copy(Path.Combine(app, "nuget.config"), Path.Combine(core, "nuget.config"));
@@ -63,7 +64,7 @@ public class PackageConsumerTests
             Assert.True(restore.Code == 0, $"core-only restore: exit {restore.Code}\n{restore.Out}\n{restore.Err}");
             var assets = File.ReadAllText(Path.Combine(core, "obj", "project.assets.json"));
             Assert.Contains($"TransferSharp/{version}", assets);
-            foreach (var unwanted in new[] { "Microsoft.ML.OnnxRuntime", "Microsoft.ML.DnnImageFeaturizer", "TransferSharp.Models.Cntk", "TransferSharp.OnnxRuntime" })
+            foreach (var unwanted in new[] { "Microsoft.ML.OnnxRuntime", "Microsoft.ML.DnnImageFeaturizer", "TransferSharp.Models.Cntk", "TransferSharp.OnnxRuntime", "SentenceTransformers", "TransferSharp.Models.MiniLM" })
                 Assert.DoesNotContain(unwanted, assets, StringComparison.OrdinalIgnoreCase);
             Assert.InRange(new FileInfo(Path.Combine(feed, $"TransferSharp.{version}.nupkg")).Length, 1, 20_000_000);
 
