@@ -196,7 +196,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double L2 { get; init; }
 
         [CommandOption("--schedule <NAME>")]
-        [Description("cosine, step or constant (after warm-up).")]
+        [Description("cosine, step, linear (to 0 at the end of the stage) or constant (after warm-up).")]
         [DefaultValue("cosine")]
         public string Schedule { get; init; } = "cosine";
 
@@ -373,7 +373,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         "cosine" => ScheduleKind.Cosine,
         "step" => ScheduleKind.Step,
         "constant" or "none" => ScheduleKind.Constant,
-        _ => throw new UsageException($"--schedule '{name}': use cosine, step or constant"),
+        "linear" => ScheduleKind.Linear,
+        _ => throw new UsageException($"--schedule '{name}': use cosine, step, linear or constant"),
     };
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)

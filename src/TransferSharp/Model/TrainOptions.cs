@@ -37,6 +37,9 @@ public enum ScheduleKind
     Step,
     /// <summary>No decay.</summary>
     Constant,
+    /// <summary>Linear decay from the base rate to 0 at the end of the stage (BERT's and Hugging Face's default for
+    /// fine-tuning transformers).</summary>
+    Linear,
 }
 
 /// <summary>Training settings (all of them are stored in the model file). Defaults suit a small data set.</summary>

@@ -130,7 +130,7 @@ internal sealed class Optimizer : IDisposable
     }
 }
 
-/// <summary>The learning-rate factor at an optimizer step: linear warm-up, then cosine, step or constant.</summary>
+/// <summary>The learning-rate factor at an optimizer step: linear warm-up, then cosine, step, constant or linear decay.</summary>
 internal sealed record LearningRateSchedule(ScheduleKind Kind, long WarmupSteps, long TotalSteps, long StepsPerEpoch, int StepEpochs, double Gamma, double MinFactor)
 {
     /// <summary>Factor for the update with index <paramref name="step"/> (0-based) of the stage.</summary>
@@ -146,6 +146,9 @@ internal sealed record LearningRateSchedule(ScheduleKind Kind, long WarmupSteps,
             case ScheduleKind.Step:
                 long epoch = StepsPerEpoch > 0 ? step / StepsPerEpoch : 0;
                 return Math.Pow(Gamma, epoch / Math.Max(1, StepEpochs));
+            case ScheduleKind.Linear:
+                // Hugging Face's get_linear_schedule_with_warmup: 1 at the end of the warm-up, 0 one step after the last.
+                return Math.Max(0, (TotalSteps - step) / (double)Math.Max(1, TotalSteps - WarmupSteps));
             default:
                 return 1;
         }
