@@ -335,7 +335,8 @@ public sealed class GraphModule : nn.Module<Tensor, Tensor>
     public override Dictionary<string, Tensor> state_dict(Dictionary<string, Tensor>? destination = null, string? prefix = null)
     {
         destination ??= new Dictionary<string, Tensor>();
-        AddInReferenceOrder(this, prefix ?? "", destination);
+        // As a child module, TorchSharp passes the child's name without the separating dot.
+        AddInReferenceOrder(this, string.IsNullOrEmpty(prefix) ? "" : prefix + ".", destination);
         return destination;
     }
 
