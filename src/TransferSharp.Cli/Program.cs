@@ -110,14 +110,16 @@ app.Configure(config =>
     });
     config.AddBranch("text", text =>
     {
-        text.SetDescription("Sentence embeddings from pretrained text encoders (all-MiniLM-L6-v2 offline, BGE, any BERT-family folder or ONNX file); text classifiers that start from pretrained word vectors (bag of embeddings, Kim CNN, BiLSTM), and fastText classifiers.");
+        text.SetDescription("Sentence embeddings from pretrained text encoders (all-MiniLM-L6-v2 offline, BGE, any BERT-family folder or ONNX file); text classifiers that start from pretrained word vectors (bag of embeddings, Kim CNN, BiLSTM) or a pretrained transformer encoder (MiniLM, BERT), and fastText classifiers.");
         text.AddCommand<TextCommands.EmbedCommand>("embed")
             .WithDescription("Sentence embeddings of texts from a pretrained text encoder (default all-MiniLM-L6-v2, offline): for 2-10 texts their cosine similarity matrix, --json the vectors, --out FILE JSON lines. Texts longer than the model's maximum are truncated with a warning; empty texts are refused.")
             .WithExample("text", "embed", "\"A man is playing a guitar.\"", "\"Someone plays an instrument.\"", "\"The stock market fell.\"")
             .WithExample("text", "embed", "--model", "bge-small-en-v1.5", "--file", "texts.txt", "--out", "embeddings.jsonl")
             .WithExample("text", "embed", "--model", "path/to/hf-model-folder", "--json", "\"How do I reset my password?\"");
         text.AddCommand<TextCommands.TrainCommand>("train")
-            .WithDescription("Train a classifier on labelled texts (fastText __label__ format, CSV or TSV) with an embedding layer initialised from word vectors.")
+            .WithDescription("Train a classifier on labelled texts (fastText __label__ format, CSV or TSV): with an embedding layer initialised from word vectors, or a head on a pretrained transformer encoder (fine-tuned with it, or fitted on its frozen embeddings with --mode head).")
+            .WithExample("text", "train", "--model", "all-MiniLM-L6-v2", "--data", "train.csv", "--val", "val.csv", "--out", "minilm.safetensors")
+            .WithExample("text", "train", "--model", "minilm/model.onnx", "--mode", "head", "--data", "train.csv", "--val", "val.csv", "--out", "head.safetensors")
             .WithExample("text", "train", "--vectors", "ft.bin", "--data", "fortunes.train.txt", "--model", "bow", "--out", "fortunes.safetensors")
             .WithExample("text", "train", "--vectors", "glove.6B.100d.txt", "--lowercase", "--data", "train.csv", "--val", "val.csv", "--model", "cnn", "--freeze", "--out", "cnn.safetensors")
             .WithExample("text", "train", "--data", "train.tsv", "--model", "bilstm", "--embedding-dim", "64", "--epochs", "5", "--out", "lstm.safetensors")

@@ -34,11 +34,22 @@ internal static class LogisticHead
     public static TrainingState Fit(GraphModule model, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY, TrainOptions options,
         Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation, out HeadFitRecord record)
     {
-        var clock = Stopwatch.StartNew();
         var (weight, bias) = ClassifierOf(model);
+        return Fit(weight, bias, model.Graph.ClassifierNode!, trainX, trainY, valX, valY, options, onEpoch, progress, cancellation, out record);
+    }
+
+    /// <summary>
+    /// <see cref="Fit(GraphModule, Tensor, Tensor, Tensor?, Tensor?, TrainOptions, Action{EpochRecord}?, IProgress{ProgressInfo}?, CancellationToken, out HeadFitRecord)"/>
+    /// for any linear layer: <paramref name="weight"/> [K, F] (or [K, F, 1, 1]) and <paramref name="bias"/> [K] are
+    /// overwritten with the fitted head (a text classifier's head on a frozen encoder's cached embeddings goes this way).
+    /// </summary>
+    public static TrainingState Fit(Tensor weight, Tensor bias, string classifierName, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
+        TrainOptions options, Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation, out HeadFitRecord record)
+    {
+        var clock = Stopwatch.StartNew();
         int k = (int)weight.shape[0], f = (int)weight.shape[1];
         if (trainX.shape[1] != f)
-            throw new TransferSharpException($"the cached features have {trainX.shape[1]} values per sample but classifier '{model.Graph.ClassifierNode}' takes {f}");
+            throw new TransferSharpException($"the cached features have {trainX.shape[1]} values per sample but classifier '{classifierName}' takes {f}");
         using var scope = NewDisposeScope();
         var x = trainX.to(CPU).to_type(ScalarType.Float64);
         var y = trainY.to(CPU);

@@ -43,7 +43,7 @@ public sealed class TextClassifierTests : IDisposable
         Assert.Single(Directory.GetFiles(_temp));
         using var loaded = TextClassifier.Load(path);
         Assert.Equal(classifier.Labels, loaded.Labels);
-        Assert.Equal(classifier.Vocabulary.Tokens, loaded.Vocabulary.Tokens);
+        Assert.Equal(classifier.Vocabulary!.Tokens, loaded.Vocabulary!.Tokens);
         var texts = test.Examples.Select(e => e.Text).Take(20).ToList();
         var a = classifier.Predict(texts, 3);
         var b = loaded.Predict(texts, 3);
@@ -66,14 +66,14 @@ public sealed class TextClassifierTests : IDisposable
         frozen.Save(path);
         using var dict = TransferSharp.Weights.SafeTensors.Read(path);
         var weight = dict["embedding.weight"];
-        int the = frozen.Vocabulary.IndexOf("the");
+        int the = frozen.Vocabulary!.IndexOf("the");
         Assert.True(the > 1);
         Assert.Equal(vectors["the"], weight[the].data<float>().ToArray());
         Assert.All(weight[0].data<float>().ToArray(), x => Assert.Equal(0f, x));
         Assert.Equal((long)(16 + 1) * 6, frozen.TrainableParameters);
         // An out-of-vocabulary word of ft.bin gets exactly fastText's subword vector.
-        var oov = frozen.Vocabulary.Tokens.Skip(2).First(t => !vectors.Contains(t) && !vectors.Contains(t.ToLowerInvariant()));
-        Assert.Equal(vectors.Subwords!.GetWordVector(oov), weight[frozen.Vocabulary.IndexOf(oov)].data<float>().ToArray());
+        var oov = frozen.Vocabulary!.Tokens.Skip(2).First(t => !vectors.Contains(t) && !vectors.Contains(t.ToLowerInvariant()));
+        Assert.Equal(vectors.Subwords!.GetWordVector(oov), weight[frozen.Vocabulary!.IndexOf(oov)].data<float>().ToArray());
     }
 
     [SkippableFact]

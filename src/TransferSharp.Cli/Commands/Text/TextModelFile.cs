@@ -11,7 +11,7 @@ namespace TransferSharp.Cli.Commands.Text;
 public class TextModelSettings : EncodingSettings
 {
     [CommandOption("-m|--model <MODEL>")]
-    [Description("A classifier saved by `transfer text train` (.safetensors) or a fastText classifier (.bin/.ftz, answered exactly as `fasttext predict-prob`).")]
+    [Description("A classifier saved by `transfer text train` (.safetensors, on word vectors or an encoder) or a fastText classifier (.bin/.ftz, answered exactly as `fasttext predict-prob`).")]
     public string Model { get; init; } = "";
 
     public override ValidationResult Validate() =>

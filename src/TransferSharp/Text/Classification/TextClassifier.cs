@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
+using TransferSharp.Text.Transformers;
+using TransferSharp.Text.Transformers.Tokenization;
 using TransferSharp.Training;
 using TransferSharp.Vision.Graph;
 using TransferSharp.Weights;
@@ -10,11 +12,13 @@ using static TorchSharp.torch;
 namespace TransferSharp.Text.Classification;
 
 /// <summary>
-/// A text classifier whose embedding layer starts from pretrained word vectors: bag of embeddings, Kim's CNN or
-/// a BiLSTM (<see cref="TextModelKind"/>), trained on TorchSharp with the embeddings frozen or fine-tuned at
-/// their own learning rate. The vocabulary comes from the training data; words the vectors lack get a
-/// fastText subword vector when the vectors came from a fastText model, otherwise a random one. Saved as one
-/// .safetensors file whose metadata carries vocabulary, labels and settings.
+/// A text classifier on pretrained representations, in two families (<see cref="TextModelKind"/>). On word vectors: bag
+/// of embeddings, Kim's CNN or a BiLSTM, trained on TorchSharp with the embeddings frozen or fine-tuned at their own
+/// learning rate; the vocabulary comes from the training data, and words the vectors lack get a fastText subword vector
+/// when the vectors came from a fastText model, otherwise a random one. On a pretrained transformer encoder
+/// (<see cref="TextEncoder"/>): dropout and a linear head on its pooled output, fitted on cached embeddings of the frozen
+/// encoder or fine-tuned with it (<see cref="TextClassifierOptions.Mode"/>; the <c>Train</c> overload that takes the encoder). Either is saved as one .safetensors file
+/// whose metadata carries vocabulary (or tokenizer and encoder graph), labels and settings.
 /// </summary>
 public sealed class TextClassifier : IDisposable
 {
@@ -23,7 +27,7 @@ public sealed class TextClassifier : IDisposable
 
     private readonly TextNetwork _network;
 
-    private TextClassifier(TextNetwork network, TextVocabulary vocabulary, IReadOnlyList<string> labels, TextClassifierOptions options, int dimension)
+    private TextClassifier(TextNetwork network, TextVocabulary? vocabulary, IReadOnlyList<string> labels, TextClassifierOptions options, int dimension)
     {
         _network = network;
         Vocabulary = vocabulary;
@@ -32,8 +36,16 @@ public sealed class TextClassifier : IDisposable
         EmbeddingDimension = dimension;
     }
 
-    /// <summary>The vocabulary (index 0 padding, 1 unknown).</summary>
-    public TextVocabulary Vocabulary { get; }
+    /// <summary>The word vocabulary (index 0 padding, 1 unknown) of a word-vector classifier; null on an encoder, which
+    /// tokenizes with <see cref="TextEncoder.Tokenizer"/>.</summary>
+    public TextVocabulary? Vocabulary { get; }
+
+    /// <summary>The pretrained encoder of an <see cref="TextModelKind.Encoder"/> classifier (its weights fine-tuned in
+    /// <see cref="TrainMode.FineTune"/>); null on word vectors. The classifier owns it.</summary>
+    public TextEncoder? Encoder => (_network as EncoderNetwork)?.Encoder;
+
+    /// <summary>Head mode of an encoder: the L2 penalties tried and the one chosen on validation data (null otherwise).</summary>
+    public HeadFitRecord? HeadFit { get; private set; }
 
     /// <summary>The labels, in output order.</summary>
     public IReadOnlyList<string> Labels { get; }
@@ -41,10 +53,10 @@ public sealed class TextClassifier : IDisposable
     /// <summary>The settings it was built and trained with.</summary>
     public TextClassifierOptions Options { get; }
 
-    /// <summary>Embedding size.</summary>
+    /// <summary>Embedding size (an encoder's: its pooled output's).</summary>
     public int EmbeddingDimension { get; }
 
-    /// <summary>Where the embedding rows came from (set by <see cref="Train"/>).</summary>
+    /// <summary>Where the embedding rows came from (set by training on word vectors).</summary>
     public EmbeddingCoverage? Coverage { get; private set; }
 
     /// <summary>Per-epoch numbers of training (the shared <see cref="EpochRecord"/>; all in stage 1: text training has one
@@ -73,6 +85,8 @@ public sealed class TextClassifier : IDisposable
         TrainRunOptions? run = null, CancellationToken cancellation = default)
     {
         options ??= new TextClassifierOptions();
+        if (options.Model == TextModelKind.Encoder)
+            throw new InvalidOptionException("Model", "an Encoder classifier trains on a TextEncoder: call Train with the encoder instead of word vectors");
         Validate(options);
         if (train.Examples.Count == 0) throw new TransferSharpException("the training data is empty");
         var labels = train.Labels;
@@ -97,6 +111,100 @@ public sealed class TextClassifier : IDisposable
         }
     }
 
+    /// <summary>
+    /// Trains a classifier on a pretrained transformer <paramref name="encoder"/> (<see cref="TextModelKind.Encoder"/>;
+    /// <paramref name="options"/> default to <see cref="TextClassifierOptions.ForEncoder"/>): texts tokenized by its tokenizer, cut at
+    /// <see cref="TextClassifierOptions.MaxLength"/> tokens, then dropout and a linear head on its pooled output.
+    /// <see cref="TrainMode.Head"/> embeds the texts once with the frozen encoder and fits the head to convergence
+    /// (L-BFGS logistic regression, L2 chosen on <paramref name="validation"/>; without it 1/N).
+    /// <see cref="TrainMode.FineTune"/> trains encoder and head through the shared loop (AdamW, the encoder at
+    /// <see cref="TextClassifierOptions.EncoderLearningRate"/>, warm-up and the schedule, the best validation epoch, checkpoints
+    /// a killed run resumes from exactly). The classifier takes <paramref name="encoder"/> over: fine-tuning changes its
+    /// weights, and disposing the classifier frees them (do not dispose or use the encoder afterwards).
+    /// </summary>
+    public static TextClassifier Train(TextEncoder encoder, TextDataset train, TextDataset? validation, TextClassifierOptions? options = null,
+        TrainRunOptions? run = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(encoder);
+        options ??= TextClassifierOptions.ForEncoder();
+        TextNetwork network;
+        try
+        {
+            if (options.Model != TextModelKind.Encoder)
+                throw new InvalidOptionException("Model", $"Model is {options.Model}, but an encoder was given: use TextClassifierOptions.ForEncoder()");
+            Validate(options);
+            if (options.Mode == TrainMode.Auto) throw new InvalidOptionException("Mode", "an encoder classifier trains in Head or FineTune mode, not Auto");
+            if (options.EncoderLearningRate <= 0) throw new InvalidOptionException("EncoderLearningRate", "learning rates must be positive");
+            if (train.Examples.Count == 0) throw new TransferSharpException("the training data is empty");
+            // The tokenizer cuts texts at the classifier's length (keeping [SEP] last, as the encoder was trained to see it).
+            var tokenizer = encoder.Tokenizer;
+            if (options.MaxLength < tokenizer.Settings.MaxLength)
+                tokenizer = tokenizer.WithSettings(tokenizer.Settings with { MaxLength = options.MaxLength });
+            var taken = new TextEncoder(encoder.Module, tokenizer, encoder.Name, encoder.Pooling, encoder.Normalize);
+            network = TextNetwork.Create(taken, train.Labels.Count, options);
+        }
+        catch
+        {
+            encoder.Dispose(); // taken over, as on success
+            throw;
+        }
+        var owned = ((EncoderNetwork)network).Encoder;
+        var classifier = new TextClassifier(network, null, train.Labels, options, owned.Dimension);
+        using var generator = new Generator(unchecked((ulong)options.Seed));
+        try
+        {
+            network.ResetParameters(generator);
+            run ??= new TrainRunOptions();
+            if (options.Mode == TrainMode.Head) classifier.FitHead(train, validation, run, cancellation);
+            else classifier.Fit(train, validation, null, run, cancellation);
+            return classifier;
+        }
+        catch
+        {
+            classifier.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Head mode of an encoder: the frozen encoder embeds every text once (eval, no gradients), and the head is
+    /// the logistic regression vision's head mode fits (<see cref="LogisticHead"/>), written into the head's Linear.</summary>
+    private void FitHead(TextDataset train, TextDataset? validation, TrainRunOptions run, CancellationToken cancellation)
+    {
+        var network = (EncoderNetwork)_network;
+        foreach (var p in network.Encoder.Module.parameters()) p.requires_grad = false;
+        var (texts, targets) = Labelled(train);
+        var (validationTexts, validationTargets) = Labelled(validation);
+        using var scope = NewDisposeScope();
+        Tensor Embed(IReadOnlyList<string> x)
+        {
+            var rows = network.Encoder.Encode(x, Options.BatchSize, run.Progress, cancellation: cancellation);
+            return torch.tensor(rows.SelectMany(r => r).ToArray(), [rows.Length, EmbeddingDimension]);
+        }
+        var trainX = Embed(texts);
+        Tensor? valX = validationTexts.Count > 0 ? Embed(validationTexts) : null;
+        var (weight, bias) = network.Head;
+        var state = LogisticHead.Fit(weight, bias, "head", trainX, torch.tensor(targets), valX, valX is null ? null : torch.tensor(validationTargets),
+            Options.ToTrainOptions(), run.OnEpoch, run.Progress, cancellation, out var record);
+        HeadFit = record;
+        History = state.History;
+        BestEpoch = state.BestEpoch;
+        _network.eval();
+    }
+
+    /// <summary>The texts of <paramref name="data"/> whose label the classifier knows, and their label indices. Texts of a
+    /// label the training data lacks cannot be scored by the loss; they would be misses in every epoch (or λ) alike, so
+    /// leaving them out of validation changes no choice.</summary>
+    private (IReadOnlyList<string> Texts, long[] Targets) Labelled(TextDataset? data)
+    {
+        var labelIndex = Labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => (long)p.i, StringComparer.Ordinal);
+        var known = (data?.Examples ?? []).Where(e => labelIndex.ContainsKey(e.Label)).ToArray();
+        return (known.Select(e => e.Text).ToArray(), known.Select(e => labelIndex[e.Label]).ToArray());
+    }
+
+    /// <summary>The token ids of a text: word indices cut at <see cref="TextClassifierOptions.MaxLength"/>, or the
+    /// encoder's WordPiece ids with [CLS] and [SEP] (its tokenizer cuts them at the same length).</summary>
+    private int[] Tokens(string text) => Encoder is { } encoder ? encoder.Tokenizer.Encode(text).Ids : Vocabulary!.Encode(text, Options.MaxLength);
+
     private static void Validate(TextClassifierOptions o)
     {
         if (o.Epochs < 1) throw new InvalidOptionException("Epochs", "Epochs must be at least 1");
@@ -113,7 +221,9 @@ public sealed class TextClassifier : IDisposable
     /// subword vector, else uniform noise as wide as the pretrained values (Kim 2014).</summary>
     private EmbeddingCoverage InitialiseEmbedding(WordVectors? vectors)
     {
-        int v = Vocabulary.Count, dim = EmbeddingDimension;
+        var vocabulary = Vocabulary!;
+        var embedding = _network.EmbeddingLayer!;
+        int v = vocabulary.Count, dim = EmbeddingDimension;
         var rng = new Random(Options.Seed);
         double range = Options.RandomInitRange ?? (vectors is null ? 0.25 : Math.Sqrt(3) * ValueSpread(vectors));
         var weights = new float[v * dim];
@@ -121,7 +231,7 @@ public sealed class TextClassifier : IDisposable
         for (int i = 1; i < v; i++)
         {
             var span = weights.AsSpan(i * dim, dim);
-            var word = Vocabulary.Tokens[i];
+            var word = vocabulary.Tokens[i];
             if (i >= 2 && vectors is not null && vectors.IndexOf(word) is >= 0 and var found) { vectors.CopyVector(found, span); pretrained++; continue; }
             if (i >= 2 && vectors is not null && vectors.IndexOf(word.ToLowerInvariant()) is >= 0 and var lower) { vectors.CopyVector(lower, span); lowercased++; continue; }
             if (i >= 2 && vectors?.Subwords is { } sub) { sub.GetWordVector(word, span); subword++; continue; }
@@ -130,8 +240,8 @@ public sealed class TextClassifier : IDisposable
         }
         using (no_grad())
         using (var source = torch.tensor(weights, [v, dim]))
-            _network.EmbeddingLayer.weight!.copy_(source);
-        if (Options.FreezeEmbeddings) _network.EmbeddingLayer.weight!.requires_grad = false;
+            embedding.weight!.copy_(source);
+        if (Options.FreezeEmbeddings) embedding.weight!.requires_grad = false;
         return new EmbeddingCoverage(pretrained, lowercased, subword, random);
     }
 
@@ -178,7 +288,8 @@ public sealed class TextClassifier : IDisposable
             hash.AppendData([0]);
         }
         return string.Join("\n", "text-classifier", JsonSerializer.Serialize(Options, Json), Convert.ToHexString(hash.GetHashAndReset()),
-            train.Examples.Count, validation?.Examples.Count ?? 0, Vocabulary.Count, string.Join(",", Labels), $"{vectors?.Count ?? 0}x{EmbeddingDimension}");
+            train.Examples.Count, validation?.Examples.Count ?? 0, Vocabulary?.Count ?? 0, string.Join(",", Labels), $"{vectors?.Count ?? 0}x{EmbeddingDimension}",
+            Encoder is { } encoder ? $"{encoder.Name} {encoder.Tokenizer.VocabularySize} {encoder.Module.parameters().Sum(p => p.numel())}" : "");
     }
 
     /// <summary>A text classifier as the shared loop sees it: batches of token ids with their targets, the network's layers
@@ -194,14 +305,10 @@ public sealed class TextClassifier : IDisposable
         {
             _owner = owner;
             _options = options;
-            var labelIndex = owner.Labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => (long)p.i, StringComparer.Ordinal);
-            _texts = train.Examples.Select(e => owner.Vocabulary.Encode(e.Text, owner.Options.MaxLength)).ToArray();
-            _targets = train.Examples.Select(e => labelIndex[e.Label]).ToArray();
-            // Validation texts of a label the training data lacks cannot be scored by the loss; they would be misses in
-            // every epoch alike, so leaving them out changes no choice of the best epoch.
-            var known = (validation?.Examples ?? []).Where(e => labelIndex.ContainsKey(e.Label)).ToArray();
-            _validationTexts = known.Select(e => owner.Vocabulary.Encode(e.Text, owner.Options.MaxLength)).ToArray();
-            _validationTargets = known.Select(e => labelIndex[e.Label]).ToArray();
+            var (texts, targets) = owner.Labelled(train);
+            var (validationTexts, validationTargets) = owner.Labelled(validation);
+            (_texts, _targets) = (texts.Select(owner.Tokens).ToArray(), targets);
+            (_validationTexts, _validationTargets) = (validationTexts.Select(owner.Tokens).ToArray(), validationTargets);
         }
 
         public nn.Module Module => _owner._network;
@@ -218,6 +325,16 @@ public sealed class TextClassifier : IDisposable
 
         public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options)
         {
+            if (_owner._network is EncoderNetwork)
+            {
+                // The pretrained encoder moves slowly (BERT's 2e-5 scale); the new head learns at its own, larger rate.
+                var all = _owner._network.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
+                return
+                [
+                    new("head", all.Where(p => !p.name.StartsWith(EncoderNetwork.EncoderPrefix, StringComparison.Ordinal)).ToArray(), options.LearningRate),
+                    new("encoder", all.Where(p => p.name.StartsWith(EncoderNetwork.EncoderPrefix, StringComparison.Ordinal)).ToArray(), _owner.Options.EncoderLearningRate),
+                ];
+            }
             // By name: named_parameters() hands out other wrapper objects than EmbeddingLayer.weight, so a reference test
             // never matched and the embedding trained at the body's rate.
             var named = _owner._network.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
@@ -253,6 +370,7 @@ public sealed class TextClassifier : IDisposable
     {
         int t = Math.Max(_network.MinimumLength, texts.Max(x => x.Length));
         var ids = new long[texts.Count * t];
+        if (Encoder is { } encoder) Array.Fill(ids, encoder.Tokenizer.PaddingId);
         var lengths = new long[texts.Count];
         for (int b = 0; b < texts.Count; b++)
         {
@@ -273,7 +391,7 @@ public sealed class TextClassifier : IDisposable
         for (int start = 0; start < texts.Count; start += 256)
         {
             using var scope = NewDisposeScope();
-            var chunk = texts.Skip(start).Take(256).Select(x => Vocabulary.Encode(x, Options.MaxLength)).ToList();
+            var chunk = texts.Skip(start).Take(256).Select(Tokens).ToList();
             var batch = Batch(chunk);
             var probabilities = nn.functional.softmax(_network.call(batch.Ids, batch.Lengths), 1);
             var (values, indices) = probabilities.topk(k, 1);
@@ -297,21 +415,30 @@ public sealed class TextClassifier : IDisposable
     private sealed record SavedSettings(int Version, TextModelKind Model, int EmbeddingDimension, int MaxLength, bool Lowercase, int CnnFilters,
         int[] CnnKernelSizes, int LstmHidden, double Dropout, TextClassifierOptions Training, EmbeddingCoverage? Coverage);
 
+    /// <summary>What rebuilds an encoder: its graph (<see cref="GraphJson"/>), tokenizer settings, pooling and name; the
+    /// tokenizer's tokens are the file's vocabulary, the weights its <c>encoder.*</c> tensors.</summary>
+    private sealed record SavedEncoder(string Name, TextPooling Pooling, bool Normalize, BertTokenizerSettings Tokenizer, string Graph);
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
-    /// <summary>Writes the weights and, in the safetensors metadata, the vocabulary, labels and settings — to a
-    /// temporary file renamed into place when complete.</summary>
+    /// <summary>Writes the weights and, in the safetensors metadata, the vocabulary, labels and settings (an encoder's graph,
+    /// tokenizer and pooling too: the file alone rebuilds the classifier) — to a temporary file renamed into place when
+    /// complete.</summary>
     public void Save(string path)
     {
-        var settings = new SavedSettings(1, Options.Model, EmbeddingDimension, Options.MaxLength, Options.Lowercase, Options.CnnFilters,
+        // Version 2 marks the encoder kind, which a build that reads only version 1 could not rebuild.
+        var settings = new SavedSettings(Encoder is null ? 1 : 2, Options.Model, EmbeddingDimension, Options.MaxLength, Options.Lowercase, Options.CnnFilters,
             [.. Options.CnnKernelSizes], Options.LstmHidden, Options.Dropout, Options, Coverage);
         var metadata = new Dictionary<string, string>
         {
             ["format"] = FormatName,
             ["settings"] = JsonSerializer.Serialize(settings, Json),
             ["labels"] = JsonSerializer.Serialize(Labels, Json),
-            ["vocabulary"] = JsonSerializer.Serialize(Vocabulary.Tokens, Json),
+            ["vocabulary"] = JsonSerializer.Serialize(Vocabulary?.Tokens ?? Encoder!.Tokenizer.Tokens, Json),
         };
+        if (Encoder is { } encoder)
+            metadata["encoder"] = JsonSerializer.Serialize(new SavedEncoder(encoder.Name, encoder.Pooling, encoder.Normalize, encoder.Tokenizer.Settings,
+                GraphJson.Serialize(encoder.Module.Graph)), Json);
         SafeTensors.Write(path, _network.state_dict(), metadata);
     }
 
@@ -334,7 +461,8 @@ public sealed class TextClassifier : IDisposable
         {
             throw new InvalidFileException(path, $"the classifier's metadata is damaged: {e.Message}", e);
         }
-        if (settings.Version != 1) throw new InvalidFileException(path, $"text classifier version {settings.Version} is not supported (this build reads 1)");
+        if (settings.Version is not (1 or 2)) throw new InvalidFileException(path, $"text classifier version {settings.Version} is not supported (this build reads 1 and 2)");
+        if (settings.Model == TextModelKind.Encoder) return LoadEncoder(path, dict, settings, labels, tokens);
         TextVocabulary vocabulary;
         try { vocabulary = new TextVocabulary(tokens, settings.Lowercase); }
         catch (ArgumentException e) { throw new InvalidFileException(path, e.Message, e); }
@@ -355,6 +483,41 @@ public sealed class TextClassifier : IDisposable
         catch
         {
             classifier.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An encoder classifier: the graph and tokenizer from the metadata, then every tensor exactly.</summary>
+    private static TextClassifier LoadEncoder(string path, StateDict dict, SavedSettings settings, string[] labels, string[] tokens)
+    {
+        GraphModule module;
+        BertTextTokenizer tokenizer;
+        SavedEncoder saved;
+        try
+        {
+            saved = JsonSerializer.Deserialize<SavedEncoder>(dict.Metadata["encoder"], Json) ?? throw new JsonException("null encoder");
+            tokenizer = BertTextTokenizer.FromTokens(tokens, saved.Tokenizer, path);
+            module = new GraphModule(GraphJson.Deserialize(saved.Graph));
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or NotSupportedException or GraphException or ArgumentException)
+        {
+            throw new InvalidFileException(path, $"the classifier's encoder metadata is damaged: {e.Message}", e);
+        }
+        var options = settings.Training with { Model = settings.Model, MaxLength = settings.MaxLength, Dropout = settings.Dropout };
+        TextClassifier? classifier = null;
+        try
+        {
+            var encoder = new TextEncoder(module, tokenizer, saved.Name, saved.Pooling, saved.Normalize);
+            TextEncoder.CheckVocabulary(module, tokenizer);
+            classifier = new TextClassifier(TextNetwork.Create(encoder, labels.Length, options), null, labels, options, encoder.Dimension) { Coverage = settings.Coverage };
+            StateLoader.Load(classifier._network, dict, LoadPolicy.Exact, path);
+            classifier._network.eval();
+            return classifier;
+        }
+        catch
+        {
+            if (classifier is null) module.Dispose();
+            else classifier.Dispose();
             throw;
         }
     }

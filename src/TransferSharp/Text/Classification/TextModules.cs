@@ -3,24 +3,27 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using TransferSharp.Runtime;
+using TransferSharp.Text.Transformers;
 
 namespace TransferSharp.Text.Classification;
 
 /// <summary>The networks: each maps token ids [batch, time] and lengths [batch] to logits [batch, classes]. The
-/// embedding is <c>embedding.weight</c> in every one, with row 0 (padding) kept at zero.</summary>
+/// word-vector networks' embedding is <c>embedding.weight</c>, with row 0 (padding) kept at zero; the encoder network has
+/// its pretrained encoder instead.</summary>
 internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
 {
     private readonly double _dropout;
 
     protected TextNetwork(string name, double dropout) : base(name) { _dropout = dropout; }
 
-    public abstract Embedding EmbeddingLayer { get; }
+    /// <summary>The word-embedding layer (null for the encoder network).</summary>
+    public abstract Embedding? EmbeddingLayer { get; }
 
     /// <summary>The embedding's parameter name in every network.</summary>
     public const string EmbeddingWeight = "embedding.weight";
 
     /// <summary>Where dropout masks come from in training mode (the training run's; null outside one).</summary>
-    public Generator? Generator { get; set; }
+    public virtual Generator? Generator { get; set; }
 
     /// <summary>Draws every parameter but the embedding (which <see cref="TextClassifier"/> fills itself) from
     /// <paramref name="generator"/> with PyTorch's default distributions. TorchSharp's constructors drew them from
@@ -46,7 +49,20 @@ internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
     /// <summary>Batches are padded to at least this many tokens (the CNN's widest filter).</summary>
     public virtual int MinimumLength => 1;
 
-    public static TextNetwork Create(TextModelKind kind, int vocabulary, int dim, int classes, TextClassifierOptions o)
+    public static TextNetwork Create(TextModelKind kind, int vocabulary, int dim, int classes, TextClassifierOptions o) =>
+        KeepingHostGenerator<TextNetwork>(() => kind switch
+        {
+            TextModelKind.Bow => new BagOfEmbeddings(vocabulary, dim, classes, o.Dropout),
+            TextModelKind.Cnn => new KimCnn(vocabulary, dim, classes, o.CnnFilters, o.CnnKernelSizes, o.Dropout),
+            TextModelKind.BiLstm => new BiLstmClassifier(vocabulary, dim, classes, o.LstmHidden, o.Dropout),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "a word-vector text model"),
+        });
+
+    /// <summary>A linear head (after dropout) on the pooled output of <paramref name="encoder"/>, which the network takes over.</summary>
+    public static EncoderNetwork Create(TextEncoder encoder, int classes, TextClassifierOptions o) =>
+        KeepingHostGenerator(() => new EncoderNetwork(encoder, classes, o.Dropout));
+
+    private static T KeepingHostGenerator<T>(Func<T> create)
     {
         // TorchSharp's layer constructors draw their initial values from LibTorch's global generator, which is the host's:
         // its state is put back afterwards, so building a network leaves the host's random stream where it was (the
@@ -54,13 +70,7 @@ internal abstract class TextNetwork : Module<Tensor, Tensor, Tensor>
         using var hostState = torch.random.get_rng_state();
         try
         {
-            return kind switch
-            {
-                TextModelKind.Bow => new BagOfEmbeddings(vocabulary, dim, classes, o.Dropout),
-                TextModelKind.Cnn => new KimCnn(vocabulary, dim, classes, o.CnnFilters, o.CnnKernelSizes, o.Dropout),
-                TextModelKind.BiLstm => new BiLstmClassifier(vocabulary, dim, classes, o.LstmHidden, o.Dropout),
-                _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown text model"),
-            };
+            return create();
         }
         finally
         {
@@ -181,5 +191,56 @@ internal sealed class BiLstmClassifier : TextNetwork
         output.Dispose();
         var last = cat([h[0], h[1]], 1);
         return fc.call(Dropout(last)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A pretrained transformer encoder (its graph registered as <c>encoder</c>) with dropout and a linear layer (<c>head</c>)
+/// on its pooled output. The attention mask comes from the lengths, so padding ids are never attended to nor pooled.
+/// </summary>
+internal sealed class EncoderNetwork : TextNetwork
+{
+    /// <summary>Prefix of the encoder's parameter names.</summary>
+    public const string EncoderPrefix = "encoder.";
+
+    private readonly Transformers.TextEncoder _encoder;
+    private readonly Module encoder;
+    private readonly Linear head;
+
+    public EncoderNetwork(Transformers.TextEncoder textEncoder, int classes, double dropoutRate) : base("encoder-classifier", dropoutRate)
+    {
+        _encoder = textEncoder;
+        encoder = textEncoder.Module;
+        head = Linear(textEncoder.Dimension, classes);
+        RegisterComponents();
+    }
+
+    public Transformers.TextEncoder Encoder => _encoder;
+
+    /// <summary>The head's weight [classes, hidden] and bias [classes].</summary>
+    public (Tensor Weight, Tensor Bias) Head => (head.weight!, head.bias!);
+
+    public override Embedding? EmbeddingLayer => null;
+
+    /// <summary>Dropout masks of the encoder's own dropout layers (a Hugging Face checkpoint has them; an ONNX export
+    /// has none) come from the same generator as the head's.</summary>
+    public override Generator? Generator
+    {
+        get => base.Generator;
+        set
+        {
+            base.Generator = value;
+            _encoder.Module.Generator = value;
+        }
+    }
+
+    public override void ResetParameters(Generator generator) => ResetFanIn(head.weight!, head.bias, generator);
+
+    public override Tensor forward(Tensor ids, Tensor lengths)
+    {
+        using var scope = NewDisposeScope();
+        var mask = arange(ids.shape[1], device: ids.device).unsqueeze(0).lt(lengths.unsqueeze(1)).to_type(ScalarType.Int64);
+        var pooled = _encoder.Forward(ids, mask);
+        return head.call(Dropout(pooled)).MoveToOuterDisposeScope();
     }
 }

@@ -22,7 +22,7 @@ public enum TextPooling
 /// A pretrained text encoder ready to use: a BERT-family encoder graph (<see cref="Bert"/>, or an imported ONNX file), the
 /// tokenizer it was trained with, and how its last hidden state is pooled and normalised into one vector per text — what
 /// a sentence-transformers model is. Sentence embeddings (<see cref="Encode"/>), feature extraction and fine-tuning
-/// (<see cref="Forward"/>) all go through it. It owns <see cref="Module"/>; dispose it to free the weights.
+/// (<see cref="Forward(TokenizedBatch)"/>) all go through it. It owns <see cref="Module"/>; dispose it to free the weights.
 /// </summary>
 public sealed class TextEncoder : IDisposable
 {
@@ -198,14 +198,25 @@ public sealed class TextEncoder : IDisposable
     public Tensor Forward(TokenizedBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        return Forward(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
+    }
+
+    /// <summary>
+    /// <see cref="Forward(TokenizedBatch)"/> on token ids and attention mask [N, T] (int64) made elsewhere, e.g. by a
+    /// classifier that pads its own batches; token types default to 0 (one text per row).
+    /// </summary>
+    public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor? tokenTypeIds = null)
+    {
+        ArgumentNullException.ThrowIfNull(inputIds);
+        ArgumentNullException.ThrowIfNull(attentionMask);
+        using var scope = NewDisposeScope();
         var device = Module.parameters().FirstOrDefault()?.device ?? CPU;
         var feeds = new Dictionary<string, Tensor>
         {
-            [ModelGraph.InputName] = batch.InputIds.to(device),
-            [Bert.AttentionMask] = batch.AttentionMask.to(device),
+            [ModelGraph.InputName] = inputIds.to(device),
+            [Bert.AttentionMask] = attentionMask.to(device),
         };
-        if (_hasTokenTypes) feeds[Bert.TokenTypeIds] = batch.TokenTypeIds.to(device);
-        using var scope = NewDisposeScope();
+        if (_hasTokenTypes) feeds[Bert.TokenTypeIds] = (tokenTypeIds ?? zeros_like(inputIds)).to(device);
         var hidden = Module.Run(feeds, [Module.Graph.Output])[0];
         return Pool(hidden, feeds[Bert.AttentionMask], Pooling, Normalize).MoveToOuterDisposeScope();
     }

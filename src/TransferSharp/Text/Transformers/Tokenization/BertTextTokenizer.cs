@@ -19,6 +19,7 @@ public sealed class BertTextTokenizer
 
     private BertTextTokenizer(IReadOnlyList<string> tokens, Dictionary<string, int> ids, BertTokenizerSettings settings, string source)
     {
+        Tokens = tokens;
         Settings = settings;
         Source = source;
         _ids = ids;
@@ -63,6 +64,22 @@ public sealed class BertTextTokenizer
 
     /// <summary>The settings in force.</summary>
     public BertTokenizerSettings Settings { get; }
+
+    /// <summary>The vocabulary, the index of a token its id (what a saved classifier stores to rebuild the tokenizer).</summary>
+    public IReadOnlyList<string> Tokens { get; }
+
+    /// <summary>The same vocabulary with other settings, e.g. a shorter <see cref="BertTokenizerSettings.MaxLength"/>.</summary>
+    public BertTextTokenizer WithSettings(BertTokenizerSettings settings) => Create([.. Tokens], settings, Source);
+
+    /// <summary>A tokenizer from its token list (the index is the id) and settings; <paramref name="source"/> names it in
+    /// errors.</summary>
+    public static BertTextTokenizer FromTokens(IReadOnlyList<string> tokens, BertTokenizerSettings settings, string source)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        if (tokens.Any(t => t is null || t.Contains('\n')))
+            throw new TokenizerFileException(source, "a token is null or holds a line break: not a WordPiece vocabulary");
+        return Create([.. tokens], settings, source);
+    }
 
     /// <summary>The file or folder the vocabulary came from.</summary>
     public string Source { get; }
