@@ -63,7 +63,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double? LearningRate { get; init; }
 
         [CommandOption("--encoder-lr <RATE>")]
-        [Description("Encoder, --mode finetune: the encoder's learning rate (default 2e-5).")]
+        [Description("Encoder, --mode finetune: the encoder's learning rate (default 5e-5).")]
         public double? EncoderLearningRate { get; init; }
 
         [CommandOption("--schedule <NAME>")]

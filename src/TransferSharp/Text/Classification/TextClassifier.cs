@@ -327,7 +327,7 @@ public sealed class TextClassifier : IDisposable
         {
             if (_owner._network is EncoderNetwork)
             {
-                // The pretrained encoder moves slowly (BERT's 2e-5 scale); the new head learns at its own, larger rate.
+                // The pretrained encoder moves slowly (BERT's 2e-5–5e-5 scale); the new head learns at its own, larger rate.
                 var all = _owner._network.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
                 return
                 [
