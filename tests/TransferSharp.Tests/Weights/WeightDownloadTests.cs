@@ -80,7 +80,10 @@ public sealed class WeightDownloadTests : IDisposable
         var requests = _server.Requests.Where(r => r.Path == "/cut.pth").ToList();
         Assert.Equal(2, requests.Count);
         Assert.Null(requests[0].RangeStart);
-        Assert.Equal(half, requests[1].RangeStart);
+        // The server drops the connection with a reset after `half` bytes; bytes still unread in the client's socket
+        // buffer are lost with it (under load that is often everything after the first 8 KB), so the resume starts at
+        // what reached the file: after the start, at most at the cut.
+        Assert.InRange(requests[1].RangeStart!.Value, 1, half);
         Assert.Equal([path], CachedFiles());
     }
 
