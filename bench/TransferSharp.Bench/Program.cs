@@ -17,6 +17,7 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
     ["text-encode"] = (TextEncodeBench.Help, TextEncodeBench.Run),
     ["onnx-conformance"] = (OnnxConformance.Help, OnnxConformance.Run),
     ["isa"] = (IsaBench.Help, IsaBench.Run),
+    ["gemm"] = (GemmBench.Help, GemmBench.Run),
     ["onnx"] = ("resnet18_cntk and resnet50: TorchSharp graph vs ONNX Runtime (our export, the original ResNet18.onnx); import time: [--batch N]... [--threads 2]", OnnxBench.Run),
 };
 
