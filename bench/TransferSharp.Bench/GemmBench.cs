@@ -30,6 +30,7 @@ public static class GemmBench
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
+        Console.WriteLine($"MKL code path: {TransferSharp.Runtime.TorchRuntime.MklCodePath} (TRANSFERSHARP_MKL_INTEL_PATH=0 for MKL's own vendor choice)");
         set_num_threads(threads);
         Console.WriteLine($"machine: {BenchUtil.Machine()}");
         Console.WriteLine($"load average at start: {BenchUtil.LoadAverage()}");

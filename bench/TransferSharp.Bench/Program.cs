@@ -25,8 +25,9 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
 if (IsaBench.IsWorker(args)) return IsaBench.Worker(args);
 
 // The benchmark host opts in to the process-wide tuning the `transfer` command applies (malloc, NNPACK off), so both
-// measure the same.
+// measure the same. MKL's kernels are chosen by instruction set, not vendor, before anything runs a matrix product.
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();
+TransferSharp.Runtime.TorchRuntime.UseMklIntelCodePath();
 TransferSharp.Runtime.TorchRuntime.DisableNnpack();
 
 TransferSharp.Onnx.OnnxZoo.Register(); // the host composes the zoo: resnet18_cntk from its own package

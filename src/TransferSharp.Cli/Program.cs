@@ -20,6 +20,12 @@ using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context
 // The command is the host: it opts in to the process-wide allocator tuning the library never applies by itself
 // (TRANSFERSHARP_MALLOC_TUNING=0 leaves malloc alone), and takes --verbose anywhere on the line.
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();
+// MKL (inside LibTorch, every float32 matrix product) picks its kernels by CPU vendor: on AMD it takes its generic AVX2
+// path even with AVX-512 (2.5x below ONNX Runtime's MLAS on this project's EPYC, bench `gemm`). Its vendor check is
+// answered "Intel" so it chooses by instruction set (TRANSFERSHARP_MKL_INTEL_PATH=0 leaves MKL's choice). It loads
+// LibTorch (~0.4 s), which help and version never need.
+if (args.Length > 0 && !args.Any(a => a is "-h" or "--help" or "-v" or "--version"))
+    TransferSharp.Runtime.TorchRuntime.UseMklIntelCodePath();
 args = ErrorReporter.TakeVerboseFlag(args);
 // The composition root: the zoo gets resnet18_cntk (the offline default of `demo`) and the weight registry the offline
 // all-MiniLM-L6-v2 (the default of `text embed`), each from its own package.

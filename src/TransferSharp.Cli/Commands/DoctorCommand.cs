@@ -39,6 +39,14 @@ public sealed class DoctorCommand : Command<CommonSettings>
             Avx512KernelFaultMitigation.NotApplicable => "as oneDNN chooses (no AVX-512 fault to avoid here)",
             _ => "as oneDNN chooses (AVX-512 where the CPU has it)",
         });
+        Row("MKL kernels", r.MklCodePath switch
+        {
+            MklCodePathChoice.Applied => "by instruction set (MKL's vendor check answered \"Intel\": AVX-512 matrix products on this CPU; TRANSFERSHARP_MKL_INTEL_PATH=0 leaves MKL's choice)",
+            MklCodePathChoice.OptedOut => "MKL's own choice by CPU vendor (TRANSFERSHARP_MKL_INTEL_PATH=0: generic AVX2 path on a CPU not Intel's)",
+            MklCodePathChoice.NotFound => "MKL's own choice (this LibTorch has no import slot for MKL's vendor check)",
+            MklCodePathChoice.NotApplicable => "MKL's own choice (an Intel CPU, or nothing to change here)",
+            _ => "MKL's own choice by CPU vendor",
+        });
         Row("weights cache", r.CacheDirectory + (r.Offline ? " (offline: TRANSFERSHARP_OFFLINE set)" : ""));
         AnsiConsole.Write(t);
         return 0;

@@ -10,7 +10,8 @@ public sealed record RuntimeReport(
     string TransferSharpVersion, string TorchSharpVersion, string LibTorchVersion, string? LibTorchSharpPath,
     int IntraOpThreads, int InterOpThreads, int ProcessorCount, bool CudaAvailable, int CudaDevices,
     string Os, string Cpu, string? SystemLibStdCxx, bool SystemHasGlibcxx3432, bool LibTorchSharpPatched,
-    string CacheDirectory, bool Offline, bool AllocatorTuned, Avx512KernelFaultMitigation Avx512Mitigation);
+    string CacheDirectory, bool Offline, bool AllocatorTuned, Avx512KernelFaultMitigation Avx512Mitigation,
+    MklCodePathChoice MklCodePath);
 
 /// <summary>What <see cref="TorchRuntime.AvoidAvx512KernelFault"/> found and did.</summary>
 public enum Avx512KernelFaultMitigation
@@ -210,7 +211,7 @@ public static partial class TorchRuntime
             libVersion, path, get_num_threads(), get_num_interop_threads(), Environment.ProcessorCount,
             cuda.is_available(), cuda.is_available() ? cuda.device_count() : 0,
             RuntimeInformation.OSDescription, CpuDescription(), stdcxx, has3432, patched,
-            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment, AllocatorTuned, Avx512Mitigation);
+            Weights.WeightCache.DefaultRoot, Weights.WeightCache.OfflineFromEnvironment, AllocatorTuned, Avx512Mitigation, MklCodePath);
     }
 
     private static string CpuDescription()

@@ -16,6 +16,7 @@ internal static class Composition
         // keeps them.
         if (TorchRuntime.AvoidAvx512KernelFault() == Avx512KernelFaultMitigation.TooLate)
             throw new InvalidOperationException("LibTorch loaded before the test host's module initializer: oneDNN could not be restricted to AVX2");
+        TorchRuntime.UseMklIntelCodePath(); // MKL's kernels by instruction set, as the `transfer` command runs them
         global::TransferSharp.Onnx.OnnxZoo.Register();
         global::TransferSharp.Text.Transformers.MiniLmEncoder.Register();
     }
