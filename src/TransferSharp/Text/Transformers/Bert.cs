@@ -169,26 +169,6 @@ public static class Bert
     public static GraphModule Create(string configPath, int sequenceLength = 128) =>
         new(Build(BertConfig.Read(configPath), Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(configPath))) is { Length: > 0 } dir ? dir : "bert", sequenceLength));
 
-    /// <summary>
-    /// Sentence embeddings [N, hidden] as sentence-transformers makes them from a BERT encoder's last hidden state: the
-    /// mean of the token vectors where <paramref name="attentionMask"/> is 1 (padding left out; a row without tokens
-    /// divides by 1e-9, as the reference clamps it), then, with <paramref name="normalize"/>, scaled to unit L2 length
-    /// (all-MiniLM-L6-v2's Normalize module). <paramref name="tokenTypeIds"/> defaults to zeros.
-    /// </summary>
-    public static TorchSharp.torch.Tensor Embed(GraphModule encoder, TorchSharp.torch.Tensor ids, TorchSharp.torch.Tensor attentionMask,
-        TorchSharp.torch.Tensor? tokenTypeIds = null, bool normalize = true)
-    {
-        using var scope = TorchSharp.torch.NewDisposeScope();
-        var feeds = new Dictionary<string, TorchSharp.torch.Tensor>
-        {
-            [ModelGraph.InputName] = ids,
-            [AttentionMask] = attentionMask,
-            [TokenTypeIds] = tokenTypeIds ?? TorchSharp.torch.zeros_like(ids),
-        };
-        var hidden = encoder.Run(feeds, [encoder.Graph.Output])[0];
-        return TextEncoder.Pool(hidden, attentionMask, TextPooling.Mean, normalize).MoveToOuterDisposeScope();
-    }
-
     /// <summary>The weight files of a Hugging Face folder, in the order they are looked for.</summary>
     public static IReadOnlyList<string> WeightFiles { get; } = ["model.safetensors", "pytorch_model.bin"];
 

