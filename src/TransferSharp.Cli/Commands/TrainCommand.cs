@@ -185,6 +185,11 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue(0.1)]
         public double BodyLrFactor { get; init; } = 0.1;
 
+        [CommandOption("--layer-decay <D>")]
+        [Description("finetune stage 2, discriminative rates: each body group below the top one trains at D × the rate of the group above it (e.g. 0.5; 1 = one rate for the body). Groups: `transfer summary --model M`.")]
+        [DefaultValue(1.0)]
+        public double LayerDecay { get; init; } = 1;
+
         [CommandOption("--weight-decay <WD>")]
         [Description("Weight decay of weight matrices and kernels (AdamW decoupled; SGD coupled).")]
         [DefaultValue(1e-4)]
@@ -196,7 +201,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double L2 { get; init; }
 
         [CommandOption("--schedule <NAME>")]
-        [Description("cosine, step, linear (to 0 at the end of the stage) or constant (after warm-up).")]
+        [Description("cosine, step, linear (to 0 at the end of the stage), onecycle (fastai's: up from lr/25 over --warmup or the first quarter, down to lr×1e-5) or constant (after warm-up).")]
         [DefaultValue("cosine")]
         public string Schedule { get; init; } = "cosine";
 
@@ -346,6 +351,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             Optimizer = optimizer,
             LearningRate = s.LearningRate ?? (optimizer == OptimizerKind.Sgd ? 1e-2 : 1e-3),
             BodyLearningRateFactor = s.BodyLrFactor,
+            LayerDecay = s.LayerDecay,
             WeightDecay = s.WeightDecay,
             L2 = s.L2,
             HeadSolver = headSolver,
@@ -374,7 +380,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         "step" => ScheduleKind.Step,
         "constant" or "none" => ScheduleKind.Constant,
         "linear" => ScheduleKind.Linear,
-        _ => throw new UsageException($"--schedule '{name}': use cosine, step, linear or constant"),
+        "onecycle" or "one-cycle" => ScheduleKind.OneCycle,
+        _ => throw new UsageException($"--schedule '{name}': use cosine, step, linear, onecycle or constant"),
     };
 
     public override int Execute(CommandContext context, Settings settings, CancellationToken cancellation)

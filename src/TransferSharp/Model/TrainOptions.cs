@@ -40,6 +40,11 @@ public enum ScheduleKind
     /// <summary>Linear decay from the base rate to 0 at the end of the stage (BERT's and Hugging Face's default for
     /// fine-tuning transformers).</summary>
     Linear,
+    /// <summary>One cycle per stage, as fastai's <c>fit_one_cycle</c> schedules the rate: from 1/25 of the base rate up to
+    /// it along a half cosine over the warm-up (<see cref="TrainOptions.WarmupEpochs"/>, or the first quarter of the stage
+    /// when that is 0), then down along a half cosine to 1e-5 of it at the end. (fastai also cycles the momentum; this
+    /// schedules the rate only.)</summary>
+    OneCycle,
 }
 
 /// <summary>Training settings (all of them are stored in the model file). Defaults suit a small data set.</summary>
@@ -79,6 +84,12 @@ public sealed record TrainOptions
 
     /// <summary>Stage 2: the body's learning rate is this fraction of the head's.</summary>
     public double BodyLearningRateFactor { get; init; } = 0.1;
+
+    /// <summary>Stage 2, discriminative learning rates: each unfrozen body group further below the head trains at this
+    /// factor of the group above it — the top body group at head rate × <see cref="BodyLearningRateFactor"/>, the next at
+    /// × <c>LayerDecay</c> more, and so on (timm's <c>layer_decay</c>, fastai's geometric <c>slice(lo, hi)</c>).
+    /// 1 (the default): one rate for the whole body.</summary>
+    public double LayerDecay { get; init; } = 1;
 
     /// <summary>Weight decay (AdamW: decoupled; SGD: added to the gradient). Applied to weight matrices and kernels, not to biases or norm parameters.</summary>
     public double WeightDecay { get; init; } = 1e-4;
@@ -174,6 +185,7 @@ public sealed record TrainOptions
         if (AccumulationSteps < 1) throw new InvalidOptionException(nameof(AccumulationSteps), $"AccumulationSteps must be at least 1 (got {AccumulationSteps})");
         if (LearningRate <= 0 || double.IsNaN(LearningRate)) throw new InvalidOptionException(nameof(LearningRate), $"LearningRate must be positive (got {LearningRate})");
         if (BodyLearningRateFactor < 0) throw new InvalidOptionException(nameof(BodyLearningRateFactor), "BodyLearningRateFactor must be ≥ 0");
+        if (LayerDecay is <= 0 or > 1 || double.IsNaN(LayerDecay)) throw new InvalidOptionException(nameof(LayerDecay), $"LayerDecay must lie in (0, 1] (got {LayerDecay})");
         if (LabelSmoothing is < 0 or >= 1) throw new InvalidOptionException(nameof(LabelSmoothing), $"LabelSmoothing must lie in [0, 1) (got {LabelSmoothing})");
         if (Mixup < 0 || double.IsNaN(Mixup)) throw new InvalidOptionException(nameof(Mixup), $"Mixup (the Beta distribution's α) must be ≥ 0 (got {Mixup})");
         if (CutMix < 0 || double.IsNaN(CutMix)) throw new InvalidOptionException(nameof(CutMix), $"CutMix (the Beta distribution's α) must be ≥ 0 (got {CutMix})");

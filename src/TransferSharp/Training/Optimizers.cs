@@ -136,6 +136,7 @@ internal sealed record LearningRateSchedule(ScheduleKind Kind, long WarmupSteps,
     /// <summary>Factor for the update with index <paramref name="step"/> (0-based) of the stage.</summary>
     public double Factor(long step)
     {
+        if (Kind == ScheduleKind.OneCycle) return OneCycle(step);
         if (WarmupSteps > 0 && step < WarmupSteps) return (step + 1) / (double)WarmupSteps;
         switch (Kind)
         {
@@ -152,5 +153,18 @@ internal sealed record LearningRateSchedule(ScheduleKind Kind, long WarmupSteps,
             default:
                 return 1;
         }
+    }
+
+    /// <summary>fastai's one cycle (div 25, div_final 1e5): a half cosine up from 1/25 over the warm-up (a quarter of
+    /// the stage without one), a half cosine down to 1e-5 over the rest; the last update of the stage is at the floor.</summary>
+    private double OneCycle(long step)
+    {
+        const double start = 1.0 / 25, end = 1e-5;
+        long total = Math.Max(1, TotalSteps);
+        long up = WarmupSteps > 0 ? Math.Min(WarmupSteps, total) : Math.Max(1, (long)Math.Round(0.25 * total));
+        static double Cosine(double from, double to, double t) => to + (from - to) * 0.5 * (1 + Math.Cos(Math.PI * Math.Clamp(t, 0, 1)));
+        if (step < up) return Cosine(start, 1, up == 1 ? 1 : step / (double)(up - 1));
+        long down = total - up;
+        return down <= 1 ? end : Cosine(1, end, (step - up) / (double)(down - 1));
     }
 }

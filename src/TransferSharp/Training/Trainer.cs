@@ -374,7 +374,19 @@ public static class Trainer
             var head = Model.HeadParameters();
             var body = Model.named_parameters().Where(p => p.parameter.requires_grad && !head.Any(h => h.Item1 == p.name)).Select(p => (p.name, (Tensor)p.parameter)).ToArray();
             var groups = new List<ParamGroup> { new("head", head, options.LearningRate) };
-            if (body.Length > 0) groups.Add(new ParamGroup("body", body, options.LearningRate * options.BodyLearningRateFactor));
+            if (body.Length == 0) return groups;
+            double bodyRate = options.LearningRate * options.BodyLearningRateFactor;
+            if (options.LayerDecay == 1)
+            {
+                groups.Add(new ParamGroup("body", body, bodyRate));
+                return groups;
+            }
+            // Discriminative rates: one optimizer group per layer group, the rate falling by LayerDecay per group down.
+            var layerGroups = Model.GroupNames.Where(g => g != ModelGraph.HeadGroup).Reverse().ToArray(); // top body group first
+            var byGroup = body.GroupBy(p => Model.Graph.GroupOf(p.name)?.Name ?? layerGroups[^1]).ToDictionary(g => g.Key, g => g.ToArray());
+            for (int k = 0; k < layerGroups.Length; k++)
+                if (byGroup.TryGetValue(layerGroups[k], out var parameters))
+                    groups.Add(new ParamGroup(layerGroups[k], parameters, bodyRate * Math.Pow(options.LayerDecay, k)));
             return groups;
         }
 

@@ -64,12 +64,15 @@ public sealed class ResumeTests : IDisposable
 
     [Theory]
     [InlineData(false, 5)]
-    // Every issue-12 ingredient on (weight average, mixup and CutMix), killed in epoch 3: the resumed stage takes the
-    // average from the checkpoint and mixes its batches as the uninterrupted run did.
+    // Every issue-12 ingredient on (weight average, mixup and CutMix, the one-cycle schedule, discriminative rates over
+    // two body groups), killed in epoch 3: the resumed stage takes the average from the checkpoint, mixes its batches and
+    // sets each group's rate as the uninterrupted run did.
     [InlineData(true, 8)]
     public void FineTuningKilledMidEpochResumesToTheSameWeights(bool ingredients, int killAtBatch)
     {
-        var options = ingredients ? FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0 } : FineTune;
+        var options = ingredients
+            ? FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0, Schedule = ScheduleKind.OneCycle, LayerDecay = 0.5, UnfreezeTop = 3 }
+            : FineTune;
         var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _);
         Assert.False(File.Exists(Path.Combine(_dir, "a.ckpt")), "a completed run deletes its checkpoint");
 
