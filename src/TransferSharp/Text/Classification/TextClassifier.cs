@@ -385,20 +385,25 @@ public sealed class TextClassifier : IDisposable
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1");
         k = Math.Min(k, Labels.Count);
-        var results = new List<IReadOnlyList<(string, float)>>(texts.Count);
+        var results = new IReadOnlyList<(string, float)>[texts.Count];
         _network.eval();
         using var _ = no_grad();
-        for (int start = 0; start < texts.Count; start += 256)
+        // Longest first, so that texts of similar length share a batch and little is padding (a transformer's cost grows
+        // with the padded length); the answers go back in input order.
+        var tokens = texts.Select(Tokens).ToArray();
+        var order = Enumerable.Range(0, tokens.Length).OrderByDescending(i => tokens[i].Length).ToArray();
+        int batchSize = Encoder is null ? 256 : Options.BatchSize;
+        for (int start = 0; start < order.Length; start += batchSize)
         {
             using var scope = NewDisposeScope();
-            var chunk = texts.Skip(start).Take(256).Select(Tokens).ToList();
-            var batch = Batch(chunk);
+            var chunk = order.Skip(start).Take(batchSize).ToArray();
+            var batch = Batch(chunk.Select(i => tokens[i]).ToList());
             var probabilities = nn.functional.softmax(_network.call(batch.Ids, batch.Lengths), 1);
             var (values, indices) = probabilities.topk(k, 1);
             var v = values.data<float>().ToArray();
             var ix = indices.data<long>().ToArray();
-            for (int b = 0; b < chunk.Count; b++)
-                results.Add(Enumerable.Range(0, k).Select(j => (Labels[(int)ix[b * k + j]], v[b * k + j])).ToList());
+            for (int b = 0; b < chunk.Length; b++)
+                results[chunk[b]] = Enumerable.Range(0, k).Select(j => (Labels[(int)ix[b * k + j]], v[b * k + j])).ToList();
         }
         return results;
     }
