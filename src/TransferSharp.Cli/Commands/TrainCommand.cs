@@ -190,6 +190,10 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue(1.0)]
         public double LayerDecay { get; init; } = 1;
 
+        [CommandOption("--gradual-unfreeze")]
+        [Description("finetune stage 2: unfreeze its body groups one per epoch, top first (ULMFiT), until all of --unfreeze / --unfreeze-from train.")]
+        public bool GradualUnfreeze { get; init; }
+
         [CommandOption("--weight-decay <WD>")]
         [Description("Weight decay of weight matrices and kernels (AdamW decoupled; SGD coupled).")]
         [DefaultValue(1e-4)]
@@ -352,6 +356,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             LearningRate = s.LearningRate ?? (optimizer == OptimizerKind.Sgd ? 1e-2 : 1e-3),
             BodyLearningRateFactor = s.BodyLrFactor,
             LayerDecay = s.LayerDecay,
+            GradualUnfreeze = s.GradualUnfreeze,
             WeightDecay = s.WeightDecay,
             L2 = s.L2,
             HeadSolver = headSolver,

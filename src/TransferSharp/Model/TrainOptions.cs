@@ -91,6 +91,12 @@ public sealed record TrainOptions
     /// 1 (the default): one rate for the whole body.</summary>
     public double LayerDecay { get; init; } = 1;
 
+    /// <summary>Stage 2, gradual unfreezing (ULMFiT's): the body groups that stage unfreezes join one per epoch, top first —
+    /// its first epoch trains the head and the top body group, the next adds the group below, until every group of
+    /// <see cref="UnfreezeTop"/> / <see cref="UnfreezeFrom"/> trains. A group's Adam moments start when it joins, but its
+    /// bias correction counts the stage's steps (a gentle start rather than PyTorch's fresh optimizer per phase).</summary>
+    public bool GradualUnfreeze { get; init; }
+
     /// <summary>Weight decay (AdamW: decoupled; SGD: added to the gradient). Applied to weight matrices and kernels, not to biases or norm parameters.</summary>
     public double WeightDecay { get; init; } = 1e-4;
 

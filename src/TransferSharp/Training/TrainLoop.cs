@@ -25,6 +25,10 @@ internal interface ITrainingTask<TInput> where TInput : IDisposable
     Generator? DropoutGenerator { get; set; }
 
     void EnterStage(int stage);
+
+    /// <summary>Called at the start of every epoch, after <see cref="EnterStage"/> (also when a run resumes mid-stage), with
+    /// the epoch's index within its stage: a task that changes what trains from epoch to epoch does it here.</summary>
+    void EnterEpoch(int stage, int epochOfStage) { }
     IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options);
     IEnumerable<(TInput X, Tensor Y)> TrainBatches(int epoch, CancellationToken cancellation);
     Tensor Forward(TInput x);
@@ -121,6 +125,7 @@ internal static class TrainLoop
                         schedule = new LearningRateSchedule(options.Schedule, (long)Math.Round(options.WarmupEpochs * stepsPerEpoch),
                             stageEpochs * stepsPerEpoch, stepsPerEpoch, options.StepEpochs, options.StepGamma, options.MinLearningRateFactor);
                     }
+                    task.EnterEpoch(stage, stage == 1 ? e : e - headEpochs);
                     var epochClock = Stopwatch.StartNew();
                     double trainLoss, trainAcc;
                     using (var generator = DropoutGenerator(options.Seed, e))

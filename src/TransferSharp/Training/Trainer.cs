@@ -369,6 +369,18 @@ public static class Trainer
             else Model.UnfreezeTop(_options.UnfreezeTop ?? 2);
         }
 
+        /// <summary>Gradual unfreezing: stage 2's optimizer holds every group the stage unfreezes (EnterStage); epoch j of
+        /// the stage leaves the head and the top j + 1 body groups trainable, the rest frozen (no gradient, so no update).</summary>
+        public void EnterEpoch(int stage, int epochOfStage)
+        {
+            if (stage != 2 || !_options.GradualUnfreeze) return;
+            var names = Model.GroupNames;
+            int target = _options.UnfreezeFrom is { } g
+                ? names.Count - names.ToList().FindIndex(n => string.Equals(n, g, StringComparison.OrdinalIgnoreCase))
+                : _options.UnfreezeTop ?? 2;
+            Model.UnfreezeTop(Math.Min(target, 2 + epochOfStage));
+        }
+
         public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options)
         {
             var head = Model.HeadParameters();

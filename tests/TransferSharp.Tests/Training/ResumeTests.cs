@@ -65,13 +65,13 @@ public sealed class ResumeTests : IDisposable
     [Theory]
     [InlineData(false, 5)]
     // Every issue-12 ingredient on (weight average, mixup and CutMix, the one-cycle schedule, discriminative rates over
-    // two body groups), killed in epoch 3: the resumed stage takes the average from the checkpoint, mixes its batches and
+    // two body groups, gradual unfreezing: layer3 joins in epoch 3), killed in epoch 3: the resumed stage takes the average from the checkpoint, mixes its batches and
     // sets each group's rate as the uninterrupted run did.
     [InlineData(true, 8)]
     public void FineTuningKilledMidEpochResumesToTheSameWeights(bool ingredients, int killAtBatch)
     {
         var options = ingredients
-            ? FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0, Schedule = ScheduleKind.OneCycle, LayerDecay = 0.5, UnfreezeTop = 3 }
+            ? FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0, Schedule = ScheduleKind.OneCycle, LayerDecay = 0.5, UnfreezeTop = 3, GradualUnfreeze = true }
             : FineTune;
         var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _);
         Assert.False(File.Exists(Path.Combine(_dir, "a.ckpt")), "a completed run deletes its checkpoint");
@@ -85,6 +85,19 @@ public sealed class ResumeTests : IDisposable
         var resumed = Run(options, ckpt, true, 0, out cancelled);
         Assert.False(cancelled);
         AssertSame(reference, resumed);
+    }
+
+    /// <summary>Gradual unfreezing's first stage-2 epoch trains the head and the top body group only: unfreezing three
+    /// groups gradually over one stage-2 epoch gives exactly the weights of unfreezing two.</summary>
+    [Fact]
+    public void GradualUnfreezingStartsWithTheTopBodyGroupOnly()
+    {
+        var oneEpoch = FineTune with { Epochs = 2, HeadEpochs = 1 };
+        var gradual = Run(oneEpoch with { UnfreezeTop = 3, GradualUnfreeze = true }, Path.Combine(_dir, "g.ckpt"), false, 0, out _);
+        var two = Run(oneEpoch with { UnfreezeTop = 2 }, Path.Combine(_dir, "t.ckpt"), false, 0, out _);
+        var three = Run(oneEpoch with { UnfreezeTop = 3 }, Path.Combine(_dir, "h.ckpt"), false, 0, out _);
+        AssertSame(two, gradual);
+        Assert.Contains(three, kv => kv.Key.StartsWith("layer3.", StringComparison.Ordinal) && !kv.Value.SequenceEqual(two[kv.Key]));
     }
 
     /// <summary>ViT-S/16 at 32 px with stochastic depth: the resumed run draws the same per-sample drop-path masks as the
