@@ -46,7 +46,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public int BatchSize { get; init; } = TextEncoder.DefaultBatchSize;
 
         [CommandOption("--engine <ENGINE>")]
-        [Description("What runs the encoder: onnxruntime (the default on the CPU) exports the encoder's graph to ONNX in memory and runs it in ONNX Runtime, whose matrix kernels are the faster on this project's benchmark machine (docs/benchmarks.md, text-encode: 1.6-2.1x the torch engine on an AMD EPYC); torch runs the TorchSharp graph, as training does (the default with --device cuda; --device cuda takes torch only). Both give the same embeddings to float32 rounding.")]
+        [Description("What runs the encoder: onnxruntime (the default on the CPU) exports the encoder's graph to ONNX in memory and runs it in ONNX Runtime, whose matrix kernels are the faster on this project's benchmark machine (docs/benchmarks.md, text-encode: 1.07-2.1x the torch engine on an AMD EPYC, more under load); torch runs the TorchSharp graph, as training does (the default with --device cuda; --device cuda takes torch only). Both give the same embeddings to float32 rounding.")]
         public string? Engine { get; init; }
 
         public override ValidationResult Validate()
