@@ -265,7 +265,30 @@ public static class OnnxExporter
                 Emit("Identity", [pooled], FeaturesOutputName);
                 AddValueInfo(_g.Output, FeaturesOutputName, [fs[0], fs[1]]);
             }
+            RemoveUnused();
             return _g;
+        }
+
+        /// <summary>Drops the nodes (and then initializers) whose values no output needs: an op may read its input
+        /// graph node's own inputs instead (the attention reading q, k and v, not their concatenation).</summary>
+        private void RemoveUnused()
+        {
+            var needed = _g.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+            var kept = new List<OnnxProto.NodeProto>();
+            for (int i = _g.Node.Count - 1; i >= 0; i--)
+            {
+                var n = _g.Node[i];
+                if (!n.Output.Any(needed.Contains)) continue;
+                kept.Add(n);
+                foreach (var input in n.Input) needed.Add(input);
+            }
+            if (kept.Count == _g.Node.Count) return;
+            kept.Reverse();
+            _g.Node.Clear();
+            _g.Node.AddRange(kept);
+            var initializers = _g.Initializer.Where(t => needed.Contains(t.Name)).ToList();
+            _g.Initializer.Clear();
+            _g.Initializer.AddRange(initializers);
         }
 
         private void AddValueInfo(Google.Protobuf.Collections.RepeatedField<OnnxProto.ValueInfoProto> list, string name, long[] shape,

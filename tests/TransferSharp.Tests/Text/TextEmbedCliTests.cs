@@ -28,10 +28,13 @@ public sealed class TextEmbedCliTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(texts, json.EnumerateArray().Select(r => r.GetProperty("text").GetString()));
         Assert.All(json.EnumerateArray(), r => Assert.False(r.GetProperty("truncated").GetBoolean()));
         TextEncoderTests.AssertEqualsSentenceEncoder(vectors, texts, output);
+        // The TorchSharp graph gives the same embeddings as the default ONNX Runtime engine.
+        var torch = CliRunner.RunJson(["text", "embed", "--engine", "torch", .. texts]);
+        TextEncoderTests.AssertEqualsSentenceEncoder(torch.EnumerateArray().Select(r => r.GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray(), texts, output);
 
         var (code, stdout, _) = CliRunner.Run("text", "embed", "A man is playing a guitar.", "Someone plays an instrument.", "The stock market fell.");
         Assert.Equal(0, code);
-        Assert.Contains("all-MiniLM-L6-v2: 3 texts → 384-d vectors (mean pooling, normalised)", stdout);
+        Assert.Contains("all-MiniLM-L6-v2: 3 texts → 384-d vectors (mean pooling, normalised; onnxruntime engine)", OneLine(stdout));
         Assert.Contains("cosine similarity", stdout);
         Assert.Contains("1.000", stdout);
         (code, stdout, _) = CliRunner.Run("text", "embed", "one text");
@@ -54,6 +57,7 @@ public sealed class TextEmbedCliTests(ITestOutputHelper output) : IDisposable
         {
             Assert.Equal(3, summary.RootElement.GetProperty("texts").GetInt32());
             Assert.Equal(384, summary.RootElement.GetProperty("dimension").GetInt32());
+            Assert.Equal("onnxruntime", summary.RootElement.GetProperty("engine").GetString());
         }
         var lines = File.ReadAllLines(outFile);
         Assert.Equal(3, lines.Length);
@@ -80,6 +84,9 @@ public sealed class TextEmbedCliTests(ITestOutputHelper output) : IDisposable
         var (code, _, stderr) = CliRunner.Run("text", "embed", "--bogus-option", "hello");
         Assert.Equal(2, code);
         Assert.Contains("Unknown option 'bogus-option'", stderr);
+        (code, _, stderr) = CliRunner.Run("text", "embed", "--engine", "tensorrt", "hello");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--engine must be torch or onnxruntime, not 'tensorrt'", OneLine(stderr));
         (code, _, stderr) = CliRunner.Run("text", "embed", "--model", "no-such-encoder", "hello");
         Assert.NotEqual(0, code);
         Assert.Contains("no-such-encoder", stderr);

@@ -22,7 +22,9 @@ public enum TextPooling
 /// A pretrained text encoder ready to use: a BERT-family encoder graph (<see cref="Bert"/>, or an imported ONNX file), the
 /// tokenizer it was trained with, and how its last hidden state is pooled and normalised into one vector per text — what
 /// a sentence-transformers model is. Sentence embeddings (<see cref="Encode"/>), feature extraction and fine-tuning
-/// (<see cref="Forward(TokenizedBatch)"/>) all go through it. It owns <see cref="Module"/>; dispose it to free the weights.
+/// (<see cref="Forward(TokenizedBatch)"/>) all go through it. <see cref="Encode"/> runs the graph in TorchSharp, or in another
+/// runtime given by <see cref="UseEngine"/> (ONNX Runtime, whose CPU kernels are faster on some machines); training always
+/// runs TorchSharp. It owns <see cref="Module"/> and its engine; dispose it to free them.
 /// </summary>
 public sealed class TextEncoder : IDisposable
 {
@@ -67,6 +69,21 @@ public sealed class TextEncoder : IDisposable
 
     /// <summary>Length of the text vectors (the encoder's hidden size).</summary>
     public int Dimension { get; }
+
+    /// <summary>The runtime <see cref="Encode"/> runs the encoder in, or null for the TorchSharp graph (<see cref="Module"/>).</summary>
+    public ITextInferenceEngine? Engine { get; private set; }
+
+    /// <summary>
+    /// Makes <see cref="Encode"/> run in <paramref name="engine"/> (null: back to the TorchSharp graph). The encoder takes
+    /// ownership of it and disposes the engine it replaces. The engine must have been built from this encoder's current
+    /// weights; <see cref="Forward(TokenizedBatch)"/> and training are not affected.
+    /// </summary>
+    public void UseEngine(ITextInferenceEngine? engine)
+    {
+        if (ReferenceEquals(engine, Engine)) return;
+        Engine?.Dispose();
+        Engine = engine;
+    }
 
     /// <summary>
     /// Loads an encoder from a Hugging Face / sentence-transformers model folder (<c>config.json</c>, <c>model.safetensors</c>
@@ -243,8 +260,8 @@ public sealed class TextEncoder : IDisposable
 
     /// <summary>
     /// Sentence embeddings of <paramref name="texts"/>, one float vector each, in order: texts are sorted by length and
-    /// encoded <paramref name="batchSize"/> at a time (so padding stays short), in eval mode without gradients; the module's
-    /// mode is restored afterwards. Texts longer than the tokenizer's maximum are truncated (their indices in
+    /// encoded <paramref name="batchSize"/> at a time (so padding stays short), by <see cref="Engine"/> when one is set,
+    /// else by the graph in eval mode without gradients (the module's mode is restored afterwards). Texts longer than the tokenizer's maximum are truncated (their indices in
     /// <paramref name="truncated"/> when given). <paramref name="progress"/> reports texts done ("encode").
     /// </summary>
     public float[][] Encode(IReadOnlyList<string> texts, int batchSize = DefaultBatchSize, IProgress<ProgressInfo>? progress = null,
@@ -272,7 +289,7 @@ public sealed class TextEncoder : IDisposable
                 using var batch = Tokenizer.EncodeBatch(indices.Select(i => texts[i]).ToArray());
                 if (truncated is not null)
                     foreach (int k in batch.TruncatedIndices) truncated.Add(indices[k]);
-                var vectors = Forward(batch).to(CPU).contiguous().data<float>().ToArray();
+                var vectors = Infer(batch).to(CPU).contiguous().data<float>().ToArray();
                 for (int k = 0; k < indices.Length; k++) result[indices[k]] = vectors.AsSpan(k * Dimension, Dimension).ToArray();
                 int done = start + indices.Length;
                 progress?.Report(new ProgressInfo("encode", done, order.Length, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
@@ -285,6 +302,21 @@ public sealed class TextEncoder : IDisposable
         return result;
     }
 
+    /// <summary>Pooled vectors of a batch for <see cref="Encode"/>: the engine's last hidden state pooled here, or
+    /// <see cref="Forward(TokenizedBatch)"/>.</summary>
+    private Tensor Infer(TokenizedBatch batch)
+    {
+        if (Engine is null) return Forward(batch);
+        using var scope = NewDisposeScope();
+        var hidden = Engine.LastHiddenState(batch.InputIds, batch.AttentionMask, batch.TokenTypeIds);
+        return Pool(hidden, batch.AttentionMask, Pooling, Normalize).MoveToOuterDisposeScope();
+    }
+
     /// <inheritdoc/>
-    public void Dispose() => Module.Dispose();
+    public void Dispose()
+    {
+        Engine?.Dispose();
+        Engine = null;
+        Module.Dispose();
+    }
 }

@@ -89,8 +89,9 @@ public sealed record ActivationOp(ActivationKind Activation, double Alpha = 0, d
                 if (onnx.Opset >= 20) onnx.Out("Gelu", [x]);
                 else
                 {
-                    // 0.5·x·(1 + erf(x/√2))
-                    var scaled = onnx.Emit("Mul", [x, onnx.Scalar(name + ".rsqrt2", 1 / Math.Sqrt(2))], onnx.Fresh(name + "_scaled"));
+                    // 0.5·x·(1 + erf(x/√2)), with a division by √2 as PyTorch exports it: the pattern ONNX Runtime fuses
+                    // into one Gelu kernel (and with the bias before it into BiasGelu); a multiplication by 1/√2 is not.
+                    var scaled = onnx.Emit("Div", [x, onnx.Scalar(name + ".sqrt2", Math.Sqrt(2))], onnx.Fresh(name + "_scaled"));
                     var erf = onnx.Emit("Erf", [scaled], onnx.Fresh(name + "_erf"));
                     var plus = onnx.Emit("Add", [erf, onnx.Scalar(name + ".one", 1)], onnx.Fresh(name + "_plus"));
                     var half = onnx.Emit("Mul", [x, onnx.Scalar(name + ".half", 0.5)], onnx.Fresh(name + "_half"));

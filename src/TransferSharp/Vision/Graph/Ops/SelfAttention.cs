@@ -53,23 +53,29 @@ public sealed record SelfAttentionOp(int Heads) : Op
 
     internal override void ExportOnnx(OnnxExportContext onnx)
     {
-        // Written with basic operators (ONNX's Attention exists only from opset 23): slice q, k, v from the packed
-        // features, split heads, softmax(q·kᵀ·scale)·v, merge heads.
+        // Written with basic operators (ONNX's Attention exists only from opset 23) in the pattern Hugging Face's BERT
+        // export has, which ONNX Runtime's optimiser recognises (transposed-key and scale folded into one FusedMatMul):
+        // q, k, v [N, T, C] split into heads, softmax(q·kᵀ / √d + mask)·v, heads merged. When the packed features are the
+        // concatenation of three projections (the BERT family's separate query, key and value), the projections are read
+        // directly and the concatenation is left out of the file; else q, k and v are sliced from the packed features.
         var name = onnx.Node.Name;
-        var x = onnx.Inputs[0];
         long c = onnx.InputShapes[0][2] / 3, d = c / Heads;
+        var packed = onnx.Graph.Node(onnx.Node.Inputs[0]);
+        bool separate = packed.Op is ConcatOp concat && (concat.Axis == 2 || concat.Axis == -1) && packed.Inputs.Count == 3
+            && packed.Inputs.All(i => onnx.Graph.Shapes[i] is { Length: 3 } shape && shape[2] == c);
         string Part(int k, string what, long[] perm)
         {
-            var slice = onnx.Emit("Slice", [x, onnx.Ints($"{name}.{what}_start", k * c), onnx.Ints($"{name}.{what}_end", (k + 1) * c), onnx.Ints($"{name}.{what}_axes", 2)],
-                onnx.Fresh($"{name}_{what}"));
-            var split = onnx.Emit("Reshape", [slice, onnx.Ints($"{name}.{what}_shape", 0, 0, Heads, d)], onnx.Fresh($"{name}_{what}_heads"));
+            var part = separate ? onnx.ValueOf(packed.Inputs[k])
+                : onnx.Emit("Slice", [onnx.Inputs[0], onnx.Ints($"{name}.{what}_start", k * c), onnx.Ints($"{name}.{what}_end", (k + 1) * c), onnx.Ints($"{name}.{what}_axes", 2)],
+                    onnx.Fresh($"{name}_{what}"));
+            var split = onnx.Emit("Reshape", [part, onnx.Ints($"{name}.{what}_shape", 0, 0, Heads, d)], onnx.Fresh($"{name}_{what}_heads"));
             return onnx.Emit("Transpose", [split], onnx.Fresh($"{name}_{what}_t"), Attr("perm", perm));
         }
         var q = Part(0, "q", [0, 2, 1, 3]);
         var kT = Part(1, "k", [0, 2, 3, 1]);
         var v = Part(2, "v", [0, 2, 1, 3]);
         var scores = onnx.Emit("MatMul", [q, kT], onnx.Fresh(name + "_scores"));
-        var scaled = onnx.Emit("Mul", [scores, onnx.Scalar(name + ".scale", 1 / Math.Sqrt(d))], onnx.Fresh(name + "_scaled"));
+        var scaled = onnx.Emit("Div", [scores, onnx.Scalar(name + ".sqrt_d", Math.Sqrt(d))], onnx.Fresh(name + "_scaled"));
         if (onnx.Inputs.Count > 1)
         {
             // Hugging Face's exported form: (1 − mask) · −10000 added to the scores, broadcast over heads and queries.
