@@ -42,7 +42,10 @@ public sealed class TextEncoder : IDisposable
         if (!inputs.Contains(Bert.AttentionMask))
             throw new GraphException($"{name}: the encoder graph has no '{Bert.AttentionMask}' input: not a BERT-family encoder");
         Module = module;
-        Tokenizer = tokenizer;
+        // A tokenizer without its own limit (a folder without tokenizer settings: 512) must not cut texts longer than the
+        // model has position embeddings for: it takes the model's limit.
+        int positions = module.Graph.Nodes.Select(n => n.Op).OfType<EmbeddingOp>().Where(e => e.Positions).Select(e => e.Count).DefaultIfEmpty(int.MaxValue).Min();
+        Tokenizer = tokenizer.Settings.MaxLength > positions ? tokenizer.WithSettings(tokenizer.Settings with { MaxLength = positions }) : tokenizer;
         Name = name;
         Pooling = pooling;
         Normalize = normalize;

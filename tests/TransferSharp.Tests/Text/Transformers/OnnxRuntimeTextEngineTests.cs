@@ -71,6 +71,18 @@ public sealed class OnnxRuntimeTextEngineTests(BundledMiniLmFolder bundled, ITes
     }
 
     [Fact]
+    public void A_folder_without_tokenizer_settings_cuts_texts_at_the_models_position_limit()
+    {
+        // The tiny BERT has 128 position embeddings and no tokenizer_config.json (whose default limit is 512).
+        using var encoder = TextEncoder.Load(EncoderFolders.TinyBert(Path.Combine(_dir, "limit"), ["code"]));
+        Assert.Equal(128, encoder.Tokenizer.Settings.MaxLength);
+        var truncated = new List<int>();
+        var vectors = encoder.Encode(["code", string.Join(' ', Enumerable.Repeat("code", 300))], truncated: truncated);
+        Assert.Equal([1], truncated);
+        Assert.All(vectors, v => Assert.All(v, x => Assert.True(float.IsFinite(x))));
+    }
+
+    [Fact]
     public void Exported_bert_graph_is_fused_by_onnx_runtime_as_the_packages_file_is()
     {
         using var encoder = TextEncoder.Load(bundled.Folder);
