@@ -108,6 +108,13 @@ public sealed record TrainOptions
     /// (default), or mini-batch epochs. MLP heads and fine-tuning always train by epochs.</summary>
     public HeadSolver HeadSolver { get; init; } = HeadSolver.Lbfgs;
 
+    /// <summary>Head mode, L-BFGS head with λ chosen on validation data: refit the head on the training and validation
+    /// samples together with the chosen λ, as scikit-learn's <c>LogisticRegressionCV(refit=True)</c> does, so the final
+    /// model learns from every labelled image (the validation scores in the record are those of the search, before the
+    /// refit). Not in <see cref="TrainMode.Auto"/>'s head arm, whose validation score must stay honest for its choice.
+    /// On by default: +1.6 points on the garments and +3.4 on the MNIST digits (docs/workflows.md).</summary>
+    public bool RefitHead { get; init; } = true;
+
     /// <summary>SGD momentum.</summary>
     public double Momentum { get; init; } = 0.9;
 
@@ -289,4 +296,9 @@ public sealed record HeadFitCandidate(double L2, int Iterations, double TrainLos
 /// <param name="L2">The λ whose weights the model holds.</param>
 /// <param name="Converged">True when every fit ended on the gradient or objective tolerance, not the iteration cap.</param>
 /// <param name="Candidates">Every λ tried, strongest first (the search stops after two λ worse than the best).</param>
-public sealed record HeadFitRecord(double L2, bool Converged, IReadOnlyList<HeadFitCandidate> Candidates);
+public sealed record HeadFitRecord(double L2, bool Converged, IReadOnlyList<HeadFitCandidate> Candidates)
+{
+    /// <summary>Samples of the final fit: the training samples, plus the validation samples when the head was refitted
+    /// on both with the chosen λ (<see cref="TrainOptions.RefitHead"/>).</summary>
+    public int? FinalFitSamples { get; init; }
+}

@@ -32,19 +32,20 @@ internal static class LogisticHead
     /// data 1/N, scikit-learn's default C = 1.
     /// </summary>
     public static TrainingState Fit(GraphModule model, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY, TrainOptions options,
-        Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation, out HeadFitRecord record)
+        Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation, out HeadFitRecord record, bool refit = false)
     {
         var (weight, bias) = ClassifierOf(model);
-        return Fit(weight, bias, model.Graph.ClassifierNode!, trainX, trainY, valX, valY, options, onEpoch, progress, cancellation, out record);
+        return Fit(weight, bias, model.Graph.ClassifierNode!, trainX, trainY, valX, valY, options, onEpoch, progress, cancellation, out record, refit);
     }
 
     /// <summary>
-    /// <see cref="Fit(GraphModule, Tensor, Tensor, Tensor?, Tensor?, TrainOptions, Action{EpochRecord}?, IProgress{ProgressInfo}?, CancellationToken, out HeadFitRecord)"/>
+    /// <see cref="Fit(GraphModule, Tensor, Tensor, Tensor?, Tensor?, TrainOptions, Action{EpochRecord}?, IProgress{ProgressInfo}?, CancellationToken, out HeadFitRecord, bool)"/>
     /// for any linear layer: <paramref name="weight"/> [K, F] (or [K, F, 1, 1]) and <paramref name="bias"/> [K] are
     /// overwritten with the fitted head (a text classifier's head on a frozen encoder's cached embeddings goes this way).
     /// </summary>
     public static TrainingState Fit(Tensor weight, Tensor bias, string classifierName, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
-        TrainOptions options, Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation, out HeadFitRecord record)
+        TrainOptions options, Action<EpochRecord>? onEpoch, IProgress<ProgressInfo>? progress, CancellationToken cancellation, out HeadFitRecord record,
+        bool refit = false)
     {
         var clock = Stopwatch.StartNew();
         int k = (int)weight.shape[0], f = (int)weight.shape[1];
@@ -88,13 +89,26 @@ internal static class LogisticHead
         }
         var fitted = best!;
         var chosen = candidates[Enumerable.Range(0, candidates.Count).First(i => vx is null || candidates[i].ValidationLoss == bestLoss)];
+        int finalSamples = (int)x.shape[0];
+        if (refit && vx is not null && options.L2 <= 0)
+        {
+            // λ chosen, the validation samples join the training samples for the final fit (warm-started from the chosen one).
+            var vTargets = nn.functional.one_hot(vy!, k).to_type(ScalarType.Float64);
+            if (options.LabelSmoothing > 0) vTargets = vTargets * (1 - options.LabelSmoothing) + options.LabelSmoothing / k;
+            x = cat([x, vx], 0);
+            targets = cat([targets, vTargets], 0);
+            y = cat([y, vy!], 0);
+            var (_, _, ok) = Minimise(fitted, t => Objective(t, x, targets, k, f, chosen.L2), cancellation);
+            converged &= ok;
+            finalSamples = (int)x.shape[0];
+        }
         using (no_grad())
         {
             weight.copy_(torch.tensor(fitted.AsSpan(0, k * f).ToArray(), [k, f]).view(weight.shape).to_type(weight.dtype).to(weight.device));
             bias.copy_(torch.tensor(fitted.AsSpan(k * f).ToArray()).to_type(bias.dtype).to(bias.device));
         }
         var (trainLoss, trainAccuracy) = Score(fitted, x, y, k, f);
-        record = new HeadFitRecord(chosen.L2, converged, candidates);
+        record = new HeadFitRecord(chosen.L2, converged, candidates) { FinalFitSamples = finalSamples };
         var epoch = new EpochRecord(1, 1, trainLoss, trainAccuracy, chosen.ValidationLoss, chosen.ValidationAccuracy, 0, clock.Elapsed.TotalSeconds);
         var state = new TrainingState
         {

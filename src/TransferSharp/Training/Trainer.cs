@@ -75,7 +75,7 @@ public static class Trainer
         CancellationToken cancellation)
     {
         var clock = Stopwatch.StartNew();
-        var head = Train(model, train, validation, options with { Mode = TrainMode.Head }, run, cancellation);
+        var head = Train(model, train, validation, options with { Mode = TrainMode.Head, RefitHead = false }, run, cancellation);
         var description = model.Description;
         TrainingRecord Keep(TrainingRecord record, string decision)
         {
@@ -173,7 +173,8 @@ public static class Trainer
             if (task is HeadTask head && LogisticHead.Applies(options))
             {
                 head.EnterStage(1); // the body frozen, as epoch training leaves it: the record lists the groups trained
-                state = LogisticHead.Fit(model, head.TrainX, head.TrainY, head.ValX, head.ValY, options, run.OnEpoch, run.Progress, cancellation, out headFit);
+                state = LogisticHead.Fit(model, head.TrainX, head.TrainY, head.ValX, head.ValY, options, run.OnEpoch, run.Progress, cancellation, out headFit,
+                    refit: options.RefitHead);
             }
             else state = TrainLoop.Run(task, options, fingerprint, run.Checkpoint, run.OnEpoch, run.Progress, cancellation);
         }

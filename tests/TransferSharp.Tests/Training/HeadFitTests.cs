@@ -74,6 +74,23 @@ public sealed class HeadFitTests : IDisposable
     }
 
     [Fact]
+    public void Refitting_keeps_the_chosen_penalty_and_fits_training_and_validation_samples_together()
+    {
+        var train = Make(120, 2);
+        var val = Make(60, 3);
+        using var split = FitHead(train, val, new TrainOptions { RefitHead = false });
+        using var refit = FitHead(train, val, new TrainOptions()); // the default
+        Assert.Equal(120, split.Training!.HeadFit!.FinalFitSamples);
+        Assert.Equal(180, refit.Training!.HeadFit!.FinalFitSamples);
+        Assert.Equal(split.Training.HeadFit.L2, refit.Training.HeadFit.L2);
+        Assert.Equal(split.Training.BestValidationAccuracy, refit.Training.BestValidationAccuracy); // the search's score
+        Assert.NotEqual(Weights(split), Weights(refit));
+        // A penalty given by the user is not a search: nothing is refitted.
+        using var given = FitHead(train, val, new TrainOptions { L2 = 1e-2, RefitHead = true });
+        Assert.Equal(120, given.Training!.HeadFit!.FinalFitSamples);
+    }
+
+    [Fact]
     public void A_given_l2_is_used_as_is_and_without_validation_the_penalty_is_one_over_n()
     {
         using var given = FitHead(Make(60, 2), Make(30, 3), new TrainOptions { L2 = 1e-2 });
