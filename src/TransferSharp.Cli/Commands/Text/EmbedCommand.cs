@@ -46,7 +46,7 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         public int BatchSize { get; init; } = TextEncoder.DefaultBatchSize;
 
         [CommandOption("--engine <ENGINE>")]
-        [Description("What runs the encoder: onnxruntime (the default on the CPU) exports the encoder's graph to ONNX in memory and runs it in ONNX Runtime, whose matrix kernels are the faster on this project's benchmark machine (docs/benchmarks.md, text-encode: 1.07-2.1x the torch engine on an AMD EPYC, more under load); torch runs the TorchSharp graph, as training does (the default with --device cuda; --device cuda takes torch only). Both give the same embeddings to float32 rounding.")]
+        [Description("What runs the encoder: torch runs the TorchSharp graph, as training does; onnxruntime exports the encoder's graph to ONNX in memory and runs it in ONNX Runtime (CPU only). The default is torch where LibTorch's MKL runs the kernels for this CPU's instruction set (Intel CPUs, or the command's MKL path on others: 1.14-1.18x the onnxruntime engine on a quiet AMD EPYC, docs/benchmarks.md text-encode) and onnxruntime where it does not (TRANSFERSHARP_MKL_INTEL_PATH=0 on AMD: onnxruntime 1.07-2.1x faster). Both give the same embeddings to float32 rounding.")]
         public string? Engine { get; init; }
 
         public override ValidationResult Validate()
@@ -76,7 +76,10 @@ public sealed class EmbedCommand : Command<EmbedCommand.Settings>
         encoder.Module.to(device);
         // ONNX Runtime on the CPU unless told otherwise; the TorchSharp graph on any other device.
         bool cpu = device.type == DeviceType.CPU;
-        string engine = settings.Engine switch { null => cpu ? OnnxRuntimeEngineName : TorchEngineName, "torchsharp" => TorchEngineName, var e => e };
+        // By measurement (docs/benchmarks.md, text-encode): MKL's kernels for the CPU's instruction set beat ONNX Runtime's;
+        // its generic path on a CPU that is not Intel's does not.
+        bool mklFast = TransferSharp.Runtime.TorchRuntime.MklCodePath is TransferSharp.Runtime.MklCodePathChoice.Applied or TransferSharp.Runtime.MklCodePathChoice.NotApplicable;
+        string engine = settings.Engine switch { null => cpu && !mklFast ? OnnxRuntimeEngineName : TorchEngineName, "torchsharp" => TorchEngineName, var e => e };
         if (engine == OnnxRuntimeEngineName && !cpu)
             throw new UsageException($"--engine onnxruntime runs on the CPU; with --device {settings.Device} use --engine torch");
         if (engine == OnnxRuntimeEngineName)
