@@ -73,6 +73,14 @@ public static partial class TorchRuntime
         nint loadBase = function - (nint)found.Value.SymbolValue;
         var stub = ReturnOneStub();
         if (stub == 0) return MklCodePathChoice.NotFound;
+        // Each slot must hold what the dynamic linker put there — the function itself (bound) or an address inside the
+        // library (its lazy-binding stub) — or the computed addresses are not this library's: then nothing is written.
+        var (first, last) = MappedRange(path);
+        foreach (var offset in found.Value.SlotOffsets)
+        {
+            nint current = ReadPointer(loadBase + (nint)offset, first, last);
+            if (current != function && (current < first || current >= last)) return MklCodePathChoice.NotFound;
+        }
         foreach (var offset in found.Value.SlotOffsets)
             if (!WritePointer(loadBase + (nint)offset, stub)) return MklCodePathChoice.NotFound;
         return MklCodePathChoice.Applied;
@@ -111,6 +119,25 @@ public static partial class TorchRuntime
         if (!writable) Mprotect(page, 4096, PROT_READ);
         return true;
     }
+
+    /// <summary>The lowest and highest address of the library's mappings (0, 0 when it is not mapped).</summary>
+    private static (nint First, nint Last) MappedRange(string path)
+    {
+        ulong first = ulong.MaxValue, last = 0;
+        foreach (var line in File.ReadLines("/proc/self/maps"))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length < 6 || parts[5] != path) continue;
+            var range = parts[0].Split('-');
+            first = Math.Min(first, Convert.ToUInt64(range[0], 16));
+            last = Math.Max(last, Convert.ToUInt64(range[1], 16));
+        }
+        return last == 0 ? (0, 0) : ((nint)first, (nint)last);
+    }
+
+    /// <summary>The pointer at <paramref name="slot"/>, read only when the slot lies inside the library's mappings (else 0).</summary>
+    private static unsafe nint ReadPointer(nint slot, nint first, nint last) =>
+        slot >= first && slot + sizeof(nint) <= last && slot % sizeof(nint) == 0 ? Volatile.Read(ref *(nint*)slot) : 0;
 
     private static bool? MappingIsWritable(nint address)
     {
