@@ -54,8 +54,12 @@ internal static class LogisticHead
         using var scope = NewDisposeScope();
         var x = trainX.to(CPU).to_type(ScalarType.Float64);
         var y = trainY.to(CPU);
-        var targets = nn.functional.one_hot(y, k).to_type(ScalarType.Float64);
-        if (options.LabelSmoothing > 0) targets = targets * (1 - options.LabelSmoothing) + options.LabelSmoothing / k;
+        Tensor Targets(Tensor labels)
+        {
+            var t = nn.functional.one_hot(labels, k).to_type(ScalarType.Float64);
+            return options.LabelSmoothing > 0 ? t * (1 - options.LabelSmoothing) + options.LabelSmoothing / k : t;
+        }
+        var targets = Targets(y);
         var vx = valX?.to(CPU).to_type(ScalarType.Float64);
         var vy = valY?.to(CPU);
         double[] grid = options.L2 > 0 ? [options.L2] : vx is null ? [1.0 / x.shape[0]] : L2Grid;
@@ -93,10 +97,8 @@ internal static class LogisticHead
         if (refit && vx is not null && options.L2 <= 0)
         {
             // λ chosen, the validation samples join the training samples for the final fit (warm-started from the chosen one).
-            var vTargets = nn.functional.one_hot(vy!, k).to_type(ScalarType.Float64);
-            if (options.LabelSmoothing > 0) vTargets = vTargets * (1 - options.LabelSmoothing) + options.LabelSmoothing / k;
             x = cat([x, vx], 0);
-            targets = cat([targets, vTargets], 0);
+            targets = cat([targets, Targets(vy!)], 0);
             y = cat([y, vy!], 0);
             var (_, _, ok) = Minimise(fitted, t => Objective(t, x, targets, k, f, chosen.L2), cancellation);
             converged &= ok;

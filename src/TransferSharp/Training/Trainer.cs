@@ -366,8 +366,16 @@ public static class Trainer
                 Model.Freeze();
                 Model.Unfreeze(ModelGraph.HeadGroup);
             }
-            else if (_options.UnfreezeFrom is { } g) Model.UnfreezeFrom(g);
-            else Model.UnfreezeTop(_options.UnfreezeTop ?? 2);
+            else Model.UnfreezeTop(StageTwoGroups());
+        }
+
+        /// <summary>How many layer groups (the head counted) stage 2 trains: <see cref="TrainOptions.UnfreezeTop"/>, or
+        /// <see cref="TrainOptions.UnfreezeFrom"/>'s group and those above it (both checked by the constructor).</summary>
+        private int StageTwoGroups()
+        {
+            if (_options.UnfreezeFrom is not { } g) return _options.UnfreezeTop ?? 2;
+            var names = Model.GroupNames;
+            return names.Count - names.ToList().FindIndex(n => string.Equals(n, g, StringComparison.OrdinalIgnoreCase));
         }
 
         /// <summary>Gradual unfreezing: stage 2's optimizer holds every group the stage unfreezes (EnterStage); epoch j of
@@ -375,11 +383,7 @@ public static class Trainer
         public void EnterEpoch(int stage, int epochOfStage)
         {
             if (stage != 2 || !_options.GradualUnfreeze) return;
-            var names = Model.GroupNames;
-            int target = _options.UnfreezeFrom is { } g
-                ? names.Count - names.ToList().FindIndex(n => string.Equals(n, g, StringComparison.OrdinalIgnoreCase))
-                : _options.UnfreezeTop ?? 2;
-            Model.UnfreezeTop(Math.Min(target, 2 + epochOfStage));
+            Model.UnfreezeTop(Math.Min(StageTwoGroups(), 2 + epochOfStage));
         }
 
         public IReadOnlyList<ParamGroup> ParamGroups(int stage, TrainOptions options)
