@@ -65,24 +65,32 @@ public static partial class TorchRuntime
             return MklCodePathChoice.OptedOut;
         _ = get_num_threads(); // loads LibTorch
         var path = LoadedLibraryPath("libtorch_cpu");
-        if (path is null || !NativeLibrary.TryLoad(path, out var library)) return MklCodePathChoice.NotApplicable;
-        if (!NativeLibrary.TryGetExport(library, MklVendorCheck, out var function)) return MklCodePathChoice.NotApplicable;
+        if (path is null || !NativeLibrary.TryLoad(path, out var handle)) return MklCodePathChoice.NotApplicable;
+        if (!NativeLibrary.TryGetExport(handle, MklVendorCheck, out var function)) return MklCodePathChoice.NotApplicable;
         var found = ElfImportSlots.Find(path, MklVendorCheck);
         if (found is null) return MklCodePathChoice.NotFound;
         // The library's load address: the exported function's address less its value in the file.
         nint loadBase = function - (nint)found.Value.SymbolValue;
-        var stub = ReturnOneStub();
-        if (stub == 0) return MklCodePathChoice.NotFound;
-        // Each slot must hold what the dynamic linker put there — the function itself (bound) or an address inside the
-        // library (its lazy-binding stub) — or the computed addresses are not this library's: then nothing is written.
-        var (first, last) = MappedRange(path);
+        // Each slot must lie in one of the library's mappings and hold what the dynamic linker put there — the function
+        // itself (bound) or an address inside the library (its lazy-binding stub) — or the computed addresses are not this
+        // library's: then nothing is written.
+        var library = Mappings().Where(m => m.Path == path).ToList();
+        if (library.Count == 0) return MklCodePathChoice.NotFound;
+        ulong first = library.Min(m => m.Start), last = library.Max(m => m.End);
+        var slots = new List<(nint Address, bool Writable)>();
         foreach (var offset in found.Value.SlotOffsets)
         {
-            nint current = ReadPointer(loadBase + (nint)offset, first, last);
-            if (current != function && (current < first || current >= last)) return MklCodePathChoice.NotFound;
+            nint slot = loadBase + (nint)offset;
+            var mapping = library.FirstOrDefault(m => (ulong)slot >= m.Start && (ulong)slot + (ulong)IntPtr.Size <= m.End);
+            if (mapping.Path is null || slot % IntPtr.Size != 0) return MklCodePathChoice.NotFound;
+            nint current = ReadPointer(slot);
+            if (current != function && ((ulong)current < first || (ulong)current >= last)) return MklCodePathChoice.NotFound;
+            slots.Add((slot, mapping.Permissions.Length > 1 && mapping.Permissions[1] == 'w'));
         }
-        foreach (var offset in found.Value.SlotOffsets)
-            if (!WritePointer(loadBase + (nint)offset, stub)) return MklCodePathChoice.NotFound;
+        var stub = ReturnOneStub();
+        if (stub == 0) return MklCodePathChoice.NotFound;
+        foreach (var (slot, writable) in slots)
+            if (!WritePointer(slot, stub, writable)) return MklCodePathChoice.NotFound;
         return MklCodePathChoice.Applied;
     }
 
@@ -108,11 +116,9 @@ public static partial class TorchRuntime
     }
 
     /// <summary>Writes an import slot, making its page writable for the write when RELRO made it read-only.</summary>
-    private static unsafe bool WritePointer(nint slot, nint value)
+    private static unsafe bool WritePointer(nint slot, nint value, bool writable)
     {
         const int PROT_READ = 1, PROT_WRITE = 2;
-        if (slot % sizeof(nint) != 0) return false;
-        bool writable = MappingIsWritable(slot) ?? false;
         nint page = slot & ~(nint)4095;
         if (!writable && Mprotect(page, 4096, PROT_READ | PROT_WRITE) != 0) return false;
         Volatile.Write(ref *(nint*)slot, value); // one aligned 8-byte store: a concurrent call sees the old or the new target
@@ -120,36 +126,8 @@ public static partial class TorchRuntime
         return true;
     }
 
-    /// <summary>The lowest and highest address of the library's mappings (0, 0 when it is not mapped).</summary>
-    private static (nint First, nint Last) MappedRange(string path)
-    {
-        ulong first = ulong.MaxValue, last = 0;
-        foreach (var line in File.ReadLines("/proc/self/maps"))
-        {
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length < 6 || parts[5] != path) continue;
-            var range = parts[0].Split('-');
-            first = Math.Min(first, Convert.ToUInt64(range[0], 16));
-            last = Math.Max(last, Convert.ToUInt64(range[1], 16));
-        }
-        return last == 0 ? (0, 0) : ((nint)first, (nint)last);
-    }
-
-    /// <summary>The pointer at <paramref name="slot"/>, read only when the slot lies inside the library's mappings (else 0).</summary>
-    private static unsafe nint ReadPointer(nint slot, nint first, nint last) =>
-        slot >= first && slot + sizeof(nint) <= last && slot % sizeof(nint) == 0 ? Volatile.Read(ref *(nint*)slot) : 0;
-
-    private static bool? MappingIsWritable(nint address)
-    {
-        foreach (var line in File.ReadLines("/proc/self/maps"))
-        {
-            var parts = line.Split(' ', 3);
-            var range = parts[0].Split('-');
-            ulong start = Convert.ToUInt64(range[0], 16), end = Convert.ToUInt64(range[1], 16);
-            if ((ulong)address >= start && (ulong)address < end) return parts[1].Length > 1 && parts[1][1] == 'w';
-        }
-        return null;
-    }
+    /// <summary>The pointer at an aligned address known to be mapped.</summary>
+    private static unsafe nint ReadPointer(nint slot) => Volatile.Read(ref *(nint*)slot);
 
     [LibraryImport("libc", EntryPoint = "mmap")]
     private static partial nint Mmap(nint address, nint length, int protection, int flags, int fd, nint offset);

@@ -230,15 +230,26 @@ public static partial class TorchRuntime
         return $"{model} ({RuntimeInformation.ProcessArchitecture}{(features.Count > 0 ? ", " + string.Join(", ", features) : "")})";
     }
 
-    private static string? LoadedLibraryPath(string stem)
+    private static string? LoadedLibraryPath(string stem) =>
+        Mappings().Where(m => m.Path is not null && Path.GetFileName(m.Path).StartsWith(stem, StringComparison.Ordinal)).Select(m => m.Path).FirstOrDefault();
+
+    /// <summary>The process's memory mappings from /proc/self/maps: address range, permissions ("r-xp") and the mapped
+    /// file (null for anonymous ones); empty where there is no such file.</summary>
+    private static IReadOnlyList<(ulong Start, ulong End, string Permissions, string? Path)> Mappings()
     {
         try
         {
-            if (!File.Exists("/proc/self/maps")) return null;
-            return File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                .Where(p => p.Length >= 6 && Path.GetFileName(p[5]).StartsWith(stem, StringComparison.Ordinal)).Select(p => p[5]).FirstOrDefault();
+            if (!File.Exists("/proc/self/maps")) return [];
+            var mappings = new List<(ulong, ulong, string, string?)>();
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                var range = parts[0].Split('-');
+                mappings.Add((Convert.ToUInt64(range[0], 16), Convert.ToUInt64(range[1], 16), parts[1], parts.Length >= 6 ? parts[5] : null));
+            }
+            return mappings;
         }
-        catch (IOException) { return null; }
+        catch (IOException) { return []; }
     }
 
     private static (string? Path, bool Has3432) SystemLibStdCxx()
