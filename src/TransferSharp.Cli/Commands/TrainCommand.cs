@@ -414,7 +414,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             BadImages = badImages,
             OnEpoch = e => ConsoleUi.Err.MarkupLine(
                 $"epoch {e.Epoch,3} (stage {e.Stage}): train loss {e.TrainLoss:F4} acc {e.TrainAccuracy:P1}"
-                + (e.ValidationAccuracy is { } va ? $" | val loss {e.ValidationLoss:F4} acc {va:P1}" : "") + $" | lr {e.LearningRate:G3} | {e.Seconds:F1}s"),
+                + (e.ValidationAccuracy is { } va ? $" | val loss {e.ValidationLoss:F4} acc {va:P1}" : "") + $" | lr {e.LearningRate:G3} | {e.Seconds:F1}s"
+                + (e.TrainImagesPerSecond > 0 ? $" | {e.TrainImagesPerSecond:F0} images/s, waited {e.LoaderWaitSeconds:F1}s for the loader" : "")),
         };
         var record = Trainer.Train(source, train, val, options, run, cancellation);
         var model = source;

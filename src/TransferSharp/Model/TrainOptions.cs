@@ -222,8 +222,12 @@ public sealed record TrainOptions
 /// <param name="ValidationAccuracy">Validation accuracy.</param>
 /// <param name="LearningRate">Head learning rate at the end of the epoch.</param>
 /// <param name="Seconds">Wall time of the epoch, validation included.</param>
+/// <param name="TrainImagesPerSecond">Training samples per second of the training pass (loading and steps; validation not
+/// included); 0 where no pass ran (a head fitted by L-BFGS).</param>
+/// <param name="LoaderWaitSeconds">Seconds of the training pass the steps waited for the loader's next batch: near 0 when
+/// loading keeps up with the model (the cores do model work), a large share of the pass when loading is the bottleneck.</param>
 public sealed record EpochRecord(int Epoch, int Stage, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy,
-    double LearningRate, double Seconds);
+    double LearningRate, double Seconds, double TrainImagesPerSecond = 0, double LoaderWaitSeconds = 0);
 
 /// <summary>What training did: settings, data, the curves and the kept epoch. Stored in the model file.</summary>
 public sealed record TrainingRecord

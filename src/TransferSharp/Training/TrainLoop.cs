@@ -127,12 +127,12 @@ internal static class TrainLoop
                     }
                     task.EnterEpoch(stage, stage == 1 ? e : e - headEpochs);
                     var epochClock = Stopwatch.StartNew();
-                    double trainLoss, trainAcc;
+                    double trainLoss, trainAcc, rate, wait;
                     using (var generator = DropoutGenerator(options.Seed, e))
                     {
                         var previous = task.DropoutGenerator;
                         task.DropoutGenerator = generator;
-                        try { (trainLoss, trainAcc) = TrainEpoch(task, options, optimizer!, schedule!, average, state, e, total, progress, cancellation); }
+                        try { (trainLoss, trainAcc, rate, wait) = TrainEpoch(task, options, optimizer!, schedule!, average, state, e, total, progress, cancellation); }
                         finally { task.DropoutGenerator = previous; }
                     }
                     double? valLoss = null, valAcc = null;
@@ -149,7 +149,7 @@ internal static class TrainLoop
                         if (improved) CopyState(model, task, best);
                     }
                     var record = new EpochRecord(e + 1, stage, trainLoss, trainAcc, valLoss, valAcc,
-                        optimizer!.Groups[0].LearningRate, epochClock.Elapsed.TotalSeconds);
+                        optimizer!.Groups[0].LearningRate, epochClock.Elapsed.TotalSeconds, rate, wait);
                     state.History.Add(record);
                     if (improved)
                     {
@@ -204,7 +204,7 @@ internal static class TrainLoop
     /// </summary>
     internal static Generator DropoutGenerator(int seed, int epoch) => new((ulong)Data.DataLoader.MixSeed(seed, epoch, -2));
 
-    private static (double Loss, double Accuracy) TrainEpoch<TInput>(ITrainingTask<TInput> task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
+    private static (double Loss, double Accuracy, double ImagesPerSecond, double LoaderWaitSeconds) TrainEpoch<TInput>(ITrainingTask<TInput> task, TrainOptions options, Optimizer optimizer, LearningRateSchedule schedule,
         WeightAverage? average, TrainingState state, int epoch, int total, IProgress<ProgressInfo>? progress, CancellationToken cancellation) where TInput : IDisposable
     {
         var model = task.Module;
@@ -226,8 +226,16 @@ internal static class TrainLoop
             state.StageSteps++;
         }
 
-        foreach (var (x, y) in task.TrainBatches(epoch, cancellation))
+        // The time spent asking for the next batch is the time the steps waited for the loader.
+        var waited = TimeSpan.Zero;
+        using var batches = task.TrainBatches(epoch, cancellation).GetEnumerator();
+        while (true)
         {
+            long asked = Stopwatch.GetTimestamp();
+            bool more = batches.MoveNext();
+            waited += Stopwatch.GetElapsedTime(asked);
+            if (!more) break;
+            var (x, y) = batches.Current;
             using (x)
             using (y)
             using (var scope = NewDisposeScope())
@@ -249,7 +257,7 @@ internal static class TrainLoop
         }
         if (micro % options.AccumulationSteps != 0) Step();
         if (seen == 0) throw new TransferSharpException("no training sample could be loaded in this epoch (every image was unreadable?)");
-        return (lossSum / seen, correct / (double)seen);
+        return (lossSum / seen, correct / (double)seen, seen / Math.Max(1e-9, clock.Elapsed.TotalSeconds), waited.TotalSeconds);
     }
 
     private static void CopyState<TInput>(nn.Module model, ITrainingTask<TInput> task, Dictionary<string, Tensor> best) where TInput : IDisposable

@@ -77,6 +77,12 @@ public sealed class ModelFileTests : IDisposable
         Assert.Equal(model.Architecture, loaded.Architecture);
         Assert.Equal(model.Preprocessing.CropSize, loaded.Preprocessing.CropSize);
         Assert.Equal(2, loaded.Training!.History.Count);
+        // Each epoch says how fast its training pass ran and how long its steps waited for the loader (stored with the model).
+        Assert.All(loaded.Training.History, h =>
+        {
+            Assert.True(h.TrainImagesPerSecond > 0, "images/s of the training pass");
+            Assert.InRange(h.LoaderWaitSeconds, 0, h.Seconds);
+        });
         using var x = torch.randn(2, 3, 32, 32, generator: new torch.Generator(1));
         model.Module.eval();
         loaded.Module.eval();
