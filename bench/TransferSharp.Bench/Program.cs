@@ -24,6 +24,11 @@ var suites = new Dictionary<string, (string Help, Func<string[], int> Run)>(Stri
 // A worker of the `isa` suite chooses its oneDNN kernels itself, before anything below loads LibTorch.
 if (IsaBench.IsWorker(args)) return IsaBench.Worker(args);
 
+// The serve suite measures what `transfer serve` runs: the command restricts oneDNN to AVX2 (the platform fault of
+// AVX-512 convolutions beside busy threads) before LibTorch loads; `--avx512` measures without that.
+if (args.Length > 0 && args[0].Equals("serve", StringComparison.OrdinalIgnoreCase) && !args.Contains("--avx512"))
+    TransferSharp.Runtime.TorchRuntime.AvoidAvx512KernelFault();
+
 // The benchmark host opts in to the process-wide tuning the `transfer` command applies (malloc, NNPACK off), so both
 // measure the same. MKL's kernels are chosen by instruction set, not vendor, before anything runs a matrix product.
 TransferSharp.Runtime.TorchRuntime.TuneAllocator();

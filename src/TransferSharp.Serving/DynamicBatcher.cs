@@ -17,11 +17,15 @@ internal sealed class QueueFullException(int queued, int capacity)
     : Exception($"the queue holds {queued} of {capacity} images; retry shortly");
 
 /// <summary>
-/// Dynamic batching: requests put preprocessed images into one queue; a single worker takes the first waiting image,
-/// waits up to <see cref="ServingOptions.MaxDelay"/> for more (at most <see cref="ServingOptions.MaxBatch"/>), and runs
-/// them in one forward pass. The queue is bounded by <see cref="ServingOptions.MaxQueue"/> images: a request that would
-/// overflow it is refused whole, before anything of it is queued. An image whose request gave up (timeout, client gone)
-/// is skipped. Disposing lets the worker finish what is queued, then stops it.
+/// Dynamic batching: requests put preprocessed images into one queue; a worker takes the first waiting image, waits up
+/// to <see cref="ServingOptions.MaxDelay"/> for more (at most <see cref="ServingOptions.MaxBatch"/>), and runs them in
+/// one forward pass. With several workers (<see cref="ServingOptions.Workers"/>) one gathers while another computes, and
+/// the intra-op threads are shared out among the forward passes running at once: a batch that starts alone uses all of
+/// them, two at once use half each — on 2 cores two one-thread passes get more done than one two-thread pass (the
+/// convolutions scale poorly across two threads at these sizes; docs/benchmarks.md, "Serving"). The queue is bounded by
+/// <see cref="ServingOptions.MaxQueue"/> images: a request that would overflow it is refused whole, before anything of
+/// it is queued. An image whose request gave up (timeout, client gone) is skipped. Disposing lets the workers finish
+/// what is queued, then stops them.
 /// </summary>
 internal sealed class DynamicBatcher : IDisposable
 {
@@ -38,10 +42,13 @@ internal sealed class DynamicBatcher : IDisposable
     private readonly ServedModel _model;
     private readonly ServingOptions _options;
     private readonly ServingMetrics _metrics;
-    private readonly Channel<Item> _queue = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Thread _worker;
+    private readonly Channel<Item> _queue = Channel.CreateUnbounded<Item>(new UnboundedChannelOptions { SingleReader = false });
+    private readonly Thread[] _workers;
+    private readonly SemaphoreSlim _gathering = new(1, 1);
+    private readonly int _threads;
+    private readonly bool _shareThreads;
     private readonly TaskCompletionSource _warm = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _queued;
+    private int _queued, _warming, _running;
 
     public DynamicBatcher(ServedModel model, ServingOptions options, ServingMetrics metrics)
     {
@@ -49,17 +56,24 @@ internal sealed class DynamicBatcher : IDisposable
         _model = model;
         _options = options;
         _metrics = metrics;
-        // One dedicated thread runs every forward pass. LibTorch keeps an intra-op thread team per calling thread:
-        // forward passes hopping over thread-pool threads (as an async loop's continuations do) multiply the teams,
-        // whose idle threads spin and starve the one working (mobilenet_v2 ran 2× slower per image batched than alone).
-        _worker = new Thread(Work) { IsBackground = true, Name = "TransferSharp batcher" };
-        _worker.Start();
+        _threads = Math.Max(1, TorchSharp.torch.get_num_threads());
+        int workers = options.WorkersFor(model);
+        _shareThreads = workers > 1 && model.Engine == "torchsharp";
+        _warming = workers;
+        // Dedicated threads run the forward passes. LibTorch keeps an intra-op thread team per calling thread: forward
+        // passes hopping over thread-pool threads (as an async loop's continuations do) multiply the teams, whose idle
+        // threads spin and starve the one working (mobilenet_v2 ran 2× slower per image batched than alone).
+        _workers = Enumerable.Range(0, workers).Select(i => new Thread(Work) { IsBackground = true, Name = $"TransferSharp batcher {i + 1}" }).ToArray();
+        foreach (var w in _workers) w.Start();
     }
 
-    /// <summary>True once the model has run one warm-up batch.</summary>
+    /// <summary>Forward passes that may run at once.</summary>
+    public int Workers => _workers.Length;
+
+    /// <summary>True once every worker has run its warm-up batch.</summary>
     public bool IsReady => _warm.Task.IsCompletedSuccessfully;
 
-    /// <summary>Completes when the warm-up batch has run (faults when it failed).</summary>
+    /// <summary>Completes when the warm-up batches have run (faults when one failed).</summary>
     public Task Ready => _warm.Task;
 
     /// <summary>Images waiting.</summary>
@@ -103,34 +117,53 @@ internal sealed class DynamicBatcher : IDisposable
         try
         {
             RunWarmUp();
-            _warm.SetResult();
+            if (Interlocked.Decrement(ref _warming) == 0) _warm.TrySetResult();
         }
         catch (Exception e)
         {
-            _warm.SetException(e);
+            _warm.TrySetException(e);
         }
-        var reader = _queue.Reader;
         var batch = new List<Item>(_options.MaxBatch);
-        while (WaitToRead(reader, Timeout.InfiniteTimeSpan))
+        bool open = true;
+        while (open)
         {
             batch.Clear();
-            long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
-            while (batch.Count < _options.MaxBatch)
+            // One worker gathers at a time, so that concurrent gathering does not split what arrives into small batches.
+            _gathering.Wait();
+            try
             {
-                if (reader.TryRead(out var item))
-                {
-                    if (item.Abandoned) Interlocked.Decrement(ref _queued);
-                    else batch.Add(item);
-                    continue;
-                }
-                if (batch.Count == 0) { if (!WaitToRead(reader, Timeout.InfiniteTimeSpan)) break; continue; }
-                var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-                if (left <= TimeSpan.Zero || !WaitToRead(reader, left)) break;
+                open = Gather(_queue.Reader, batch);
             }
-            // Images count as queued until their forward pass starts (also while the batch gathers).
-            _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
+            finally
+            {
+                _gathering.Release();
+            }
             if (batch.Count > 0) Run(batch);
         }
+    }
+
+    /// <summary>Waits for a first image, then for more until the batch is full or <see cref="ServingOptions.MaxDelay"/>
+    /// has passed; false once the queue is completed and empty.</summary>
+    private bool Gather(ChannelReader<Item> reader, List<Item> batch)
+    {
+        if (!WaitToRead(reader, Timeout.InfiniteTimeSpan)) return false;
+        long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
+        bool open = true;
+        while (batch.Count < _options.MaxBatch)
+        {
+            if (reader.TryRead(out var item))
+            {
+                if (item.Abandoned) Interlocked.Decrement(ref _queued);
+                else batch.Add(item);
+                continue;
+            }
+            if (batch.Count == 0) { if (!(open = WaitToRead(reader, Timeout.InfiniteTimeSpan))) break; continue; }
+            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (left <= TimeSpan.Zero || !WaitToRead(reader, left)) break;
+        }
+        // Images count as queued until their forward pass starts (also while the batch gathers).
+        _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
+        return open || batch.Count > 0;
     }
 
     /// <summary>Blocks the worker until an image can be read (true), the wait runs out or the queue completes (false).</summary>
@@ -147,7 +180,7 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    // One batch of one image. Not every batch size: oneDNN's own timing (ONEDNN_VERBOSE=all, resnet18_cntk) put the kernels
+    // One batch of one image per worker. Not every batch size: oneDNN's own timing (ONEDNN_VERBOSE=all, resnet18_cntk) put the kernels
     // it builds for a new batch size at 5–10 ms in all, against hundreds of ms for the forward pass they serve.
     private void RunWarmUp()
     {
@@ -157,6 +190,21 @@ internal sealed class DynamicBatcher : IDisposable
     }
 
     private void Run(List<Item> batch)
+    {
+        int running = Interlocked.Increment(ref _running);
+        try
+        {
+            // A pass that starts alone takes every intra-op thread; one that starts beside another takes its share.
+            if (_shareThreads) Runtime.TorchRuntime.SetCallingThreadIntraOpThreads(Math.Max(1, _threads / running));
+            RunGroups(batch);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _running);
+        }
+    }
+
+    private void RunGroups(List<Item> batch)
     {
         foreach (var group in batch.GroupBy(i => i.Task))
         {
@@ -197,10 +245,11 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    /// <summary>Stops taking images, lets the worker finish the queued ones, and waits for it.</summary>
+    /// <summary>Stops taking images, lets the workers finish the queued ones, and waits for them.</summary>
     public void Dispose()
     {
         _queue.Writer.TryComplete();
-        _worker.Join(TimeSpan.FromSeconds(30));
+        var until = Stopwatch.StartNew();
+        foreach (var w in _workers) w.Join(TimeSpan.FromSeconds(Math.Max(0, 30 - until.Elapsed.TotalSeconds)));
     }
 }

@@ -134,13 +134,27 @@ public static partial class TorchRuntime
 
     private static readonly object MitigationLock = new();
 
+    /// <summary>
+    /// Whether oneDNN in this process may run the AVX-512 convolutions of the platform fault (<see cref="AvoidAvx512KernelFault"/>):
+    /// a Linux x64 CPU with AVX-512 where the host did not restrict oneDNN (not asked, opted out, or asked too late).
+    /// Code that would run convolutions on two threads at once (the server's workers) runs them on one where this is true.
+    /// </summary>
+    public static bool Avx512KernelFaultExposed => Avx512Mitigation switch
+    {
+        Avx512KernelFaultMitigation.Applied or Avx512KernelFaultMitigation.NotApplicable or Avx512KernelFaultMitigation.SetByEnvironment => false,
+        Avx512KernelFaultMitigation.NotRequested => Avx512FaultPlatform(),
+        _ => true,
+    };
+
+    // CPUID rather than Avx512F.IsSupported: DOTNET_EnableAVX512F=0 hides AVX-512 from .NET, not from oneDNN.
+    private static bool Avx512FaultPlatform() =>
+        OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture == Architecture.X64
+        && X86Base.IsSupported && (X86Base.CpuId(7, 0).Ebx & (1 << 16)) != 0;
+
     private static Avx512KernelFaultMitigation DecideAvx512Mitigation()
     {
         const string variable = "ONEDNN_MAX_CPU_ISA";
-        // CPUID rather than Avx512F.IsSupported: DOTNET_EnableAVX512F=0 hides AVX-512 from .NET, not from oneDNN.
-        bool avx512 = X86Base.IsSupported && (X86Base.CpuId(7, 0).Ebx & (1 << 16)) != 0;
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64 || !avx512)
-            return Avx512KernelFaultMitigation.NotApplicable;
+        if (!Avx512FaultPlatform()) return Avx512KernelFaultMitigation.NotApplicable;
         if (Environment.GetEnvironmentVariable("TRANSFERSHARP_AVX512") is "1" or "true" or "on")
             return Avx512KernelFaultMitigation.OptedOut;
         if (LoadedLibraryPath("libtorch_cpu") is not null)

@@ -64,6 +64,9 @@ public sealed class ServeCommandTests(ServingFixture fixture)
         (code, _, err) = CliRunner.Run("serve", "--model", fixture.ModelPath, "--urls", "ftp://x");
         Assert.NotEqual(0, code);
         Assert.Contains("--urls", err);
+        (code, _, err) = CliRunner.Run("serve", "--model", fixture.ModelPath, "--workers", "-1");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--workers", err);
         (code, _, err) = CliRunner.Run("serve", "--model", fixture.ModelPath, "--max-bacth", "8");
         Assert.NotEqual(0, code);
         Assert.Contains("max-bacth", err);

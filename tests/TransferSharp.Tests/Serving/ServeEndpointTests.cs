@@ -212,6 +212,43 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
     }
 
     [Fact]
+    public async Task Two_workers_run_batches_side_by_side_and_every_answer_is_its_own()
+    {
+        await using var server = await fixture.StartAsync(new ServingOptions { Workers = 2, MaxBatch = 4, MaxDelay = TimeSpan.FromMilliseconds(20) });
+        Assert.Equal(2, server.Batcher.Workers);
+        async Task<float[]> Vector(string path) =>
+            (await Json(await server.Client.PostAsync("v1/features", RunningServer.ImageFile(path)), HttpStatusCode.OK))
+                .GetProperty("features")[0].GetProperty("vector").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        var alone = new Dictionary<string, float[]> { [Cat] = await Vector(Cat), [Coffee] = await Vector(Coffee) };
+
+        // 32 requests at once, cat and coffee alternating: batches of up to 4 on both workers, each answer the image's own.
+        var paths = Enumerable.Range(0, 32).Select(i => i % 2 == 0 ? Cat : Coffee).ToArray();
+        var answers = await Task.WhenAll(paths.Select(Vector));
+        static double Distance(float[] a, float[] b) => Math.Sqrt(a.Zip(b, (x, y) => (double)(x - y) * (x - y)).Sum());
+        static double Norm(float[] a) => Math.Sqrt(a.Sum(x => (double)x * x));
+        for (int i = 0; i < paths.Length; i++)
+            Assert.True(Distance(answers[i], alone[paths[i]]) < 1e-4 * Norm(alone[paths[i]]), $"request {i} got the features of {Path.GetFileName(paths[i])}");
+        var metrics = (await server.Client.GetStringAsync("metrics")).Split('\n');
+        double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(34, Value("transfersharp_images_total"));
+        Assert.True(Value("transfersharp_batch_size_count") < 34, "concurrent requests were batched");
+    }
+
+    [Fact]
+    public void Workers_are_what_is_asked_and_one_for_onnx_runtime_when_left_to_choose()
+    {
+        using var torch = ServedModel.Load(fixture.ModelPath);
+        using var ort = ServedModel.Load(fixture.ModelPath, engine: "onnxruntime");
+        Assert.Equal(3, new ServingOptions { Workers = 3 }.WorkersFor(torch));
+        Assert.Equal(1, new ServingOptions().WorkersFor(ort));
+        // Two only where each thread can have its own thread count and concurrent convolutions are safe here.
+        int chosen = new ServingOptions().WorkersFor(torch);
+        Assert.Equal(TorchSharp.torch.get_num_threads() >= 2 && Runtime.TorchRuntime.HasPerThreadIntraOpThreads
+            && !Runtime.TorchRuntime.Avx512KernelFaultExposed ? 2 : 1, chosen);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ServingOptions { Workers = -1 }.Validate());
+    }
+
+    [Fact]
     public async Task The_onnxruntime_engine_serves_the_same_classes()
     {
         await using var torch = await fixture.StartAsync();
