@@ -17,7 +17,7 @@ namespace TransferSharp.Bench;
 /// </summary>
 public static class ServeBench
 {
-    public const string Help = "HTTP load on the server (in-process Kestrel, 127.0.0.1): sequential vs 16 clients in alternating rounds, then 4, 64 clients, bad-request storm: [--model resnet18_cntk] [--weights W] [--rounds 3] [--seconds 5] [--max-batch 16] [--max-delay-ms 5] [--workers 0 (0 chooses, as transfer serve)] [--image samples/cat.jpg] [--avx512: oneDNN unrestricted, unlike transfer serve] [--channels-last]";
+    public const string Help = "HTTP load on the server (in-process Kestrel, 127.0.0.1): sequential vs 16 clients in alternating rounds, then 4, 64 clients, bad-request storm: [--model resnet18_cntk] [--weights W] [--rounds 3] [--seconds 5] [--max-batch 16] [--max-delay-ms 5] [--workers 0 (0 chooses, as transfer serve)] [--image samples/cat.jpg] [--avx512: oneDNN unrestricted, unlike transfer serve] [--nchw: the predictor without channels-last, which transfer serve uses where oneDNN is restricted to AVX2]";
 
     private sealed record Scenario(string Name, int Good, int Bad);
 
@@ -50,19 +50,19 @@ public static class ServeBench
         int maxBatch = int.Parse(Option(args, "--max-batch") ?? "16", CultureInfo.InvariantCulture);
         double delayMs = double.Parse(Option(args, "--max-delay-ms") ?? "5", CultureInfo.InvariantCulture);
         int workers = int.Parse(Option(args, "--workers") ?? "0", CultureInfo.InvariantCulture);
-        bool channelsLast = args.Contains("--channels-last");
+        bool nchw = args.Contains("--nchw");
         var image = File.ReadAllBytes(Option(args, "--image") ?? FindSample("cat.jpg"));
-        return RunAsync(model, weights, rounds, seconds, maxBatch, delayMs, workers, channelsLast, image).GetAwaiter().GetResult();
+        return RunAsync(model, weights, rounds, seconds, maxBatch, delayMs, workers, nchw, image).GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(string modelName, string? weights, int rounds, double seconds, int maxBatch, double delayMs, int workers, bool channelsLast, byte[] image)
+    private static async Task<int> RunAsync(string modelName, string? weights, int rounds, double seconds, int maxBatch, double delayMs, int workers, bool nchw, byte[] image)
     {
         var options = new ServingOptions { MaxBatch = maxBatch, MaxDelay = TimeSpan.FromMilliseconds(delayMs), MaxQueue = 1024, Workers = workers };
         ServedModel served;
-        if (channelsLast)
+        if (nchw)
         {
             using var vision = TransferSharp.Vision.VisionModel.Load(modelName, weights);
-            served = ServedModel.FromModel(vision, new TransferSharp.Vision.Inference.PredictorOptions { ChannelsLast = true });
+            served = ServedModel.FromModel(vision, ServedModel.ServingPredictorOptions() with { ChannelsLast = false });
         }
         else served = ServedModel.Load(modelName, weights);
         var route = served.HasClassifier ? "v1/predict" : "v1/features";
@@ -90,7 +90,7 @@ public static class ServeBench
         foreach (var s in new[] { new Scenario("4 clients", 4, 0), new Scenario("64 clients", 64, 0), new Scenario("16 clients + 16 bad-request clients", 16, 16) })
             others.Add(await Load(client, route, image, s, seconds));
 
-        Console.WriteLine($"Model: {name}, {route}; image {image.Length / 1024} KB JPEG; --max-batch {maxBatch} --max-delay-ms {delayMs}; {options.WorkersFor(served)} worker(s); oneDNN {TransferSharp.Runtime.TorchRuntime.Avx512Mitigation}{(channelsLast ? ", channels-last asked" : "")}; " +
+        Console.WriteLine($"Model: {name}, {route}; image {image.Length / 1024} KB JPEG; --max-batch {maxBatch} --max-delay-ms {delayMs}; {options.WorkersFor(served)} worker(s); oneDNN {TransferSharp.Runtime.TorchRuntime.Avx512Mitigation}{(nchw ? ", NCHW" : ServedModel.ServingPredictorOptions().ChannelsLast ? ", channels-last" : ", NCHW")}; " +
             $"ready in {readySeconds:F1} s; {rounds} rounds of sequential then 16 clients, {seconds:0.#} s per scenario.");
         Console.WriteLine($"Machine: {BenchUtil.Machine()}.");
         Console.WriteLine();

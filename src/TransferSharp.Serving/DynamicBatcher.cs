@@ -48,7 +48,7 @@ internal sealed class DynamicBatcher : IDisposable
     private readonly int _threads;
     private readonly bool _shareThreads;
     private readonly TaskCompletionSource _warm = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _queued, _warming, _running;
+    private int _queued, _warming, _running, _requests;
 
     public DynamicBatcher(ServedModel model, ServingOptions options, ServingMetrics metrics)
     {
@@ -78,6 +78,35 @@ internal sealed class DynamicBatcher : IDisposable
 
     /// <summary>Images waiting.</summary>
     public int Queued => Volatile.Read(ref _queued);
+
+    /// <summary>Counts a request as in flight (from its arrival, while its images are decoded, until it is answered) until
+    /// the returned object is disposed: with several workers a batch takes at most its worker's share of the requests in
+    /// flight, so that concurrent clients split evenly over the workers instead of one full batch beside an idle worker.</summary>
+    public IDisposable TrackRequest()
+    {
+        Interlocked.Increment(ref _requests);
+        return new RequestScope(this);
+    }
+
+    private sealed class RequestScope(DynamicBatcher batcher) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref batcher._requests);
+        }
+    }
+
+    /// <summary>The most images the next batch takes: <see cref="ServingOptions.MaxBatch"/>, and with several workers and
+    /// at least two images' work in flight for each (requests arriving or waiting, or images queued, whichever is more) no
+    /// more than an even share of it. A lone request still waits <see cref="ServingOptions.MaxDelay"/> for company.</summary>
+    private int BatchLimit()
+    {
+        int workers = _workers.Length;
+        int work = Math.Max(Volatile.Read(ref _requests), Queued);
+        return workers == 1 || work < 2 * workers ? _options.MaxBatch : Math.Min((work + workers - 1) / workers, _options.MaxBatch);
+    }
 
     /// <summary>Queues the images of one request (all or none) and returns their results in order.</summary>
     /// <exception cref="QueueFullException">The queue cannot take them all.</exception>
@@ -142,14 +171,14 @@ internal sealed class DynamicBatcher : IDisposable
         }
     }
 
-    /// <summary>Waits for a first image, then for more until the batch is full or <see cref="ServingOptions.MaxDelay"/>
+    /// <summary>Waits for a first image, then for more until the batch is full (<see cref="BatchLimit"/>) or <see cref="ServingOptions.MaxDelay"/>
     /// has passed; false once the queue is completed and empty.</summary>
     private bool Gather(ChannelReader<Item> reader, List<Item> batch)
     {
         if (!WaitToRead(reader, Timeout.InfiniteTimeSpan)) return false;
         long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
         bool open = true;
-        while (batch.Count < _options.MaxBatch)
+        while (batch.Count < BatchLimit()) // the share can fall as more requests arrive while the batch gathers
         {
             if (reader.TryRead(out var item))
             {

@@ -68,9 +68,10 @@ public sealed class ServedModel : IDisposable
         new(name, "torchsharp", predictor.Preprocessing, predictor.Labels, Predictor.HasClassifier(predictor.Model.Graph), weights,
             predictor.Logits, b => predictor.Features(b), predictor);
 
-    /// <summary>Serves a loaded model in TorchSharp (a predictor is built from it; the model may be disposed afterwards).</summary>
+    /// <summary>Serves a loaded model in TorchSharp (a predictor is built from it, by default with
+    /// <see cref="ServingPredictorOptions"/>; the model may be disposed afterwards).</summary>
     public static ServedModel FromModel(VisionModel model, PredictorOptions? options = null) =>
-        FromPredictor(model.CreatePredictor(options), model.Description, Provenance(model));
+        FromPredictor(model.CreatePredictor(options ?? ServingPredictorOptions()), model.Description, Provenance(model));
 
     /// <summary>Serves an ONNX Runtime predictor; takes ownership of it.</summary>
     public static ServedModel FromOnnxRuntime(OnnxRuntimePredictor predictor, string name, bool hasClassifier, WeightsProvenance? weights = null) =>
@@ -98,8 +99,15 @@ public sealed class ServedModel : IDisposable
         }
         if (engine is not ("torchsharp" or "torch")) throw new ArgumentException($"unknown engine '{engine}': torchsharp or onnxruntime", nameof(engine));
         using var vision = VisionModel.Load(model, weights, progress: progress, cancellation: cancellation);
-        return FromPredictor(vision.CreatePredictor(new PredictorOptions { Device = device }), vision.Description, Provenance(vision, model));
+        return FromPredictor(vision.CreatePredictor(ServingPredictorOptions(device)), vision.Description, Provenance(vision, model));
     }
+
+    /// <summary>How the server's TorchSharp predictor runs: channels-last where oneDNN is kept off the AVX-512 kernels
+    /// of the platform fault (the `transfer` command and the test host ask for that; so should an app that serves), where
+    /// it measured faster under concurrent load (docs/benchmarks.md, "Serving"); the predictor still uses it only when a
+    /// probe batch shows it computes what NCHW does.</summary>
+    public static PredictorOptions ServingPredictorOptions(string device = "cpu") =>
+        new() { Device = device, ChannelsLast = !Runtime.TorchRuntime.Avx512KernelFaultExposed };
 
     // A zoo model knows its tag or checkpoint; a model file (trained, ONNX) is its own provenance.
     private static WeightsProvenance? Provenance(VisionModel m, string? modelArgument = null) =>

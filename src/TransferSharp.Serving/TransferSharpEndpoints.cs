@@ -141,6 +141,7 @@ public static class TransferSharpEndpoints
         if (http.Request.Query.TryGetValue("top", out var topText) && (!int.TryParse(topText, out top) || top < 1))
             return Problem(400, "Bad parameter", $"{what}: top must be a whole number of at least 1, got '{topText}'");
         if (!batcher.IsReady) return Unavailable(http, what, "the model is warming up");
+        using var inFlight = batcher.TrackRequest();
 
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit) bodyLimit.MaxRequestBodySize = options.MaxUploadBytes;
         if (http.Request.ContentLength > options.MaxUploadBytes) return TooLarge(http, what, options);

@@ -235,6 +235,22 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
     }
 
     [Fact]
+    public async Task With_two_workers_sixteen_concurrent_requests_split_into_shares_instead_of_one_full_batch()
+    {
+        // A long gathering window: without the share, the first batch would wait for all 16 and the second worker idle.
+        await using var server = await fixture.StartAsync(new ServingOptions { Workers = 2, MaxBatch = 16, MaxDelay = TimeSpan.FromSeconds(2) });
+        var cat = File.ReadAllBytes(Cat);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => server.Client.PostAsync("v1/predict", RunningServer.ImageBody(cat))));
+        Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+        var metrics = (await server.Client.GetStringAsync("metrics")).Split('\n');
+        double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(16, Value("transfersharp_images_total"));
+        Assert.True(Value("transfersharp_batch_size_count") >= 2, "the 16 images ran as at least two batches");
+        // No batch above half of the requests in flight (8), once at least four were in flight.
+        Assert.Equal(0, Value("transfersharp_batch_size_bucket{le=\"16\"}") - Value("transfersharp_batch_size_bucket{le=\"8\"}"));
+    }
+
+    [Fact]
     public void Workers_are_what_is_asked_and_one_for_onnx_runtime_when_left_to_choose()
     {
         using var torch = ServedModel.Load(fixture.ModelPath);
