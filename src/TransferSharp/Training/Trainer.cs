@@ -121,7 +121,8 @@ public static class Trainer
     /// L-BFGS head of the training split, seconds instead of epochs over the frozen body), then stage 2 from that head for
     /// every epoch, judged on the validation data the head never saw. The record is stage 2's, with the head fit's λ search
     /// in <see cref="TrainingRecord.HeadFit"/>. (Training again on training + validation images once the split has chosen,
-    /// as the head is refitted, doubled the time and gained nothing on the MNIST digits: docs/workflows.md.)</summary>
+    /// as the head is refitted, doubled the time, gained nothing on the MNIST digits and cost the garments 1.4 points:
+    /// docs/workflows.md.)</summary>
     private static TrainingRecord FineTuneFromSplitHead(VisionModel model, Dataset train, Dataset? validation, TrainOptions options,
         TrainRunOptions run, CancellationToken cancellation)
     {
