@@ -37,7 +37,7 @@ public static class ErrorReporter
         ["UnfreezeTop"] = "--unfreeze", ["UnfreezeFrom"] = "--unfreeze-from", ["Device"] = "--device",
         ["ImageSize"] = "--image-size", ["Opset"] = "--opset", ["MaxLength"] = "--max-length", ["Dropout"] = "--dropout",
         ["EmbeddingDimension"] = "--embedding-dim", ["EmbeddingLearningRate"] = "--embedding-lr", ["Format"] = "--to",
-        ["EncodingErrors"] = "--encoding-errors", ["Hidden"] = "--hidden",
+        ["EncodingErrors"] = "--encoding-errors", ["Hidden"] = "--hidden", ["Tta"] = "--tta", ["HorizontalFlip"] = "--no-flip",
     };
 
     private static readonly System.Text.RegularExpressions.Regex OptionName =

@@ -120,7 +120,7 @@ public sealed class ImageClassificationFineTuner : IEstimator<ITransformer>
         try
         {
             var tune = Transfer.From(o.Model).Train(dataset).WithOptions(_ =>
-                TrainOptions.FineTuneFromHead(o.Epochs, model.Architecture!.Head, o.Unfreeze) with { ValidationSplit = 0, Seed = 0 });
+                TrainOptions.FineTuneFromHead(model.Architecture!.Head, o.Epochs, o.Unfreeze) with { ValidationSplit = 0, Seed = 0 });
             if (o.Configure is not null) tune = o.Configure(tune);
             // The head model is in memory: the run's settings go to the trainer, which fine-tunes it in place.
             Trainer.Train(model, tune.Data, tune.Validation, tune.Options, tune.RunOptions);

@@ -37,7 +37,7 @@ public sealed class EvaluateCommand : Command<EvaluateCommand.Settings>
         public int TopLosses { get; init; } = 9;
 
         [CommandOption("--tta")]
-        [Description("Test-time augmentation: score each image as the mean of its and its mirror image's probabilities (twice the inference time; see docs/workflows.md for what it gains).")]
+        [Description("Test-time augmentation: score each image as the mean of its and its mirror image's probabilities (twice the inference time; see docs/workflows.md for what it gains). Refused for a model trained with --no-flip.")]
         public bool Tta { get; init; }
 
         public override ValidationResult Validate()

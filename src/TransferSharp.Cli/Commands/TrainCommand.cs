@@ -136,7 +136,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double ValSplit { get; init; } = 0.2;
 
         [CommandOption("--mode <MODE>")]
-        [Description("head: train a new head on cached features of the frozen body (fast). finetune: head first, then unfreeze the top groups. auto: the head, then, with at least 500 training images, 5 epochs of fine-tuning from it (the demo's recipe), kept only if the validation accuracy is higher; the output says which and why.")]
+        [Description("head: train a new head on cached features of the frozen body (fast). finetune: the fine-tuning recipe — the L-BFGS head fitted on the training split, then 10 epochs with every layer group but the stem unfrozen (one cycle to 1e-3, the body at 0.3×, label smoothing 0.1, crops of 35–100 %, mirror images; docs/workflows.md); each flag overrides its part, --head-epochs N trains the head by N epochs on images instead. auto: the head, then, with at least 500 training images, the same recipe from it, kept only if the validation accuracy is higher; the output says which and why.")]
         [DefaultValue("head")]
         public string Mode { get; init; } = "head";
 
@@ -146,16 +146,15 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public string HeadSolver { get; init; } = "lbfgs";
 
         [CommandOption("-e|--epochs <N>")]
-        [Description("Epochs in all (finetune: stage 1 + stage 2).")]
-        [DefaultValue(10)]
-        public int Epochs { get; init; } = 10;
+        [Description("Epochs in all (finetune: stage 1 + stage 2; without --head-epochs, stage 2's, after the L-BFGS head). Default 10 (head mode with --head-solver epochs), the fine-tuning recipe's in finetune mode.")]
+        public int? Epochs { get; init; }
 
         [CommandOption("--head-epochs <N>")]
-        [Description("finetune: epochs of stage 1 (head only). Default: a third of --epochs.")]
+        [Description("finetune: epochs of stage 1 (the head alone, on augmented images) within --epochs. Default: none — the head is fitted by L-BFGS on cached features of the training split first, and all --epochs fine-tune.")]
         public int? HeadEpochs { get; init; }
 
         [CommandOption("--unfreeze <N>")]
-        [Description("finetune stage 2: unfreeze the top N layer groups, the head counting as one (default 2). See `transfer summary`.")]
+        [Description("finetune stage 2: unfreeze the top N layer groups, the head counting as one; a negative N keeps the bottom -N groups frozen (-1: all but the stem). Default: the fine-tuning recipe's. See `transfer summary`.")]
         public int? Unfreeze { get; init; }
 
         [CommandOption("--unfreeze-from <GROUP>")]
@@ -181,9 +180,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double? LearningRate { get; init; }
 
         [CommandOption("--body-lr-factor <F>")]
-        [Description("finetune stage 2: body learning rate = head rate × F.")]
-        [DefaultValue(0.1)]
-        public double BodyLrFactor { get; init; } = 0.1;
+        [Description("finetune stage 2: body learning rate = head rate × F. Default: the fine-tuning recipe's.")]
+        public double? BodyLrFactor { get; init; }
 
         [CommandOption("--layer-decay <D>")]
         [Description("finetune stage 2, discriminative rates: each body group below the top one trains at D × the rate of the group above it (e.g. 0.5; 1 = one rate for the body). Groups: `transfer summary --model M`.")]
@@ -209,14 +207,12 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double L2 { get; init; }
 
         [CommandOption("--schedule <NAME>")]
-        [Description("cosine, step, linear (to 0 at the end of the stage), onecycle (fastai's: up from lr/25 over --warmup or the first quarter, down to lr×1e-5) or constant (after warm-up).")]
-        [DefaultValue("cosine")]
-        public string Schedule { get; init; } = "cosine";
+        [Description("cosine, step, linear (to 0 at the end of the stage), onecycle (fastai's: up from lr/25 over --warmup or the first quarter, down to lr×1e-5) or constant (after warm-up). Default cosine (head mode), the fine-tuning recipe's in finetune mode.")]
+        public string? Schedule { get; init; }
 
         [CommandOption("--warmup <EPOCHS>")]
-        [Description("Linear warm-up at the start of each stage, in epochs.")]
-        [DefaultValue(0.0)]
-        public double Warmup { get; init; }
+        [Description("Linear warm-up at the start of each stage, in epochs. Default 0 (head mode), the fine-tuning recipe's in finetune mode.")]
+        public double? Warmup { get; init; }
 
         [CommandOption("--step-epochs <N>")]
         [Description("step schedule: epochs between decays.")]
@@ -229,9 +225,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double StepGamma { get; init; } = 0.1;
 
         [CommandOption("--label-smoothing <S>")]
-        [DefaultValue(0.0)]
-        [Description("Label smoothing of the loss (0–1).")]
-        public double LabelSmoothing { get; init; }
+        [Description("Label smoothing of the loss (0–1). Default 0 (head mode), the fine-tuning recipe's in finetune mode.")]
+        public double? LabelSmoothing { get; init; }
 
         [CommandOption("--ema <DECAY>")]
         [DefaultValue(0.0)]
@@ -272,9 +267,17 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         public double? Dropout { get; init; }
 
         [CommandOption("--augment <KIND>")]
-        [Description("finetune augmentation: standard (RandomResizedCrop + flip) or none.")]
+        [Description("finetune augmentation: standard (RandomResizedCrop, scale --crop-scale–1, + mirror images unless --no-flip) or none (the eval transform: no crops, no mirror images).")]
         [DefaultValue("standard")]
         public string Augment { get; init; } = "standard";
+
+        [CommandOption("--crop-scale <MIN>")]
+        [Description("finetune augmentation: the random crop's smallest area, as a fraction of the image (the crop covers MIN–1 of it; torchvision's ImageNet recipe uses 0.08, too aggressive for small objects). Default: the recipe's.")]
+        public double? CropScale { get; init; }
+
+        [CommandOption("--no-flip")]
+        [Description("finetune augmentation: no random mirror images (for data whose mirror image is another class or no class, such as digits and text). The model file records it, and `transfer evaluate --tta` then refuses to average with mirror images.")]
+        public bool NoFlip { get; init; }
 
         [CommandOption("--color-jitter <J>")]
         [Description("Add ColorJitter(J, J, J) to the augmentation.")]
@@ -327,19 +330,35 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             "adam" => OptimizerKind.Adam,
             _ => throw new UsageException($"--optimizer '{s.Optimizer}': use adamw, adam or sgd"),
         };
-        var schedule = ParseSchedule(s.Schedule);
         var head = s.Head.ToLowerInvariant() switch
         {
             "linear" or "softmax" => HeadKind.Linear,
             "mlp" => HeadKind.Mlp,
             _ => throw new UsageException($"--head '{s.Head}': use linear or mlp"),
         };
+        var headSpec = new HeadSpec { Kind = head, Hidden = s.Hidden, Dropout = s.Dropout };
+        // Fine-tuning starts from the recipe --mode auto and the demo run (TrainOptions.FineTuneFromHead), head mode from
+        // TrainOptions' defaults; every flag given overrides either.
+        var d = mode == TrainMode.FineTune ? TrainOptions.FineTuneFromHead(headSpec) : new TrainOptions { Head = headSpec };
+        var schedule = s.Schedule is null ? d.Schedule : ParseSchedule(s.Schedule);
+        var standard = d.Augmentation ?? Augmentation.Standard;
         Augmentation? augmentation = s.Augment.ToLowerInvariant() switch
         {
-            "standard" => s.ColorJitter > 0 ? Augmentation.WithJitter(s.ColorJitter) : Augmentation.Standard,
+            "standard" => s.ColorJitter > 0 ? standard with { Brightness = s.ColorJitter, Contrast = s.ColorJitter, Saturation = s.ColorJitter } : standard,
             "none" => null,
             _ => throw new UsageException($"--augment '{s.Augment}': use standard or none"),
         };
+        if (s.CropScale is { } cropScale)
+        {
+            if (augmentation is null) throw new UsageException("--crop-scale sets the random crop of --augment standard; it means nothing with --augment none");
+            if (!(cropScale > 0 && cropScale <= 1)) throw new UsageException($"--crop-scale {cropScale}: the crop's smallest area must be a fraction of the image in (0, 1], e.g. 0.35");
+            augmentation = augmentation with { Scale = (cropScale, 1.0) };
+        }
+        if (s.NoFlip)
+        {
+            if (augmentation is null) throw new UsageException("--no-flip switches off the mirror images of --augment standard; --augment none has none already");
+            augmentation = augmentation with { HorizontalFlip = false };
+        }
         var headSolver = s.HeadSolver.ToLowerInvariant() switch
         {
             "lbfgs" or "l-bfgs" => Training.HeadSolver.Lbfgs,
@@ -350,15 +369,15 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         return new TrainOptions
         {
             Mode = mode,
-            Epochs = s.Epochs,
+            Epochs = s.Epochs ?? d.Epochs,
             HeadEpochs = s.HeadEpochs,
-            UnfreezeTop = s.Unfreeze,
-            UnfreezeFrom = s.UnfreezeFrom,
+            UnfreezeTop = s.Unfreeze ?? (s.UnfreezeFrom is null ? d.UnfreezeTop : null),
+            UnfreezeFrom = s.UnfreezeFrom ?? (s.Unfreeze is null ? d.UnfreezeFrom : null),
             BatchSize = batch,
             AccumulationSteps = s.Accumulate,
             Optimizer = optimizer,
-            LearningRate = s.LearningRate ?? (optimizer == OptimizerKind.Sgd ? 1e-2 : 1e-3),
-            BodyLearningRateFactor = s.BodyLrFactor,
+            LearningRate = s.LearningRate ?? (optimizer == OptimizerKind.Sgd ? 1e-2 : d.LearningRate),
+            BodyLearningRateFactor = s.BodyLrFactor ?? d.BodyLearningRateFactor,
             LayerDecay = s.LayerDecay,
             GradualUnfreeze = s.GradualUnfreeze,
             RefitHead = !s.NoRefitHead,
@@ -366,16 +385,16 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             L2 = s.L2,
             HeadSolver = headSolver,
             Schedule = schedule,
-            WarmupEpochs = s.Warmup,
+            WarmupEpochs = s.Warmup ?? d.WarmupEpochs,
             StepEpochs = s.StepEpochs,
             StepGamma = s.StepGamma,
-            LabelSmoothing = s.LabelSmoothing,
+            LabelSmoothing = s.LabelSmoothing ?? d.LabelSmoothing,
             EmaDecay = s.Ema,
             Mixup = s.Mixup,
             CutMix = s.CutMix,
             Patience = s.Patience,
-            FreezeBatchNorm = s.FreezeBatchNorm,
-            Head = new HeadSpec { Kind = head, Hidden = s.Hidden, Dropout = s.Dropout },
+            FreezeBatchNorm = s.FreezeBatchNorm || d.FreezeBatchNorm,
+            Head = headSpec,
             Augmentation = augmentation,
             Seed = s.Seed,
             ValidationSplit = s.Val is null ? s.ValSplit : 0,
@@ -424,7 +443,7 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         if (plot is not null)
         {
             // An L-BFGS fit has one "epoch": its picture is the search over λ instead.
-            if (record.HeadFit is { } headFit && headFit.Candidates.Any(c => c.ValidationLoss is not null))
+            if (record.Options.Mode == TrainMode.Head && record.HeadFit is { } headFit && headFit.Candidates.Any(c => c.ValidationLoss is not null))
                 Plots.SaveHeadFit(headFit, plot, Path.GetFileNameWithoutExtension(settings.Out));
             else Plots.SaveTrainingCurves(record.History, plot, Path.GetFileNameWithoutExtension(settings.Out));
         }

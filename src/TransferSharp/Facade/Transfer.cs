@@ -114,7 +114,9 @@ public sealed record TrainingRun
     public TrainingRun Head(int epochs, HeadKind kind = HeadKind.Linear) =>
         this with { Options = Options with { Mode = TrainMode.Head, Epochs = epochs, Head = Options.Head with { Kind = kind } } };
 
-    /// <summary>Fine-tunes: <paramref name="headEpochs"/> on the head (default a third), then the top <paramref name="unfreeze"/> groups too.</summary>
+    /// <summary>Fine-tunes: the head first — by <paramref name="headEpochs"/> epochs on augmented images, or by default (null) fitted
+    /// by L-BFGS on cached features of the training split — then the top <paramref name="unfreeze"/> groups too, with these
+    /// options' rates and schedule (<see cref="TrainOptions.FineTuneFromHead"/> is the measured recipe).</summary>
     public TrainingRun FineTune(int epochs, int unfreeze = 2, int? headEpochs = null) =>
         this with { Options = Options with { Mode = TrainMode.FineTune, Epochs = epochs, UnfreezeTop = unfreeze, UnfreezeFrom = null, HeadEpochs = headEpochs } };
 

@@ -59,7 +59,9 @@ public sealed record TrainOptions
     /// <summary>Fine-tuning: epochs of stage 1 (head on the frozen body); null: a third of <see cref="Epochs"/>, at least 1.</summary>
     public int? HeadEpochs { get; init; }
 
-    /// <summary>Fine-tuning stage 2: unfreeze the top N layer groups (the head counts as one). Default 2: the head and the last body group.</summary>
+    /// <summary>Fine-tuning stage 2: unfreeze the top N layer groups (the head counts as one). Default 2: the head and the last
+    /// body group. A negative N keeps the bottom −N groups frozen and unfreezes the rest (−1: all but the stem), whatever
+    /// the model's number of groups.</summary>
     public int? UnfreezeTop { get; init; }
 
     /// <summary>Fine-tuning stage 2: unfreeze this group and everything above it (instead of <see cref="UnfreezeTop"/>).</summary>
@@ -112,7 +114,8 @@ public sealed record TrainOptions
     /// samples together with the chosen λ, as scikit-learn's <c>LogisticRegressionCV(refit=True)</c> does, so the final
     /// model learns from every labelled image (the validation scores in the record are those of the search, before the
     /// refit). Not in <see cref="TrainMode.Auto"/>'s head arm, whose validation score must stay honest for its choice.
-    /// On by default: +1.6 points on the garments and +3.4 on the MNIST digits (docs/workflows.md).</summary>
+    /// On by default: +1.6 points on the garments and +3.4 on the MNIST digits (docs/workflows.md). Not in fine-tuning,
+    /// which starts from the head of the training split.</summary>
     public bool RefitHead { get; init; } = true;
 
     /// <summary>SGD momentum.</summary>
@@ -175,18 +178,27 @@ public sealed record TrainOptions
     /// (800 garments gained a point in the demo; docs/workflows.md).</summary>
     public int AutoMinTrainImages { get; init; } = 500;
 
+    /// <summary>Epochs of <see cref="FineTuneFromHead"/> unless told otherwise.</summary>
+    public const int FineTuneEpochs = 10;
+
     /// <summary>
-    /// The fine-tuning that follows a trained head in <see cref="TrainMode.Auto"/>, the demo and the ML.NET fine-tuner:
-    /// the top <paramref name="unfreeze"/> layer groups and the head, <paramref name="epochs"/> epochs at 3e-4 (the body at a
-    /// tenth) with a fifth of an epoch of warm-up and cosine decay, label smoothing 0.1, BatchNorm statistics of pretraining
-    /// kept (a few hundred images are too few to re-estimate them), mild crops (scale 0.6–1), the best validation epoch kept.
+    /// The fine-tuning recipe: what <c>transfer train --mode finetune</c> runs by default, and what follows a trained head in
+    /// <see cref="TrainMode.Auto"/>, the demo and the ML.NET fine-tuner — no stage 1 here (<see cref="HeadEpochs"/> 0: the
+    /// head is given; <c>--mode finetune</c> fits it by L-BFGS on cached features first), then <paramref name="epochs"/>
+    /// epochs (default <see cref="FineTuneEpochs"/>) of every body group but the stem and the head (or the top
+    /// <paramref name="unfreeze"/> groups), one cycle peaking at 1e-3 for the head and 3e-4 for the body, label smoothing
+    /// 0.1, BatchNorm statistics re-estimated, crops of 35–100 % of the image, mirror images; the best validation epoch kept.
+    /// Chosen by measurement on two data sets (docs/workflows.md, "The fine-tuning recipe").
     /// </summary>
-    public static TrainOptions FineTuneFromHead(int epochs, HeadSpec head, int unfreeze = 2) => new()
+    public static TrainOptions FineTuneFromHead(HeadSpec head, int? epochs = null, int? unfreeze = null) => new()
     {
-        Mode = TrainMode.FineTune, Epochs = epochs, HeadEpochs = 0, UnfreezeTop = unfreeze, BatchSize = 32,
-        LearningRate = 3e-4, BodyLearningRateFactor = 0.1, WarmupEpochs = 0.2, LabelSmoothing = 0.1, FreezeBatchNorm = true,
-        Augmentation = new Augmentation { Scale = (0.6, 1.0) }, Head = head,
+        Mode = TrainMode.FineTune, Epochs = epochs ?? FineTuneEpochs, HeadEpochs = 0, UnfreezeTop = unfreeze ?? UnfreezeAllButStem,
+        BatchSize = 32, LearningRate = 1e-3, BodyLearningRateFactor = 0.3, Schedule = ScheduleKind.OneCycle, LabelSmoothing = 0.1,
+        Augmentation = new Augmentation { Scale = (0.35, 1.0) }, Head = head,
     };
+
+    /// <summary><see cref="UnfreezeTop"/>: every layer group but the first (the stem), however many the model has.</summary>
+    public const int UnfreezeAllButStem = -1;
 
     /// <summary>Checks the settings; throws <see cref="ArgumentException"/> naming the bad one.</summary>
     public void Validate()
@@ -206,7 +218,6 @@ public sealed record TrainOptions
         if (ValidationSplit is < 0 or >= 1) throw new InvalidOptionException(nameof(ValidationSplit), $"ValidationSplit must lie in [0, 1) (got {ValidationSplit})");
         if (Patience < 0) throw new InvalidOptionException(nameof(Patience), "Patience must be ≥ 0");
         if (AutoMinTrainImages < 0) throw new InvalidOptionException(nameof(AutoMinTrainImages), "AutoMinTrainImages must be ≥ 0");
-        if (UnfreezeTop is < 0) throw new InvalidOptionException(nameof(UnfreezeTop), "UnfreezeTop must be ≥ 0");
         if (UnfreezeTop is not null && UnfreezeFrom is not null) throw new InvalidOptionException(nameof(UnfreezeFrom), "give either UnfreezeTop or UnfreezeFrom, not both");
     }
 

@@ -161,7 +161,8 @@ public sealed record EvaluateOptions
 
     /// <summary>Test-time augmentation: each image is scored as the mean of the softmax probabilities of the image and its
     /// horizontal mirror (the augmentation training applies by default), at twice the inference cost. The loss and the
-    /// top-losses then use the averaged probabilities.</summary>
+    /// top-losses then use the averaged probabilities. Refused (<see cref="InvalidOptionException"/>) for a model whose
+    /// training switched mirror images off (<see cref="Augmentation.HorizontalFlip"/> false).</summary>
     public bool Tta { get; init; }
 }
 
@@ -173,6 +174,9 @@ public static class Evaluator
         IProgress<ProgressInfo>? progress = null, CancellationToken cancellation = default)
     {
         options ??= new EvaluateOptions();
+        if (options.Tta && model.Training?.Options.Augmentation is { HorizontalFlip: false })
+            throw new InvalidOptionException(nameof(EvaluateOptions.Tta),
+                $"{model.Description} was trained without mirror images (its augmentation's HorizontalFlip is off: a mirrored image of its data is not the same class), so test-time augmentation, which averages each image with its mirror image, does not apply to it; evaluate without it");
         data = data.AlignTo(model.Labels);
         using var predictor = model.CreatePredictor(new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
         var samples = new List<SamplePrediction>(data.Count);
