@@ -21,6 +21,13 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
         return JsonDocument.Parse(text).RootElement;
     }
 
+    /// <summary>The server's /metrics now, as a lookup of unlabelled sample values by name.</summary>
+    private static async Task<Func<string, double>> Metrics(RunningServer server)
+    {
+        var lines = (await server.Client.GetStringAsync("metrics")).Split('\n');
+        return name => double.Parse(lines.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public async Task Predict_answers_what_the_predictor_answers_for_raw_and_multipart_uploads()
     {
@@ -205,8 +212,7 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
         Assert.All(await Task.WhenAll(good), label => Assert.Equal(expected, label));
         Assert.All(await Task.WhenAll(bad), status => Assert.Equal(HttpStatusCode.UnsupportedMediaType, status));
 
-        var metrics = (await server.Client.GetStringAsync("metrics")).Split('\n');
-        double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        var Value = await Metrics(server);
         Assert.Equal(25, Value("transfersharp_images_total"));
         Assert.True(Value("transfersharp_batch_size_count") < 25, "24 concurrent requests ran in fewer than 24 forward passes");
     }
@@ -228,8 +234,7 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
         static double Norm(float[] a) => Math.Sqrt(a.Sum(x => (double)x * x));
         for (int i = 0; i < paths.Length; i++)
             Assert.True(Distance(answers[i], alone[paths[i]]) < 1e-4 * Norm(alone[paths[i]]), $"request {i} got the features of {Path.GetFileName(paths[i])}");
-        var metrics = (await server.Client.GetStringAsync("metrics")).Split('\n');
-        double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        var Value = await Metrics(server);
         Assert.Equal(34, Value("transfersharp_images_total"));
         Assert.True(Value("transfersharp_batch_size_count") < 34, "concurrent requests were batched");
     }
@@ -242,8 +247,7 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
         var cat = File.ReadAllBytes(Cat);
         var answers = await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => server.Client.PostAsync("v1/predict", RunningServer.ImageBody(cat))));
         Assert.All(answers, a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
-        var metrics = (await server.Client.GetStringAsync("metrics")).Split('\n');
-        double Value(string name) => double.Parse(metrics.Single(l => l.StartsWith(name + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        var Value = await Metrics(server);
         Assert.Equal(16, Value("transfersharp_images_total"));
         Assert.True(Value("transfersharp_batch_size_count") >= 2, "the 16 images ran as at least two batches");
         // No batch above half of the requests in flight (8), once at least four were in flight.
