@@ -20,8 +20,8 @@ internal sealed class QueueFullException(int queued, int capacity)
 /// Dynamic batching: requests put preprocessed images into one queue; a worker takes the first waiting image, waits up
 /// to <see cref="ServingOptions.MaxDelay"/> for more (at most <see cref="ServingOptions.MaxBatch"/>), and runs them in
 /// one forward pass. With several workers (<see cref="ServingOptions.Workers"/>) one gathers while another computes, and
-/// the intra-op threads are shared out among the forward passes running at once: a batch that starts alone uses all of
-/// them, two at once use half each — on 2 cores two one-thread passes get more done than one two-thread pass (the
+/// the intra-op threads are shared out: a batch that starts alone with nothing else in flight uses all of them, otherwise
+/// each pass uses its worker's share — on 2 cores two one-thread passes get more done than one two-thread pass (the
 /// convolutions scale poorly across two threads at these sizes; docs/benchmarks.md, "Serving"). The queue is bounded by
 /// <see cref="ServingOptions.MaxQueue"/> images: a request that would overflow it is refused whole, before anything of
 /// it is queued. An image whose request gave up (timeout, client gone) is skipped. Disposing lets the workers finish
@@ -223,8 +223,11 @@ internal sealed class DynamicBatcher : IDisposable
         int running = Interlocked.Increment(ref _running);
         try
         {
-            // A pass that starts alone takes every intra-op thread; one that starts beside another takes its share.
-            if (_shareThreads) Runtime.TorchRuntime.SetCallingThreadIntraOpThreads(Math.Max(1, _threads / running));
+            // A pass that starts alone, with nothing else waiting or arriving, takes every intra-op thread; one that starts
+            // beside another pass, or while more requests are in flight than it holds (the other worker will start one
+            // soon), takes its worker's share — so that under load every pass runs on the same threads for the whole pass.
+            bool crowded = running > 1 || Queued > 0 || Volatile.Read(ref _requests) > batch.Count;
+            if (_shareThreads) Runtime.TorchRuntime.SetCallingThreadIntraOpThreads(crowded ? Math.Max(1, _threads / _workers.Length) : _threads);
             RunGroups(batch);
         }
         finally
