@@ -114,11 +114,26 @@ public sealed record TrainingRun
     public TrainingRun Head(int epochs, HeadKind kind = HeadKind.Linear) =>
         this with { Options = Options with { Mode = TrainMode.Head, Epochs = epochs, Head = Options.Head with { Kind = kind } } };
 
-    /// <summary>Fine-tunes: the head first — by <paramref name="headEpochs"/> epochs on augmented images, or by default (null) fitted
-    /// by L-BFGS on cached features of the training split — then the top <paramref name="unfreeze"/> groups too, with these
-    /// options' rates and schedule (<see cref="TrainOptions.FineTuneFromHead"/> is the measured recipe).</summary>
-    public TrainingRun FineTune(int epochs, int unfreeze = 2, int? headEpochs = null) =>
-        this with { Options = Options with { Mode = TrainMode.FineTune, Epochs = epochs, UnfreezeTop = unfreeze, UnfreezeFrom = null, HeadEpochs = headEpochs } };
+    /// <summary>Fine-tunes as <c>transfer train --mode finetune</c> does: the head first — by <paramref name="headEpochs"/> epochs
+    /// on augmented images, or by default (null) fitted by L-BFGS on cached features of the training split — then the
+    /// measured recipe (<see cref="TrainOptions.FineTuneFromHead"/>: its rates, one-cycle schedule, label smoothing and crops)
+    /// for <paramref name="epochs"/> epochs (default <see cref="TrainOptions.FineTuneEpochs"/>) over the top
+    /// <paramref name="unfreeze"/> groups (default: all but the stem). The recipe's settings replace these options' own;
+    /// change any of them afterwards with <see cref="WithOptions"/>.</summary>
+    public TrainingRun FineTune(int? epochs = null, int? unfreeze = null, int? headEpochs = null)
+    {
+        var recipe = TrainOptions.FineTuneFromHead(Options.Head, epochs, unfreeze);
+        return this with
+        {
+            Options = Options with
+            {
+                Mode = TrainMode.FineTune, Epochs = recipe.Epochs, HeadEpochs = headEpochs, UnfreezeTop = recipe.UnfreezeTop, UnfreezeFrom = null,
+                BatchSize = recipe.BatchSize, LearningRate = recipe.LearningRate, BodyLearningRateFactor = recipe.BodyLearningRateFactor,
+                Schedule = recipe.Schedule, WarmupEpochs = recipe.WarmupEpochs, LabelSmoothing = recipe.LabelSmoothing,
+                FreezeBatchNorm = recipe.FreezeBatchNorm, Augmentation = recipe.Augmentation,
+            },
+        };
+    }
 
     /// <summary>Changes any other setting.</summary>
     public TrainingRun WithOptions(Func<TrainOptions, TrainOptions> change) => this with { Options = change(Options) };

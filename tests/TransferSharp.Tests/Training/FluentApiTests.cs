@@ -47,6 +47,26 @@ public sealed class FluentApiTests : IDisposable
     }
 
     [Fact]
+    public void FineTune_takes_the_recipe_of_the_command_and_the_arguments_given()
+    {
+        var data = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "ft"), 2, "bag", "trouser"));
+        var run = Transfer.From("resnet18").Train(data).WithOptions(o => o with { Seed = 7, LearningRate = 0.5 }).FineTune();
+        var recipe = TrainOptions.FineTuneFromHead(run.Options.Head);
+        Assert.Equal(TrainMode.FineTune, run.Options.Mode);
+        Assert.Equal(TrainOptions.FineTuneEpochs, run.Options.Epochs);
+        Assert.Equal(TrainOptions.UnfreezeAllButStem, run.Options.UnfreezeTop);
+        Assert.Null(run.Options.HeadEpochs); // the head by L-BFGS on cached features, as --mode finetune
+        Assert.Equal(recipe.LearningRate, run.Options.LearningRate); // the recipe's rate replaces the earlier one
+        Assert.Equal(recipe.Schedule, run.Options.Schedule);
+        Assert.Equal(recipe.Augmentation, run.Options.Augmentation);
+        Assert.Equal(recipe.LabelSmoothing, run.Options.LabelSmoothing);
+        Assert.Equal(7, run.Options.Seed); // settings outside the recipe stay
+
+        var given = run.FineTune(epochs: 3, unfreeze: 2, headEpochs: 1).WithOptions(o => o with { LearningRate = 1e-4 });
+        Assert.Equal((3, 2, 1, 1e-4), (given.Options.Epochs, given.Options.UnfreezeTop, given.Options.HeadEpochs, given.Options.LearningRate));
+    }
+
+    [Fact]
     public void HeadTrainsOnCachedFeaturesAndLearnsSeparableClasses()
     {
         using var source = VisionModel.Load("resnet18", "none", new ModelOptions { ImageSize = 32 });
