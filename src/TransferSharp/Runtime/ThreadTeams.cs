@@ -40,11 +40,12 @@ public static partial class TorchRuntime
     {
         _ = get_num_threads(); // loads LibTorch (and with it its OpenMP runtime)
         nint omp = 0, mkl = 0;
-        if (LoadedLibraryPath("libgomp") is { } gomp && NativeLibrary.TryLoad(gomp, out var g))
+        var mappings = Mappings(); // read once for both libraries
+        if (LoadedLibraryPath("libgomp", mappings) is { } gomp && NativeLibrary.TryLoad(gomp, out var g))
             NativeLibrary.TryGetExport(g, "omp_set_num_threads", out omp);
         // MKL's C entry point is MKL_Set_Num_Threads_Local(int) (mkl_service.h maps the lower-case name to it); the exported
         // lower-case symbol is the Fortran one, which takes a pointer.
-        if (omp != 0 && LoadedLibraryPath("libtorch_cpu") is { } cpu && NativeLibrary.TryLoad(cpu, out var c))
+        if (omp != 0 && LoadedLibraryPath("libtorch_cpu", mappings) is { } cpu && NativeLibrary.TryLoad(cpu, out var c))
             NativeLibrary.TryGetExport(c, "MKL_Set_Num_Threads_Local", out mkl);
         return (omp, mkl);
     }

@@ -244,8 +244,10 @@ public static partial class TorchRuntime
         return $"{model} ({RuntimeInformation.ProcessArchitecture}{(features.Count > 0 ? ", " + string.Join(", ", features) : "")})";
     }
 
-    private static string? LoadedLibraryPath(string stem) =>
-        Mappings().Where(m => m.Path is not null && Path.GetFileName(m.Path).StartsWith(stem, StringComparison.Ordinal)).Select(m => m.Path).FirstOrDefault();
+    private static string? LoadedLibraryPath(string stem) => LoadedLibraryPath(stem, Mappings());
+
+    private static string? LoadedLibraryPath(string stem, IReadOnlyList<(ulong Start, ulong End, string Permissions, string? Path)> mappings) =>
+        mappings.Where(m => m.Path is not null && Path.GetFileName(m.Path).StartsWith(stem, StringComparison.Ordinal)).Select(m => m.Path).FirstOrDefault();
 
     /// <summary>The process's memory mappings from /proc/self/maps: address range, permissions ("r-xp") and the mapped
     /// file (null for anonymous ones); empty where there is no such file.</summary>
