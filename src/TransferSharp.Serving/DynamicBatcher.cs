@@ -48,7 +48,8 @@ internal sealed class DynamicBatcher : IDisposable
     private readonly int _threads;
     private readonly bool _shareThreads;
     private readonly TaskCompletionSource _warm = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _queued, _warming, _running, _requests;
+    private int _queued, _warming, _running, _requests, _arriving;
+    private long _batchTicks; // a moving average of the forward passes' times (Stopwatch ticks)
 
     public DynamicBatcher(ServedModel model, ServingOptions options, ServingMetrics metrics)
     {
@@ -81,22 +82,39 @@ internal sealed class DynamicBatcher : IDisposable
 
     /// <summary>Counts a request as in flight (from its arrival, while its images are decoded, until it is answered) until
     /// the returned object is disposed: with several workers a batch takes at most its worker's share of the requests in
-    /// flight, so that concurrent clients split evenly over the workers instead of one full batch beside an idle worker.</summary>
-    public IDisposable TrackRequest()
+    /// flight, so that concurrent clients split evenly over the workers instead of one full batch beside an idle worker.
+    /// Until its images are queued (<see cref="RunAsync"/> with this scope) the request counts as arriving: a batch that
+    /// has room waits a little past <see cref="ServingOptions.MaxDelay"/> for it (see <see cref="Gather"/>).</summary>
+    public RequestScope TrackRequest()
     {
         Interlocked.Increment(ref _requests);
+        Interlocked.Increment(ref _arriving);
         return new RequestScope(this);
     }
 
-    private sealed class RequestScope(DynamicBatcher batcher) : IDisposable
+    /// <summary>A request in flight; see <see cref="TrackRequest"/>.</summary>
+    public sealed class RequestScope : IDisposable
     {
-        private int _done;
+        private readonly DynamicBatcher _batcher;
+        private int _arrived, _done;
+
+        internal RequestScope(DynamicBatcher batcher) => _batcher = batcher;
+
+        /// <summary>Its images are queued (or it will queue none): it no longer counts as arriving.</summary>
+        internal void Arrived()
+        {
+            if (Interlocked.Exchange(ref _arrived, 1) == 0) Interlocked.Decrement(ref _batcher._arriving);
+        }
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref batcher._requests);
+            Arrived();
+            if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref _batcher._requests);
         }
     }
+
+    /// <summary>Requests received whose images are not queued yet (their bodies are read or decoded).</summary>
+    internal int Arriving => Volatile.Read(ref _arriving);
 
     /// <summary>The most images the next batch takes: <see cref="ServingOptions.MaxBatch"/>, and with several workers and
     /// at least two images' work in flight for each (requests arriving or waiting, or images queued, whichever is more) no
@@ -108,10 +126,11 @@ internal sealed class DynamicBatcher : IDisposable
         return workers == 1 || work < 2 * workers ? _options.MaxBatch : Math.Min((work + workers - 1) / workers, _options.MaxBatch);
     }
 
-    /// <summary>Queues the images of one request (all or none) and returns their results in order.</summary>
+    /// <summary>Queues the images of one request (all or none) and returns their results in order; <paramref name="request"/>
+    /// (its <see cref="TrackRequest"/> scope) stops counting as arriving once they are queued (or when it is disposed).</summary>
     /// <exception cref="QueueFullException">The queue cannot take them all.</exception>
     public async Task<ImageResult[]> RunAsync(IReadOnlyList<(string Source, float[] Pixels)> images, ImageTask task, int top,
-        TimeSpan timeout, CancellationToken cancellation)
+        TimeSpan timeout, CancellationToken cancellation, RequestScope? request = null)
     {
         int after = Interlocked.Add(ref _queued, images.Count);
         if (after > _options.MaxQueue)
@@ -130,6 +149,7 @@ internal sealed class DynamicBatcher : IDisposable
                 throw new ObjectDisposedException(nameof(DynamicBatcher), "the server is shutting down");
             }
         }
+        request?.Arrived();
         try
         {
             return await Task.WhenAll(items.Select(i => i.Done.Task)).WaitAsync(timeout, cancellation);
@@ -172,11 +192,19 @@ internal sealed class DynamicBatcher : IDisposable
     }
 
     /// <summary>Waits for a first image, then for more until the batch is full (<see cref="BatchLimit"/>) or <see cref="ServingOptions.MaxDelay"/>
-    /// has passed; false once the queue is completed and empty.</summary>
+    /// has passed; false once the queue is completed and empty. Past the delay a batch with room still waits for requests
+    /// that have arrived and are being decoded (<see cref="Arriving"/>), by default for at most half a forward pass's recent
+    /// time (<see cref="ServingOptions.MaxArrivalWait"/>): a request left out waits for the next free worker and then its
+    /// own pass — up to two passes — while waiting for it costs the batch a decode. Under concurrent clients this keeps each worker's batches whole (closed-loop clients answered
+    /// together come back together, a few milliseconds apart as their images decode), instead of closing on the first few
+    /// and leaving the rest a pass behind.</summary>
     private bool Gather(ChannelReader<Item> reader, List<Item> batch)
     {
         if (!WaitToRead(reader, Timeout.InfiniteTimeSpan)) return false;
         long deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxDelay.TotalSeconds * Stopwatch.Frequency);
+        long arrivalDeadline = _options.MaxDelay == TimeSpan.Zero ? deadline
+            : deadline + (_options.MaxArrivalWait is { } wait ? (long)(wait.TotalSeconds * Stopwatch.Frequency) : Volatile.Read(ref _batchTicks) / 2);
+        long poll = Math.Max(1, Stopwatch.Frequency / 500); // 2 ms: an arriving request may fail to decode and never come
         bool open = true;
         while (batch.Count < BatchLimit()) // the share can fall as more requests arrive while the batch gathers
         {
@@ -187,8 +215,10 @@ internal sealed class DynamicBatcher : IDisposable
                 continue;
             }
             if (batch.Count == 0) { if (!(open = WaitToRead(reader, Timeout.InfiniteTimeSpan))) break; continue; }
-            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-            if (left <= TimeSpan.Zero || !WaitToRead(reader, left)) break;
+            long now = Stopwatch.GetTimestamp();
+            long until = now < deadline ? deadline : Arriving > 0 ? Math.Min(arrivalDeadline, now + poll) : now;
+            if (until <= now) break;
+            if (!WaitToRead(reader, Stopwatch.GetElapsedTime(now, until)) && reader.Completion.IsCompleted) break;
         }
         // Images count as queued until their forward pass starts (also while the batch gathers).
         _metrics.QueueLength(Interlocked.Add(ref _queued, -batch.Count));
@@ -215,7 +245,16 @@ internal sealed class DynamicBatcher : IDisposable
     {
         var p = _model.Preprocessing;
         using var blank = zeros(1, p.Channels, p.CropSize, p.CropSize);
+        var started = Stopwatch.GetTimestamp();
         using var output = _model.HasClassifier ? _model.Forward(blank) : _model.Features(blank);
+        RecordBatchTime(Stopwatch.GetTimestamp() - started);
+    }
+
+    /// <summary>Folds one forward pass's time into the moving average (one part in four).</summary>
+    private void RecordBatchTime(long ticks)
+    {
+        long old = Volatile.Read(ref _batchTicks);
+        Volatile.Write(ref _batchTicks, old == 0 ? ticks : old + (ticks - old) / 4);
     }
 
     private void Run(List<Item> batch)
@@ -273,6 +312,7 @@ internal sealed class DynamicBatcher : IDisposable
             {
                 foreach (var item in items) item.Done.TrySetException(e);
             }
+            RecordBatchTime(Stopwatch.GetTimestamp() - started);
             _metrics.Batch(items.Length, Stopwatch.GetElapsedTime(started));
         }
     }

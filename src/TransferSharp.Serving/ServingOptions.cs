@@ -9,6 +9,12 @@ public sealed record ServingOptions
     /// <summary>How long the first image of a batch waits for others before the batch runs.</summary>
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>How much longer than <see cref="MaxDelay"/> a batch with room waits for requests already received whose
+    /// images are still being read or decoded; null: half of the recent forward passes' time (a request left out waits
+    /// for the next free worker and then its own pass). Zero waits for none; with a <see cref="MaxDelay"/> of zero no batch
+    /// waits at all.</summary>
+    public TimeSpan? MaxArrivalWait { get; init; }
+
     /// <summary>Forward passes that may run at once (each on its share of the intra-op threads); 0 chooses: two for
     /// TorchSharp where that is safe and measured faster on this machine's two cores, else one (docs/benchmarks.md, "Serving").</summary>
     public int Workers { get; init; }
@@ -42,6 +48,7 @@ public sealed record ServingOptions
     {
         if (MaxBatch < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatch), MaxBatch, "must be at least 1");
         if (MaxDelay < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxDelay), MaxDelay, "must not be negative");
+        if (MaxArrivalWait < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(MaxArrivalWait), MaxArrivalWait, "must not be negative");
         if (Workers < 0) throw new ArgumentOutOfRangeException(nameof(Workers), Workers, "must not be negative (0 chooses)");
         if (MaxQueue < 1) throw new ArgumentOutOfRangeException(nameof(MaxQueue), MaxQueue, "must be at least 1");
         if (MaxUploadBytes < 1) throw new ArgumentOutOfRangeException(nameof(MaxUploadBytes), MaxUploadBytes, "must be at least 1");

@@ -185,7 +185,7 @@ public static class TransferSharpEndpoints
         ImageResult[] results;
         try
         {
-            results = await batcher.RunAsync(images, task, top, options.RequestTimeout, http.RequestAborted);
+            results = await batcher.RunAsync(images, task, top, options.RequestTimeout, http.RequestAborted, inFlight);
         }
         catch (QueueFullException e)
         {

@@ -38,7 +38,7 @@ public sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
         public int MaxBatch { get; init; } = 16;
 
         [CommandOption("--max-delay-ms <MS>")]
-        [Description("How long the first image of a batch waits for others (milliseconds).")]
+        [Description("How long the first image of a batch waits for others (milliseconds). Requests already received and still decoding are waited for a little longer (at most half a forward pass) so that concurrent clients stay in whole batches; 0 never waits.")]
         [DefaultValue(5.0)]
         public double MaxDelayMs { get; init; } = 5;
 

@@ -254,6 +254,54 @@ public sealed class ServeEndpointTests(ServingFixture fixture)
         Assert.Equal(0, Value("transfersharp_batch_size_bucket{le=\"16\"}") - Value("transfersharp_batch_size_bucket{le=\"8\"}"));
     }
 
+    /// <summary>A request body sent in two halves with a pause between: the server has the request (its handler runs)
+    /// while the body is still arriving.</summary>
+    private sealed class SlowBody(byte[] bytes, TimeSpan pause) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            await stream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+            await stream.FlushAsync();
+            await Task.Delay(pause);
+            await stream.WriteAsync(bytes.AsMemory(bytes.Length / 2));
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_batch_past_its_delay_waits_for_a_request_still_arriving_and_not_for_one_that_fails(bool arrivesWhole)
+    {
+        await using var server = await fixture.StartAsync(new ServingOptions
+        {
+            Workers = 1, MaxBatch = 8, MaxDelay = TimeSpan.FromMilliseconds(1), MaxArrivalWait = TimeSpan.FromSeconds(20),
+        });
+        var cat = File.ReadAllBytes(Cat);
+        // The slow request is received first; its body (whole, or garbage) completes 400 ms later.
+        var body = arrivesWhole ? cat : "not an image at all"u8.ToArray();
+        var slow = server.Client.PostAsync("v1/predict", new SlowBody(body, TimeSpan.FromMilliseconds(400)) { Headers = { ContentType = new("image/jpeg") } });
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (server.Batcher.Arriving == 0 && DateTime.UtcNow < deadline) await Task.Delay(5);
+        Assert.Equal(1, server.Batcher.Arriving);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var fast = await server.Client.PostAsync("v1/predict", RunningServer.ImageBody(cat));
+        Assert.Equal(HttpStatusCode.OK, fast.StatusCode);
+        Assert.Equal(arrivesWhole ? HttpStatusCode.OK : HttpStatusCode.UnsupportedMediaType, (await slow).StatusCode);
+        // The fast image's batch waited past its 1 ms for the slow one, but only until that one was refused: not 20 s.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the fast request took {clock.Elapsed}");
+        var Value = await Metrics(server);
+        Assert.Equal(arrivesWhole ? 2 : 1, Value("transfersharp_images_total"));
+        Assert.Equal(1, Value("transfersharp_batch_size_count"));
+        Assert.Equal(0, server.Batcher.Arriving);
+    }
+
     [Fact]
     public void Workers_are_what_is_asked_and_one_for_onnx_runtime_when_left_to_choose()
     {
