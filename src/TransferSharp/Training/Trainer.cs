@@ -63,20 +63,51 @@ public static class Trainer
             (train, validation) = train.StratifiedSplit(options.ValidationSplit, options.Seed);
         }
         var (trainSet, validationSet) = (train, validation);
-        return Fit(model, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation,
+        var record = Fit(model, classes, options, run, train.Origin, train.Count, validation?.Count ?? 0, clock, cancellation,
             () => CreateTask(model, trainSet, validationSet, options, run, cancellation));
+        return RefitsClassifier(options) && validationSet is not null
+            ? RefitClassifier(model, trainSet, validationSet, options, run, cancellation)
+            : record;
+    }
+
+    /// <summary>Fine-tuning whose classifier is refitted at the end (<see cref="TrainOptions.RefitHead"/>, a linear head).</summary>
+    private static bool RefitsClassifier(TrainOptions options) =>
+        options is { Mode: TrainMode.FineTune, RefitHead: true } && LogisticHead.Applies(options with { Mode = TrainMode.Head });
+
+    /// <summary>After fine-tuning (the best validation epoch kept), the classifier is fitted again as <see cref="TrainMode.Head"/>
+    /// fits a head — L-BFGS on the fine-tuned body's features of the unaugmented images, λ chosen on the validation data,
+    /// then refitted on training + validation data — and replaces the one fine-tuning trained (under label smoothing, on
+    /// augmented crops, of the training split only). Measured on six fine-tuned models of two data sets: +0.4 to +4.0 points
+    /// of test accuracy, lower test loss in every one (docs/workflows.md). The record stays fine-tuning's (its validation
+    /// scores are those of the epochs, so <see cref="TrainMode.Auto"/> still compares honestly), with the fit in
+    /// <see cref="TrainingRecord.ClassifierRefit"/>.</summary>
+    private static TrainingRecord RefitClassifier(VisionModel model, Dataset train, Dataset validation, TrainOptions options, TrainRunOptions run,
+        CancellationToken cancellation)
+    {
+        var tuned = model.Training!;
+        var description = model.Description;
+        // Head mode's own fit: no label smoothing (fine-tuning's would flatten the fit: 88.8 % against 89.2 % on the garments),
+        // λ searched rather than fine-tuning's L2.
+        var fit = Train(model, train, validation, options with { Mode = TrainMode.Head, HeadSolver = HeadSolver.Lbfgs, LabelSmoothing = 0, L2 = 0 },
+            run with { Checkpoint = new CheckpointOptions(), OnEpoch = null }, cancellation);
+        model.Description = description;
+        model.Training = tuned with { ClassifierRefit = fit.HeadFit, Seconds = tuned.Seconds + fit.Seconds };
+        return model.Training;
     }
 
     /// <summary>Epochs of the fine-tuning <see cref="TrainMode.Auto"/> tries: the recipe's (<see cref="TrainOptions.FineTuneEpochs"/>).</summary>
     public const int AutoFineTuneEpochs = TrainOptions.FineTuneEpochs;
 
-    /// <summary><see cref="TrainMode.Auto"/>: the head, then fine-tuning from it when the data is large enough, kept only when
-    /// the validation split says it helps. The split is the same for both (seeded), so their accuracies compare.</summary>
+    /// <summary><see cref="TrainMode.Auto"/>: the head, then fine-tuning from it when the data is large enough and the
+    /// estimated time fits <see cref="TrainOptions.AutoBudget"/>, kept only when the validation split says it helps. The
+    /// split is the same for both (seeded), and both are scored the same way: the validation accuracy of an L-BFGS classifier
+    /// fitted on the training split's features — the pretrained body's for the head, the fine-tuned body's for fine-tuning
+    /// (its <see cref="TrainingRecord.ClassifierRefit"/> search; the best epoch's accuracy when there is none). Whichever
+    /// is kept is then refitted on training + validation data (<see cref="TrainOptions.RefitHead"/>), as the other modes are.</summary>
     private static TrainingRecord TrainAuto(VisionModel model, Dataset train, Dataset? validation, TrainOptions options, TrainRunOptions run,
         CancellationToken cancellation)
     {
         var clock = Stopwatch.StartNew();
-        var head = FitSplitHead(model, train, validation, options, run, cancellation);
         var description = model.Description;
         TrainingRecord Keep(TrainingRecord record, string decision)
         {
@@ -84,29 +115,50 @@ public static class Trainer
             model.Description = description;
             return model.Training;
         }
-        if (train.Count < options.AutoMinTrainImages)
-            return Keep(head, $"head only: {train.Count} training images, fewer than the {options.AutoMinTrainImages} for which fine-tuning is tried");
+        TrainingRecord HeadOnly(string why) => Keep(Train(model, train, validation, options with { Mode = TrainMode.Head }, run, cancellation), why);
+        int trainImages = validation is null ? train.Count - (int)Math.Round(train.Count * options.ValidationSplit) : train.Count;
+        if (trainImages < options.AutoMinTrainImages)
+            return HeadOnly($"head only: {trainImages} training images, fewer than the {options.AutoMinTrainImages} for which fine-tuning is tried");
+        if (validation is null && options.ValidationSplit <= 0)
+            return HeadOnly("head only: without validation data nothing can tell whether fine-tuning helps");
+
+        var head = FitSplitHead(model, train, validation, options, run, cancellation);
         if (head.BestValidationAccuracy is not { } headAccuracy)
-            return Keep(head, "head only: without validation data nothing can tell whether fine-tuning helps");
+            return HeadOnly("head only: without validation data nothing can tell whether fine-tuning helps");
+        var tuneOptions = TrainOptions.FineTuneFromHead(model.Architecture!.Head, AutoFineTuneEpochs) with
+        {
+            ValidationSplit = options.ValidationSplit, Seed = options.Seed, Device = options.Device, Loader = options.Loader,
+            EmaDecay = options.EmaDecay, Mixup = options.Mixup, CutMix = options.CutMix, RefitHead = options.RefitHead,
+        };
+        // Fine-tuning's time, from the head's: an epoch passes the training images forward and backward (about three
+        // forward passes' work, plus augmentation) and the validation images forward once; the head passed both forward once.
+        int validationImages = head.ValidationSamples;
+        double perImage = head.Seconds / Math.Max(1, head.TrainSamples + validationImages);
+        var estimate = TimeSpan.FromSeconds(perImage * AutoFineTuneEpochs * (3 * head.TrainSamples + validationImages));
+        if (estimate > options.AutoBudget)
+            return RefitKept(head, $"head: fine-tuning {AutoFineTuneEpochs} epochs of {head.TrainSamples} images would take about {estimate.TotalMinutes:F0} min, over the budget of {options.AutoBudget.TotalMinutes:0.#} min");
+
         var snapshot = model.Module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone(), StringComparer.Ordinal);
         try
         {
-            var tuneOptions = TrainOptions.FineTuneFromHead(model.Architecture!.Head, AutoFineTuneEpochs) with
-            {
-                ValidationSplit = options.ValidationSplit, Seed = options.Seed, Device = options.Device, Loader = options.Loader,
-                EmaDecay = options.EmaDecay, Mixup = options.Mixup, CutMix = options.CutMix,
-            };
             var tuned = Train(model, train, validation, tuneOptions, run, cancellation);
-            if (tuned.BestValidationAccuracy is { } tunedAccuracy && tunedAccuracy > headAccuracy)
+            double? tunedAccuracy = tuned.ClassifierRefit is { } refit
+                ? refit.Candidates.FirstOrDefault(c => c.L2 == refit.L2)?.ValidationAccuracy
+                : tuned.BestValidationAccuracy;
+            if (tunedAccuracy > headAccuracy)
                 return Keep(tuned, $"fine-tuned: {tunedAccuracy:P1} validation accuracy after {AutoFineTuneEpochs} epochs from the head, which had {headAccuracy:P1}");
             StateLoader.Load(model.Module, snapshot, LoadPolicy.Exact, "the head's weights");
             foreach (var p in model.Module.parameters()) p.requires_grad = false;
-            return Keep(head, $"head: fine-tuning reached {tuned.BestValidationAccuracy:P1} validation accuracy, not above the head's {headAccuracy:P1}, so the head was kept");
+            return RefitKept(head, $"head: fine-tuning reached {tunedAccuracy:P1} validation accuracy, not above the head's {headAccuracy:P1}, so the head was kept");
         }
         finally
         {
             foreach (var t in snapshot.Values) t.Dispose();
         }
+
+        // The head is kept: fitted again as head mode fits it (refitted on training + validation data unless told not to).
+        TrainingRecord RefitKept(TrainingRecord split, string decision) =>
+            options.RefitHead ? HeadOnly(decision) : Keep(split, decision);
     }
 
     /// <summary>The L-BFGS head on cached features of the training split, not refitted on the validation data: fine-tuning

@@ -45,6 +45,35 @@ public sealed class FineTuneRecipeTests : IDisposable
         Assert.Equal(2, record.History.Count);
         Assert.NotNull(record.BestValidationAccuracy);
         Assert.Equal(12, record.TrainSamples);
+
+        // At the end the classifier is fitted again on the fine-tuned body's features: λ chosen on the 3 validation
+        // images, then all 15; the validation scores stay those of the epochs.
+        Assert.NotNull(record.ClassifierRefit);
+        Assert.Equal(15, record.ClassifierRefit!.FinalFitSamples);
+        Assert.Equal(record.History[record.BestEpoch - 1].ValidationAccuracy, record.BestValidationAccuracy);
+    }
+
+    [Fact]
+    public void The_classifier_refit_is_head_modes_fit_on_the_fine_tuned_body()
+    {
+        // Fine-tuning's label smoothing must not leak into the refit: the same λ path as head mode on the saved model.
+        var tuned = Train("tuned", "--epochs", "1");
+        var data = Path.Combine(_dir, "data");
+        var head = Path.Combine(_dir, "head.safetensors");
+        CliRunner.RunJson(["train", "--model", Path.Combine(_dir, "tuned.safetensors"), "--data", data, "--mode", "head", "--out", head]);
+        using var refitted = VisionModel.Load(head);
+        var expected = refitted.Training!.HeadFit!.Candidates.Select(c => (c.L2, c.ValidationLoss)).ToArray();
+        Assert.Equal(expected, tuned.ClassifierRefit!.Candidates.Select(c => (c.L2, c.ValidationLoss)).ToArray());
+    }
+
+    [Fact]
+    public void No_refit_head_keeps_the_fine_tuned_classifier()
+    {
+        var record = Train("kept", "--epochs", "1", "--no-refit-head");
+        Assert.Null(record.ClassifierRefit);
+        Assert.False(record.Options.RefitHead);
+        // Without validation data there is nothing to choose λ on: the fine-tuned classifier stays.
+        Assert.Null(Train("noval", "--epochs", "1", "--val-split", "0").ClassifierRefit);
     }
 
     [Fact]

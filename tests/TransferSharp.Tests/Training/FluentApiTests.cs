@@ -142,27 +142,40 @@ public sealed class FluentApiTests : IDisposable
     public void Auto_mode_fits_the_head_then_keeps_fine_tuning_only_when_validation_says_it_helps()
     {
         var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "auto"), 6, "bag", "trouser"));
-        VisionModel Run(int minImages) => Transfer.From("resnet18").WithWeights("none").WithImageSize(32).Train(train).ValidateOn(train)
-            .WithOptions(o => o with { Mode = TrainMode.Auto, AutoMinTrainImages = minImages, Seed = 1 }).Run();
+        VisionModel Run(int minImages, TimeSpan? budget = null) => Transfer.From("resnet18").WithWeights("none").WithImageSize(32).Train(train).ValidateOn(train)
+            .WithOptions(o => o with { Mode = TrainMode.Auto, AutoMinTrainImages = minImages, AutoBudget = budget ?? o.AutoBudget, Seed = 1 }).Run();
+        static void AssertSameWeights(VisionModel a, VisionModel b)
+        {
+            foreach (var (name, t) in a.Module.state_dict())
+                Assert.True(t.equal(b.Module.state_dict()[name]).all().item<bool>(), name);
+        }
 
+        // Too few images: the head exactly as head mode fits it (refitted on training + validation data).
         using var small = Run(minImages: 500);
         Assert.StartsWith("head only: 12 training images", small.Training!.Decision);
         Assert.Equal(TrainMode.Head, small.Training.Options.Mode);
+        Assert.Equal(24, small.Training.HeadFit!.FinalFitSamples);
+
+        // Fine-tuning estimated over the budget: the head, and the reason.
+        using var hurried = Run(minImages: 0, budget: TimeSpan.Zero);
+        Assert.Matches("^head: fine-tuning 12 epochs of 12 images would take about .* min, over the budget of 0 min$", hurried.Training!.Decision);
+        AssertSameWeights(small, hurried);
 
         using var tried = Run(minImages: 0);
         var decision = tried.Training!.Decision!;
         if (decision.StartsWith("fine-tuned", StringComparison.Ordinal))
         {
+            // Judged as the head is: the validation accuracy of a classifier fitted on the training split's features.
             Assert.Equal(TrainMode.FineTune, tried.Training.Options.Mode);
-            Assert.True(tried.Training.BestValidationAccuracy > small.Training.BestValidationAccuracy);
+            var refit = tried.Training.ClassifierRefit!;
+            Assert.True(refit.Candidates.Single(c => c.L2 == refit.L2).ValidationAccuracy > small.Training.BestValidationAccuracy);
         }
         else
         {
-            // The head's weights came back: the same model as the head-only run.
+            // The head's weights came back and were refitted: the same model as the head-only run.
             Assert.StartsWith("head: fine-tuning reached", decision);
             Assert.Equal(TrainMode.Head, tried.Training.Options.Mode);
-            foreach (var (name, t) in small.Module.state_dict())
-                Assert.True(t.equal(tried.Module.state_dict()[name]).all().item<bool>(), name);
+            AssertSameWeights(small, tried);
         }
     }
 }
