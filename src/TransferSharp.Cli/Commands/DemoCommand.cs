@@ -38,7 +38,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         public int? ImageSize { get; init; }
 
         [CommandOption("--head-epochs <N>")]
-        [Description("Train the head by epochs on cached features (AdamW at 3e-3) instead of `transfer train`'s default, a logistic regression fitted to convergence by L-BFGS.")]
+        [Description("Train the head by epochs on cached features (AdamW at 3e-3) instead of `transfer train --mode head`'s default, a logistic regression fitted to convergence by L-BFGS.")]
         public int? HeadEpochs { get; init; }
 
         [CommandOption("--finetune-epochs <N>")]

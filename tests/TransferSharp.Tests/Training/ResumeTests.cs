@@ -63,16 +63,22 @@ public sealed class ResumeTests : IDisposable
     }
 
     [Theory]
-    [InlineData(false, 5)]
+    [InlineData("plain", 5)]
     // Every issue-12 ingredient on (weight average, mixup and CutMix, the one-cycle schedule, discriminative rates over
     // two body groups, gradual unfreezing: layer3 joins in epoch 3), killed in epoch 3: the resumed stage takes the average from the checkpoint, mixes its batches and
     // sets each group's rate as the uninterrupted run did.
-    [InlineData(true, 8)]
-    public void FineTuningKilledMidEpochResumesToTheSameWeights(bool ingredients, int killAtBatch)
+    [InlineData("ingredients", 8)]
+    // The default recipe (linear head, BatchNorm statistics frozen, label smoothing, crops), killed in epoch 2: the resumed
+    // run ends on the same best epoch, and the classifier refitted after it is the same.
+    [InlineData("recipe", 5)]
+    public void FineTuningKilledMidEpochResumesToTheSameWeights(string variant, int killAtBatch)
     {
-        var options = ingredients
-            ? FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0, Schedule = ScheduleKind.OneCycle, LayerDecay = 0.5, UnfreezeTop = 3, GradualUnfreeze = true }
-            : FineTune;
+        var options = variant switch
+        {
+            "ingredients" => FineTune with { EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0, Schedule = ScheduleKind.OneCycle, LayerDecay = 0.5, UnfreezeTop = 3, GradualUnfreeze = true },
+            "recipe" => TrainOptions.FineTuneFromHead(new HeadSpec(), epochs: 3) with { BatchSize = 6, ValidationSplit = 0.25, Seed = 7, Loader = new LoaderOptions { Workers = 2 } },
+            _ => FineTune,
+        };
         var reference = Run(options, Path.Combine(_dir, "a.ckpt"), false, 0, out _);
         Assert.False(File.Exists(Path.Combine(_dir, "a.ckpt")), "a completed run deletes its checkpoint");
 
