@@ -62,8 +62,9 @@ app.Configure(config =>
         .WithExample("summary", "--model", "resnet50")
         .WithExample("summary", "--model", "ResNet50", "--size", "320", "--json");
     config.AddCommand<TrainCommand>("train")
-        .WithDescription("Train a classifier on a folder of labelled images: a new head on a pretrained body, or fine-tuning.")
-        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--mode", "head", "--epochs", "20", "--out", "model.safetensors")
+        .WithDescription("Train a classifier on a folder of labelled images: a new head on a pretrained body, then fine-tuning where the validation split says it helps (--mode auto, the default).")
+        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--out", "model.safetensors")
+        .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--mode", "head", "--out", "model.safetensors")
         .WithExample("train", "--model", "resnet50", "--data", "photos/train", "--val", "photos/val", "--mode", "finetune", "--epochs", "9", "--unfreeze", "2", "--out", "model.safetensors");
     config.AddCommand<LrFindCommand>("lr-find")
         .WithDescription("Learning-rate range test (fastai's lr_find): an exponential ramp of the rate over ~100 mini-batches; prints the suggested rate (valley rule) and draws the curve.")
