@@ -77,7 +77,7 @@ public static class Trainer
     /// <summary>After fine-tuning (the best validation epoch kept), the classifier is fitted again as <see cref="TrainMode.Head"/>
     /// fits a head — L-BFGS on the fine-tuned body's features of the unaugmented images, λ chosen on the validation data,
     /// then refitted on training + validation data — and replaces the one fine-tuning trained (under label smoothing, on
-    /// augmented crops, of the training split only). Measured on six fine-tuned models of two data sets: +0.4 to +4.0 points
+    /// augmented crops, of the training split only). Measured on seven fine-tuned models of two data sets: +0.4 to +4.0 points
     /// of test accuracy, lower test loss in every one (docs/workflows.md). The record stays fine-tuning's (its validation
     /// scores are those of the epochs, so <see cref="TrainMode.Auto"/> still compares honestly), with the fit in
     /// <see cref="TrainingRecord.ClassifierRefit"/>.</summary>
