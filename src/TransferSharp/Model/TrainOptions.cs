@@ -113,7 +113,7 @@ public sealed record TrainOptions
     /// <summary>Head mode, L-BFGS head with λ chosen on validation data: refit the head on the training and validation
     /// samples together with the chosen λ, as scikit-learn's <c>LogisticRegressionCV(refit=True)</c> does, so the final
     /// model learns from every labelled image (the validation scores in the record are those of the search, before the
-    /// refit). Not in <see cref="TrainMode.Auto"/>'s head arm, whose validation score must stay honest for its choice.
+    /// refit). <see cref="TrainMode.Auto"/> compares its arms on the scores before the refit, then refits the arm it keeps.
     /// On by default: +1.6 points on the garments and +3.4 on the MNIST digits (docs/workflows.md). Fine-tuning starts
     /// from the head of the training split (not refitted), and at its end, with validation data, fits its classifier again
     /// the same way on the fine-tuned body's features (<see cref="TrainingRecord.ClassifierRefit"/>).</summary>
