@@ -179,9 +179,10 @@ public sealed record TrainOptions
     /// (800 garments gained a point in the demo; docs/workflows.md).</summary>
     public int AutoMinTrainImages { get; init; } = 500;
 
-    /// <summary><see cref="TrainMode.Auto"/>: fine-tuning is tried only when its estimated time (from the head's feature
-    /// extraction: about three forward passes per training image per epoch) is within this budget. 30 minutes: 1,000
-    /// images at 160×160 on two cores estimate about 10.</summary>
+    /// <summary><see cref="TrainMode.Auto"/>: fine-tuning is tried only when its estimated time (the frozen body's forward
+    /// pass timed on 64 training images before anything is fitted: about three forward passes per training image per epoch,
+    /// one per validation image) is within this budget; otherwise the head is fitted alone, its features extracted once.
+    /// 30 minutes: 1,000 images at 160×160 on two cores estimate about 10.</summary>
     public TimeSpan AutoBudget { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>Epochs of <see cref="FineTuneFromHead"/> unless told otherwise.</summary>

@@ -155,6 +155,22 @@ public static class FeatureExtractor
     private static int Dimension(VisionModel model, ExtractOptions options) =>
         options.PreLogits ? model.Module.Graph.PreLogitsSize : model.Module.NumFeatures;
 
+    /// <summary>Seconds per image of extracting <paramref name="data"/>'s features, timed on up to <paramref name="images"/>
+    /// images spread over the set, after one untimed batch (the first pays for allocations and kernel choice). Bad images
+    /// are skipped and not recorded: the run that extracts the set records them.</summary>
+    internal static double SecondsPerImage(VisionModel model, Dataset data, ExtractOptions options, int images, CancellationToken cancellation)
+    {
+        using var predictor = CreatePredictor(model, options);
+        int warm = Math.Min(options.Loader.BatchSize, Math.Max(1, data.Count / 2));
+        int timed = Math.Max(1, Math.Min(images, data.Count - warm));
+        int total = warm + timed;
+        var order = Enumerable.Range(0, total).Select(i => (int)((long)i * data.Count / total)).ToArray();
+        Run(predictor, model, data, order, options, new BadImageLog(), null, 0, warm, cancellation, (_, _) => { });
+        var clock = Stopwatch.StartNew();
+        Run(predictor, model, data, order, options, new BadImageLog(), null, warm, timed, cancellation, (_, _) => { });
+        return clock.Elapsed.TotalSeconds / timed;
+    }
+
     private static Predictor CreatePredictor(VisionModel model, ExtractOptions options) =>
         new(model.Module, model.Preprocessing, null, new PredictorOptions { Device = options.Device, BatchSize = options.Loader.BatchSize });
 

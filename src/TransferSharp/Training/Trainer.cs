@@ -98,6 +98,9 @@ public static class Trainer
     /// <summary>Epochs of the fine-tuning <see cref="TrainMode.Auto"/> tries: the recipe's (<see cref="TrainOptions.FineTuneEpochs"/>).</summary>
     public const int AutoFineTuneEpochs = TrainOptions.FineTuneEpochs;
 
+    /// <summary>Images <see cref="TrainMode.Auto"/> times the frozen body on to estimate fine-tuning's time.</summary>
+    private const int AutoProbeImages = 64;
+
     /// <summary><see cref="TrainMode.Auto"/>: the head, then fine-tuning from it when the data is large enough and the
     /// estimated time fits <see cref="TrainOptions.AutoBudget"/>, kept only when the validation split says it helps. The
     /// split is the same for both (seeded), and both are scored the same way: the validation accuracy of an L-BFGS classifier
@@ -122,6 +125,16 @@ public static class Trainer
         if (validation is null && options.ValidationSplit <= 0)
             return HeadOnly("head only: without validation data nothing can tell whether fine-tuning helps");
 
+        // Fine-tuning's time, estimated before any head is fitted (so a head kept for the budget's sake extracts its features
+        // once): a timed pass of the frozen body over a few training images; an epoch passes the training images forward and
+        // backward (about three forward passes' work, plus augmentation) and the validation images forward once.
+        int validationImages = validation?.Count ?? train.Count - trainImages;
+        var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) }, PreLogits = true };
+        double perImage = FeatureExtractor.SecondsPerImage(model, train, extract, AutoProbeImages, cancellation);
+        var estimate = TimeSpan.FromSeconds(perImage * AutoFineTuneEpochs * (3 * trainImages + validationImages));
+        if (estimate > options.AutoBudget)
+            return HeadOnly($"head: fine-tuning {AutoFineTuneEpochs} epochs of {trainImages} images would take about {estimate.TotalMinutes:F0} min, over the budget of {options.AutoBudget.TotalMinutes:0.#} min");
+
         var head = FitSplitHead(model, train, validation, options, run, cancellation);
         if (head.BestValidationAccuracy is not { } headAccuracy)
             return HeadOnly("head only: without validation data nothing can tell whether fine-tuning helps");
@@ -130,18 +143,11 @@ public static class Trainer
             ValidationSplit = options.ValidationSplit, Seed = options.Seed, Device = options.Device, Loader = options.Loader,
             EmaDecay = options.EmaDecay, Mixup = options.Mixup, CutMix = options.CutMix, RefitHead = options.RefitHead,
         };
-        // Fine-tuning's time, from the head's: an epoch passes the training images forward and backward (about three
-        // forward passes' work, plus augmentation) and the validation images forward once; the head passed both forward once.
-        int validationImages = head.ValidationSamples;
-        double perImage = head.Seconds / Math.Max(1, head.TrainSamples + validationImages);
-        var estimate = TimeSpan.FromSeconds(perImage * AutoFineTuneEpochs * (3 * head.TrainSamples + validationImages));
-        if (estimate > options.AutoBudget)
-            return RefitKept(head, $"head: fine-tuning {AutoFineTuneEpochs} epochs of {head.TrainSamples} images would take about {estimate.TotalMinutes:F0} min, over the budget of {options.AutoBudget.TotalMinutes:0.#} min");
 
         var snapshot = model.Module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone(), StringComparer.Ordinal);
         try
         {
-            var tuned = Train(model, train, validation, tuneOptions, run, cancellation);
+            var tuned = FineTuneFromSplitHead(model, train, validation, tuneOptions, run, cancellation, head);
             double? tunedAccuracy = tuned.ClassifierRefit is { } refit
                 ? refit.Candidates.FirstOrDefault(c => c.L2 == refit.L2)?.ValidationAccuracy
                 : tuned.BestValidationAccuracy;
@@ -176,10 +182,10 @@ public static class Trainer
     /// as the head is refitted, doubled the time, gained nothing on the MNIST digits and cost the garments 1.4 points:
     /// docs/workflows.md.)</summary>
     private static TrainingRecord FineTuneFromSplitHead(VisionModel model, Dataset train, Dataset? validation, TrainOptions options,
-        TrainRunOptions run, CancellationToken cancellation)
+        TrainRunOptions run, CancellationToken cancellation, TrainingRecord? splitHead = null)
     {
         var clock = Stopwatch.StartNew();
-        var head = FitSplitHead(model, train, validation, options, run, cancellation);
+        var head = splitHead ?? FitSplitHead(model, train, validation, options, run, cancellation);
         var description = model.Description;
         var tuned = Train(model, train, validation, options with { HeadEpochs = 0 }, run, cancellation);
         model.Description = description;

@@ -142,8 +142,10 @@ public sealed class FluentApiTests : IDisposable
     public void Auto_mode_fits_the_head_then_keeps_fine_tuning_only_when_validation_says_it_helps()
     {
         var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "auto"), 6, "bag", "trouser"));
+        var extractions = 0; // passes of the frozen body over a whole data set, counted from the progress reports
         VisionModel Run(int minImages, TimeSpan? budget = null) => Transfer.From("resnet18").WithWeights("none").WithImageSize(32).Train(train).ValidateOn(train)
-            .WithOptions(o => o with { Mode = TrainMode.Auto, AutoMinTrainImages = minImages, AutoBudget = budget ?? o.AutoBudget, Seed = 1 }).Run();
+            .WithOptions(o => o with { Mode = TrainMode.Auto, AutoMinTrainImages = minImages, AutoBudget = budget ?? o.AutoBudget, Seed = 1 })
+            .Report(new SyncProgress(p => { if (p is { Phase: "extract" } && p.Done == p.Total) extractions++; })).Run();
         static void AssertSameWeights(VisionModel a, VisionModel b)
         {
             foreach (var (name, t) in a.Module.state_dict())
@@ -156,11 +158,15 @@ public sealed class FluentApiTests : IDisposable
         Assert.Equal(TrainMode.Head, small.Training.Options.Mode);
         Assert.Equal(24, small.Training.HeadFit!.FinalFitSamples);
 
-        // Fine-tuning estimated over the budget: the head, and the reason.
+        // Fine-tuning estimated over the budget (before anything is fitted): the head, and the reason; its features are
+        // extracted once (training and validation set: two passes), as head mode's are.
+        extractions = 0;
         using var hurried = Run(minImages: 0, budget: TimeSpan.Zero);
+        Assert.Equal(2, extractions);
         Assert.Matches("^head: fine-tuning 12 epochs of 12 images would take about .* min, over the budget of 0 min$", hurried.Training!.Decision);
         AssertSameWeights(small, hurried);
 
+        extractions = 0;
         using var tried = Run(minImages: 0);
         var decision = tried.Training!.Decision!;
         if (decision.StartsWith("fine-tuned", StringComparison.Ordinal))
@@ -169,6 +175,8 @@ public sealed class FluentApiTests : IDisposable
             Assert.Equal(TrainMode.FineTune, tried.Training.Options.Mode);
             var refit = tried.Training.ClassifierRefit!;
             Assert.True(refit.Candidates.Single(c => c.L2 == refit.L2).ValidationAccuracy > small.Training.BestValidationAccuracy);
+            // The split head's features once (fine-tuning starts from that head), the fine-tuned body's once for the refit.
+            Assert.Equal(4, extractions);
         }
         else
         {
@@ -176,7 +184,14 @@ public sealed class FluentApiTests : IDisposable
             Assert.StartsWith("head: fine-tuning reached", decision);
             Assert.Equal(TrainMode.Head, tried.Training.Options.Mode);
             AssertSameWeights(small, tried);
+            // The split head's features, the fine-tuned body's (the refit that scores it), the pretrained body's again (the
+            // kept head's refit on training + validation data).
+            Assert.Equal(6, extractions);
         }
     }
-}
 
+    private sealed class SyncProgress(Action<ProgressInfo> report) : IProgress<ProgressInfo>
+    {
+        public void Report(ProgressInfo value) => report(value);
+    }
+}
