@@ -13,7 +13,8 @@ namespace TransferSharp.Cli.Commands;
 /// <summary>
 /// `transfer demo`: the offline tour. On the bundled Fashion-MNIST subset it trains a head on pretrained
 /// features and on features of the same architecture with random weights, fine-tunes the pretrained one
-/// briefly, prints the three test accuracies side by side, saves the model and predicts a few test images.
+/// with the recipe of <c>transfer train --mode finetune</c>, prints the three test accuracies side by side, saves the model
+/// <c>--mode auto</c> would keep (chosen on the validation split) and predicts a few test images with it.
 /// </summary>
 public sealed class DemoCommand : Command<DemoCommand.Settings>
 {
@@ -121,7 +122,8 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
         using (var random = VisionModel.Load(settings.Model, "none", modelOptions, null, ct))
             arms.Add(RunHead("head on random-weight features", random));
         {
-            // The head model is written first; the fine-tuned model replaces the file only if it ends better on the test split.
+            // The head model is written first; the fine-tuned model replaces the file when --mode auto would keep it — judged on
+            // the validation split, never on the test split the demo reports.
             var modelPath = Path.Combine(settings.Out, ModelFileName(settings.Data is null ? null : root));
             model.Save(modelPath);
             var headHistory = model.Training!.History;
@@ -143,8 +145,13 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
                 $"val {tuned.BestValidationAccuracy:P1} at epoch {tuned.BestEpoch}"));
             Say($"test accuracy {report.Accuracy:P1} ({clock.Elapsed.TotalSeconds:F0}s)");
 
-            bool tunedIsBest = report.Accuracy >= arms[0].TestAccuracy;
+            // Auto's rule: the fine-tuned body's classifier, fitted on the training split, against the split head, both scored
+            // on the validation split.
+            double? headScore = tuned.HeadFit?.ChosenValidationAccuracy;
+            double? tunedScore = tuned.ClassifierRefit?.ChosenValidationAccuracy ?? tuned.BestValidationAccuracy;
+            bool tunedIsBest = tunedScore > headScore;
             if (tunedIsBest) tunedModel.Save(modelPath);
+            var choice = $"{(tunedIsBest ? "fine-tuned" : "pretrained head")}: validation accuracy {tunedScore:P1} fine-tuned, {headScore:P1} head";
             var curves = Path.Combine(settings.Out, "fine-tuning.curves.png");
             Plots.SaveTrainingCurves(tuned.History, curves, "fine-tuning");
             var headCurves = Path.Combine(settings.Out, "pretrained-head.curves.png");
@@ -165,7 +172,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
                 {
                     settings.Model, ImageSize = imageSize, Data = root,
                     Results = arms,
-                    ModelFile = modelPath, Pictures = new[] { curves, headCurves, confusion },
+                    ModelFile = modelPath, Saved = choice, Pictures = new[] { curves, headCurves, confusion },
                     Predictions = predictions.Select(p => new { Image = p.Source, Predicted = p.Top[0].Label, p.Top[0].Probability }),
                     Seconds = total.Elapsed.TotalSeconds,
                 });
@@ -176,7 +183,7 @@ public sealed class DemoCommand : Command<DemoCommand.Settings>
             AnsiConsole.WriteLine();
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"pretrained features beat random ones by [bold]{(arms[0].TestAccuracy - arms[1].TestAccuracy) * 100:F1}[/] points.");
-            AnsiConsole.MarkupLine($"saved [bold]{Markup.Escape(modelPath)}[/] ({(tunedIsBest ? "fine-tuned" : "pretrained head")}); pictures: {Markup.Escape(string.Join(", ", curves, headCurves, confusion))}");
+            AnsiConsole.MarkupLine($"saved [bold]{Markup.Escape(modelPath)}[/] ({Markup.Escape(choice)}); pictures: {Markup.Escape(string.Join(", ", curves, headCurves, confusion))}");
             AnsiConsole.MarkupLine("predictions of the saved model (try: [bold]transfer predict --model " + Markup.Escape(modelPath) + " IMAGE[/]):");
             foreach (var p in predictions)
             {

@@ -330,4 +330,9 @@ public sealed record HeadFitRecord(double L2, bool Converged, IReadOnlyList<Head
     /// <summary>Samples of the final fit: the training samples, plus the validation samples when the head was refitted
     /// on both with the chosen λ (<see cref="TrainOptions.RefitHead"/>).</summary>
     public int? FinalFitSamples { get; init; }
+
+    /// <summary>Validation accuracy of the fit at the kept λ, before any refit (null without validation data): the score
+    /// <see cref="TrainMode.Auto"/> compares its arms on. Derived from <see cref="Candidates"/>, so not written.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double? ChosenValidationAccuracy => Candidates.FirstOrDefault(c => c.L2 == L2)?.ValidationAccuracy;
 }

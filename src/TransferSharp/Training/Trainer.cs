@@ -148,9 +148,7 @@ public static class Trainer
         try
         {
             var tuned = FineTuneFromSplitHead(model, train, validation, tuneOptions, run, cancellation, head);
-            double? tunedAccuracy = tuned.ClassifierRefit is { } refit
-                ? refit.Candidates.FirstOrDefault(c => c.L2 == refit.L2)?.ValidationAccuracy
-                : tuned.BestValidationAccuracy;
+            double? tunedAccuracy = tuned.ClassifierRefit is { } refit ? refit.ChosenValidationAccuracy : tuned.BestValidationAccuracy;
             if (tunedAccuracy > headAccuracy)
                 return Keep(tuned, $"fine-tuned: {tunedAccuracy:P1} validation accuracy after {AutoFineTuneEpochs} epochs from the head, which had {headAccuracy:P1}");
             StateLoader.Load(model.Module, snapshot, LoadPolicy.Exact, "the head's weights");

@@ -174,7 +174,7 @@ public sealed class FluentApiTests : IDisposable
             // Judged as the head is: the validation accuracy of a classifier fitted on the training split's features.
             Assert.Equal(TrainMode.FineTune, tried.Training.Options.Mode);
             var refit = tried.Training.ClassifierRefit!;
-            Assert.True(refit.Candidates.Single(c => c.L2 == refit.L2).ValidationAccuracy > small.Training.BestValidationAccuracy);
+            Assert.True(refit.ChosenValidationAccuracy > small.Training.BestValidationAccuracy);
             // The split head's features once (fine-tuning starts from that head), the fine-tuned body's once for the refit.
             Assert.Equal(4, extractions);
         }

@@ -19,9 +19,12 @@ public sealed class WorkflowCliTests : IDisposable
         TrainingData.Folder(Path.Combine(root, "train"), 4, "bag", "coat");
         TrainingData.Folder(Path.Combine(root, "test"), 2, "bag", "coat");
         var output = Path.Combine(_dir, "demo-out");
-        var (code, _, err) = CliRunner.Run("demo", "--data", root, "--model", "resnet18", "--weights", "none", "--image-size", "32",
+        var (code, json, err) = CliRunner.Run("demo", "--data", root, "--model", "resnet18", "--weights", "none", "--image-size", "32",
             "--finetune-epochs", "1", "--out", output, "--json");
         Assert.True(code == 0, err);
+        // The saved model is chosen on the validation split, as --mode auto chooses, and the output says which and why.
+        var saved = System.Text.Json.JsonDocument.Parse(json).RootElement.GetProperty("saved").GetString()!;
+        Assert.Matches("^(fine-tuned|pretrained head): validation accuracy [0-9.]+ % fine-tuned, [0-9.]+ % head$", saved);
         Assert.True(File.Exists(Path.Combine(output, "tiny-set.safetensors")), string.Join(", ", Directory.GetFiles(output).Select(Path.GetFileName)));
         Assert.False(File.Exists(Path.Combine(output, "fashion.safetensors")));
     }
