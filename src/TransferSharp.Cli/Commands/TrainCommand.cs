@@ -188,6 +188,14 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
         [DefaultValue(1.0)]
         public double LayerDecay { get; init; } = 1;
 
+        [CommandOption("--auto-budget <MINUTES>")]
+        [Description("auto: the longest fine-tuning auto tries, in minutes of estimated wall time (estimated before anything is fitted, from a timed pass of the frozen body over 64 training images); over it auto fits the head alone and says so. Default 30; 0 never fine-tunes.")]
+        public double? AutoBudget { get; init; }
+
+        [CommandOption("--auto-min-images <N>")]
+        [Description("auto: the fewest training images (after the validation split) for which fine-tuning is tried; below, the head alone. Default 200 (measured on two data sets: docs/workflows.md, \"How much data\").")]
+        public int? AutoMinImages { get; init; }
+
         [CommandOption("--no-refit-head")]
         [Description("head mode, L-BFGS head: keep the head fitted on the training split. By default, once λ is chosen on the validation data, the head is refitted on training + validation data with it (scikit-learn's LogisticRegressionCV refit; +1.6 and +3.4 points measured on two data sets). Fine-tuning (and --mode auto's fine-tuned arm) likewise fits its classifier again at the end on the fine-tuned body's features of training + validation images (+0.4 to +4.0 points measured on seven fine-tuned models); this flag keeps the fine-tuned classifier. --mode auto compares its two arms before either refit, then refits the one it keeps (this flag: neither).")]
         public bool NoRefitHead { get; init; }
@@ -315,6 +323,10 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             if (string.IsNullOrWhiteSpace(Out)) return ValidationResult.Error("--out is required, e.g. --out model.safetensors");
             if (!Out.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return ValidationResult.Error("--out must end in .safetensors");
             if (FreezeBatchNorm && TrainBatchNorm) return ValidationResult.Error("--freeze-bn and --train-bn contradict each other: give one");
+            if ((AutoBudget is not null || AutoMinImages is not null) && !Mode.Equals("auto", StringComparison.OrdinalIgnoreCase))
+                return ValidationResult.Error($"--auto-budget and --auto-min-images set what --mode auto tries; they mean nothing with --mode {Mode}");
+            if (AutoBudget is < 0 or > 1e6 or double.NaN) return ValidationResult.Error($"--auto-budget {AutoBudget}: give minutes from 0 (never fine-tune) to 1000000");
+            if (AutoMinImages is < 0) return ValidationResult.Error($"--auto-min-images {AutoMinImages}: give a count of images, 0 or more");
             return ValidationResult.Success();
         }
     }
@@ -386,6 +398,8 @@ public sealed class TrainCommand : Command<TrainCommand.Settings>
             LayerDecay = s.LayerDecay,
             GradualUnfreeze = s.GradualUnfreeze,
             RefitHead = !s.NoRefitHead,
+            AutoBudget = s.AutoBudget is { } minutes ? TimeSpan.FromMinutes(minutes) : d.AutoBudget,
+            AutoMinTrainImages = s.AutoMinImages ?? d.AutoMinTrainImages,
             WeightDecay = s.WeightDecay,
             L2 = s.L2,
             HeadSolver = headSolver,

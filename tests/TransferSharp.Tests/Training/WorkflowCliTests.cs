@@ -30,6 +30,24 @@ public sealed class WorkflowCliTests : IDisposable
     }
 
     [Fact]
+    public void Auto_budget_and_min_images_reach_auto_and_mean_nothing_elsewhere()
+    {
+        var data = TrainingData.Folder(Path.Combine(_dir, "auto-data"), 4, "bag", "coat");
+        var model = Path.Combine(_dir, "auto.safetensors");
+        string[] common = ["train", "--model", "resnet18", "--weights", "none", "--image-size", "32", "--data", data, "--val-split", "0.25"];
+        var record = CliRunner.RunJson([.. common, "--auto-min-images", "0", "--auto-budget", "0", "--out", model]);
+        Assert.Matches("^head: fine-tuning 8 epochs of 6 images would take about .* min, over the budget of 0 min$", record.GetProperty("decision").GetString());
+        Assert.True(File.Exists(model));
+        foreach (var bad in new[] { new[] { "--mode", "head", "--auto-budget", "5" }, ["--mode", "finetune", "--auto-min-images", "100"], ["--auto-budget", "-1"] })
+        {
+            var (code, _, err) = CliRunner.Run([.. common, .. bad, "--out", Path.Combine(_dir, "refused.safetensors")]);
+            Assert.Equal(2, code);
+            Assert.Contains(bad[^1] == "-1" ? "--auto-budget -1" : "mean nothing with --mode", System.Text.RegularExpressions.Regex.Replace(err, @"\s+", " "));
+        }
+        Assert.False(File.Exists(Path.Combine(_dir, "refused.safetensors")));
+    }
+
+    [Fact]
     public void Train_evaluate_extract_and_predict_on_a_folder()
     {
         var data = TrainingData.Folder(Path.Combine(_dir, "data"), 4, "bag", "coat", "sandal");
