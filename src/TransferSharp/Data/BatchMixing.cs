@@ -12,17 +12,20 @@ namespace TransferSharp.Data;
 /// </summary>
 internal static class BatchMixing
 {
-    /// <summary>Mixed images and soft targets [N, classes] for images [N, C, H, W] and class indices [N].</summary>
+    /// <summary>Mixed images and soft targets [N, classes] for images [N, C, H, W] and class indices [N]; the caller owns both.
+    /// Every other tensor made here (views, products) is disposed before returning: left to the finalizer thread, such
+    /// temporaries crashed a CutMix run with SIGSEGV (../shared/notes/torchsharp-memory.md).</summary>
     public static (Tensor Images, Tensor Targets) Apply(Tensor images, Tensor labels, int classes, double mixupAlpha, double cutMixAlpha, Random random)
     {
+        using var scope = NewDisposeScope();
         bool cut = cutMixAlpha > 0 && (mixupAlpha <= 0 || random.NextDouble() < 0.5);
         double lambda = Beta(cut ? cutMixAlpha : mixupAlpha, random);
         long n = images.shape[0];
         var perm = new long[n];
         for (int i = 0; i < n; i++) perm[i] = i;
         random.Shuffle(perm);
-        using var index = tensor(perm, device: images.device);
-        using var partner = images.index_select(0, index);
+        var index = tensor(perm, device: images.device);
+        var partner = images.index_select(0, index);
         Tensor mixed;
         if (cut)
         {
@@ -38,10 +41,10 @@ internal static class BatchMixing
             lambda = 1 - (double)((y1 - y0) * (x1 - x0)) / (h * w);
         }
         else mixed = images * lambda + partner * (1 - lambda);
-        using var onehot = nn.functional.one_hot(labels, classes).to(ScalarType.Float32);
-        using var partnerHot = onehot.index_select(0, index.to(onehot.device));
+        var onehot = nn.functional.one_hot(labels, classes).to(ScalarType.Float32);
+        var partnerHot = onehot.index_select(0, index.to(onehot.device));
         var targets = onehot * lambda + partnerHot * (1 - lambda);
-        return (mixed, targets);
+        return (mixed.MoveToOuterDisposeScope(), targets.MoveToOuterDisposeScope());
     }
 
     /// <summary>A draw of Beta(α, α), from two Gamma(α) draws.</summary>

@@ -267,7 +267,11 @@ internal static class TrainLoop
         {
             if (!task.Persist(name)) continue;
             if (best.TryGetValue(name, out var b)) b.copy_(t);
-            else best[name] = t.detach().clone().DetachFromDisposeScope();
+            else
+            {
+                using var detached = t.detach(); // disposed, not left to the finalizer thread (../shared/notes/torchsharp-memory.md)
+                best[name] = detached.clone().DetachFromDisposeScope();
+            }
         }
     }
 

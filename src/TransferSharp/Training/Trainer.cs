@@ -265,6 +265,7 @@ public static class Trainer
         {
             model.eval();
             model.to(CPU);
+            (task as IDisposable)?.Dispose(); // its cached features: freed now, not left to the finalizer thread
         }
         var record = new TrainingRecord
         {
@@ -334,7 +335,7 @@ public static class Trainer
     }
 
     /// <summary>Head training on features extracted once by the frozen body (eval transform, no augmentation).</summary>
-    private sealed class HeadTask : ITrainingTask<Tensor>
+    private sealed class HeadTask : ITrainingTask<Tensor>, IDisposable
     {
         private readonly Tensor _trainX, _trainY;
         private readonly Tensor? _valX, _valY;
@@ -406,6 +407,14 @@ public static class Trainer
         }
 
         public bool Persist(string tensorName) => Model.Graph.IsHeadTensor(tensorName);
+
+        public void Dispose()
+        {
+            _trainX.Dispose();
+            _trainY.Dispose();
+            _valX?.Dispose();
+            _valY?.Dispose();
+        }
     }
 
     /// <summary>Fine-tuning on images: stage 1 the head on the frozen body, stage 2 the top groups unfrozen at a lower rate.</summary>

@@ -33,7 +33,10 @@ internal sealed class WeightAverage : IDisposable
                         $"the checkpoint's weight average does not match the model at '{name}' (missing or another shape); start without resuming, or delete it");
                 start = s;
             }
-            _tensors.Add((name, live, start.detach().to(live.dtype, live.device).clone().DetachFromDisposeScope()));
+            // Every intermediate disposed here, none left to the finalizer thread (../shared/notes/torchsharp-memory.md).
+            using var detached = start.detach();
+            using var converted = detached.to(live.dtype, live.device);
+            _tensors.Add((name, live, converted.clone().DetachFromDisposeScope()));
         }
     }
 

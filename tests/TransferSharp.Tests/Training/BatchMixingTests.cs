@@ -53,4 +53,25 @@ public sealed class BatchMixingTests
         double mean = Enumerable.Range(0, 20000).Select(_ => BatchMixing.Beta(0.4, random)).Average();
         Assert.Equal(0.5, mean, 1);
     }
+
+    [Theory]
+    [InlineData(0.8, 0.0)]
+    [InlineData(0.0, 1.0)]
+    [InlineData(0.8, 1.0)]
+    public void Mixing_leaves_no_tensor_to_the_garbage_collector(double mixup, double cutMix)
+    {
+        // A temporary left to the finalizer thread is what crashed a CutMix fine-tuning run with SIGSEGV at its seventh
+        // epoch (../shared/notes/torchsharp-memory.md): every tensor Apply makes is disposed or returned.
+        using var scope = NewDisposeScope();
+        var (x, y) = Batch(8);
+        var stats = TorchSharp.DisposeScopeManager.Statistics;
+        long before = stats.ThreadTotalLiveCount;
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var (mixed, targets) = BatchMixing.Apply(x, y, 8, mixup, cutMix, new Random(seed));
+            mixed.Dispose();
+            targets.Dispose();
+        }
+        Assert.Equal(before, stats.ThreadTotalLiveCount);
+    }
 }

@@ -190,6 +190,27 @@ public sealed class FluentApiTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Fine_tuning_with_every_ingredient_leaves_no_tensor_to_the_garbage_collector()
+    {
+        // A tensor left to the finalizer thread can crash the process (../shared/notes/torchsharp-memory.md; a CutMix run
+        // did, at its seventh epoch). A second run on the same model makes no new parameters, so whatever it leaves alive on
+        // this thread it leaked. The epoch loop alone (a head trained by epochs, no refit): feature extraction's predictor
+        // (BatchNorm folded) is left out.
+        var train = ImageDataset.FromFolder(TrainingData.Folder(Path.Combine(_dir, "leak"), 6, "bag", "trouser"));
+        using var model = Transfer.From("resnet18").WithWeights("none").WithImageSize(32).Open();
+        var options = TrainOptions.FineTuneFromHead(new HeadSpec(), 3) with
+        {
+            HeadEpochs = 1, RefitHead = false, ValidationSplit = 0.25, Seed = 1, EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0,
+            GradualUnfreeze = true, LayerDecay = 0.7, Loader = new LoaderOptions { BatchSize = 4, Workers = 1 },
+        };
+        Trainer.Train(model, train, null, options);
+        var stats = TorchSharp.DisposeScopeManager.Statistics;
+        long before = stats.ThreadTotalLiveCount;
+        Trainer.Train(model, train, null, options);
+        Assert.Equal(before, stats.ThreadTotalLiveCount);
+    }
+
     private sealed class SyncProgress(Action<ProgressInfo> report) : IProgress<ProgressInfo>
     {
         public void Report(ProgressInfo value) => report(value);
