@@ -184,7 +184,7 @@ public sealed record TrainOptions
     /// <summary><see cref="TrainMode.Auto"/>: fine-tuning is tried only when its estimated time (the frozen body's forward
     /// pass timed on 64 training images before anything is fitted: about three forward passes per training image per epoch,
     /// one per validation image) is within this budget; otherwise the head is fitted alone, its features extracted once.
-    /// 30 minutes: 1,000 images at 160×160 on two cores estimate about 6.</summary>
+    /// 30 minutes: 1,000 images at 160×160 on two cores estimate about 7 (docs/workflows.md).</summary>
     public TimeSpan AutoBudget { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>Epochs of <see cref="FineTuneFromHead"/> unless told otherwise: 8 is at or above 6 and 12 on both data sets of
