@@ -267,12 +267,16 @@ internal static class TrainLoop
         {
             if (!task.Persist(name)) continue;
             if (best.TryGetValue(name, out var b)) b.copy_(t);
-            else
-            {
-                using var detached = t.detach(); // disposed, not left to the finalizer thread (../shared/notes/torchsharp-memory.md)
-                best[name] = detached.clone().DetachFromDisposeScope();
-            }
+            else best[name] = DetachedCopy(t);
         }
+    }
+
+    /// <summary>A copy of <paramref name="t"/> outside autograd and any dispose scope, owned by the caller; the intermediate
+    /// detached view is disposed, not left to the finalizer thread (../shared/notes/torchsharp-memory.md).</summary>
+    internal static Tensor DetachedCopy(Tensor t)
+    {
+        using var detached = t.detach();
+        return detached.clone().DetachFromDisposeScope();
     }
 
     private static string Fingerprint(string source) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source)))[..16];

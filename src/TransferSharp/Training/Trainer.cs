@@ -129,8 +129,7 @@ public static class Trainer
         // once): a timed pass of the frozen body over a few training images; an epoch passes the training images forward and
         // backward (about three forward passes' work, plus augmentation) and the validation images forward once.
         int validationImages = validation?.Count ?? train.Count - trainImages;
-        var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) }, PreLogits = true };
-        double perImage = FeatureExtractor.SecondsPerImage(model, train, extract, AutoProbeImages, cancellation);
+        double perImage = FeatureExtractor.SecondsPerImage(model, train, HeadTask.ExtractOptionsFor(options), AutoProbeImages, cancellation);
         var estimate = TimeSpan.FromSeconds(perImage * AutoFineTuneEpochs * (3 * trainImages + validationImages));
         if (estimate > options.AutoBudget)
             return HeadOnly($"head: fine-tuning {AutoFineTuneEpochs} epochs of {trainImages} images would take about {estimate.TotalMinutes:F0} min, over the budget of {options.AutoBudget.TotalMinutes:0.#} min");
@@ -144,7 +143,7 @@ public static class Trainer
             EmaDecay = options.EmaDecay, Mixup = options.Mixup, CutMix = options.CutMix, RefitHead = options.RefitHead,
         };
 
-        var snapshot = model.Module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone(), StringComparer.Ordinal);
+        var snapshot = model.Module.state_dict().ToDictionary(kv => kv.Key, kv => TrainLoop.DetachedCopy(kv.Value), StringComparer.Ordinal);
         try
         {
             var tuned = FineTuneFromSplitHead(model, train, validation, tuneOptions, run, cancellation, head);
@@ -357,10 +356,14 @@ public static class Trainer
             TrainCount = train.Count;
         }
 
+        /// <summary>How head training extracts its features (pre-logits, the run's device and loader); <see cref="TrainMode.Auto"/>
+        /// times the same extraction for its estimate.</summary>
+        public static ExtractOptions ExtractOptionsFor(TrainOptions options) =>
+            new() { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) }, PreLogits = true };
+
         public static HeadTask Create(VisionModel model, Dataset train, Dataset? val, TrainOptions options, TrainRunOptions run, CancellationToken ct)
         {
-            var extract = new ExtractOptions { Device = options.Device, Loader = options.Loader with { BatchSize = Math.Max(options.Loader.BatchSize, 1) }, PreLogits = true };
-            var features = FeatureExtractor.ExtractEach(model, val is null ? [train] : [train, val], extract, run.BadImages, run.Progress, ct);
+            var features = FeatureExtractor.ExtractEach(model, val is null ? [train] : [train, val], ExtractOptionsFor(options), run.BadImages, run.Progress, ct);
             return new HeadTask(model.Module, features[0], val is null ? null : features[1], options);
         }
 
