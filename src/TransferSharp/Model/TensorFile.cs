@@ -14,7 +14,11 @@ internal static class TensorFile
     public static void Write(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string> metadata)
     {
         // The writer copies raw bytes: hand it contiguous CPU tensors.
-        var prepared = tensors.Select(t => (t.Name, Owned: t.Tensor.detach().cpu().contiguous())).ToList();
+        // Made in a scope, so the detached and moved intermediates are disposed here rather than by the finalizer thread
+        // (../shared/notes/torchsharp-memory.md); a checkpoint writes every epoch.
+        List<(string Name, Tensor Owned)> prepared;
+        using (NewDisposeScope())
+            prepared = tensors.Select(t => (t.Name, Owned: t.Tensor.detach().cpu().contiguous().DetachFromDisposeScope())).ToList();
         try
         {
             SafeTensors.Write(path, prepared.Select(t => new KeyValuePair<string, Tensor>(t.Name, t.Owned)), metadata);

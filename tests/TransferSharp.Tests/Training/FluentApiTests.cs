@@ -204,10 +204,12 @@ public sealed class FluentApiTests : IDisposable
             HeadEpochs = 1, RefitHead = false, ValidationSplit = 0.25, Seed = 1, EmaDecay = 0.9, Mixup = 0.8, CutMix = 1.0,
             GradualUnfreeze = true, LayerDecay = 0.7, Loader = new LoaderOptions { BatchSize = 4, Workers = 1 },
         };
-        Trainer.Train(model, train, null, options);
+        // With a checkpoint written every epoch (a file of its own per run, deleted when the run completes).
+        TrainRunOptions Run(string name) => new() { Checkpoint = new CheckpointOptions { Path = Path.Combine(_dir, name + ".ckpt") } };
+        Trainer.Train(model, train, null, options, Run("first"));
         var stats = TorchSharp.DisposeScopeManager.Statistics;
         long before = stats.ThreadTotalLiveCount;
-        Trainer.Train(model, train, null, options);
+        Trainer.Train(model, train, null, options, Run("second"));
         Assert.Equal(before, stats.ThreadTotalLiveCount);
     }
 
